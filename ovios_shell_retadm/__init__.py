@@ -1,0 +1,1 @@
+"""retadm, restore, edit-cron and options for ovios-shell."""

@@ -1,0 +1,134 @@
+"""The node's persistent state: one SQLite file under ``/etc/ovios``.
+
+Two tables: ``options`` (name → value text) and ``tasks`` (source dataset →
+JSON record).  SQLite gives us transactions, so concurrent cron runs and shell
+sessions neither lose updates nor see half-written values, and a process killed
+in the middle of a write leaves the previous value in place.  Read-modify-write
+of a task record runs inside ``BEGIN IMMEDIATE`` (see :meth:`Store.update_task`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from . import settings
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS options (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    dataset TEXT PRIMARY KEY,
+    record  TEXT NOT NULL
+);
+"""
+
+# How long a writer waits for another writer before giving up (seconds).
+_BUSY_TIMEOUT = 30.0
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written (permissions, disk full, corruption)."""
+
+
+class Store:
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path is not None else settings.store_path()
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- options -----------------------------------------------------------------
+
+    def get_option(self, name: str) -> str | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT value FROM options WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_option(self, name: str, value: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO options(name, value) VALUES(?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
+    def all_options(self) -> dict[str, str]:
+        with self._connect() as conn:
+            return dict(conn.execute("SELECT name, value FROM options ORDER BY name"))
+
+    # -- replication task records ------------------------------------------------
+
+    def get_task(self, dataset: str) -> dict[str, Any] | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT record FROM tasks WHERE dataset = ?", (dataset,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def all_tasks(self) -> dict[str, dict[str, Any]]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT dataset, record FROM tasks ORDER BY dataset").fetchall()
+        return {dataset: json.loads(record) for dataset, record in rows}
+
+    def create_task(self, dataset: str, record: dict[str, Any]) -> bool:
+        """Insert a new task; False (and nothing written) if one already exists."""
+        with self._transaction() as conn:
+            exists = conn.execute("SELECT 1 FROM tasks WHERE dataset = ?", (dataset,)).fetchone()
+            if exists:
+                return False
+            conn.execute("INSERT INTO tasks(dataset, record) VALUES(?, ?)", (dataset, json.dumps(record)))
+            return True
+
+    def update_task(
+        self, dataset: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Atomically read, change and write one task record.
+
+        ``change`` gets the current record (a copy) and returns the new one, or None
+        to leave it as it is.  Returns the record as stored afterwards, or None when
+        the task does not exist.
+        """
+        with self._transaction() as conn:
+            row = conn.execute("SELECT record FROM tasks WHERE dataset = ?", (dataset,)).fetchone()
+            if row is None:
+                return None
+            record = json.loads(row[0])
+            new = change(dict(record))
+            if new is None:
+                return record
+            conn.execute("UPDATE tasks SET record = ? WHERE dataset = ?", (json.dumps(new), dataset))
+            return new
+
+    def delete_task(self, dataset: str) -> bool:
+        with self._transaction() as conn:
+            cur = conn.execute("DELETE FROM tasks WHERE dataset = ?", (dataset,))
+            return cur.rowcount > 0
