@@ -1,0 +1,40 @@
+# Set-up on a fresh Debian 12 machine, as root:
+#   make demo   install everything, bring up the two-node lab, open ovios-shell on src
+#   make test   install everything plus the test tools, run the whole test suite
+
+PYTHON  ?= python3
+VENV    := $(CURDIR)/.venv
+PY      := $(VENV)/bin/python
+DEBS    := zfs-fuse openssh-server openssh-client cron iproute2 util-linux procps python3-venv
+PYTEST_ARGS ?=
+
+.PHONY: demo test install debs lab-down clean
+
+demo: install
+	$(VENV)/bin/ovios-lab up
+	$(VENV)/bin/ovios-lab shell src
+
+test: install
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: debs $(VENV)/.installed
+	ln -sf $(VENV)/bin/ovios-shell /usr/bin/ovios-shell
+
+debs:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+lab-down:
+	$(VENV)/bin/ovios-lab down
+
+clean: lab-down
+	rm -rf $(VENV) build *.egg-info

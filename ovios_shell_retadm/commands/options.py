@@ -1,0 +1,55 @@
+"""``options`` — list, show and set the shell's persistent options."""
+
+from __future__ import annotations
+
+import cmd2
+from tabulate import tabulate
+
+from .. import options as catalogue
+from ..store import StoreError
+from .base import OviosCommandSet
+
+
+def _option_names(_self: cmd2.CommandSet) -> cmd2.Choices:
+    return cmd2.Choices.from_values(sorted(catalogue.CATALOGUE))
+
+
+def _option_values(_self: cmd2.CommandSet, arg_tokens: dict[str, list[str]]) -> cmd2.Choices:
+    name = (arg_tokens.get("name") or [""])[0]
+    option = catalogue.CATALOGUE.get(name)
+    return cmd2.Choices.from_values(option.choices if option else ())
+
+
+def _build_parser() -> cmd2.Cmd2ArgumentParser:
+    parser = cmd2.Cmd2ArgumentParser(
+        description="Show or set the shell's persistent options.",
+        epilog="examples: 'options' lists all; 'options cron.enable' shows one; "
+        "'options ssh.allow.root on' sets one.",
+    )
+    parser.add_argument("name", nargs="?", help="option name", choices_provider=_option_names)
+    parser.add_argument("value", nargs="?", help="new value", choices_provider=_option_values)
+    return parser
+
+
+class OptionsCommands(OviosCommandSet):
+    @cmd2.with_argparser(_build_parser)
+    def do_options(self, args) -> None:
+        """Show or set the shell's persistent options."""
+        try:
+            if args.name is None:
+                values = catalogue.all_values()
+                rows = [(name, value, catalogue.CATALOGUE[name].description) for name, value in values.items()]
+                self.out(tabulate(rows, headers=("OPTION", "VALUE", "DESCRIPTION"), tablefmt="simple",
+                                  disable_numparse=True))
+            elif args.value is None:
+                self.out(f"{args.name} {catalogue.get(args.name)}")
+            else:
+                catalogue.set_value(args.name, args.value)
+                self.out(f"Configuration {args.name} updated.")
+        except catalogue.OptionError as exc:
+            self.fail(f"options: {exc}", exc.status)
+            return
+        except StoreError as exc:
+            self.fail(f"options: {exc}")
+            return
+        self.succeed()

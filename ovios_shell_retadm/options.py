@@ -1,0 +1,98 @@
+"""The catalogue of the shell's persistent options and what setting each one does.
+
+An option's value is applied to the system first and stored only when that
+worked, so the store never claims a state the node is not in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import services
+from .store import Store
+
+ON_OFF = ("on", "off")
+
+
+class OptionError(Exception):
+    """Unknown option or invalid value: one line for the user (a usage error)."""
+
+    status = 2
+
+
+class OptionNotApplied(OptionError):
+    """The value is valid but the system refused it; nothing was stored."""
+
+    status = 1
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] = ON_OFF
+    apply: Callable[[str], None] | None = None
+
+    def validate(self, value: str) -> str:
+        normalised = value.strip().lower()
+        if normalised not in self.choices:
+            raise OptionError(f"invalid value {value!r} for {self.name}: expected {' or '.join(self.choices)}")
+        return normalised
+
+
+CATALOGUE: dict[str, Option] = {
+    option.name: option
+    for option in (
+        Option(
+            "ssh.allow.root", "off",
+            "root may log in over SSH with a key (never with a password); needed by retadm",
+            apply=lambda v: services.set_root_login(v == "on"),
+        ),
+        Option(
+            "cron.enable", "off",
+            "run the cron daemon (schedules 'retadm inc')",
+            apply=lambda v: services.set_cron(v == "on"),
+        ),
+        Option(
+            "autosync.enable", "off",
+            "push configuration changes (targets, mappings, shares, users) to the replication partners",
+        ),
+    )
+}
+
+
+def lookup(name: str) -> Option:
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise OptionError(f"unknown option {name!r}; known options: {', '.join(sorted(CATALOGUE))}") from None
+
+
+def get(name: str, store: Store | None = None) -> str:
+    option = lookup(name)
+    value = (store or Store()).get_option(name)
+    return option.default if value is None else value
+
+
+def is_on(name: str, store: Store | None = None) -> bool:
+    return get(name, store) == "on"
+
+
+def all_values(store: Store | None = None) -> dict[str, str]:
+    stored = (store or Store()).all_options()
+    return {name: stored.get(name, option.default) for name, option in sorted(CATALOGUE.items())}
+
+
+def set_value(name: str, value: str, store: Store | None = None) -> str:
+    """Validate, apply to the system, then persist. Returns the stored value."""
+    option = lookup(name)
+    value = option.validate(value)
+    if option.apply is not None:
+        try:
+            option.apply(value)
+        except services.ServiceError as exc:
+            raise OptionNotApplied(f"{name} not changed: {exc}") from exc
+    (store or Store()).set_option(name, value)
+    return value
