@@ -1,0 +1,814 @@
+"""Typed calls to the ``zfs``/``zpool`` command-line tools on one :class:`Host`.
+
+The same code must drive OpenZFS 2.x (what OviOS nodes run) and older ZFS
+implementations such as Debian's zfs-fuse 0.7 (pool version 23, the everyday
+test lab).  Verified against zfs-fuse 0.7.0 here:
+
+* ``zfs list`` and ``zpool list``/``zpool get`` have **no** ``-p`` (and
+  ``zpool get`` no ``-H``), and ``zfs list -o guid`` prints a rounded ``4.25E``;
+  ``zfs get -H -p`` works, so numbers are always read through ``zfs get``.
+  ``zfs get`` has no ``-t``: :meth:`ZfsNode.history` filters names itself.
+* no ``zfs holds`` (it needs a missing ``pyzfs.py``), no bookmarks, no resume
+  tokens (``receive -s``), no ``receive -o``, no ``send -n/-v/-P/-L/-c``, no
+  ``written`` property, no zvols (no ``/dev/zfs``).
+* ``receive -u`` is accepted (undocumented in its usage text) and works.
+* ``hold``/``release`` report per snapshot ("tag already exists on this
+  dataset" / "no such tag on this dataset"), like OpenZFS.
+
+Capabilities are therefore probed, not assumed (:meth:`ZfsNode.capabilities`),
+by asking the CLI's own option parser: ``zfs receive -s`` with no operand fails
+with "missing snapshot argument" where ``-s`` exists and "invalid option" where it
+does not.  All probes run in one remote call and the answer is cached in memory
+and under ``settings.run_dir()``, so a cron run does not pay for it again.
+
+Every name is validated before it reaches a command line (:class:`InvalidName`),
+even though no shell ever parses our local argv and remote ones are quoted: a
+name that validates is one a user can read, and an option can never be smuggled
+in as a dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from . import settings
+from .hosts import DEFAULT_TIMEOUT, CommandFailed, Host, Result
+
+# ---------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------
+
+#: ZFS_MAX_DATASET_NAME_LEN (256) less the terminating NUL; applies to the whole
+#: name, ``pool/fs@snap`` included.
+MAX_NAME_LEN = 255
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+_ALLOWED = "letters, digits, '_', '.', ':' and '-'"
+_PROPERTY = re.compile(r"[a-z0-9][a-z0-9_.:+-]*")
+_TOKEN = re.compile(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*")
+_DATASET_TYPES = ("filesystem", "volume", "snapshot", "bookmark")
+
+
+class ZfsError(Exception):
+    """A ZFS-level problem that is not a failed command (bad name, missing feature)."""
+
+
+class InvalidName(ZfsError, ValueError):
+    """A dataset, snapshot, bookmark, tag or property name we refuse to use."""
+
+
+class Unsupported(ZfsError):
+    """The node's ZFS lacks what was asked for (e.g. bookmarks on zfs-fuse)."""
+
+
+class NoSuchDataset(CommandFailed):
+    """zfs/zpool said the dataset, snapshot or pool does not exist."""
+
+
+def _check_component(kind: str, whole: str, part: str) -> None:
+    if part == "":
+        raise InvalidName(f"invalid {kind} {whole!r}: empty name component")
+    if part in (".", ".."):
+        raise InvalidName(f"invalid {kind} {whole!r}: {part!r} is not a name")
+    for ch in part:
+        if ch not in _NAME_CHARS:
+            raise InvalidName(f"invalid {kind} {whole!r}: character {ch!r} not allowed (use {_ALLOWED})")
+
+
+def _check_text(kind: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidName(f"invalid {kind} {value!r}: must be a non-empty string")
+    if len(value) > MAX_NAME_LEN:
+        raise InvalidName(f"invalid {kind} {value[:40]!r}...: longer than {MAX_NAME_LEN} characters")
+    return value
+
+
+def validate_dataset_name(name: str) -> str:
+    """Return ``name`` if it is a filesystem/volume name (``pool/a/b``), else raise.
+
+    ZFS rules, stricter where ZFS is lax: components of letters, digits and
+    ``_ . : -`` separated by single ``/``; the pool begins with a letter; no
+    ``.``/``..`` component; no ``@``/``#`` (those name snapshots and bookmarks);
+    no spaces (ZFS allows them, our users do not need them).
+    """
+    _check_text("dataset name", name)
+    for mark, what in (("@", "snapshot"), ("#", "bookmark")):
+        if mark in name:
+            raise InvalidName(f"invalid dataset name {name!r}: {mark!r} belongs to a {what} name")
+    parts = name.split("/")
+    for part in parts:
+        _check_component("dataset name", name, part)
+    if not parts[0][0].isalpha():
+        raise InvalidName(f"invalid dataset name {name!r}: the pool name must begin with a letter")
+    return name
+
+
+def validate_pool_name(name: str) -> str:
+    """Return ``name`` if it is a pool name (a dataset name without ``/``)."""
+    validate_dataset_name(name)
+    if "/" in name:
+        raise InvalidName(f"invalid pool name {name!r}: a pool name has no '/'")
+    return name
+
+
+def _validate_short(kind: str, name: str) -> str:
+    _check_text(kind, name)
+    _check_component(kind, name, name)
+    if name[0] in "-.":
+        raise InvalidName(f"invalid {kind} {name!r}: must not begin with {name[0]!r}")
+    return name
+
+
+def validate_snapshot_name(name: str) -> str:
+    """Return ``name`` if it is a snapshot's own name (the part after ``@``)."""
+    return _validate_short("snapshot name", name)
+
+
+def validate_bookmark_name(name: str) -> str:
+    """Return ``name`` if it is a bookmark's own name (the part after ``#``)."""
+    return _validate_short("bookmark name", name)
+
+
+def validate_tag(tag: str) -> str:
+    """Return ``tag`` if it is usable as a hold tag (OpenZFS reserves a leading '.')."""
+    return _validate_short("hold tag", tag)
+
+
+def validate_property_name(name: str) -> str:
+    """Return ``name`` if it is a native or user (``module:prop``) property name."""
+    _check_text("property name", name)
+    if not _PROPERTY.fullmatch(name):
+        raise InvalidName(f"invalid property name {name!r}")
+    return name
+
+
+def _validate_value(name: str, value: str) -> str:
+    if not isinstance(value, str) or any(ch in value for ch in "\0\n\r\t"):
+        raise InvalidName(f"invalid value for {name}: {value!r} (no tabs, newlines or NUL)")
+    return value
+
+
+def snapshot_full_name(dataset: str, snapshot: str) -> str:
+    """``dataset@snapshot``, both validated, within the length limit."""
+    full = f"{validate_dataset_name(dataset)}@{validate_snapshot_name(snapshot)}"
+    return _check_text("snapshot", full)
+
+
+def bookmark_full_name(dataset: str, bookmark: str) -> str:
+    """``dataset#bookmark``, both validated, within the length limit."""
+    full = f"{validate_dataset_name(dataset)}#{validate_bookmark_name(bookmark)}"
+    return _check_text("bookmark", full)
+
+
+def split_snapshot(full: str) -> tuple[str, str]:
+    """``("pool/fs", "snap")`` from ``"pool/fs@snap"``, validating both parts."""
+    _check_text("snapshot", full)
+    dataset, at, snapshot = full.partition("@")
+    if not at:
+        raise InvalidName(f"invalid snapshot {full!r}: expected dataset@name")
+    snapshot_full_name(dataset, snapshot)
+    return dataset, snapshot
+
+
+def pool_of(dataset: str) -> str:
+    """The pool a dataset (or snapshot, or bookmark) lives in."""
+    return re.split(r"[/@#]", dataset, maxsplit=1)[0]
+
+
+def _validate_target(name: str) -> str:
+    """A dataset or a full snapshot name: what ``zfs get``/``set``/``list`` take."""
+    if "@" in name:
+        split_snapshot(name)
+        return name
+    return validate_dataset_name(name)
+
+
+# ---------------------------------------------------------------------------
+# Values
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    type: str  # "filesystem" or "volume"
+
+    @property
+    def pool(self) -> str:
+        return pool_of(self.name)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot as replication sees it: identified by ``guid``, ordered by ``createtxg``."""
+
+    dataset: str
+    name: str
+    guid: int
+    createtxg: int
+    creation: int  # seconds since the epoch
+
+    @property
+    def full(self) -> str:
+        return f"{self.dataset}@{self.name}"
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """A bookmark: a snapshot's guid and txg without its data (an incremental base)."""
+
+    dataset: str
+    name: str
+    guid: int
+    createtxg: int
+    creation: int
+
+    @property
+    def full(self) -> str:
+        return f"{self.dataset}#{self.name}"
+
+
+@dataclass(frozen=True)
+class History:
+    """A dataset's own snapshots and bookmarks, oldest first."""
+
+    snapshots: tuple[Snapshot, ...]
+    bookmarks: tuple[Bookmark, ...]
+
+
+# ---------------------------------------------------------------------------
+# Capabilities
+# ---------------------------------------------------------------------------
+
+#: Pool features whose state the probe reads (``feature@...`` on OpenZFS).
+_FEATURES = ("bookmarks", "extensible_dataset", "large_blocks", "embedded_data")
+
+#: (key, shell command) pairs.  Options are probed by the CLI's own getopt: with
+#: no operand a known flag ends in "missing ... argument", an unknown one in
+#: "invalid option".  Nothing is created, read from stdin or destroyed.
+_PROBES: tuple[tuple[str, str], ...] = (
+    ("version", "zfs version"),
+    ("properties", "zfs get"),
+    ("receive_u", "zfs receive -u"),
+    ("receive_s", "zfs receive -s"),
+    ("receive_o", "zfs receive -o readonly=on"),
+    ("send_estimate", "zfs send -n -v -P"),
+    ("send_large_blocks", "zfs send -L"),
+    ("send_compressed", "zfs send -c"),
+    ("bookmark", "zfs bookmark"),
+    ("holds", "zfs holds -H"),
+    ("dev_zfs", "test -c /dev/zfs && echo present"),
+    ("features", "zpool get -H -o name,property,value " + ",".join(f"feature@{f}" for f in _FEATURES)),
+)
+
+_PROBE_KEYS = frozenset(key for key, _ in _PROBES)
+
+#: One constant script (no user input in it) that runs every probe.
+PROBE_SCRIPT = "; ".join(f"echo '@@{key}'; {command} </dev/null 2>&1" for key, command in _PROBES)
+
+_REFUSED = re.compile(r"invalid option|unrecognized command|internal error|not found")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one node's ZFS can do.  Defaults describe the oldest ZFS we meet.
+
+    ``bookmarks`` and ``resume_tokens`` say what the *CLI* knows; whether a given
+    pool has the feature enabled is :meth:`bookmarks_on` / :meth:`resumable_on`.
+    """
+
+    version: str = ""  # "zfs-2.3.2-1"; "" where `zfs version` is missing (zfs-fuse)
+    bookmarks: bool = False  # zfs bookmark, send -i #bookmark
+    resume_tokens: bool = False  # receive -s, receive_resume_token, send -t
+    receive_u: bool = False  # receive without mounting
+    receive_o: bool = False  # receive -o property=value
+    send_estimate: bool = False  # send -n -v -P (size estimate, parsable progress)
+    send_large_blocks: bool = False  # send -L
+    send_compressed: bool = False  # send -c
+    written: bool = False  # the `written` property
+    zvols: bool = False
+    holds_list: bool = False  # `zfs holds` works
+    pool_features: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def has_feature(self, pool: str, feature: str) -> bool:
+        """Whether ``feature@<feature>`` is enabled or active on ``pool``."""
+        return feature in self.pool_features.get(pool, frozenset())
+
+    def bookmarks_on(self, pool: str) -> bool:
+        return self.bookmarks and self.has_feature(pool, "bookmarks")
+
+    def resumable_on(self, pool: str) -> bool:
+        return self.resume_tokens and self.has_feature(pool, "extensible_dataset")
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["pool_features"] = {pool: sorted(feats) for pool, feats in self.pool_features.items()}
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Capabilities:
+        data = json.loads(text)
+        data["pool_features"] = {pool: frozenset(feats) for pool, feats in data["pool_features"].items()}
+        return cls(**data)
+
+
+def _sections(output: str) -> dict[str, str]:
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith("@@") and line[2:] in _PROBE_KEYS:
+            current = sections.setdefault(line[2:], [])
+        elif current is not None:
+            current.append(line)
+    return {key: "\n".join(lines) for key, lines in sections.items()}
+
+
+def parse_probe(output: str) -> Capabilities:
+    """Capabilities from the output of :data:`PROBE_SCRIPT` (pure, for tests)."""
+    out = _sections(output)
+
+    def accepted(key: str) -> bool:
+        text = out.get(key, "")
+        return bool(text) and not _REFUSED.search(text)
+
+    properties = set(re.findall(r"^\t(\S+)\s+(?:YES|NO)\s", out.get("properties", ""), re.M))
+    if not properties:
+        raise ZfsError("the zfs command is missing or does not work: " + out.get("properties", "").strip()[:200])
+    features: dict[str, set[str]] = {}
+    for line in out.get("features", "").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[1].startswith("feature@") and parts[2] in ("enabled", "active"):
+            features.setdefault(parts[0], set()).add(parts[1].removeprefix("feature@"))
+    version = out.get("version", "").splitlines()
+    return Capabilities(
+        version=version[0].strip() if version and version[0].startswith("zfs-") else "",
+        bookmarks=accepted("bookmark"),
+        resume_tokens=accepted("receive_s") and "receive_resume_token" in properties,
+        receive_u=accepted("receive_u"),
+        receive_o=accepted("receive_o"),
+        send_estimate=accepted("send_estimate"),
+        send_large_blocks=accepted("send_large_blocks"),
+        send_compressed=accepted("send_compressed"),
+        written="written" in properties,
+        zvols="present" in out.get("dev_zfs", ""),
+        holds_list=accepted("holds"),
+        pool_features={pool: frozenset(feats) for pool, feats in features.items()},
+    )
+
+
+class _CapabilityCache:
+    """Probed capabilities on disk, per host, for ``ttl`` seconds.
+
+    The cache lives in the run directory (tmpfs: gone at reboot, which is also
+    when a local ZFS upgrade takes effect); the TTL bounds how stale a partner's
+    entry may get after *its* upgrade.  Failing to read or write it only costs a
+    probe.
+    """
+
+    ttl = 3600.0
+
+    def __init__(self, host_name: str):
+        digest = hashlib.sha256(host_name.encode()).hexdigest()[:20]
+        self.path = settings.run_dir() / "zfs-caps" / f"{digest}.json"
+
+    def load(self) -> Capabilities | None:
+        try:
+            if time.time() - self.path.stat().st_mtime > self.ttl:
+                return None
+            return Capabilities.from_json(self.path.read_text())
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def store(self, caps: Capabilities) -> None:
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".caps-")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(caps.to_json())
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------
+# Command builders for the pipeline (pure)
+# ---------------------------------------------------------------------------
+
+
+def send_argv(
+    dataset: str,
+    snapshot: str,
+    base: str | None = None,
+    base_is_bookmark: bool = False,
+    intermediates: bool = True,
+    properties: bool = False,
+    *,
+    caps: Capabilities,
+    compressed: bool = False,
+    large_blocks: bool = False,
+    progress: bool = False,
+) -> list[str]:
+    """``zfs send`` of ``dataset@snapshot``: full, or incremental from ``base``.
+
+    ``base`` is a snapshot (or, with ``base_is_bookmark``, a bookmark) of the
+    same dataset, by its own name.  ``intermediates`` sends every snapshot in
+    between (``-I``, so user snapshots travel too); a bookmark base only allows
+    ``-i``.  ``progress`` adds ``-v -P``: parsable per-second progress on stderr.
+    A flag the node lacks raises :class:`Unsupported` rather than being dropped.
+    """
+    argv = ["zfs", "send"]
+    if properties:
+        argv.append("-p")
+    for wanted, supported, flag in (
+        (large_blocks, caps.send_large_blocks, "-L"),
+        (compressed, caps.send_compressed, "-c"),
+        (progress, caps.send_estimate, "-v -P"),
+    ):
+        if wanted:
+            if not supported:
+                raise Unsupported(f"zfs send {flag} is not supported here")
+            argv += flag.split()
+    if base is not None:
+        if base_is_bookmark:
+            if intermediates:
+                raise ValueError("an incremental from a bookmark cannot carry intermediates (-I)")
+            if not caps.bookmarks:
+                raise Unsupported("bookmarks are not supported here")
+            argv += ["-i", bookmark_full_name(dataset, base)]
+        else:
+            argv += ["-I" if intermediates else "-i", snapshot_full_name(dataset, base)]
+    argv.append(snapshot_full_name(dataset, snapshot))
+    return argv
+
+
+def resume_send_argv(token: str, *, caps: Capabilities, progress: bool = False) -> list[str]:
+    """``zfs send -t <token>``: continue an interrupted resumable receive."""
+    if not caps.resume_tokens:
+        raise Unsupported("resumable send/receive is not supported here")
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise InvalidName(f"invalid resume token {str(token)[:40]!r}")
+    return ["zfs", "send", *(["-v", "-P"] if progress else []), "-t", token]
+
+
+def receive_argv(
+    dataset: str,
+    caps: Capabilities,
+    *,
+    resumable: bool | None = None,
+    force: bool = False,
+    no_mount: bool | None = None,
+    props: Mapping[str, str] | None = None,
+) -> list[str]:
+    """``zfs receive`` into ``dataset`` (the exact destination name).
+
+    ``resumable`` (``-s``) and ``no_mount`` (``-u``) default to "where
+    supported" (for ``-s``: the CLI *and* the destination pool's
+    ``extensible_dataset`` feature); asking for them explicitly where they are
+    missing raises :class:`Unsupported`, as do ``props`` (``-o``) without
+    ``receive -o`` -- set those after the receive instead.  ``force`` is ``-F``
+    (roll back and destroy divergent snapshots): the caller decides when.
+    """
+    validate_dataset_name(dataset)
+    argv = ["zfs", "receive"]
+    can_resume = caps.resumable_on(pool_of(dataset))
+    for wanted, supported, flag in ((resumable, can_resume, "-s"), (no_mount, caps.receive_u, "-u")):
+        if wanted is None:
+            wanted = supported
+        if wanted:
+            if not supported:
+                raise Unsupported(f"zfs receive {flag} is not supported for {dataset}")
+            argv.append(flag)
+    if force:
+        argv.append("-F")
+    if props:
+        if not caps.receive_o:
+            raise Unsupported("zfs receive -o is not supported here")
+        for name, value in props.items():
+            argv += ["-o", f"{validate_property_name(name)}={_validate_value(name, value)}"]
+    argv.append(dataset)
+    return argv
+
+
+def send_size_estimate_argv(send: Sequence[str], *, caps: Capabilities) -> list[str]:
+    """The dry-run (``-n -v -P``) twin of a :func:`send_argv`/:func:`resume_send_argv`."""
+    if list(send[:2]) != ["zfs", "send"]:
+        raise ValueError(f"not a zfs send command: {send!r}")
+    if not caps.send_estimate:
+        raise Unsupported("zfs send -n -v -P (size estimate) is not supported here")
+    return ["zfs", "send", "-n", "-v", "-P", *(arg for arg in send[2:] if arg not in ("-v", "-P"))]
+
+
+def parse_send_size(text: str) -> int | None:
+    """Bytes from ``zfs send -n -v -P`` output (``size\\t<n>``, else the sum of its lines)."""
+    sizes = re.findall(r"^size\s+(\d+)\s*$", text, re.M)
+    if sizes:
+        return int(sizes[-1])
+    parts = re.findall(r"^(?:full|incremental)\t.*\t(\d+)\s*$", text, re.M)
+    return sum(int(n) for n in parts) if parts else None
+
+
+# ---------------------------------------------------------------------------
+# The node
+# ---------------------------------------------------------------------------
+
+_MISSING = re.compile(r"dataset does not exist|no such pool|could not find any snapshots")
+_QUOTED_SNAPSHOT = re.compile(r"'([^'@]+@[^']+)'")
+_TAG_EXISTS = "tag already exists on this dataset"
+_NO_SUCH_TAG = "no such tag on this dataset"
+
+
+class ZfsNode:
+    """ZFS on one host.  Methods map to one CLI call each unless they say otherwise."""
+
+    def __init__(self, host: Host, *, timeout: float = DEFAULT_TIMEOUT):
+        self.host = host
+        self.timeout = timeout
+        self._caps: Capabilities | None = None
+
+    def __repr__(self) -> str:
+        return f"<ZfsNode {self.host.name}>"
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _run(self, argv: Sequence[str], *, check: bool = True) -> Result:
+        try:
+            return self.host.run(argv, timeout=self.timeout, check=check)
+        except CommandFailed as exc:
+            if exc.returncode is not None and _MISSING.search(exc.stderr):
+                raise NoSuchDataset(exc.argv, exc.returncode, exc.stderr, exc.host) from None
+            raise
+
+    def _zfs(self, *args: str, check: bool = True) -> Result:
+        return self._run(["zfs", *args], check=check)
+
+    def _tolerant(self, args: Sequence[str], benign: str) -> None:
+        """Run ``zfs <args>``; succeed if every complaint is the ``benign`` one.
+
+        hold/release work per snapshot and report each failure on its own line,
+        so an already-held (or already-released) snapshot does not hide real
+        errors on the others.
+        """
+        result = self._zfs(*args, check=False)
+        if result.returncode == 0:
+            return
+        errors = [line for line in result.stderr.splitlines() if line.strip() and benign not in line]
+        if errors:
+            cls = NoSuchDataset if any(_MISSING.search(e) for e in errors) else CommandFailed
+            raise cls(result.argv, result.returncode, "\n".join(errors), self.host.name)
+
+    # -- capabilities --------------------------------------------------------
+
+    def capabilities(self, refresh: bool = False) -> Capabilities:
+        """What this node's ZFS supports: probed once (one call), then cached.
+
+        ``refresh`` re-probes, e.g. after a pool was created or upgraded.
+        """
+        if self._caps is not None and not refresh:
+            return self._caps
+        cache = _CapabilityCache(self.host.name)
+        caps = None if refresh else cache.load()
+        if caps is None:
+            result = self.host.run(["sh", "-c", PROBE_SCRIPT], timeout=self.timeout, check=False)
+            caps = parse_probe(result.stdout)
+            cache.store(caps)
+        self._caps = caps
+        return caps
+
+    # -- datasets ------------------------------------------------------------
+
+    def list_datasets(self, types: Iterable[str] = ("filesystem", "volume")) -> list[Dataset]:
+        """Every dataset of these types, pools (depth-0 filesystems) included."""
+        types = tuple(types)
+        if not types or any(t not in _DATASET_TYPES for t in types):
+            raise ValueError(f"types must be among {_DATASET_TYPES}, got {types!r}")
+        out = self._zfs("list", "-H", "-o", "name,type", "-t", ",".join(types)).stdout
+        return [Dataset(*line.split("\t")) for line in out.splitlines() if line]
+
+    def dataset_type(self, name: str) -> str | None:
+        """"filesystem", "volume" or "snapshot"; None if ``name`` does not exist."""
+        try:
+            out = self._zfs("list", "-H", "-o", "type", _validate_target(name)).stdout
+        except NoSuchDataset:
+            return None
+        return out.strip() or None
+
+    def exists(self, name: str) -> bool:
+        """Whether a dataset (or ``dataset@snapshot``) exists."""
+        return self.dataset_type(name) is not None
+
+    def get_properties(self, name: str, properties: Sequence[str]) -> dict[str, str]:
+        """Raw (``-p``) values; ``"-"`` where a property has no value."""
+        names = [validate_property_name(p) for p in properties]
+        if not names:
+            return {}
+        out = self._zfs("get", "-H", "-p", "-o", "property,value", ",".join(names), _validate_target(name)).stdout
+        values: dict[str, str] = {}
+        for line in out.splitlines():
+            prop, _, value = line.partition("\t")
+            values[prop] = value
+        return values
+
+    def set_property(self, name: str, prop: str, value: str) -> None:
+        self._zfs("set", f"{validate_property_name(prop)}={_validate_value(prop, value)}", _validate_target(name))
+
+    def written_since_newest(self, dataset: str) -> bool | None:
+        """Whether anything was written since the newest snapshot.
+
+        None where the ``written`` property does not exist (zfs-fuse): the
+        caller cannot skip a run on that evidence.
+        """
+        validate_dataset_name(dataset)
+        if not self.capabilities().written:
+            return None
+        return int(self.get_properties(dataset, ["written"])["written"]) > 0
+
+    def resume_token(self, dataset: str) -> str | None:
+        """The token of an interrupted resumable receive into ``dataset``, if any."""
+        validate_dataset_name(dataset)
+        if not self.capabilities().resume_tokens:
+            return None
+        try:
+            value = self.get_properties(dataset, ["receive_resume_token"]).get("receive_resume_token", "-")
+        except NoSuchDataset:
+            return None
+        return None if value in ("", "-") else value
+
+    # -- pools ---------------------------------------------------------------
+
+    def pool_health(self, pool: str) -> str | None:
+        """"ONLINE", "DEGRADED", ...; None when there is no such pool."""
+        try:
+            out = self._run(["zpool", "list", "-H", "-o", "health", validate_pool_name(pool)]).stdout
+        except NoSuchDataset:
+            return None
+        return out.strip()
+
+    def pool_free(self, pool: str) -> int | None:
+        """Bytes datasets can still use in the pool (its root's ``available``).
+
+        ``zpool list -o free`` would count space ZFS keeps back, and has no
+        ``-p`` on older implementations.  None when there is no such pool.
+        """
+        try:
+            return int(self.get_properties(validate_pool_name(pool), ["available"])["available"])
+        except NoSuchDataset:
+            return None
+
+    # -- snapshots and bookmarks ---------------------------------------------
+
+    def history(self, dataset: str) -> History:
+        """The dataset's own snapshots and bookmarks (not its children's), oldest first.
+
+        One ``zfs get -d 1`` call: it lists the dataset, its snapshots, its
+        direct children and (OpenZFS) its bookmarks, with exact numbers on
+        every implementation; names are filtered here because zfs-fuse's
+        ``zfs get`` has no ``-t``.
+        """
+        validate_dataset_name(dataset)
+        props = "guid,createtxg,creation"
+        out = self._zfs("get", "-H", "-p", "-d", "1", "-o", "name,property,value", props, dataset).stdout
+        rows: dict[str, dict[str, str]] = {}
+        for line in out.splitlines():
+            name, prop, value = line.split("\t")
+            if name.startswith((dataset + "@", dataset + "#")):
+                rows.setdefault(name, {})[prop] = value
+        snapshots: list[Snapshot] = []
+        bookmarks: list[Bookmark] = []
+        for name, props in rows.items():
+            numbers = (int(props["guid"]), int(props["createtxg"]), int(props["creation"]))
+            short = name[len(dataset) + 1 :]
+            if name[len(dataset)] == "@":
+                snapshots.append(Snapshot(dataset, short, *numbers))
+            else:
+                bookmarks.append(Bookmark(dataset, short, *numbers))
+        snapshots.sort(key=lambda s: s.createtxg)
+        bookmarks.sort(key=lambda b: b.createtxg)
+        return History(tuple(snapshots), tuple(bookmarks))
+
+    def snapshots(self, dataset: str) -> list[Snapshot]:
+        """The dataset's own snapshots in creation order, with guid and createtxg."""
+        return list(self.history(dataset).snapshots)
+
+    def bookmarks(self, dataset: str) -> list[Bookmark]:
+        """The dataset's bookmarks in creation order (empty where unsupported)."""
+        return list(self.history(dataset).bookmarks)
+
+    def snapshot(self, dataset: str, name: str) -> str:
+        """Create ``dataset@name``; return the full name."""
+        full = snapshot_full_name(dataset, name)
+        self._zfs("snapshot", full)
+        return full
+
+    def destroy_snapshot(self, dataset: str, name: str) -> None:
+        """Destroy exactly one snapshot.  Never a dataset, never recursively.
+
+        Both parts are validated separately, so neither a dataset name nor
+        OpenZFS's ``a%b`` range or ``a,b`` list syntax can get through.
+        """
+        full = snapshot_full_name(dataset, name)
+        assert full.count("@") == 1
+        self._zfs("destroy", full)
+
+    def bookmark(self, dataset: str, snapshot: str, name: str) -> str:
+        """Create ``dataset#name`` from ``dataset@snapshot``; return the full name."""
+        if not self.capabilities().bookmarks_on(pool_of(dataset)):
+            raise Unsupported(f"{self.host.name}: bookmarks are not supported for {dataset}")
+        full = bookmark_full_name(dataset, name)
+        self._zfs("bookmark", snapshot_full_name(dataset, snapshot), full)
+        return full
+
+    def destroy_bookmark(self, dataset: str, name: str) -> None:
+        """Destroy exactly one bookmark."""
+        self._zfs("destroy", bookmark_full_name(dataset, name))
+
+    # -- holds ---------------------------------------------------------------
+
+    def holds(self, snapshots: Sequence[str], tags: Collection[str] | None = None) -> dict[str, set[str]]:
+        """Hold tags per snapshot (full names), for all snapshots in one call.
+
+        With ``tags``, only those tags are reported.  Where ``zfs holds`` does
+        not work (zfs-fuse) ``tags`` is required: each tag is then detected by
+        holding it on all the snapshots at once -- the snapshots that already
+        carry it say so -- and releasing it again where it was new.  That costs
+        two calls per tag and can do no harm: a hold only protects a snapshot.
+        At worst a concurrent destroy fails in between, or a run killed between
+        the two calls leaves the tag in place (and it is then reported as held,
+        so the owner's next release removes it).
+        """
+        names = list(dict.fromkeys(snapshots))
+        for name in names:
+            split_snapshot(name)
+        wanted = None if tags is None else {validate_tag(t) for t in tags}
+        result: dict[str, set[str]] = {name: set() for name in names}
+        if not names:
+            return result
+        if self.capabilities().holds_list:
+            out = self._zfs("holds", "-H", *names).stdout
+            for line in out.splitlines():
+                name, _, rest = line.partition("\t")
+                tag = rest.rpartition("\t")[0]
+                if name in result and (wanted is None or tag in wanted):
+                    result[name].add(tag)
+            return result
+        if wanted is None:
+            raise Unsupported(f"{self.host.name}: this ZFS cannot list holds; ask for specific tags")
+        for tag in sorted(wanted):
+            for name in self._snapshots_holding(tag, names):
+                result[name].add(tag)
+        return result
+
+    def _snapshots_holding(self, tag: str, names: list[str]) -> set[str]:
+        attempt = self._zfs("hold", tag, *names, check=False)
+        held_before: set[str] = set()
+        failed: list[str] = []
+        failed_names: set[str] = set()
+        for line in filter(str.strip, attempt.stderr.splitlines()):
+            match = _QUOTED_SNAPSHOT.search(line)
+            if match is None:
+                # We cannot tell which holds are new: leave them.  An extra
+                # hold is harmless; releasing someone else's would not be.
+                raise CommandFailed(attempt.argv, attempt.returncode, attempt.stderr, self.host.name)
+            if _TAG_EXISTS in line:
+                held_before.add(match.group(1))
+            else:
+                failed.append(line)
+                failed_names.add(match.group(1))
+        new = [name for name in names if name not in held_before and name not in failed_names]
+        if new:
+            self._zfs("release", tag, *new)
+        if failed:
+            errors = "\n".join(failed)
+            cls = NoSuchDataset if _MISSING.search(errors) else CommandFailed
+            raise cls(attempt.argv, attempt.returncode, errors, self.host.name)
+        return held_before
+
+    def hold(self, tag: str, snapshots: Sequence[str]) -> None:
+        """Put hold ``tag`` on each snapshot (one call); already held is fine."""
+        self._hold_or_release("hold", tag, snapshots, _TAG_EXISTS)
+
+    def release(self, tag: str, snapshots: Sequence[str]) -> None:
+        """Release hold ``tag`` from each snapshot (one call); not held is fine."""
+        self._hold_or_release("release", tag, snapshots, _NO_SUCH_TAG)
+
+    def _hold_or_release(self, verb: str, tag: str, snapshots: Sequence[str], benign: str) -> None:
+        names = list(dict.fromkeys(snapshots))
+        for name in names:
+            split_snapshot(name)
+        if names:
+            self._tolerant([verb, validate_tag(tag), *names], benign)
+
+    # -- sizes ---------------------------------------------------------------
+
+    def estimate_send_size(self, send: Sequence[str]) -> int | None:
+        """Bytes the given ``zfs send`` would produce; None where it cannot tell."""
+        if not self.capabilities().send_estimate:
+            return None
+        result = self._run(send_size_estimate_argv(send, caps=self.capabilities()))
+        return parse_send_size(result.stdout + "\n" + result.stderr)
