@@ -1,0 +1,48 @@
+"""Shared fixtures.
+
+Lab 1 (two zfs-fuse nodes in namespaces, see ``ovios_shell_retadm.lab``):
+
+- ``lab`` (session): the lab named by $OVIOS_LAB_NAME (default ``ovlab``), brought up
+  once per session and taken down at the end unless ``OVIOS_LAB_KEEP=1``.
+- ``fresh_lab`` (function): the same lab after ``reset()``: initial pools, datasets
+  and files, empty /etc/ovios, /var/log/ovios, /run/ovios and crontab, no holds.
+- ``lab_machine`` (session): only checks that a lab can run here (for tests that
+  start labs of their own).
+
+Where the lab cannot run (not root, zfs-fuse/sshd/unshare missing, no /dev/fuse)
+these fixtures skip, with the reason.  Mark tests that use them ``@pytest.mark.lab``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from ovios_shell_retadm.lab import Lab, LabError, preflight
+
+
+@pytest.fixture(scope="session")
+def lab_machine() -> None:
+    problems = preflight()
+    if problems:
+        pytest.skip("lab 1 cannot run here: " + "; ".join(problems))
+
+
+@pytest.fixture(scope="session")
+def lab(lab_machine: None) -> Iterator[Lab]:
+    the_lab = Lab()
+    try:
+        the_lab.up()
+    except LabError as exc:
+        pytest.fail(f"lab {the_lab.name} did not come up: {exc}", pytrace=False)
+    yield the_lab
+    if os.environ.get("OVIOS_LAB_KEEP") != "1":
+        the_lab.down()
+
+
+@pytest.fixture
+def fresh_lab(lab: Lab) -> Iterator[Lab]:
+    lab.reset()
+    yield lab
