@@ -5,7 +5,7 @@
 PYTHON  ?= python3
 VENV    := $(CURDIR)/.venv
 PY      := $(VENV)/bin/python
-DEBS    := zfs-fuse openssh-server openssh-client cron iproute2 util-linux procps python3-venv
+DEBS    := zfs-fuse openssh-server openssh-client cron iproute2 util-linux procps pv python3-venv
 PYTEST_ARGS ?=
 
 .PHONY: demo test install debs lab-down clean

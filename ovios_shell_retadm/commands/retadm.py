@@ -1,0 +1,316 @@
+"""``retadm`` — replication of single datasets to a partner node (the guide's sections 4–7).
+
+Parsing, prompts and rendering only; the work is in :mod:`ovios_shell_retadm.replication`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import cmd2
+from tabulate import tabulate
+
+from .. import settings
+from ..hosts import HostError, LocalHost
+from ..store import StoreError
+from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
+from ..replication import preflight
+from ..replication.jobs import FULL, INC, STATUS_BUSY, RunFailed, TaskRun, start_full_in_background
+from ..replication.model import Plan
+from ..replication.preflight import PreflightError
+from ..replication.tasks import RUNNING_FULL, TaskRecord, TaskStore, effective_status
+from .base import FAILED, USAGE, CommandError, OviosCommandSet
+
+SUBCOMMANDS = ("status", "init", "inc")
+USAGE_LINE = f"usage: retadm [{'|'.join(SUBCOMMANDS)}] [dataset] [--dry-run]"
+
+#: how long a completion may wait for `zfs list` (completion runs in a worker thread)
+_COMPLETION_TIMEOUT = 5
+
+
+# -- completion -----------------------------------------------------------------------------
+
+def _replicated(_self) -> cmd2.Choices:
+    try:
+        return cmd2.Choices.from_values(record.dataset for record in TaskStore().all())
+    except StoreError:
+        return cmd2.Choices.from_values(())
+
+
+def _local_unreplicated(_self) -> cmd2.Choices:
+    try:
+        node = ZfsNode(LocalHost(), timeout=_COMPLETION_TIMEOUT)
+        return cmd2.Choices.from_values(preflight.replicable_datasets(node, TaskStore()))
+    except (HostError, ZfsError, StoreError, OSError):
+        return cmd2.Choices.from_values(())
+
+
+# -- parsers ----------------------------------------------------------------------------------
+
+def _build_parser() -> cmd2.Cmd2ArgumentParser:
+    parser = cmd2.Cmd2ArgumentParser(
+        prog="retadm", usage=USAGE_LINE[len("usage: "):],
+        description="ZFS send/receive replication of single datasets to a partner node over SSH.",
+    )
+    sub = parser.add_subparsers(dest="subcommand", metavar="{" + ",".join(SUBCOMMANDS) + "}")
+
+    status = sub.add_parser("status", help="show every replication task and its status",
+                            description="Show every replication task: idle, running_full, running_inc or error.")
+    status.add_argument("dataset", nargs="?", help="only this task", choices_provider=_replicated)
+    status.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
+
+    init = sub.add_parser(
+        "init", help="set up a new replication task and start its full send in the background",
+        description="The wizard: destination host, dataset, remote pool and name, properties yes/no. "
+        "Every answer can be given as an option, so init also runs with no terminal.",
+    )
+    init.add_argument("dataset", nargs="?", help="the local dataset (skips the pick)",
+                      choices_provider=_local_unreplicated)
+    init.add_argument("--dest", help="destination host (IP or name)")
+    init.add_argument("--remote-pool", help="pool on the destination")
+    init.add_argument("--remote-name", help="dataset name on the destination (default: the last component)")
+    init.add_argument("--properties", choices=("yes", "no"),
+                      help="replicate the dataset's properties (a LUN's mappings, a volume's SMB/NFS options)")
+    init.add_argument("--dry-run", action="store_true", help="check and show what would be done; change nothing")
+
+    inc = sub.add_parser("inc", help="send the changes since the last common snapshot",
+                         description="Send everything since the last common snapshot (user snapshots too). "
+                         "Without a dataset: every task, one after the other. "
+                         f"Exit status {STATUS_BUSY} when a run of the task is still in progress.")
+    inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
+    inc.add_argument("--dry-run", action="store_true", help="show what would be sent; change nothing")
+    return parser
+
+
+def _ago(seconds: float) -> str:
+    rest = int(seconds)
+    days, rest = divmod(rest, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+class RetadmCommands(OviosCommandSet):
+    @cmd2.with_argparser(_build_parser)
+    def do_retadm(self, args) -> None:
+        """ZFS send/receive replication of single datasets to a partner node."""
+        handlers = {"status": self._status, "init": self._init, "inc": self._inc}
+        handler = handlers.get(args.subcommand)
+        if handler is None:
+            self.out(USAGE_LINE)
+            self._cmd.last_result = USAGE
+            return
+        try:
+            status = handler(args)
+        except CommandError as exc:
+            self.fail(f"retadm {args.subcommand}: {exc}", exc.status)
+            return
+        except StoreError as exc:
+            self.fail(f"retadm {args.subcommand}: {exc}")
+            return
+        self._cmd.last_result = status
+
+    # -- status -------------------------------------------------------------------------------
+
+    def _status(self, args) -> int:
+        records = TaskStore().all()
+        if args.dataset:
+            records = [r for r in records if r.dataset == args.dataset]
+            if not records:
+                raise CommandError(f"{args.dataset} has no replication task")
+        now = time.time()
+        rows = []
+        for record in records:
+            status = effective_status(record)
+            rows.append({
+                "dataset": record.dataset,
+                "destination": record.destination,
+                "remote_dataset": record.remote_dataset,
+                "status": status.word,
+                "reason": status.reason,
+                "last_success": record.last_success,
+                "lag_seconds": round(now - record.last_success) if record.last_success else None,
+                "last_snapshot": record.last_snapshot,
+                "last_bytes": record.last_bytes,
+                "properties": record.properties,
+            })
+        if args.json:
+            self.out(json.dumps(rows, indent=2))
+            return 0
+        self._print_status_table(rows)
+        return 0
+
+    def _print_status_table(self, rows: list[dict]) -> None:
+        table = [
+            (
+                row["dataset"], row["destination"], row["status"],
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_success"])) if row["last_success"] else "never",
+                _ago(row["lag_seconds"]) if row["lag_seconds"] is not None else "-",
+                row["remote_dataset"],
+            )
+            for row in rows
+        ]
+        text = tabulate(table, headers=("DATASET", "DESTINATION", "STATUS", "LAST SUCCESS", "LAG", "REMOTE"),
+                        tablefmt="plain", disable_numparse=True)
+        header, *body = text.splitlines() or [""]
+        self.out(header)
+        self.out("-" * max(65, len(header)))
+        for line in body:
+            self.out(line)
+        if not rows:
+            self.out("(no replication tasks; 'retadm init' sets one up)")
+        for row in rows:
+            if row["reason"]:
+                self.out(f"{row['dataset']}: {row['reason']}")
+
+    # -- init ---------------------------------------------------------------------------------
+
+    def _interactive(self) -> bool:
+        return sys.stdin.isatty() and self._cmd.stdin is sys.stdin
+
+    def _ask(self, prompt: str, given: str | None, option: str, default: str | None = None) -> str:
+        if given is not None:
+            return given
+        if not self._interactive():
+            if default is not None:
+                return default
+            raise CommandError(f"{option} is required when there is no terminal", USAGE)
+        try:
+            answer = self._cmd.read_input(prompt).strip()
+        except (EOFError, KeyboardInterrupt):
+            raise CommandError("cancelled; nothing was changed") from None
+        if not answer and default is not None:
+            return default
+        if not answer:
+            raise CommandError(f"an answer is required ({option}); nothing was changed", USAGE)
+        return answer
+
+    def _pick_dataset(self, node: ZfsNode, tasks: TaskStore) -> str:
+        if not self._interactive():
+            raise CommandError("the dataset is required when there is no terminal", USAGE)
+        choices = preflight.replicable_datasets(node, tasks)
+        if not choices:
+            raise CommandError("no dataset left to replicate (pools and replicated datasets are not offered)")
+        try:
+            return self._cmd.select(choices, "Select the dataset to replicate: ")
+        except (EOFError, KeyboardInterrupt):
+            raise CommandError("cancelled; nothing was changed") from None
+
+    def _init(self, args) -> int:
+        tasks = TaskStore()
+        local = ZfsNode(LocalHost())
+        try:
+            dest_address = self._ask("Destination Host (IP/Name): ", args.dest, "--dest")
+            dest_host = preflight.destination(dest_address)
+            preflight.reverse_ssh(dest_host)
+            dataset = args.dataset or self._pick_dataset(local, tasks)
+            kind = preflight.source_dataset(local, dataset, tasks)
+            dest = ZfsNode(dest_host)
+            pool = self._ask("Remote Pool Name: ", args.remote_pool, "--remote-pool")
+            preflight.remote_pool(dest, pool)
+            default_name = dataset.rsplit("/", 1)[-1]
+            name = self._ask(f"Remote Dataset Name [{default_name}]: ", args.remote_name, "--remote-name", default_name)
+            remote = f"{pool}/{name}"
+            preflight.remote_absent(dest, remote)
+            properties = self._ask_properties(args.properties, kind)
+        except PreflightError as exc:
+            raise CommandError(str(exc)) from exc
+        record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties)
+        if args.dry_run:
+            return self._preview(TaskRun(record, FULL, tasks, source=local, destination=dest))
+        if not tasks.create(record):
+            raise CommandError(f"{dataset} is already replicated (see 'retadm status')")
+        try:
+            start_full_in_background(dataset)
+        except (RunFailed, OSError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.out("[+] Full replication started in background.")
+        self.out(f"Monitor {settings.repl_log_path()}")
+        return 0
+
+    def _ask_properties(self, given: str | None, kind: str) -> bool:
+        what = "its LUN mapping properties" if kind == "volume" else "its SMB and NFS options"
+        if given is None and self._interactive():
+            self.out(f"Replicating properties carries {what} to the destination with the data.")
+        answer = self._ask("Replicate properties? (yes/no) [no]: ", given, "--properties", "no").lower()
+        if answer not in ("yes", "y", "no", "n"):
+            raise CommandError(f"answer yes or no, not {answer!r}", USAGE)
+        return answer.startswith("y")
+
+    # -- inc ------------------------------------------------------------------------------------
+
+    def _inc(self, args) -> int:
+        tasks = TaskStore()
+        if args.dataset is None:
+            records = tasks.all()
+            if not records:
+                raise CommandError("there are no replication tasks ('retadm init' sets one up)")
+            statuses = [self._inc_one(record, tasks, args.dry_run) for record in records]
+            return next((s for s in statuses if s != 0), 0)
+        try:
+            validate_dataset_name(args.dataset)
+        except InvalidName as exc:
+            raise CommandError(str(exc), USAGE) from exc
+        record = tasks.get(args.dataset)
+        if record is None:
+            hint = "retadm replicates datasets, not whole pools" if pool_of(args.dataset) == args.dataset \
+                else f"run 'retadm init {args.dataset}' first"
+            raise CommandError(f"{args.dataset} has no replication task; {hint}")
+        return self._inc_one(record, tasks, args.dry_run)
+
+    def _inc_one(self, record: TaskRecord, tasks: TaskStore, dry_run: bool) -> int:
+        prefix = f"retadm inc {record.dataset}"
+        if not record.initialised:
+            status = effective_status(record)
+            if status.word == RUNNING_FULL:
+                self._cmd.perror(f"{prefix}: the full replication is still running; try again when it is idle",
+                                 style=None)
+                return STATUS_BUSY
+            self._cmd.perror(f"{prefix}: the full replication did not complete ({status.reason or record.error}); "
+                             f"run 'retadm init {record.dataset}' to retry it", style=None)
+            return FAILED
+        try:
+            run = TaskRun(record, INC, tasks)
+            if dry_run:
+                return self._preview(run)
+            outcome = run.run()
+        except RunFailed as exc:
+            self._cmd.perror(f"{prefix}: {exc}", style=None)
+            return exc.status
+        except (HostError, ZfsError) as exc:
+            self._cmd.perror(f"{prefix}: {exc}", style=None)
+            return FAILED
+        if sys.stdout.isatty():
+            size = "an unknown number of" if outcome.bytes is None else outcome.bytes
+            sent = f"{size} bytes in {outcome.seconds:.1f}s" if outcome.sends else "nothing new to send"
+            self.out(f"{record.dataset}: replicated to {record.destination}:{record.remote_dataset} "
+                     f"at @{outcome.common} ({sent})")
+        return 0
+
+    def _preview(self, run: TaskRun) -> int:
+        try:
+            preview = run.preview()
+        except RunFailed as exc:
+            raise CommandError(str(exc)) from exc
+        task = run.pair.task
+        self.out(f"dry run: {task.dataset} -> {task.destination}:{task.remote_dataset} (nothing is changed)")
+        if not isinstance(preview.plan, Plan):
+            self.out(f"  refused: {preview.plan.describe()}")
+            return FAILED
+        for line in preview.plan.describe():
+            self.out(f"  {line}")
+        for pipeline in preview.pipelines:
+            self.out(f"  command: {pipeline}")
+        if preview.plan.sends:
+            estimate = f"about {preview.estimate} bytes" if preview.estimate is not None else \
+                "not available from this ZFS"
+            self.out(f"  size estimate: {estimate}")
+        return 0

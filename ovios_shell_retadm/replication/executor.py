@@ -1,0 +1,173 @@
+"""Observing both sides and carrying a plan out: the *how* beside the planner's *what*.
+
+:class:`Pair` is one task's two ZFS nodes.  ``observe`` gathers what the planner
+needs in a handful of calls; ``execute`` runs a plan's steps in order, each step
+one ZFS call or one send/receive pipeline.  A step that fails stops the plan: the
+planner ordered the steps so that stopping anywhere leaves the chain protected,
+and the next run plans again from what it then observes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .. import zfs
+from ..zfs import ZfsNode
+from . import model
+from .model import (
+    HOLD_TAG,
+    CreateBookmark,
+    CreateSnapshot,
+    DestroyBookmark,
+    DestroySnapshot,
+    Hold,
+    Observed,
+    Plan,
+    RecordCommon,
+    Release,
+    SendFull,
+    SendIncremental,
+    SetReadonly,
+    Side,
+    Step,
+    Task,
+)
+from .pipeline import TransferResult, command_line, transfer
+
+
+@dataclass
+class Outcome:
+    """What a carried-out plan did."""
+
+    bytes: int | None = 0  # None once any send's size could not be counted
+    seconds: float = 0.0
+    common: str | None = None
+    common_guid: int | None = None
+    sends: int = 0
+
+
+@dataclass
+class Pair:
+    """The source (this node) and destination (the partner) of one task."""
+
+    task: Task
+    source: ZfsNode
+    destination: ZfsNode
+    log: Callable[[str], None] = field(default=lambda _line: None)
+
+    # -- observing ---------------------------------------------------------------
+
+    def capabilities(self) -> model.Capabilities:
+        src, dst = self.source.capabilities(), self.destination.capabilities()
+        src_pool, dst_pool = zfs.pool_of(self.task.dataset), zfs.pool_of(self.task.remote_dataset)
+        return model.Capabilities(
+            bookmarks=src.bookmarks_on(src_pool),
+            resume=src.resume_tokens and dst.resumable_on(dst_pool),
+        )
+
+    def observe(self, recorded_guid: int | None = None) -> Observed:
+        source = self.source.history(self.task.dataset)
+        remote = self.task.remote_dataset
+        destination = self.destination.history(remote) if self.destination.exists(remote) else None
+        source_holds = self._held(self.source, self.task.dataset, source.snapshots)
+        destination_holds = self._held(self.destination, remote, destination.snapshots) if destination else frozenset()
+        readonly = None
+        if destination is not None:
+            readonly = (self.destination.get_properties(remote, ["readonly"]).get("readonly") == "on"
+                        or self.destination.local_value(remote, "readonly") == "on")
+        return Observed(
+            source=tuple(_point(s, model.Snapshot) for s in source.snapshots),
+            destination=tuple(_point(s, model.Snapshot) for s in destination.snapshots) if destination else None,
+            source_bookmarks=tuple(_point(b, model.Bookmark) for b in source.bookmarks),
+            resume_token=self.destination.resume_token(remote) if destination else None,
+            source_holds=source_holds,
+            destination_holds=destination_holds,
+            written=self.source.written_since_newest(self.task.dataset),
+            capabilities=self.capabilities(),
+            destination_readonly=readonly,
+            recorded_guid=recorded_guid,
+        )
+
+    @staticmethod
+    def _held(node: ZfsNode, dataset: str, snapshots) -> frozenset[str]:
+        if not snapshots:
+            return frozenset()
+        holds = node.holds([s.full for s in snapshots], tags=[HOLD_TAG])
+        return frozenset(zfs.split_snapshot(name)[1] for name, tags in holds.items() if HOLD_TAG in tags)
+
+    # -- commands ----------------------------------------------------------------
+
+    def send_argv(self, step: SendFull | SendIncremental) -> list[str]:
+        caps = self.source.capabilities()
+        if isinstance(step, SendFull):
+            argv = zfs.send_argv(self.task.dataset, step.snapshot, properties=step.properties, caps=caps)
+        else:
+            argv = zfs.send_argv(self.task.dataset, step.target, base=step.base,
+                                 base_is_bookmark=step.base_is_bookmark,
+                                 intermediates=not step.base_is_bookmark,
+                                 properties=step.properties, caps=caps)
+        return self.source.host.argv_for(argv)
+
+    def receive_argv(self) -> list[str]:
+        # mounted (read-only) like any replica the administrator may browse; -s where
+        # both sides support it, so an interrupted transfer can resume
+        argv = zfs.receive_argv(self.task.remote_dataset, self.destination.capabilities(), no_mount=False)
+        return self.destination.host.argv_for(argv)
+
+    def pipeline_text(self, step: SendFull | SendIncremental) -> str:
+        return command_line(self.send_argv(step), self.receive_argv())
+
+    # -- carrying out --------------------------------------------------------------
+
+    def execute(self, plan: Plan) -> Outcome:
+        outcome = Outcome(common=plan.common.name if plan.common else None,
+                          common_guid=plan.common.guid if plan.common else None)
+        for step in plan.steps:
+            self.log(step.describe())
+            self._carry_out(step, outcome)
+        return outcome
+
+    def _node(self, side: Side) -> tuple[ZfsNode, str]:
+        if side is Side.SOURCE:
+            return self.source, self.task.dataset
+        return self.destination, self.task.remote_dataset
+
+    def _carry_out(self, step: Step, outcome: Outcome) -> None:
+        match step:
+            case CreateSnapshot(name):
+                self.source.snapshot(self.task.dataset, name)
+            case SendFull() | SendIncremental():
+                result: TransferResult = transfer(self.send_argv(step), self.receive_argv())
+                outcome.bytes = None if outcome.bytes is None or result.bytes is None \
+                    else outcome.bytes + result.bytes
+                outcome.seconds += result.seconds
+                outcome.sends += 1
+            case Hold(side, snapshot):
+                node, dataset = self._node(side)
+                node.hold(HOLD_TAG, [zfs.snapshot_full_name(dataset, snapshot)])
+            case Release(side, snapshot):
+                node, dataset = self._node(side)
+                node.release(HOLD_TAG, [zfs.snapshot_full_name(dataset, snapshot)])
+            case DestroySnapshot(side, snapshot):
+                if not self.task.owns(snapshot):  # the planner never asks; refuse anyway
+                    raise RuntimeError(f"refusing to destroy @{snapshot}: not a tracking snapshot")
+                node, dataset = self._node(side)
+                node.destroy_snapshot(dataset, snapshot)
+            case CreateBookmark(snapshot, bookmark):
+                self.source.bookmark(self.task.dataset, snapshot, bookmark)
+            case DestroyBookmark(bookmark):
+                self.source.destroy_bookmark(self.task.dataset, bookmark)
+            case SetReadonly():
+                self.destination.set_property(self.task.remote_dataset, "readonly", "on")
+            case RecordCommon(snapshot, guid):
+                if guid is None:
+                    full = zfs.snapshot_full_name(self.task.dataset, snapshot)
+                    guid = int(self.source.get_properties(full, ["guid"])["guid"])
+                outcome.common, outcome.common_guid = snapshot, guid
+            case _:
+                raise TypeError(f"unknown step {step!r}")
+
+
+def _point(value, kind):
+    return kind(value.name, value.guid, value.createtxg)

@@ -1,0 +1,164 @@
+"""One run of one task, from lock to log: what ``init``'s background send and ``inc`` do.
+
+A run takes the task's lock (a second run of the same task is refused, never
+queued), records who it is, observes both sides, plans, carries the plan out and
+records the outcome.  Every failure becomes the task's ``error`` state with the
+one-line reason, and a line in ``repl.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..hosts import HostError, LocalHost, SshHost
+from ..zfs import ZfsError, ZfsNode
+from . import planner
+from .executor import Outcome, Pair
+from .log import log_event
+from .model import TRACKING_PREFIX, Plan, Refusal
+from .pipeline import TransferFailed
+from .runs import Runner, TaskBusy, TaskLock
+from .tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, TaskRecord, TaskStore
+
+FULL = "full"
+INC = "inc"
+
+
+class RunFailed(Exception):
+    """The run did not complete; the message is one line for the user and the log."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+#: ``inc`` refused because another run of the task holds its lock (sysexits' EX_TEMPFAIL:
+#: nothing is wrong, try later — cron's next tick will).
+STATUS_BUSY = 75
+
+
+def new_snapshot_name(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{TRACKING_PREFIX}{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z"
+
+
+def destination_node(record: TaskRecord) -> ZfsNode:
+    return ZfsNode(SshHost(record.destination))
+
+
+@dataclass
+class Preview:
+    """What a run would do: the ``--dry-run`` output."""
+
+    plan: Plan | Refusal
+    pipelines: tuple[str, ...]
+    estimate: int | None
+
+
+class TaskRun:
+    def __init__(self, record: TaskRecord, kind: str, tasks: TaskStore | None = None,
+                 source: ZfsNode | None = None, destination: ZfsNode | None = None):
+        self.record = record
+        self.kind = kind
+        self.tasks = tasks or TaskStore()
+        self.pair = Pair(record.task(), source or ZfsNode(LocalHost()), destination or destination_node(record),
+                         log=lambda line: self._event("step", what=line))
+
+    def _event(self, event: str, **fields) -> None:
+        log_event(self.record.dataset, self.kind, event, **fields)
+
+    def plan(self) -> Plan | Refusal:
+        observed = self.pair.observe(self.record.last_guid)
+        plan_for = planner.plan_full if self.kind == FULL else planner.plan_incremental
+        return plan_for(observed, self.pair.task, new_snapshot_name())
+
+    def preview(self) -> Preview:
+        """The plan and its command lines; reads both sides and changes nothing."""
+        try:
+            plan = self.plan()
+        except (HostError, ZfsError) as exc:
+            raise RunFailed(str(exc)) from exc
+        pipelines: tuple[str, ...] = ()
+        estimate = None
+        if isinstance(plan, Plan):
+            sends = [s for s in plan.steps if hasattr(s, "properties")]
+            pipelines = tuple(self.pair.pipeline_text(step) for step in sends)
+            estimate = self._estimate(plan)
+        return Preview(plan, pipelines, estimate)
+
+    def _estimate(self, plan: Plan) -> int | None:
+        """Bytes written since the common snapshot, where ZFS can tell (``written@``)."""
+        source = self.pair.source
+        if plan.common is None or not plan.sends or not source.capabilities().written:
+            return None
+        prop = f"written@{plan.common.name}"
+        try:
+            value = source.get_properties(self.record.dataset, [prop]).get(prop)
+            return int(value) if value and value.isdigit() else None
+        except (HostError, ZfsError, ValueError):
+            return None
+
+    def run(self) -> Outcome:
+        lock = TaskLock(self.record.dataset)
+        try:
+            lock.acquire()
+        except TaskBusy:
+            raise RunFailed(self._busy_message(), STATUS_BUSY) from None
+        try:
+            return self._run_locked()
+        finally:
+            lock.release()
+
+    def _busy_message(self) -> str:
+        record = self.tasks.get(self.record.dataset) or self.record
+        runner = Runner.from_record(record.runner)
+        who = f" (pid {runner.pid})" if runner else ""
+        return f"{self.record.dataset}: a replication run{who} is still in progress; not started"
+
+    def _run_locked(self) -> Outcome:
+        running = RUNNING_FULL if self.kind == FULL else RUNNING_INC
+        self.tasks.update(self.record.dataset, state=running, runner=Runner.current().to_record(), error=None)
+        started = time.monotonic()
+        self._event("start", to=f"{self.record.destination}:{self.record.remote_dataset}", pid=os.getpid())
+        try:
+            plan = self.plan()
+            if isinstance(plan, Refusal):
+                raise RunFailed(f"refused: {plan.describe()}")
+            outcome = self.pair.execute(plan)
+        except (RunFailed, HostError, ZfsError, TransferFailed, OSError) as exc:
+            message = str(exc).strip().replace("\n", " ")
+            self.tasks.update(self.record.dataset, state=ERROR, runner=None, error=message)
+            self._event("error", message=message, duration=f"{time.monotonic() - started:.1f}s")
+            raise RunFailed(message) from exc
+        self.tasks.update(
+            self.record.dataset, state=IDLE, runner=None, error=None, initialised=True,
+            last_success=time.time(), last_snapshot=outcome.common, last_guid=outcome.common_guid,
+            last_bytes=outcome.bytes, last_seconds=round(outcome.seconds, 3),
+        )
+        self._event("end", snapshot=outcome.common, bytes="unknown" if outcome.bytes is None else outcome.bytes,
+                    sends=outcome.sends,
+                    duration=f"{time.monotonic() - started:.1f}s")
+        return outcome
+
+
+def start_full_in_background(dataset: str, wait: float = 10.0) -> int:
+    """Start the full send detached from the shell (it outlives it); return its pid.
+
+    Waits until the worker holds the task's lock, so that "started" is true when
+    the caller says it.
+    """
+    argv = [sys.executable, "-m", "ovios_shell_retadm.replication.worker", FULL, dataset]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    lock = TaskLock(dataset)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and proc.poll() is None and not lock.is_held():
+        time.sleep(0.05)
+    if proc.poll() not in (None, 0):
+        raise RunFailed(f"the background replication of {dataset} failed at once; see the log")
+    return proc.pid

@@ -1,0 +1,42 @@
+"""``/var/log/ovios/repl.log``: one line per event, from any number of processes.
+
+Each line goes out in a single ``write`` on a descriptor opened with ``O_APPEND``,
+so lines from concurrent runs (cron, the background full send, the shell) never
+interleave inside a line.  Format::
+
+    2026-11-26T06:10:00+0000 data/smbvol inc start to=dst:repl/smbvol pid=4242
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .. import settings
+
+
+def _format_value(value: object) -> str:
+    text = str(value).replace("\n", " ").strip()
+    return repr(text) if (" " in text or not text) else text
+
+
+def format_event(dataset: str, kind: str, event: str, fields: dict[str, object]) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    parts = [stamp, dataset, kind, event] + [f"{k}={_format_value(v)}" for k, v in fields.items()]
+    return " ".join(parts) + "\n"
+
+
+def log_event(dataset: str, kind: str, event: str, **fields: object) -> None:
+    """Append one event line; a log that cannot be written never stops a replication."""
+    path = settings.repl_log_path()
+    line = format_event(dataset, kind, event, fields).encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        print(f"warning: cannot write {path}: {exc.strerror}", file=sys.stderr)

@@ -1,0 +1,348 @@
+"""Value types of the replication model: what is observed, what a plan does, why it refuses.
+
+Everything here is an immutable value, so the planner is a pure function from an
+:class:`Observed` state to a :class:`Plan` or a :class:`Refusal`, and a plan can be
+printed (``--dry-run``), compared in tests and carried out by the executor without
+either side having to guess what the other meant.
+
+Snapshot and bookmark names are the short names (after ``@`` and ``#``); the task
+says which datasets they belong to, and a step says on which :class:`Side` it acts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+#: The tag of every hold retadm places; holds with other tags belong to someone else.
+HOLD_TAG = "retadm"
+
+#: Tracking snapshots are named ``prefix + <timestamp>``; only those are ever destroyed.
+TRACKING_PREFIX = "retadm_"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot as ZFS reports it; ``guid`` is its identity across both sides."""
+
+    name: str
+    guid: int
+    createtxg: int
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """A bookmark keeps a snapshot's guid and createtxg, so it can be a send base
+    (``-i`` only) after the snapshot itself is gone."""
+
+    name: str
+    guid: int
+    createtxg: int
+
+
+class Side(Enum):
+    SOURCE = "source"
+    DESTINATION = "destination"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One replicated dataset: ``dataset`` here to ``remote_dataset`` on host ``destination``."""
+
+    dataset: str
+    destination: str
+    remote_dataset: str
+    properties: bool
+    prefix: str = TRACKING_PREFIX
+
+    def __post_init__(self) -> None:
+        # An empty prefix would make every snapshot "ours", and therefore prunable.
+        if not self.prefix:
+            raise ValueError("the tracking prefix must not be empty")
+
+    def owns(self, name: str) -> bool:
+        """Whether a snapshot or bookmark name is one of this task's tracking points."""
+        return name.startswith(self.prefix)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the pair of ZFS implementations can do.
+
+    ``bookmarks``: the source can create bookmarks and send from them.
+    ``resume``: both sides do resumable receives (carried for the resume work; unused here).
+    """
+
+    bookmarks: bool = False
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the planner knows, gathered by the caller before planning.
+
+    Snapshot and bookmark sequences may come in any order: the planner orders them by
+    ``createtxg``, which is creation order on each side (the two sides' txgs are
+    unrelated and never compared).
+    """
+
+    source: tuple[Snapshot, ...]
+    #: None when the remote dataset does not exist.
+    destination: tuple[Snapshot, ...] | None
+    source_bookmarks: tuple[Bookmark, ...] = ()
+    #: The destination's ``receive_resume_token``; carried, not yet acted upon.
+    resume_token: str | None = None
+    #: Names of the snapshots that carry a :data:`HOLD_TAG` hold, per side.
+    source_holds: frozenset[str] = frozenset()
+    destination_holds: frozenset[str] = frozenset()
+    #: Whether the source was written since its newest snapshot; None when ZFS cannot tell.
+    written: bool | None = None
+    capabilities: Capabilities = Capabilities()
+    #: The destination's ``readonly`` property; None when not observed.
+    destination_readonly: bool | None = None
+    #: The guid the task record names as the last common snapshot (None: nothing recorded).
+    recorded_guid: int | None = None
+
+    def holds(self, side: Side) -> frozenset[str]:
+        return self.source_holds if side is Side.SOURCE else self.destination_holds
+
+
+# -- steps -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateSnapshot:
+    """Take the run's tracking snapshot on the source."""
+
+    name: str
+
+    def describe(self) -> str:
+        return f"create snapshot @{self.name} on the source"
+
+
+@dataclass(frozen=True)
+class SendFull:
+    """``zfs send [-p] @snapshot | zfs receive``: creates the remote dataset."""
+
+    snapshot: str
+    properties: bool
+
+    def describe(self) -> str:
+        return f"send @{self.snapshot} in full{_with_properties(self.properties)}"
+
+
+@dataclass(frozen=True)
+class SendIncremental:
+    """Send everything after ``base`` up to ``target``.
+
+    From a snapshot this is ``send -I``, so the snapshots in between travel too.  ZFS
+    refuses ``-I`` from a bookmark, so from a bookmark it is ``send -i`` and the planner
+    makes ``target`` the first snapshot after the bookmark, so that nothing is skipped.
+    """
+
+    base: str
+    base_is_bookmark: bool
+    target: str
+    properties: bool
+
+    def describe(self) -> str:
+        if self.base_is_bookmark:
+            return f"send the changes #{self.base} -> @{self.target}{_with_properties(self.properties)}"
+        return (
+            f"send the changes @{self.base} -> @{self.target} and every snapshot in between"
+            f"{_with_properties(self.properties)}"
+        )
+
+
+@dataclass(frozen=True)
+class Hold:
+    """``zfs hold retadm``: nobody's pruning can destroy the snapshot while it is held."""
+
+    side: Side
+    snapshot: str
+
+    def describe(self) -> str:
+        return f"hold @{self.snapshot} on the {self.side.value} (tag {HOLD_TAG})"
+
+
+@dataclass(frozen=True)
+class Release:
+    side: Side
+    snapshot: str
+
+    def describe(self) -> str:
+        return f"release the {HOLD_TAG} hold on @{self.snapshot} on the {self.side.value}"
+
+
+@dataclass(frozen=True)
+class DestroySnapshot:
+    """Only ever one of the task's own tracking snapshots, never the common one."""
+
+    side: Side
+    snapshot: str
+
+    def describe(self) -> str:
+        return f"destroy @{self.snapshot} on the {self.side.value}"
+
+
+@dataclass(frozen=True)
+class CreateBookmark:
+    """Bookmark a source snapshot, so the chain survives the snapshot's loss."""
+
+    snapshot: str
+    bookmark: str
+
+    def describe(self) -> str:
+        return f"bookmark @{self.snapshot} as #{self.bookmark} on the source"
+
+
+@dataclass(frozen=True)
+class DestroyBookmark:
+    bookmark: str
+
+    def describe(self) -> str:
+        return f"destroy bookmark #{self.bookmark} on the source"
+
+
+@dataclass(frozen=True)
+class SetReadonly:
+    """``readonly=on`` on the destination: a replica written locally can no longer receive."""
+
+    def describe(self) -> str:
+        return "set readonly=on on the destination"
+
+
+@dataclass(frozen=True)
+class RecordCommon:
+    """Write the task's last common snapshot into the task record.
+
+    ``guid`` is None when the snapshot is created by the same plan, so its guid cannot
+    be known while planning: the executor reads it from the source when it carries
+    out this step (the send before it has put the same guid on the destination).  The
+    record is informative (``status``); the chain itself is always found again by guid.
+    """
+
+    snapshot: str
+    guid: int | None
+
+    def describe(self) -> str:
+        return f"record @{self.snapshot} as the last common snapshot"
+
+
+Step = (
+    CreateSnapshot
+    | SendFull
+    | SendIncremental
+    | Hold
+    | Release
+    | DestroySnapshot
+    | CreateBookmark
+    | DestroyBookmark
+    | SetReadonly
+    | RecordCommon
+)
+
+
+def _with_properties(properties: bool) -> str:
+    return ", with properties" if properties else ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The steps of one run, in order.
+
+    ``common`` is the last common snapshot (or bookmark) the run starts from, None for
+    a full send; ``target`` is the snapshot that is the common one once the plan is done.
+    "Nothing to do" is a plan without steps, not a refusal: it is a success.
+    """
+
+    steps: tuple[Step, ...]
+    common: Snapshot | Bookmark | None
+    target: str
+
+    @property
+    def sends(self) -> bool:
+        """Whether any data travels: False means the destination was already up to date."""
+        return any(isinstance(step, SendFull | SendIncremental) for step in self.steps)
+
+    def describe(self) -> tuple[str, ...]:
+        """Human-readable lines, one per step (what ``--dry-run`` prints)."""
+        if not self.steps:
+            return (f"nothing to do: the destination is up to date at @{self.target}",)
+        return tuple(step.describe() for step in self.steps)
+
+
+# -- conflicts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DestinationMissing:
+    """An incremental run, but the remote dataset does not exist (``init`` first)."""
+
+    remote_dataset: str
+
+    def describe(self) -> str:
+        return f"the destination {self.remote_dataset} does not exist; initialise the task first"
+
+
+@dataclass(frozen=True)
+class DestinationExists:
+    """A full send would need ``receive -F`` over an existing dataset: never done silently."""
+
+    remote_dataset: str
+
+    def describe(self) -> str:
+        return f"the destination {self.remote_dataset} already exists"
+
+
+@dataclass(frozen=True)
+class NoCommonSnapshot:
+    """No snapshot or bookmark with the same guid on both sides: only a full send can help."""
+
+    def describe(self) -> str:
+        return "the source and the destination have no snapshot in common"
+
+
+@dataclass(frozen=True)
+class DestinationDiverged:
+    """The destination has snapshots after the common one that the source lacks.
+
+    Receiving would mean rolling them back (``receive -F``), i.e. destroying data on
+    the destination, so it is left to an explicit ``repair``.
+    """
+
+    common: str
+    extra: tuple[str, ...]
+
+    def describe(self) -> str:
+        extra = ", ".join(f"@{name}" for name in self.extra)
+        return f"the destination has diverged after @{self.common}: {extra}"
+
+
+@dataclass(frozen=True)
+class NameClash:
+    """Snapshots the run would create already exist on ``side`` as different snapshots.
+
+    On the destination this happens with re-used names (e.g. ``@monday`` destroyed and
+    taken again on the source while the replica kept the old one): the receive would fail.
+    """
+
+    side: Side
+    names: tuple[str, ...]
+
+    def describe(self) -> str:
+        names = ", ".join(f"@{name}" for name in self.names)
+        return f"the {self.side.value} already has other snapshots named {names}"
+
+
+Conflict = DestinationMissing | DestinationExists | NoCommonSnapshot | DestinationDiverged | NameClash
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The planner will not act; nothing was and nothing will be changed."""
+
+    conflict: Conflict
+
+    def describe(self) -> str:
+        return self.conflict.describe()

@@ -1,0 +1,111 @@
+"""The byte stream: ``zfs send`` → ``pv`` → ``ssh … zfs receive`` through OS pipes.
+
+The stream never passes through Python: each stage's stdout *is* the next one's
+stdin.  The bytes are counted by ``pv`` (which moves them with ``splice``), whose
+running count is read beside the stream.  The kernel's per-process counters are
+no substitute: zfs-fuse's daemon, not the ``zfs send`` process, writes the stream,
+and an ssh multiplexing client hands its stdin to the master without reading it.
+Without ``pv`` the stream goes straight from sender to receiver, uncounted.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import IO, Callable, Sequence
+
+_POLL = 0.25
+#: numeric byte count, one line per interval and a last one at the end
+_METER = ("pv", "--numeric", "--bytes", "--force", "--interval", "1")
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    bytes: int | None  # None when no meter was available
+    seconds: float
+
+
+class TransferFailed(Exception):
+    """Sender or receiver failed; the message is their last words, on one line."""
+
+    def __init__(self, message: str, sender_status: int, receiver_status: int):
+        super().__init__(message)
+        self.sender_status = sender_status
+        self.receiver_status = receiver_status
+
+
+def _lines(handle: IO[bytes]) -> list[str]:
+    handle.seek(0)
+    return [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+
+
+def _count(handle: IO[bytes]) -> int | None:
+    numbers = [line for line in _lines(handle) if line.isdigit()]
+    return int(numbers[-1]) if numbers else None
+
+
+def _last_words(handle: IO[bytes]) -> str:
+    lines = _lines(handle)
+    return lines[-1] if lines else ""
+
+
+def _meter() -> list[str] | None:
+    return list(_METER) if shutil.which(_METER[0]) else None
+
+
+def command_line(send_argv: Sequence[str], receive_argv: Sequence[str]) -> str:
+    """The pipeline :func:`transfer` runs, as a shell would write it (for ``--dry-run``)."""
+    stages = [send_argv, *([_meter()] if _meter() else []), receive_argv]
+    return " | ".join(shlex.join(stage) for stage in stages)
+
+
+def transfer(
+    send_argv: Sequence[str],
+    receive_argv: Sequence[str],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> TransferResult:
+    """Run ``send_argv | receive_argv``; raise :class:`TransferFailed` unless both succeed."""
+    meter_argv = _meter()
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as send_err, tempfile.TemporaryFile() as recv_err, \
+            tempfile.TemporaryFile() as counts:
+        stages: list[subprocess.Popen] = []
+        try:
+            stages.append(subprocess.Popen(list(send_argv), stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.PIPE, stderr=send_err))
+            if meter_argv:
+                stages.append(subprocess.Popen(meter_argv, stdin=stages[-1].stdout,
+                                               stdout=subprocess.PIPE, stderr=counts))
+            stages.append(subprocess.Popen(list(receive_argv), stdin=stages[-1].stdout,
+                                           stdout=recv_err, stderr=recv_err))
+        except OSError:
+            for stage in stages:
+                stage.kill()
+                stage.wait()
+            raise
+        finally:
+            for stage in stages[:-1]:
+                stage.stdout.close()  # each read end now belongs to the next stage only
+        while any(stage.poll() is None for stage in stages):
+            if on_progress is not None:
+                sent = _count(counts)
+                if sent is not None:
+                    on_progress(sent)
+            time.sleep(_POLL)
+        sender, receiver = stages[0], stages[-1]
+        if sender.returncode != 0 or receiver.returncode != 0:
+            # a sender killed by the receiver's death (SIGPIPE) has nothing to say: prefer
+            # the side that failed first and said why
+            words = _last_words(send_err) if sender.returncode not in (0, -13) else ""
+            words = words or _last_words(recv_err) or _last_words(send_err)
+            raise TransferFailed(
+                words or f"send exited {sender.returncode}, receive exited {receiver.returncode}",
+                sender.returncode, receiver.returncode,
+            )
+        sent = _count(counts) if meter_argv else None
+    return TransferResult(bytes=sent, seconds=time.monotonic() - started)

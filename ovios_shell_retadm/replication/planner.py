@@ -1,0 +1,253 @@
+"""The replication planner: observed snapshot state in, a plan or a refusal out.
+
+A run takes a tracking snapshot, sends everything between the last common snapshot
+and it (``-I``, so the user's snapshots travel too), then *settles*: the new common
+snapshot is held on both sides (and bookmarked on the source), recorded, and only then
+are the older holds released and the task's older tracking snapshots destroyed, so
+the chain is protected at every point where a run can stop.
+
+The common snapshot is found by guid, never by name.  Nothing is ever overwritten on
+the destination: divergence and name clashes are refusals, for ``repair`` to handle.
+Pure functions only: the clock (the new snapshot's name) and ZFS state are arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .model import (
+    Bookmark,
+    CreateBookmark,
+    CreateSnapshot,
+    DestinationDiverged,
+    DestinationExists,
+    DestinationMissing,
+    DestroyBookmark,
+    DestroySnapshot,
+    Hold,
+    NameClash,
+    NoCommonSnapshot,
+    Observed,
+    Plan,
+    RecordCommon,
+    Refusal,
+    Release,
+    SendFull,
+    SendIncremental,
+    SetReadonly,
+    Side,
+    Snapshot,
+    Step,
+    Task,
+)
+
+
+def find_common(
+    source: Sequence[Snapshot],
+    destination: Sequence[Snapshot],
+    source_bookmarks: Sequence[Bookmark] = (),
+) -> Snapshot | Bookmark | None:
+    """The newest source snapshot or bookmark whose guid is also on the destination.
+
+    A bookmark newer than every shared snapshot wins (the snapshot it marks was
+    destroyed after it was sent); between a snapshot and its own bookmark the snapshot
+    wins, because only a snapshot can be the base of ``send -I``.
+    """
+    on_destination = {snapshot.guid for snapshot in destination}
+    shared = [point for point in (*source, *source_bookmarks) if point.guid in on_destination]
+    return max(shared, key=lambda point: (point.createtxg, isinstance(point, Snapshot)), default=None)
+
+
+def plan_full(observed: Observed, task: Task, new_snapshot: str) -> Plan | Refusal:
+    """Initialise a task: the remote dataset is created from the source's whole history.
+
+    The oldest existing snapshot goes in full, then ``-I`` up to the new tracking
+    snapshot, so every snapshot the user already has travels too.
+    """
+    _require_tracking_name(task, new_snapshot)
+    if observed.destination is not None:
+        return Refusal(DestinationExists(task.remote_dataset))
+    if _taken_on_source(observed, new_snapshot):
+        return Refusal(NameClash(Side.SOURCE, (new_snapshot,)))
+    source = _names(observed.source)
+    landed = (*source, new_snapshot)
+    steps = [
+        CreateSnapshot(new_snapshot),
+        *_full_sends(source, new_snapshot, task.properties),
+        *_settle(observed, task, new_snapshot, None, {Side.SOURCE: landed, Side.DESTINATION: landed}),
+    ]
+    return Plan(tuple(steps), None, new_snapshot)
+
+
+def plan_incremental(observed: Observed, task: Task, new_snapshot: str) -> Plan | Refusal:
+    """One cron run: send what the source has after the last common snapshot.
+
+    If the source's newest snapshot is already the common one (a previous run's data
+    landed but its bookkeeping did not, or nothing happened since), and the source was
+    not written since, nothing is sent: the plan only repairs the bookkeeping, and is
+    empty when there is nothing to repair.
+    """
+    _require_tracking_name(task, new_snapshot)
+    if observed.destination is None:
+        return Refusal(DestinationMissing(task.remote_dataset))
+    common = find_common(observed.source, observed.destination, observed.source_bookmarks)
+    if common is None:
+        return Refusal(NoCommonSnapshot())
+    extra = _after(observed.destination, common.guid)
+    if extra:
+        return Refusal(DestinationDiverged(common.name, extra))
+    protect: list[Step] = [SetReadonly()] if observed.destination_readonly is False else []
+    source = _names(observed.source)
+    destination = _names(observed.destination)
+    if _up_to_date(observed, task, common):
+        landed = {Side.SOURCE: source, Side.DESTINATION: destination}
+        steps = [*protect, *_settle(observed, task, common.name, common.guid, landed)]
+        return Plan(tuple(steps), common, common.name)
+    travelling = (*_names(s for s in observed.source if s.createtxg > common.createtxg), new_snapshot)
+    clash = _clash(observed, new_snapshot, travelling)
+    if clash is not None:
+        return Refusal(clash)
+    landed = {Side.SOURCE: (*source, new_snapshot), Side.DESTINATION: (*destination, *travelling)}
+    steps = [
+        *protect,
+        CreateSnapshot(new_snapshot),
+        *_incremental_sends(observed.source, common, new_snapshot, task.properties),
+        *_settle(observed, task, new_snapshot, None, landed),
+    ]
+    return Plan(tuple(steps), common, new_snapshot)
+
+
+# -- deciding -----------------------------------------------------------------------------
+
+
+def _require_tracking_name(task: Task, new_snapshot: str) -> None:
+    # A tracking snapshot without the prefix would count as the user's and never be pruned.
+    if not task.owns(new_snapshot):
+        raise ValueError(f"tracking snapshot {new_snapshot!r} lacks the prefix {task.prefix!r}")
+
+
+def _up_to_date(observed: Observed, task: Task, common: Snapshot | Bookmark) -> bool:
+    """Whether the destination already has everything and the chain's anchor is ours.
+
+    ``written`` unknown counts as written.  A user snapshot as the newest common one
+    still gets a tracking snapshot on top, so the hold that anchors the chain never
+    blocks the user's own pruning.
+    """
+    newest = max(observed.source, key=lambda snapshot: snapshot.createtxg, default=None)
+    return common == newest and task.owns(common.name) and observed.written is False
+
+
+def _after(destination: Sequence[Snapshot], common_guid: int) -> tuple[str, ...]:
+    """Destination snapshots newer than the common one: the source has none of them,
+    since the common one is the newest snapshot the two sides share."""
+    common = next(snapshot for snapshot in destination if snapshot.guid == common_guid)
+    return _names(snapshot for snapshot in destination if snapshot.createtxg > common.createtxg)
+
+
+def _taken_on_source(observed: Observed, name: str) -> bool:
+    """The new snapshot and its bookmark must both be new names."""
+    return name in _names(observed.source) or name in _names(observed.source_bookmarks)
+
+
+def _clash(observed: Observed, new_snapshot: str, travelling: Sequence[str]) -> NameClash | None:
+    if _taken_on_source(observed, new_snapshot):
+        return NameClash(Side.SOURCE, (new_snapshot,))
+    on_destination = set(_names(observed.destination or ()))
+    clashing = tuple(name for name in travelling if name in on_destination)
+    return NameClash(Side.DESTINATION, clashing) if clashing else None
+
+
+# -- sending ------------------------------------------------------------------------------
+
+
+def _full_sends(source: Sequence[str], new_snapshot: str, properties: bool) -> list[Step]:
+    """Oldest snapshot in full, then ``-I`` to the new one; readonly as soon as the
+    dataset exists, so nothing writes to it before the incremental receive."""
+    if not source:
+        return [SendFull(new_snapshot, properties), SetReadonly()]
+    oldest = source[0]
+    return [
+        SendFull(oldest, properties),
+        SetReadonly(),
+        SendIncremental(oldest, False, new_snapshot, properties),
+    ]
+
+
+def _incremental_sends(
+    source: Sequence[Snapshot], common: Snapshot | Bookmark, new_snapshot: str, properties: bool
+) -> list[Step]:
+    """From a snapshot one ``-I`` send; from a bookmark ``-i`` to the first snapshot after
+    it, then ``-I`` from there, so intermediate snapshots travel either way."""
+    if isinstance(common, Snapshot):
+        return [SendIncremental(common.name, False, new_snapshot, properties)]
+    later = _names(s for s in source if s.createtxg > common.createtxg)
+    first = later[0] if later else new_snapshot
+    steps: list[Step] = [SendIncremental(common.name, True, first, properties)]
+    if first != new_snapshot:
+        steps.append(SendIncremental(first, False, new_snapshot, properties))
+    return steps
+
+
+# -- settling -----------------------------------------------------------------------------
+
+
+def _settle(
+    observed: Observed,
+    task: Task,
+    target: str,
+    guid: int | None,
+    landed: dict[Side, Sequence[str]],
+) -> list[Step]:
+    """Make ``target`` the protected common snapshot, then let go of the older ones.
+
+    ``landed`` names each side's snapshots once the sends are done, oldest first.  The
+    target is the newest on both sides then, so "older than the common one" is simply
+    "not the target".  The new hold and bookmark go on before any old one comes off.
+    """
+    return [
+        *_hold(observed, target),
+        *_bookmark(observed, target),
+        *_record(observed, target, guid),
+        *(step for side in Side for step in _release(side, landed[side], observed.holds(side), target)),
+        *(step for side in Side for step in _prune(task, side, landed[side], target)),
+        *_prune_bookmarks(observed, task, target),
+    ]
+
+
+def _hold(observed: Observed, target: str) -> list[Step]:
+    return [Hold(side, target) for side in Side if target not in observed.holds(side)]
+
+
+def _bookmark(observed: Observed, target: str) -> list[Step]:
+    if not observed.capabilities.bookmarks or target in _names(observed.source_bookmarks):
+        return []
+    return [CreateBookmark(target, target)]
+
+
+def _record(observed: Observed, target: str, guid: int | None) -> list[Step]:
+    if guid is not None and guid == observed.recorded_guid:
+        return []
+    return [RecordCommon(target, guid)]
+
+
+def _release(side: Side, snapshots: Sequence[str], held: frozenset[str], target: str) -> list[Step]:
+    """Our holds on every other snapshot, the user's included: they are no longer needed."""
+    return [Release(side, name) for name in snapshots if name in held and name != target]
+
+
+def _prune(task: Task, side: Side, snapshots: Sequence[str], target: str) -> list[Step]:
+    """The task's own older tracking snapshots; never the user's, never the target."""
+    return [DestroySnapshot(side, name) for name in snapshots if task.owns(name) and name != target]
+
+
+def _prune_bookmarks(observed: Observed, task: Task, target: str) -> list[Step]:
+    return [
+        DestroyBookmark(name)
+        for name in _names(observed.source_bookmarks)
+        if task.owns(name) and name != target
+    ]
+
+
+def _names(points: Iterable[Snapshot | Bookmark]) -> tuple[str, ...]:
+    """Names in creation order."""
+    return tuple(point.name for point in sorted(points, key=lambda point: point.createtxg))

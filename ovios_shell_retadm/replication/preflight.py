@@ -1,0 +1,119 @@
+"""The checks ``retadm init`` makes before anything is created or sent.
+
+Each check raises :class:`PreflightError` with one line that says what is wrong
+and, where there is one, what to run.  They read; they never change either node.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, SshHost, validate_hostname
+from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name, validate_pool_name
+from .tasks import TaskStore
+
+
+class PreflightError(Exception):
+    pass
+
+
+def ssh_setup_commands(local: str, remote: str) -> str:
+    """The guide's Step 1, as the exact commands to run."""
+    return (
+        f"on this node: 'options ssh.allow.root on', 'ssh-keygen' (if no key yet), 'ssh-copy-id {remote}'; "
+        f"on {remote}: 'options ssh.allow.root on', 'ssh-keygen', 'ssh-copy-id {local}'"
+    )
+
+
+def destination(address: str) -> SshHost:
+    """Passwordless SSH to the destination works (BatchMode: a password prompt is a failure)."""
+    try:
+        host = SshHost(validate_hostname(address))
+        host.run(["true"], timeout=30)
+    except ValueError as exc:
+        raise PreflightError(str(exc)) from exc
+    except AuthError as exc:
+        raise PreflightError(
+            f"passwordless SSH to {address} is not set up ({exc}); {ssh_setup_commands('<this node>', address)}"
+        ) from exc
+    except HostKeyError as exc:
+        raise PreflightError(f"{exc}; check the host key of {address} (ssh root@{address}) before going on") from exc
+    except HostUnreachable as exc:
+        raise PreflightError(str(exc)) from exc
+    return host
+
+
+def reverse_ssh(host: SshHost) -> str:
+    """Passwordless SSH from the destination back to this node; returns our address as it sees it."""
+    try:
+        seen = host.run(["sh", "-c", 'echo "$SSH_CONNECTION"'], timeout=30).stdout.split()
+    except HostError as exc:
+        raise PreflightError(str(exc)) from exc
+    if not seen:
+        raise PreflightError(f"{host.name} does not say which address it sees this node at")
+    source = validate_hostname(seen[0])
+    probe = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
+             f"root@{source}", "true"]
+    result = host.run(probe, timeout=30, check=False)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["failed"])[-1]
+        raise PreflightError(
+            f"passwordless SSH from {host.name} back to {source} does not work ({reason}); "
+            f"on {host.name} run: {shlex.join(['ssh-copy-id', f'root@{source}'])}"
+        )
+    return source
+
+
+def remote_pool(node: ZfsNode, pool: str) -> None:
+    try:
+        validate_pool_name(pool)
+        health = node.pool_health(pool)
+    except (InvalidName, ValueError) as exc:
+        raise PreflightError(str(exc)) from exc
+    except HostError as exc:
+        raise PreflightError(f"zfs does not answer on {node.host.name}: {exc}") from exc
+    if health is None:
+        raise PreflightError(f"{node.host.name} has no pool {pool!r}")
+    if health != "ONLINE":
+        raise PreflightError(f"pool {pool} on {node.host.name} is {health}, not ONLINE; fix it first")
+
+
+def remote_absent(node: ZfsNode, remote_dataset: str) -> None:
+    try:
+        validate_dataset_name(remote_dataset)
+        exists = node.exists(remote_dataset)
+    except (InvalidName, ValueError) as exc:
+        raise PreflightError(str(exc)) from exc
+    except HostError as exc:
+        raise PreflightError(str(exc)) from exc
+    if exists:
+        raise PreflightError(
+            f"{remote_dataset} already exists on {node.host.name}; retadm never overwrites it — "
+            "choose another name or remove it there yourself"
+        )
+
+
+def source_dataset(node: ZfsNode, dataset: str, tasks: TaskStore) -> str:
+    """The dataset exists here, is a filesystem or volume (not a pool), and has no task yet."""
+    try:
+        validate_dataset_name(dataset)
+        kind = node.dataset_type(dataset)
+    except (InvalidName, ValueError) as exc:
+        raise PreflightError(str(exc)) from exc
+    except (HostError, ZfsError) as exc:
+        raise PreflightError(f"zfs does not answer here: {exc}") from exc
+    if kind is None:
+        raise PreflightError(f"dataset {dataset} does not exist")
+    if kind not in ("filesystem", "volume"):
+        raise PreflightError(f"{dataset} is a {kind}; retadm replicates filesystems and volumes")
+    if pool_of(dataset) == dataset:
+        raise PreflightError(f"{dataset} is a pool; retadm replicates datasets, not whole pools")
+    if tasks.get(dataset) is not None:
+        raise PreflightError(f"{dataset} is already replicated (see 'retadm status')")
+    return kind
+
+
+def replicable_datasets(node: ZfsNode, tasks: TaskStore) -> list[str]:
+    """The datasets the init wizard offers: not pools, not already replicated."""
+    taken = {record.dataset for record in tasks.all()}
+    return [d.name for d in node.list_datasets() if "/" in d.name and d.name not in taken]

@@ -1,0 +1,92 @@
+"""Replication task records: what is replicated where, and how its last run went.
+
+A record lives in the store (one JSON object per source dataset).  Its ``state`` is
+one of the guide's status words; ``running_*`` is only believed while the recorded
+runner is alive (see :func:`effective_status`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+from ..store import Store
+from .model import Task
+from .runs import Runner
+
+IDLE = "idle"
+RUNNING_FULL = "running_full"
+RUNNING_INC = "running_inc"
+ERROR = "error"
+STATES = (IDLE, RUNNING_FULL, RUNNING_INC, ERROR)
+
+
+@dataclass
+class TaskRecord:
+    dataset: str
+    destination: str
+    remote_dataset: str
+    properties: bool
+    state: str = RUNNING_FULL
+    created: float = field(default_factory=time.time)
+    #: the full send has completed once: incrementals are possible
+    initialised: bool = False
+    runner: dict | None = None
+    error: str | None = None
+    last_success: float | None = None
+    #: the last common snapshot (short name) and its guid
+    last_snapshot: str | None = None
+    last_guid: int | None = None
+    last_bytes: int | None = None
+    last_seconds: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TaskRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def task(self) -> Task:
+        return Task(self.dataset, self.destination, self.remote_dataset, self.properties)
+
+
+@dataclass(frozen=True)
+class Status:
+    word: str  # one of STATES
+    reason: str | None
+
+
+def effective_status(record: TaskRecord) -> Status:
+    """The status to show: a run that died is an error, not running forever."""
+    if record.state in (RUNNING_FULL, RUNNING_INC):
+        runner = Runner.from_record(record.runner)
+        if runner is None or not runner.is_alive():
+            return Status(ERROR, runner.why_dead() if runner else "the run never started")
+        return Status(record.state, None)
+    return Status(record.state, record.error if record.state == ERROR else None)
+
+
+class TaskStore:
+    """Task records in the node's store."""
+
+    def __init__(self, store: Store | None = None):
+        self.store = store or Store()
+
+    def get(self, dataset: str) -> TaskRecord | None:
+        data = self.store.get_task(dataset)
+        return TaskRecord.from_dict(data) if data else None
+
+    def all(self) -> list[TaskRecord]:
+        return [TaskRecord.from_dict(d) for d in self.store.all_tasks().values()]
+
+    def create(self, record: TaskRecord) -> bool:
+        return self.store.create_task(record.dataset, record.to_dict())
+
+    def update(self, dataset: str, **changes) -> TaskRecord | None:
+        data = self.store.update_task(dataset, lambda d: {**d, **changes})
+        return TaskRecord.from_dict(data) if data else None
+
+    def delete(self, dataset: str) -> bool:
+        return self.store.delete_task(dataset)
