@@ -114,11 +114,37 @@ def status_of(result: Any) -> int:
     return 0
 
 
+def command_line(argv: list[str]) -> str:
+    """``argv`` as one command line that cmd2 splits back into the same words.
+
+    cmd2 splits like non-POSIX shlex and strips one pair of quotes around a word, so
+    :func:`shlex.join`'s ``'"'"'`` escapes would turn ``it's`` into three words: each
+    word is wrapped in the quote it does not contain instead.
+    """
+    words = []
+    for word in argv:
+        if shlex.quote(word) == word:
+            words.append(word)
+        elif "'" not in word:
+            words.append(f"'{word}'")
+        elif '"' not in word:
+            words.append(f'"{word}"')
+        else:
+            raise ValueError(f"an argument cannot contain both ' and \": {word!r}")
+    return " ".join(words)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        try:
+            line = command_line(argv)
+        except ValueError as exc:
+            print(f"ovios-shell: {exc}", file=sys.stderr)
+            return STATUS_USAGE
     app = OviosShell()
     if argv:
-        return app.run_line(shlex.join(argv))
+        return app.run_line(line)
     return app.cmdloop() or 0
 
 

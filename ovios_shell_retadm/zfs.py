@@ -615,15 +615,12 @@ class ZfsNode:
             values[prop] = value
         return values
 
-    def local_value(self, name: str, prop: str) -> str | None:
-        """The value set on ``name`` itself (``zfs set``), None when not set locally.
-
-        zfs-fuse reports a mounted ``readonly=on`` filesystem as ``off`` (source
-        ``temporary``, from the mount); the local setting is what was asked for.
-        """
-        out = self._zfs("get", "-H", "-p", "-s", "local", "-o", "value", validate_property_name(prop),
-                        _validate_target(name)).stdout.strip()
-        return out or None
+    def value_and_source(self, name: str, prop: str) -> tuple[str, str]:
+        """A property's raw value and where it comes from (``local``, ``received``, ``temporary`` …)."""
+        out = self._zfs("get", "-H", "-p", "-o", "value,source", validate_property_name(prop),
+                        _validate_target(name)).stdout.rstrip("\n")
+        value, _, source = out.partition("\t")
+        return value, source
 
     def set_property(self, name: str, prop: str, value: str) -> None:
         self._zfs("set", f"{validate_property_name(prop)}={_validate_value(prop, value)}", _validate_target(name))

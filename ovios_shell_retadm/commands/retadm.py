@@ -136,6 +136,7 @@ class RetadmCommands(OviosCommandSet):
                 "remote_dataset": record.remote_dataset,
                 "status": status.word,
                 "reason": status.reason,
+                "pid": (record.runner or {}).get("pid") if status.word.startswith("running") else None,
                 "last_success": record.last_success,
                 "lag_seconds": round(now - record.last_success) if record.last_success else None,
                 "last_snapshot": record.last_snapshot,
@@ -222,7 +223,7 @@ class RetadmCommands(OviosCommandSet):
             preflight.remote_absent(dest, remote)
             properties = self._ask_properties(args.properties, kind)
         except PreflightError as exc:
-            raise CommandError(str(exc)) from exc
+            raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
         record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties)
         if args.dry_run:
             return self._preview(TaskRun(record, FULL, tasks, source=local, destination=dest))

@@ -22,8 +22,12 @@ ENV_DIR = "OVIOS_LAB_DIR"
 #: environment variable, so ``down`` finds them even when the state file is gone
 ENV_MEMBER = "OVIOS_LAB_MEMBER"
 
+#: size of every pool's (sparse) vdev file, in bytes; a K/M/G suffix is accepted
+ENV_VDEV_SIZE = "OVIOS_LAB_VDEV_SIZE"
+
 PREFIX_LEN = 24
-VDEV_SIZE = 256 * 1024 * 1024  # zfs-fuse refuses vdevs under 64 MiB
+DEFAULT_VDEV_SIZE = 256 * 1024 * 1024
+MIN_VDEV_SIZE = 64 * 1024 * 1024  # zfs-fuse refuses vdevs under 64 MiB
 NODE_IFNAME = "eth0"
 
 # a name is a prefix of interface names ("<name>-src", "<name>-br"): IFNAMSIZ is 16
@@ -32,6 +36,23 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,10}$")
 
 class LabError(Exception):
     """A lab operation failed; the message is one line meant for a user."""
+
+
+def vdev_size(value: str | None = None) -> int:
+    """The vdev size: ``$OVIOS_LAB_VDEV_SIZE`` (bytes, or with a K/M/G suffix) or 256 MiB."""
+    text = (os.environ.get(ENV_VDEV_SIZE, "") if value is None else value).strip()
+    if not text:
+        return DEFAULT_VDEV_SIZE
+    match = re.fullmatch(r"(\d+)([KMG]?)(?:i?B)?", text, re.IGNORECASE)
+    if not match:
+        raise LabError(f"invalid {ENV_VDEV_SIZE} {text!r}: use bytes or a K/M/G suffix, e.g. 4G")
+    size = int(match.group(1)) * 1024 ** " KMG".index((match.group(2) or " ").upper())
+    if size < MIN_VDEV_SIZE:
+        raise LabError(f"{ENV_VDEV_SIZE}={text} is too small: zfs-fuse refuses vdevs under 64 MiB")
+    return size
+
+
+VDEV_SIZE = vdev_size()
 
 
 def validate_name(name: str) -> str:

@@ -74,8 +74,10 @@ class Pair:
         destination_holds = self._held(self.destination, remote, destination.snapshots) if destination else frozenset()
         readonly = None
         if destination is not None:
-            readonly = (self.destination.get_properties(remote, ["readonly"]).get("readonly") == "on"
-                        or self.destination.local_value(remote, "readonly") == "on")
+            value, origin = self.destination.value_and_source(remote, "readonly")
+            # a mount's own option (origin "temporary") hides the dataset's setting: zfs-fuse
+            # shows every mounted readonly=on replica so; then it is not known (None)
+            readonly = None if origin == "temporary" else value == "on"
         return Observed(
             source=tuple(_point(s, model.Snapshot) for s in source.snapshots),
             destination=tuple(_point(s, model.Snapshot) for s in destination.snapshots) if destination else None,

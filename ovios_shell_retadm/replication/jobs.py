@@ -130,8 +130,10 @@ class TaskRun:
             if isinstance(plan, Refusal):
                 raise RunFailed(f"refused: {plan.describe()}")
             outcome = self.pair.execute(plan)
-        except (RunFailed, HostError, ZfsError, TransferFailed, OSError) as exc:
+        except Exception as exc:  # whatever stops the run, the record must not claim it still runs
             message = str(exc).strip().replace("\n", " ")
+            if not isinstance(exc, (RunFailed, HostError, ZfsError, TransferFailed, OSError)):
+                message = f"internal error: {type(exc).__name__}: {message}"
             self.tasks.update(self.record.dataset, state=ERROR, runner=None, error=message)
             self._event("error", message=message, duration=f"{time.monotonic() - started:.1f}s")
             raise RunFailed(message) from exc

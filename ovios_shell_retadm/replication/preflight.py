@@ -7,6 +7,7 @@ and, where there is one, what to run.  They read; they never change either node.
 from __future__ import annotations
 
 import shlex
+import socket
 
 from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, SshHost, validate_hostname
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name, validate_pool_name
@@ -15,6 +16,10 @@ from .tasks import TaskStore
 
 class PreflightError(Exception):
     pass
+
+
+class InvalidValue(PreflightError):
+    """A name or address that is not valid at all: a usage error (exit status 2)."""
 
 
 def ssh_setup_commands(local: str, remote: str) -> str:
@@ -31,16 +36,28 @@ def destination(address: str) -> SshHost:
         host = SshHost(validate_hostname(address))
         host.run(["true"], timeout=30)
     except ValueError as exc:
-        raise PreflightError(str(exc)) from exc
+        raise InvalidValue(str(exc)) from exc
     except AuthError as exc:
         raise PreflightError(
-            f"passwordless SSH to {address} is not set up ({exc}); {ssh_setup_commands('<this node>', address)}"
+            f"passwordless SSH to {address} is not set up (our key was refused); "
+            f"{ssh_setup_commands(_address_towards(address), address)}"
         ) from exc
     except HostKeyError as exc:
         raise PreflightError(f"{exc}; check the host key of {address} (ssh root@{address}) before going on") from exc
     except HostUnreachable as exc:
         raise PreflightError(str(exc)) from exc
     return host
+
+
+def _address_towards(address: str) -> str:
+    """This node's address on the route to ``address``: what the peer's ssh-copy-id needs."""
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(address, 22, type=socket.SOCK_DGRAM)[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.connect(sockaddr)  # picks the route; a UDP connect sends nothing
+            return udp.getsockname()[0]
+    except OSError:
+        return "<this node's address>"
 
 
 def reverse_ssh(host: SshHost) -> str:
@@ -52,7 +69,10 @@ def reverse_ssh(host: SshHost) -> str:
     if not seen:
         raise PreflightError(f"{host.name} does not say which address it sees this node at")
     source = validate_hostname(seen[0])
-    probe = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
+    # The inner ssh's own failures exit 255 with ssh's wording, which the outer ssh would
+    # take for its own (e.g. an AuthError about the destination): report them as exit 1.
+    probe = ["sh", "-c", 'ssh "$@" || exit 1', "sh",
+             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
              f"root@{source}", "true"]
     result = host.run(probe, timeout=30, check=False)
     if result.returncode != 0:
@@ -69,7 +89,7 @@ def remote_pool(node: ZfsNode, pool: str) -> None:
         validate_pool_name(pool)
         health = node.pool_health(pool)
     except (InvalidName, ValueError) as exc:
-        raise PreflightError(str(exc)) from exc
+        raise InvalidValue(str(exc)) from exc
     except HostError as exc:
         raise PreflightError(f"zfs does not answer on {node.host.name}: {exc}") from exc
     if health is None:
@@ -79,13 +99,20 @@ def remote_pool(node: ZfsNode, pool: str) -> None:
 
 
 def remote_absent(node: ZfsNode, remote_dataset: str) -> None:
+    parent = remote_dataset.rpartition("/")[0]
     try:
         validate_dataset_name(remote_dataset)
         exists = node.exists(remote_dataset)
+        parent_missing = parent != pool_of(remote_dataset) and not node.exists(parent)
     except (InvalidName, ValueError) as exc:
-        raise PreflightError(str(exc)) from exc
+        raise InvalidValue(str(exc)) from exc
     except HostError as exc:
         raise PreflightError(str(exc)) from exc
+    if parent_missing:
+        raise PreflightError(
+            f"{parent} does not exist on {node.host.name}; zfs receive needs it — "
+            "create it there first or choose a name directly under the pool"
+        )
     if exists:
         raise PreflightError(
             f"{remote_dataset} already exists on {node.host.name}; retadm never overwrites it — "
@@ -99,7 +126,7 @@ def source_dataset(node: ZfsNode, dataset: str, tasks: TaskStore) -> str:
         validate_dataset_name(dataset)
         kind = node.dataset_type(dataset)
     except (InvalidName, ValueError) as exc:
-        raise PreflightError(str(exc)) from exc
+        raise InvalidValue(str(exc)) from exc
     except (HostError, ZfsError) as exc:
         raise PreflightError(f"zfs does not answer here: {exc}") from exc
     if kind is None:

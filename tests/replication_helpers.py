@@ -1,0 +1,58 @@
+"""Helpers for the tests that replicate on the lab: run the shell, wait, compare."""
+
+from __future__ import annotations
+
+import json
+import time
+
+
+def shell(lab, node: str, *args: str, env: tuple[str, ...] = (), timeout: float = 120):
+    """One-shot ``ovios-shell ARGS`` inside a node (no terminal)."""
+    return lab.exec(node, ["env", *env, "ovios-shell", *args], timeout=timeout)
+
+
+def sh(lab, node: str, script: str, check: bool = True):
+    return lab.exec(node, ["sh", "-c", script], check=check)
+
+
+def status(lab, node: str = "src") -> dict[str, dict]:
+    result = shell(lab, node, "retadm", "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return {row["dataset"]: row for row in json.loads(result.stdout)}
+
+
+def wait_for(lab, dataset: str, states: tuple[str, ...] = ("idle", "error"), timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        row = status(lab).get(dataset)
+        if row and row["status"] in states:
+            return row
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{dataset} did not reach {states} in {timeout}s: {row}")
+        time.sleep(0.3)
+
+
+def init(lab, dataset: str, remote_name: str, properties: str = "no") -> dict:
+    result = shell(lab, "src", "retadm", "init", dataset, "--dest", "dst", "--remote-pool", "repl",
+                   "--remote-name", remote_name, "--properties", properties)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[+] Full replication started in background.\nMonitor /var/log/ovios/repl.log\n"
+    row = wait_for(lab, dataset)
+    assert row["status"] == "idle", row
+    return row
+
+
+def checksums(lab, node: str, directory: str) -> dict[str, str]:
+    """sha256 of every file under a directory, by relative path."""
+    out = sh(lab, node, f"cd {directory} && find . -type f -print0 | sort -z | xargs -0 -r sha256sum").stdout
+    return {path: digest for digest, path in (line.split(None, 1) for line in out.splitlines())}
+
+
+def snapshots(lab, node: str, dataset: str) -> list[str]:
+    out = sh(lab, node, f"zfs list -H -o name -t snapshot -s createtxg | grep '^{dataset}@' || true").stdout
+    return [line.split("@", 1)[1] for line in out.splitlines()]
+
+
+def guids(lab, node: str, dataset: str) -> dict[str, str]:
+    out = sh(lab, node, f"zfs get -H -p -o name,value guid -d 1 {dataset} | grep @ || true").stdout
+    return {name.split("@", 1)[1]: guid for name, guid in (line.split("\t") for line in out.splitlines())}
