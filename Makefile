@@ -1,5 +1,6 @@
 # Set-up on a fresh Debian 12 machine, as root:
-#   make demo   install everything, bring up the two-node lab, open ovios-shell on src
+#   make demo   install everything, bring up the two-node lab, replicate data/smbvol to dst
+#               as in the guide, open ovios-shell on src
 #   make test   install everything plus the test tools, run the whole test suite
 
 PYTHON  ?= python3
@@ -11,8 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test install debs lab-down clean
 
 demo: install
-	$(VENV)/bin/ovios-lab up
-	$(VENV)/bin/ovios-lab shell src
+	$(VENV)/bin/ovios-lab demo
 
 test: install
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'

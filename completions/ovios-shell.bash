@@ -1,7 +1,8 @@
 # bash completion for ovios-shell one-shot runs (cron lines, scripts, a login shell):
-#   ovios-shell retadm inc <TAB>  -> replicated datasets
-#   ovios-shell retadm init <TAB> -> local filesystems and volumes
-#   ovios-shell options <TAB>     -> option names, then on/off
+#   ovios-shell retadm inc <TAB>   -> replicated datasets
+#   ovios-shell retadm init <TAB>  -> local filesystems and volumes not replicated yet (no pools)
+#   ovios-shell retadm inc -<TAB>  -> the subcommand's options, at any position after it
+#   ovios-shell options <TAB>      -> option names, then on/off
 
 _ovios_shell_words() {
     # $1: what to list
@@ -12,24 +13,53 @@ _ovios_shell_words() {
         replicated) ovios-shell retadm status --json 2>/dev/null \
                         | sed -n 's/^ *"dataset": "\(.*\)",$/\1/p' ;;
         local)      PATH="$PATH:/usr/sbin:/sbin" timeout 5 zfs list -H -o name -t filesystem,volume 2>/dev/null \
-                        | grep / ;;
+                        | grep / | grep -vxF -f <(_ovios_shell_words replicated) ;;
+    esac
+}
+
+# the options of a retadm subcommand
+_ovios_shell_retadm_options() {
+    case "$1" in
+        init)   echo "--dest --remote-pool --remote-name --properties --dry-run --help" ;;
+        inc)    echo "--dry-run --help" ;;
+        status) echo "--json --help" ;;
     esac
 }
 
 _ovios_shell() {
-    local cur=${COMP_WORDS[COMP_CWORD]}
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local verb=${COMP_WORDS[1]} sub=${COMP_WORDS[2]}
-    local words=""
+    local words="" i positional=""
     if [ "$COMP_CWORD" -eq 1 ]; then
         words=$(_ovios_shell_words verbs)
     elif [ "$verb" = retadm ] && [ "$COMP_CWORD" -eq 2 ]; then
         words=$(_ovios_shell_words retadm)
-    elif [ "$verb" = retadm ] && [ "$COMP_CWORD" -eq 3 ]; then
-        case "$sub" in
-            init)       words=$(_ovios_shell_words local) ;;
-            inc|status) words=$(_ovios_shell_words replicated) ;;
+    elif [ "$verb" = retadm ] && [ "$COMP_CWORD" -ge 3 ]; then
+        case "$cur" in
+            -*) words=$(_ovios_shell_retadm_options "$sub") ;;
+            *)
+                case "$sub:$prev" in
+                    init:--properties) words="yes no" ;;
+                    init:--dest|init:--remote-pool|init:--remote-name) ;;  # free text
+                    *)
+                        # the dataset, unless one was given already
+                        for ((i = 3; i < COMP_CWORD; i++)); do
+                            case "${COMP_WORDS[i]}" in
+                                --dest|--remote-pool|--remote-name|--properties) ((i++)) ;;
+                                -*) ;;
+                                *) positional=${COMP_WORDS[i]} ;;
+                            esac
+                        done
+                        if [ -z "$positional" ]; then
+                            case "$sub" in
+                                init)       words=$(_ovios_shell_words local) ;;
+                                inc|status) words=$(_ovios_shell_words replicated) ;;
+                            esac
+                        fi
+                        ;;
+                esac
+                ;;
         esac
-        case "$cur" in -*) words="--dry-run --help" ;; esac
     elif [ "$verb" = options ] && [ "$COMP_CWORD" -eq 2 ]; then
         words=$(_ovios_shell_words options)
     elif [ "$verb" = options ] && [ "$COMP_CWORD" -eq 3 ]; then

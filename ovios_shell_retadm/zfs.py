@@ -214,6 +214,7 @@ class Snapshot:
     guid: int
     createtxg: int
     creation: int  # seconds since the epoch
+    userrefs: int = 0  # how many holds it carries, anyone's
 
     @property
     def full(self) -> str:
@@ -679,7 +680,7 @@ class ZfsNode:
         ``zfs get`` has no ``-t``.
         """
         validate_dataset_name(dataset)
-        props = "guid,createtxg,creation"
+        props = "guid,createtxg,creation,userrefs"
         out = self._zfs("get", "-H", "-p", "-d", "1", "-o", "name,property,value", props, dataset).stdout
         rows: dict[str, dict[str, str]] = {}
         for line in out.splitlines():
@@ -692,7 +693,7 @@ class ZfsNode:
             numbers = (int(props["guid"]), int(props["createtxg"]), int(props["creation"]))
             short = name[len(dataset) + 1 :]
             if name[len(dataset)] == "@":
-                snapshots.append(Snapshot(dataset, short, *numbers))
+                snapshots.append(Snapshot(dataset, short, *numbers, userrefs=int(props.get("userrefs", "0"))))
             else:
                 bookmarks.append(Bookmark(dataset, short, *numbers))
         snapshots.sort(key=lambda s: s.createtxg)

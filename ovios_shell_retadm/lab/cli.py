@@ -3,6 +3,7 @@
     ovios-lab [--name NAME] up | down | status
     ovios-lab [--name NAME] exec NODE -- CMD [ARG...]
     ovios-lab [--name NAME] shell NODE
+    ovios-lab [--name NAME] demo
 
 The lab name defaults to $OVIOS_LAB_NAME or "ovlab"; its directory to $OVIOS_LAB_DIR
 or /var/lib/ovios-lab/NAME.  Errors are one line on stderr with a non-zero status.
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_exec.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
     p_shell = sub.add_parser("shell", help="run an interactive ovios-shell in a node")
     p_shell.add_argument("node", choices=NODE_NAMES, metavar="NODE")
+    sub.add_parser("demo", help="up, replicate data/smbvol to dst as in the guide, open ovios-shell on src")
     return parser
 
 
@@ -62,6 +64,25 @@ def format_status(status: LabStatus) -> str:
         pools = ",".join(node.pools) or "-"
         lines.append(f"  {node.name:<4} pid {pid}  {node.address}  {daemons}  pools: {pools}")
     return "\n".join(lines)
+
+
+DEMO_INIT = ["ovios-shell", "retadm", "init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl",
+             "--properties", "yes"]
+
+
+def demo(lab: Lab) -> None:
+    """The guide's example on the lab: data/smbvol replicated to dst's pool repl."""
+    lab.up()
+    print(format_nodes(lab))
+    tasks = lab.exec("src", ["ovios-shell", "retadm", "status", "--json"], check=True).stdout
+    if '"data/smbvol"' not in tasks:
+        print("$ " + " ".join(DEMO_INIT))
+        print(lab.exec("src", DEMO_INIT, check=True).stdout, end="")
+        lab.exec("src", ["sh", "-c", "for i in $(seq 100); do ovios-shell retadm status --json"
+                                     " | grep -q running_full || break; sleep 0.3; done"])
+    print("$ ovios-shell retadm status")
+    print(lab.exec("src", ["ovios-shell", "retadm", "status"], check=True).stdout, end="")
+    print("Opening ovios-shell on src ('quit' to leave; 'ovios-lab down' removes the lab).")
 
 
 def _command(args: argparse.Namespace) -> list[str]:
@@ -89,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
         argv = lab.exec_argv(args.node, _command(args))
         sys.stdout.flush()
         os.execvpe(argv[0], argv, node_env())
-    elif args.verb == "shell":
-        argv = lab.exec_argv(args.node, ["/usr/bin/ovios-shell"])
+    elif args.verb in ("shell", "demo"):
+        if args.verb == "demo":
+            demo(lab)
+        argv = lab.exec_argv(getattr(args, "node", "src"), ["/usr/bin/ovios-shell"])
         sys.stdout.flush()
         os.execvpe(argv[0], argv, node_env())
     return 0

@@ -42,6 +42,10 @@ BOUND: dict[str, str] = {
     "/var/spool/cron": "dir",
     # cron mails job output; the node's "sendmail" appends it to /var/log/lab-mail.log
     "/usr/sbin/sendmail": "file",
+    # root's shell start-up files: a node is not the machine's developer account (whose
+    # .bashrc may run pyenv & co. on every ssh command, slowly, or hang on its locks)
+    "/root/.bashrc": "file",
+    "/root/.profile": "file",
 }
 #: emptied by reset
 WIPED = ("/etc/ovios", "/var/log/ovios", "/run/ovios", "/var/spool/cron/crontabs")
@@ -55,6 +59,9 @@ SENDMAIL = """\
 #!/bin/sh
 # ovios lab: mail (cron job output) is appended to a log instead of being delivered
 { echo "--- $(date -Is) sendmail $*"; cat; echo; } >> /var/log/lab-mail.log
+"""
+ROOT_RC = """\
+# root's shell start-up on an ovios lab node: nothing to set up
 """
 SSHD_DROPIN = """\
 # ovios lab node: its own host key only
@@ -161,6 +168,8 @@ def _prepare_node(spec: NodeSpec, paths: NodePaths, specs: tuple[NodeSpec, ...])
     _mkdir(paths.private("/root/.ssh"), 0o700)
     # bound directories
     _write(paths.private("/usr/sbin/sendmail"), SENDMAIL, 0o755)
+    for rc in ("/root/.bashrc", "/root/.profile"):
+        _write(paths.private(rc), ROOT_RC)
     _mkdir(paths.private("/var/lib/zfs"))
     _mkdir(paths.private("/var/log/ovios"))
     spool = _mkdir(paths.private("/var/spool/cron/crontabs"), 0o1730)

@@ -69,9 +69,12 @@ class Pair:
     def observe(self, recorded_guid: int | None = None) -> Observed:
         source = self.source.history(self.task.dataset)
         remote = self.task.remote_dataset
-        destination = self.destination.history(remote) if self.destination.exists(remote) else None
-        source_holds = self._held(self.source, self.task.dataset, source.snapshots)
-        destination_holds = self._held(self.destination, remote, destination.snapshots) if destination else frozenset()
+        try:
+            destination = self.destination.history(remote)
+        except zfs.NoSuchDataset:
+            destination = None
+        source_holds = self._held(self.source, source.snapshots)
+        destination_holds = self._held(self.destination, destination.snapshots) if destination else frozenset()
         readonly = None
         if destination is not None:
             value, origin = self.destination.value_and_source(remote, "readonly")
@@ -92,10 +95,11 @@ class Pair:
         )
 
     @staticmethod
-    def _held(node: ZfsNode, dataset: str, snapshots) -> frozenset[str]:
-        if not snapshots:
+    def _held(node: ZfsNode, snapshots) -> frozenset[str]:
+        held = [s.full for s in snapshots if s.userrefs > 0]  # only these can carry our tag
+        if not held:
             return frozenset()
-        holds = node.holds([s.full for s in snapshots], tags=[HOLD_TAG])
+        holds = node.holds(held, tags=[HOLD_TAG])
         return frozenset(zfs.split_snapshot(name)[1] for name, tags in holds.items() if HOLD_TAG in tags)
 
     # -- commands ----------------------------------------------------------------

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Callable, Sequence
 
-_POLL = 0.25
+_POLL = 0.05  # a small increment takes a fraction of a second: don't add a quarter to it
 #: numeric byte count, one line per interval and a last one at the end
 _METER = ("pv", "--numeric", "--bytes", "--force", "--interval", "1")
 

@@ -1,0 +1,150 @@
+"""``completions/ovios-shell.bash``: the completion function, called by a real bash.
+
+Each case sources the script in a ``bash`` subprocess, sets COMP_WORDS/COMP_CWORD as
+bash's programmable completion would, calls ``_ovios_shell`` and reads COMPREPLY.
+Outside the lab every ``ovios-shell`` the script runs gets a temporary OVIOS_ROOT (the
+machine's /etc/ovios is never touched); dataset completion runs inside lab node ``src``,
+where ``zfs list`` answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ovios_shell_retadm.lab import Lab
+
+SCRIPT = Path(__file__).resolve().parent.parent / "completions" / "ovios-shell.bash"
+
+
+def completion_script(words: list[str]) -> str:
+    """bash that completes the last of ``words`` and prints COMPREPLY, one per line."""
+    return "\n".join([
+        "source /dev/stdin <<'OVIOS_COMPLETION'",
+        SCRIPT.read_text().rstrip("\n"),
+        "OVIOS_COMPLETION",
+        f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)})",
+        f"COMP_CWORD={len(words) - 1}",
+        f"COMP_LINE={shlex.quote(' '.join(words))}",
+        "COMP_POINT=${#COMP_LINE}",
+        "_ovios_shell",
+        'printf "%s\\n" "${COMPREPLY[@]}"',
+    ])
+
+
+def parse(stdout: str) -> list[str]:
+    return sorted(line for line in stdout.splitlines() if line)
+
+
+@pytest.fixture
+def complete(tmp_path):
+    # the ovios-shell installed beside this Python comes first
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = dict(os.environ, OVIOS_ROOT=str(tmp_path / "root"), PATH=path)
+
+    def run(*words: str) -> list[str]:
+        proc = subprocess.run(["bash", "-c", completion_script(list(words))], capture_output=True, text=True,
+                              env=env, timeout=60, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr == ""
+        return parse(proc.stdout)
+
+    run.root = tmp_path / "root"
+    return run
+
+
+def test_the_script_registers_the_function_for_both_names():
+    proc = subprocess.run(["bash", "-c", f"source {shlex.quote(str(SCRIPT))}; complete -p ovios-shell /usr/bin/ovios-shell"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["complete -F _ovios_shell ovios-shell", "complete -F _ovios_shell /usr/bin/ovios-shell"]
+
+
+def test_verbs(complete):
+    assert complete("ovios-shell", "re") == ["retadm"]
+    assert complete("ovios-shell", "") == ["edit-cron", "help", "options", "quit", "retadm"]
+    assert complete("ovios-shell", "o") == ["options"]
+
+
+def test_retadm_subcommands(complete):
+    assert complete("ovios-shell", "retadm", "") == ["inc", "init", "status"]
+    assert complete("ovios-shell", "retadm", "in") == ["inc", "init"]
+    assert complete("ovios-shell", "retadm", "s") == ["status"]
+
+
+def test_option_names_and_values(complete):
+    assert complete("ovios-shell", "options", "") == ["autosync.enable", "cron.enable", "ssh.allow.root"]
+    assert complete("ovios-shell", "options", "ss") == ["ssh.allow.root"]
+    assert complete("ovios-shell", "options", "cron.enable", "") == ["off", "on"]
+    assert complete("ovios-shell", "options", "cron.enable", "of") == ["off"]
+    assert complete.root.exists()  # the options were read from the temporary root, not /etc/ovios
+
+
+@pytest.mark.parametrize("words", [
+    ["inc", "--d"],
+    ["inc", "data/smbvol", "--d"],
+    ["init", "--d"],
+    ["init", "data/smbvol", "--dr"],
+    ["init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl", "--dr"],
+], ids=lambda words: " ".join(words))
+def test_dry_run_at_any_position_after_the_subcommand(complete, words):
+    assert "--dry-run" in complete("ovios-shell", "retadm", *words)
+
+
+def test_each_subcommand_offers_its_own_options(complete):
+    assert complete("ovios-shell", "retadm", "inc", "data/smbvol", "-") == ["--dry-run", "--help"]
+    assert complete("ovios-shell", "retadm", "status", "-") == ["--help", "--json"]
+    assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--r") == ["--remote-name", "--remote-pool"]
+    assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--properties", "") == ["no", "yes"]
+    assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--dest", "") == []
+
+
+def test_no_tasks_no_replicated_datasets(complete):
+    assert complete("ovios-shell", "retadm", "inc", "") == []
+
+
+# -- datasets: inside a lab node ----------------------------------------------------------
+
+
+def complete_in(lab: Lab, *words: str) -> list[str]:
+    result = lab.exec("src", ["bash", "-c", completion_script(list(words))], timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return parse(result.stdout)
+
+
+@pytest.mark.lab
+def test_datasets_local_then_replicated(fresh_lab: Lab):
+    lab = fresh_lab
+    # init: the local filesystems and volumes, not the pools
+    assert complete_in(lab, "ovios-shell", "retadm", "init", "") == ["data/smbvol", "esx/lun01"]
+    assert complete_in(lab, "ovios-shell", "retadm", "init", "e") == ["esx/lun01"]
+    assert complete_in(lab, "ovios-shell", "retadm", "inc", "") == []
+
+    init = lab.exec("src", ["ovios-shell", "retadm", "init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl"])
+    assert init.returncode == 0, init.stderr
+
+    # inc and status: the replicated datasets only; init: what is left to replicate
+    assert complete_in(lab, "ovios-shell", "retadm", "inc", "") == ["data/smbvol"]
+    assert complete_in(lab, "ovios-shell", "retadm", "inc", "d") == ["data/smbvol"]
+    assert complete_in(lab, "ovios-shell", "retadm", "inc", "e") == []
+    assert complete_in(lab, "ovios-shell", "retadm", "status", "") == ["data/smbvol"]
+    assert complete_in(lab, "ovios-shell", "retadm", "init", "") == ["esx/lun01"]
+    # once the dataset is given, no second one is offered
+    assert complete_in(lab, "ovios-shell", "retadm", "inc", "data/smbvol", "") == []
+    assert complete_in(lab, "ovios-shell", "retadm", "init", "--dest", "dst", "") == ["esx/lun01"]
+
+    # let the background full replication finish before the next reset kills what runs
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = lab.exec("src", ["ovios-shell", "retadm", "status", "--json"])
+        if json.loads(status.stdout)[0]["status"] != "running_full":
+            break
+        time.sleep(0.5)
