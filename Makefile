@@ -20,6 +20,7 @@ test: install
 
 install: debs $(VENV)/.installed
 	ln -sf $(VENV)/bin/ovios-shell /usr/bin/ovios-shell
+	install -D -m 0644 completions/ovios-shell.bash /etc/bash_completion.d/ovios-shell
 
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
