@@ -648,6 +648,18 @@ class ZfsNode:
             return None
         return None if value in ("", "-") else value
 
+    def can_resume_from(self, token: str) -> bool:
+        """Whether this (sending) node can still send from ``token`` (``zfs send -n -v -t``).
+
+        False when the snapshot the interrupted transfer was sending is gone.
+        """
+        argv = resume_send_argv(token, caps=self.capabilities())
+        return self._run([*argv[:2], "-n", "-v", *argv[2:]], check=False).returncode == 0
+
+    def abort_resume(self, dataset: str) -> None:
+        """Discard a partial resumable receive into ``dataset`` (``zfs receive -A``)."""
+        self._zfs("receive", "-A", validate_dataset_name(dataset))
+
     # -- pools ---------------------------------------------------------------
 
     def pool_health(self, pool: str) -> str | None:

@@ -838,3 +838,40 @@ def test_random_histories_stay_sound_and_converge(capabilities: Capabilities, wr
         if world.destination is None:
             raise AssertionError(f"init refused: {result}")
         world.destination = None
+
+
+# -- an interrupted resumable receive --------------------------------------------------------
+
+from ovios_shell_retadm.replication.model import AbortResume, ResumeSend  # noqa: E402
+from ovios_shell_retadm.replication.planner import plan_resume  # noqa: E402
+
+_TOKEN = "1-abc-def"
+
+
+def _with_token(valid: bool | None) -> Observed:
+    source = (Snapshot("a", 1, 10), Snapshot("retadm_1", 2, 20))
+    return Observed(source=source, destination=(Snapshot("a", 1, 5),), resume_token=_TOKEN,
+                    resume_token_valid=valid)
+
+
+def test_no_token_means_no_resume_plan():
+    assert plan_resume(Observed(source=(), destination=None)) is None
+
+
+@pytest.mark.parametrize("valid", [True, None])
+def test_a_token_the_source_can_still_send_from_is_resumed(valid):
+    plan = plan_resume(_with_token(valid))
+    assert plan.steps == (ResumeSend(_TOKEN),)
+    assert plan.sends and plan.settles_resume
+
+
+def test_a_stale_token_is_discarded_and_nothing_is_sent():
+    plan = plan_resume(_with_token(False))
+    assert plan.steps == (AbortResume(),)
+    assert not plan.sends and plan.settles_resume
+
+
+def test_a_normal_plan_does_not_ask_to_plan_again():
+    observed = Observed(source=(Snapshot("retadm_1", 2, 20),), destination=(Snapshot("retadm_1", 2, 5),))
+    plan = plan_incremental(observed, Task("data/smbvol", "dst", "repl/smbvol", False), "retadm_2")
+    assert isinstance(plan, Plan) and not plan.settles_resume

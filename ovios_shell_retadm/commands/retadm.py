@@ -269,17 +269,15 @@ class RetadmCommands(OviosCommandSet):
 
     def _inc_one(self, record: TaskRecord, tasks: TaskStore, dry_run: bool) -> int:
         prefix = f"retadm inc {record.dataset}"
+        kind = INC
         if not record.initialised:
-            status = effective_status(record)
-            if status.word == RUNNING_FULL:
+            if effective_status(record).word == RUNNING_FULL:
                 self._cmd.perror(f"{prefix}: the full replication is still running; try again when it is idle",
                                  style=None)
                 return STATUS_BUSY
-            self._cmd.perror(f"{prefix}: the full replication did not complete ({status.reason or record.error}); "
-                             f"run 'retadm init {record.dataset}' to retry it", style=None)
-            return FAILED
+            kind = FULL  # the full replication did not complete: finish it (resumed where ZFS can)
         try:
-            run = TaskRun(record, INC, tasks)
+            run = TaskRun(record, kind, tasks)
             if dry_run:
                 return self._preview(run)
             outcome = run.run()

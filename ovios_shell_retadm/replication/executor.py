@@ -17,6 +17,7 @@ from ..zfs import ZfsNode
 from . import model
 from .model import (
     HOLD_TAG,
+    AbortResume,
     CreateBookmark,
     CreateSnapshot,
     DestroyBookmark,
@@ -26,6 +27,7 @@ from .model import (
     Plan,
     RecordCommon,
     Release,
+    ResumeSend,
     SendFull,
     SendIncremental,
     SetReadonly,
@@ -81,11 +83,13 @@ class Pair:
             # a mount's own option (origin "temporary") hides the dataset's setting: zfs-fuse
             # shows every mounted readonly=on replica so; then it is not known (None)
             readonly = None if origin == "temporary" else value == "on"
+        token = self.destination.resume_token(remote) if destination else None
         return Observed(
             source=tuple(_point(s, model.Snapshot) for s in source.snapshots),
             destination=tuple(_point(s, model.Snapshot) for s in destination.snapshots) if destination else None,
             source_bookmarks=tuple(_point(b, model.Bookmark) for b in source.bookmarks),
-            resume_token=self.destination.resume_token(remote) if destination else None,
+            resume_token=token,
+            resume_token_valid=self.source.can_resume_from(token) if token else None,
             source_holds=source_holds,
             destination_holds=destination_holds,
             written=self.source.written_since_newest(self.task.dataset),
@@ -104,9 +108,11 @@ class Pair:
 
     # -- commands ----------------------------------------------------------------
 
-    def send_argv(self, step: SendFull | SendIncremental) -> list[str]:
+    def send_argv(self, step: SendFull | SendIncremental | ResumeSend) -> list[str]:
         caps = self.source.capabilities()
-        if isinstance(step, SendFull):
+        if isinstance(step, ResumeSend):
+            argv = zfs.resume_send_argv(step.token, caps=caps)
+        elif isinstance(step, SendFull):
             argv = zfs.send_argv(self.task.dataset, step.snapshot, properties=step.properties, caps=caps)
         else:
             argv = zfs.send_argv(self.task.dataset, step.target, base=step.base,
@@ -121,7 +127,7 @@ class Pair:
         argv = zfs.receive_argv(self.task.remote_dataset, self.destination.capabilities(), no_mount=False)
         return self.destination.host.argv_for(argv)
 
-    def pipeline_text(self, step: SendFull | SendIncremental) -> str:
+    def pipeline_text(self, step: SendFull | SendIncremental | ResumeSend) -> str:
         return command_line(self.send_argv(step), self.receive_argv())
 
     # -- carrying out --------------------------------------------------------------
@@ -143,7 +149,7 @@ class Pair:
         match step:
             case CreateSnapshot(name):
                 self.source.snapshot(self.task.dataset, name)
-            case SendFull() | SendIncremental():
+            case SendFull() | SendIncremental() | ResumeSend():
                 result: TransferResult = transfer(self.send_argv(step), self.receive_argv())
                 outcome.bytes = None if outcome.bytes is None or result.bytes is None \
                     else outcome.bytes + result.bytes
@@ -164,6 +170,8 @@ class Pair:
                 self.source.bookmark(self.task.dataset, snapshot, bookmark)
             case DestroyBookmark(bookmark):
                 self.source.destroy_bookmark(self.task.dataset, bookmark)
+            case AbortResume():
+                self.destination.abort_resume(self.task.remote_dataset)
             case SetReadonly():
                 self.destination.set_property(self.task.remote_dataset, "readonly", "on")
             case RecordCommon(snapshot, guid):

@@ -73,8 +73,19 @@ class TaskRun:
         log_event(self.record.dataset, self.kind, event, **fields)
 
     def plan(self) -> Plan | Refusal:
+        """What this run does next, from what both sides look like now.
+
+        A partial receive comes first (resumed, or discarded when stale).  A full run
+        whose destination already exists — a retry after the first stage landed —
+        goes on incrementally from what landed; with nothing in common it is refused,
+        so an existing dataset is never overwritten.
+        """
         observed = self.pair.observe(self.record.last_guid)
-        plan_for = planner.plan_full if self.kind == FULL else planner.plan_incremental
+        resume = planner.plan_resume(observed)
+        if resume is not None:
+            return resume
+        full = self.kind == FULL and observed.destination is None
+        plan_for = planner.plan_full if full else planner.plan_incremental
         return plan_for(observed, self.pair.task, new_snapshot_name())
 
     def preview(self) -> Preview:
@@ -114,6 +125,19 @@ class TaskRun:
         finally:
             lock.release()
 
+    def _execute_plans(self) -> Outcome:
+        """Plan and carry out until the plan is a normal one (after a resume, plan again)."""
+        total: Outcome | None = None
+        for _ in range(_MAX_ROUNDS):
+            plan = self.plan()
+            if isinstance(plan, Refusal):
+                raise RunFailed(f"refused: {plan.describe()}")
+            total = _merge(total, self.pair.execute(plan))
+            if not plan.settles_resume:
+                return total
+        raise RunFailed("the destination still has a partial receive after resuming it; see 'zfs get "
+                        f"receive_resume_token {self.record.remote_dataset}' on {self.record.destination}")
+
     def _busy_message(self) -> str:
         record = self.tasks.get(self.record.dataset) or self.record
         runner = Runner.from_record(record.runner)
@@ -126,10 +150,7 @@ class TaskRun:
         started = time.monotonic()
         self._event("start", to=f"{self.record.destination}:{self.record.remote_dataset}", pid=os.getpid())
         try:
-            plan = self.plan()
-            if isinstance(plan, Refusal):
-                raise RunFailed(f"refused: {plan.describe()}")
-            outcome = self.pair.execute(plan)
+            outcome = self._execute_plans()
         except Exception as exc:  # whatever stops the run, the record must not claim it still runs
             message = str(exc).strip().replace("\n", " ")
             if not isinstance(exc, (RunFailed, HostError, ZfsError, TransferFailed, OSError)):
@@ -146,6 +167,19 @@ class TaskRun:
                     sends=outcome.sends,
                     duration=f"{time.monotonic() - started:.1f}s")
         return outcome
+
+
+_MAX_ROUNDS = 3  # a resume (or discard), then the normal plan; one spare
+
+
+def _merge(total: Outcome | None, part: Outcome) -> Outcome:
+    if total is None:
+        return part
+    total.bytes = None if total.bytes is None or part.bytes is None else total.bytes + part.bytes
+    total.seconds += part.seconds
+    total.sends += part.sends
+    total.common, total.common_guid = part.common, part.common_guid
+    return total
 
 
 def start_full_in_background(dataset: str, wait: float = 10.0) -> int:

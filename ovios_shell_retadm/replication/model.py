@@ -90,8 +90,11 @@ class Observed:
     #: None when the remote dataset does not exist.
     destination: tuple[Snapshot, ...] | None
     source_bookmarks: tuple[Bookmark, ...] = ()
-    #: The destination's ``receive_resume_token``; carried, not yet acted upon.
+    #: The destination's ``receive_resume_token``: an interrupted resumable receive.
     resume_token: str | None = None
+    #: Whether the source can still send from that token (its snapshot still exists);
+    #: None when not checked.
+    resume_token_valid: bool | None = None
     #: Names of the snapshots that carry a :data:`HOLD_TAG` hold, per side.
     source_holds: frozenset[str] = frozenset()
     destination_holds: frozenset[str] = frozenset()
@@ -152,6 +155,28 @@ class SendIncremental:
             f"send the changes @{self.base} -> @{self.target} and every snapshot in between"
             f"{_with_properties(self.properties)}"
         )
+
+
+@dataclass(frozen=True)
+class ResumeSend:
+    """``zfs send -t token | zfs receive -s``: finish the interrupted transfer.
+
+    A resumed ``-I`` stream completes only the snapshot it was in; what follows it is
+    planned again once it has landed.
+    """
+
+    token: str
+
+    def describe(self) -> str:
+        return "resume the interrupted transfer from the destination's resume token"
+
+
+@dataclass(frozen=True)
+class AbortResume:
+    """``zfs receive -A``: drop a partial receive whose source snapshot is gone."""
+
+    def describe(self) -> str:
+        return "discard the stale partial receive on the destination (its source snapshot is gone)"
 
 
 @dataclass(frozen=True)
@@ -231,6 +256,8 @@ class RecordCommon:
 
 Step = (
     CreateSnapshot
+    | ResumeSend
+    | AbortResume
     | SendFull
     | SendIncremental
     | Hold
@@ -263,7 +290,12 @@ class Plan:
     @property
     def sends(self) -> bool:
         """Whether any data travels: False means the destination was already up to date."""
-        return any(isinstance(step, SendFull | SendIncremental) for step in self.steps)
+        return any(isinstance(step, SendFull | SendIncremental | ResumeSend) for step in self.steps)
+
+    @property
+    def settles_resume(self) -> bool:
+        """A plan that only deals with a partial receive: plan again once it is done."""
+        return any(isinstance(step, ResumeSend | AbortResume) for step in self.steps)
 
     def describe(self) -> tuple[str, ...]:
         """Human-readable lines, one per step (what ``--dry-run`` prints)."""

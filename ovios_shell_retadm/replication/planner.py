@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from .model import (
+    AbortResume,
     Bookmark,
     CreateBookmark,
     CreateSnapshot,
@@ -32,6 +33,7 @@ from .model import (
     RecordCommon,
     Refusal,
     Release,
+    ResumeSend,
     SendFull,
     SendIncremental,
     SetReadonly,
@@ -56,6 +58,21 @@ def find_common(
     on_destination = {snapshot.guid for snapshot in destination}
     shared = [point for point in (*source, *source_bookmarks) if point.guid in on_destination]
     return max(shared, key=lambda point: (point.createtxg, isinstance(point, Snapshot)), default=None)
+
+
+def plan_resume(observed: Observed) -> Plan | None:
+    """What to do first about an interrupted resumable receive, if there is one.
+
+    A token whose source snapshot still exists is resumed, so the bytes already sent
+    are not sent again; a stale one (``resume_token_valid`` False) is discarded, so a
+    normal run can follow.  Either way the caller observes and plans again afterwards:
+    what the destination looks like then is ZFS's to say, not this function's.
+    """
+    if observed.resume_token is None:
+        return None
+    if observed.resume_token_valid is False:
+        return Plan((AbortResume(),), None, "")
+    return Plan((ResumeSend(observed.resume_token),), None, "")
 
 
 def plan_full(observed: Observed, task: Task, new_snapshot: str) -> Plan | Refusal:

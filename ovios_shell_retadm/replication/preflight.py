@@ -135,7 +135,11 @@ def source_dataset(node: ZfsNode, dataset: str, tasks: TaskStore) -> str:
         raise PreflightError(f"{dataset} is a {kind}; retadm replicates filesystems and volumes")
     if pool_of(dataset) == dataset:
         raise PreflightError(f"{dataset} is a pool; retadm replicates datasets, not whole pools")
-    if tasks.get(dataset) is not None:
+    record = tasks.get(dataset)
+    if record is not None and not record.initialised:
+        raise PreflightError(f"{dataset} already has a task whose full replication did not complete; "
+                             f"'retadm inc {dataset}' finishes it")
+    if record is not None:
         raise PreflightError(f"{dataset} is already replicated (see 'retadm status')")
     return kind
 
