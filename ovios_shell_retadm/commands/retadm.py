@@ -17,13 +17,13 @@ from ..hosts import HostError, LocalHost
 from ..store import StoreError
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
 from ..replication import preflight
-from ..replication.jobs import FULL, INC, STATUS_BUSY, RunFailed, TaskRun, start_full_in_background
+from ..replication.jobs import FULL, INC, STATUS_BUSY, RunFailed, TaskReset, TaskRun, start_full_in_background
 from ..replication.model import Plan
 from ..replication.preflight import PreflightError
 from ..replication.tasks import RUNNING_FULL, TaskRecord, TaskStore, effective_status
 from .base import FAILED, USAGE, CommandError, OviosCommandSet
 
-SUBCOMMANDS = ("status", "init", "inc")
+SUBCOMMANDS = ("status", "init", "inc", "reset")
 USAGE_LINE = f"usage: retadm [{'|'.join(SUBCOMMANDS)}] [dataset] [--dry-run]"
 
 #: how long a completion may wait for `zfs list` (completion runs in a worker thread)
@@ -81,6 +81,16 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
                          f"Exit status {STATUS_BUSY} when a run of the task is still in progress.")
     inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
     inc.add_argument("--dry-run", action="store_true", help="show what would be sent; change nothing")
+
+    reset = sub.add_parser(
+        "reset", help="remove a replication task and its tracking snapshots and holds",
+        description="Remove the task, its tracking snapshots, holds and bookmarks on both sides (the "
+        "destination's only where it can be reached). The replicated data is never touched. "
+        "Afterwards 'retadm init' can set the dataset up again (to a new remote name).",
+    )
+    reset.add_argument("dataset", help="the replicated dataset", choices_provider=_replicated)
+    reset.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
     return parser
 
 
@@ -102,7 +112,7 @@ class RetadmCommands(OviosCommandSet):
     @cmd2.with_argparser(_build_parser)
     def do_retadm(self, args) -> None:
         """ZFS send/receive replication of single datasets to a partner node."""
-        handlers = {"status": self._status, "init": self._init, "inc": self._inc}
+        handlers = {"status": self._status, "init": self._init, "inc": self._inc, "reset": self._reset}
         handler = handlers.get(args.subcommand)
         if handler is None:
             self.out(USAGE_LINE)
@@ -293,6 +303,48 @@ class RetadmCommands(OviosCommandSet):
             self.out(f"{record.dataset}: replicated to {record.destination}:{record.remote_dataset} "
                      f"at @{outcome.common} ({sent})")
         return 0
+
+    # -- reset ----------------------------------------------------------------------------------
+
+    def _reset(self, args) -> int:
+        tasks = TaskStore()
+        record = tasks.get(args.dataset)
+        if record is None:
+            raise CommandError(f"{args.dataset} has no replication task")
+        reset = TaskReset(record, tasks)
+        if args.dry_run or not args.yes:
+            try:
+                plan, left = reset.plan()
+            except RunFailed as exc:
+                raise CommandError(str(exc), exc.status) from exc
+            self.out(f"{'dry run: ' if args.dry_run else ''}reset {record.dataset} -> "
+                     f"{record.destination}:{record.remote_dataset} (the replicated data stays):")
+            for line in plan.describe() if plan.steps else ("nothing to remove on either side",):
+                self.out(f"  {line}")
+            self.out(f"  forget the task {record.dataset}")
+            if left:
+                self.out(f"  note: {left}")
+            if args.dry_run:
+                return 0
+            if not self._confirm("Reset this task? (yes/no) [no]: "):
+                raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
+        try:
+            _plan, left = reset.run()
+        except RunFailed as exc:
+            raise CommandError(str(exc), exc.status) from exc
+        self.out(f"{record.dataset}: replication task removed; the data on {record.destination} stays in "
+                 f"{record.remote_dataset}.")
+        if left:
+            self.warn(f"warning: {left}")
+        return 0
+
+    def _confirm(self, prompt: str) -> bool:
+        if not self._interactive():
+            return False
+        try:
+            return self._cmd.read_input(prompt).strip().lower() in ("y", "yes")
+        except (EOFError, KeyboardInterrupt):
+            return False
 
     def _preview(self, run: TaskRun) -> int:
         try:

@@ -60,19 +60,23 @@ class Pair:
 
     # -- observing ---------------------------------------------------------------
 
-    def capabilities(self) -> model.Capabilities:
-        src, dst = self.source.capabilities(), self.destination.capabilities()
-        src_pool, dst_pool = zfs.pool_of(self.task.dataset), zfs.pool_of(self.task.remote_dataset)
+    def capabilities(self, *, source_only: bool = False) -> model.Capabilities:
+        src = self.source.capabilities()
+        bookmarks = src.bookmarks_on(zfs.pool_of(self.task.dataset))
+        if source_only:
+            return model.Capabilities(bookmarks=bookmarks)
+        dst = self.destination.capabilities()
         return model.Capabilities(
-            bookmarks=src.bookmarks_on(src_pool),
-            resume=src.resume_tokens and dst.resumable_on(dst_pool),
+            bookmarks=bookmarks,
+            resume=src.resume_tokens and dst.resumable_on(zfs.pool_of(self.task.remote_dataset)),
         )
 
-    def observe(self, recorded_guid: int | None = None) -> Observed:
+    def observe(self, recorded_guid: int | None = None, *, source_only: bool = False) -> Observed:
+        """Both sides as the planner sees them (``source_only``: as if the replica were absent)."""
         source = self.source.history(self.task.dataset)
         remote = self.task.remote_dataset
         try:
-            destination = self.destination.history(remote)
+            destination = None if source_only else self.destination.history(remote)
         except zfs.NoSuchDataset:
             destination = None
         source_holds = self._held(self.source, source.snapshots)
@@ -93,7 +97,7 @@ class Pair:
             source_holds=source_holds,
             destination_holds=destination_holds,
             written=self.source.written_since_newest(self.task.dataset),
-            capabilities=self.capabilities(),
+            capabilities=self.capabilities(source_only=source_only),
             destination_readonly=readonly,
             recorded_guid=recorded_guid,
         )

@@ -169,6 +169,48 @@ class TaskRun:
         return outcome
 
 
+class TaskReset:
+    """``retadm reset``: the task and its marks go; the replicated data stays on both sides."""
+
+    def __init__(self, record: TaskRecord, tasks: TaskStore | None = None,
+                 source: ZfsNode | None = None, destination: ZfsNode | None = None):
+        self.record = record
+        self.tasks = tasks or TaskStore()
+        self.pair = Pair(record.task(), source or ZfsNode(LocalHost()), destination or destination_node(record),
+                         log=lambda line: log_event(record.dataset, "reset", "step", what=line))
+
+    def plan(self) -> tuple[Plan, str | None]:
+        """The steps, and what is left behind when the destination cannot be reached."""
+        try:
+            return planner.plan_reset(self.pair.observe(), self.pair.task), None
+        except HostError as exc:
+            left = (f"{self.record.destination} is unreachable ({exc}); its holds and tracking snapshots on "
+                    f"{self.record.remote_dataset} were left in place")
+        try:
+            return planner.plan_reset(self.pair.observe(source_only=True), self.pair.task), left
+        except (HostError, ZfsError) as exc:
+            raise RunFailed(str(exc)) from exc
+
+    def run(self) -> tuple[Plan, str | None]:
+        lock = TaskLock(self.record.dataset)
+        try:
+            lock.acquire()
+        except TaskBusy:
+            raise RunFailed(f"{self.record.dataset}: a replication run is in progress; reset it when it is idle",
+                            STATUS_BUSY) from None
+        try:
+            plan, left = self.plan()
+            try:
+                self.pair.execute(plan)
+            except (HostError, ZfsError) as exc:
+                raise RunFailed(f"reset stopped: {exc}; the task is kept, run reset again") from exc
+            self.tasks.delete(self.record.dataset)
+            log_event(self.record.dataset, "reset", "end", left=left or "nothing")
+            return plan, left
+        finally:
+            lock.release()
+
+
 _MAX_ROUNDS = 3  # a resume (or discard), then the normal plan; one spare
 
 

@@ -75,6 +75,23 @@ def plan_resume(observed: Observed) -> Plan | None:
     return Plan((ResumeSend(observed.resume_token),), None, "")
 
 
+def plan_reset(observed: Observed, task: Task) -> Plan:
+    """Take the task's own marks off both sides: holds, tracking snapshots, bookmarks.
+
+    Only what the task made goes; the replicated data and every user snapshot stay
+    (a user snapshot that carries our hold is released, never destroyed).  A side
+    not observed (``destination`` None: missing or unreachable) is left alone.
+    """
+    steps: list[Step] = []
+    sides = {Side.SOURCE: observed.source, Side.DESTINATION: observed.destination or ()}
+    for side, snapshots in sides.items():
+        names = _names(snapshots)
+        steps += [Release(side, name) for name in names if name in observed.holds(side)]
+        steps += [DestroySnapshot(side, name) for name in names if task.owns(name)]
+    steps += [DestroyBookmark(name) for name in _names(observed.source_bookmarks) if task.owns(name)]
+    return Plan(tuple(steps), None, "")
+
+
 def plan_full(observed: Observed, task: Task, new_snapshot: str) -> Plan | Refusal:
     """Initialise a task: the remote dataset is created from the source's whole history.
 
