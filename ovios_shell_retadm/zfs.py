@@ -656,6 +656,34 @@ class ZfsNode:
         argv = resume_send_argv(token, caps=self.capabilities())
         return self._run([*argv[:2], "-n", "-v", *argv[2:]], check=False).returncode == 0
 
+    def rollback(self, dataset: str, snapshot: str) -> None:
+        """``zfs rollback -r``: back to ``dataset@snapshot``, destroying later snapshots."""
+        self._zfs("rollback", "-r", snapshot_full_name(dataset, snapshot))
+
+    def rename(self, dataset: str, new_name: str) -> None:
+        """Rename a dataset (not a snapshot) within its pool."""
+        old, new = validate_dataset_name(dataset), validate_dataset_name(new_name)
+        if pool_of(old) != pool_of(new):
+            raise InvalidName(f"{new} is not in the pool of {old}")
+        if self._zfs("rename", old, new, check=False).returncode == 0:
+            return
+        # zfs-fuse cannot rename a mounted (or mountable) filesystem ("dataset is busy"):
+        # take its mountpoint away for the rename, then give the renamed one its own back
+        value, origin = self.value_and_source(old, "mountpoint")
+        self._zfs("set", "mountpoint=none", old)
+        try:
+            self._zfs("rename", old, new)
+        except CommandFailed:
+            self._restore_mountpoint(old, value, origin)
+            raise
+        self._restore_mountpoint(new, value, origin)
+
+    def _restore_mountpoint(self, dataset: str, value: str, origin: str) -> None:
+        if origin == "local":
+            self._zfs("set", f"mountpoint={value}", dataset)
+        else:
+            self._zfs("inherit", "mountpoint", dataset)
+
     def abort_resume(self, dataset: str) -> None:
         """Discard a partial resumable receive into ``dataset`` (``zfs receive -A``)."""
         self._zfs("receive", "-A", validate_dataset_name(dataset))

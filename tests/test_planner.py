@@ -862,16 +862,16 @@ def test_no_token_means_no_resume_plan():
 def test_a_token_the_source_can_still_send_from_is_resumed(valid):
     plan = plan_resume(_with_token(valid))
     assert plan.steps == (ResumeSend(_TOKEN),)
-    assert plan.sends and plan.settles_resume
+    assert plan.sends and plan.needs_replan
 
 
 def test_a_stale_token_is_discarded_and_nothing_is_sent():
     plan = plan_resume(_with_token(False))
     assert plan.steps == (AbortResume(),)
-    assert not plan.sends and plan.settles_resume
+    assert not plan.sends and plan.needs_replan
 
 
 def test_a_normal_plan_does_not_ask_to_plan_again():
     observed = Observed(source=(Snapshot("retadm_1", 2, 20),), destination=(Snapshot("retadm_1", 2, 5),))
     plan = plan_incremental(observed, Task("data/smbvol", "dst", "repl/smbvol", False), "retadm_2")
-    assert isinstance(plan, Plan) and not plan.settles_resume
+    assert isinstance(plan, Plan) and not plan.needs_replan

@@ -17,13 +17,14 @@ from ..hosts import HostError, LocalHost
 from ..store import StoreError
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
 from ..replication import preflight
-from ..replication.jobs import FULL, INC, STATUS_BUSY, RunFailed, TaskReset, TaskRun, start_full_in_background
+from ..replication.jobs import (FULL, INC, REPAIR, STATUS_BUSY, RunFailed, TaskReset, TaskRun,
+                                start_full_in_background)
 from ..replication.model import Plan
 from ..replication.preflight import PreflightError
 from ..replication.tasks import RUNNING_FULL, TaskRecord, TaskStore, effective_status
 from .base import FAILED, USAGE, CommandError, OviosCommandSet
 
-SUBCOMMANDS = ("status", "init", "inc", "reset")
+SUBCOMMANDS = ("status", "init", "inc", "reset", "repair")
 USAGE_LINE = f"usage: retadm [{'|'.join(SUBCOMMANDS)}] [dataset] [--dry-run]"
 
 #: how long a completion may wait for `zfs list` (completion runs in a worker thread)
@@ -82,6 +83,17 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
     inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
     inc.add_argument("--dry-run", action="store_true", help="show what would be sent; change nothing")
 
+    repair = sub.add_parser(
+        "repair", help="bring a broken replication relationship back, then replicate",
+        description="Shows what it will do first: roll the destination back to the common snapshot "
+        "(listing what that discards), or, when nothing is in common any more, keep the old replica "
+        "under a new name and send in full. Nothing is destroyed without confirmation (--yes in "
+        "scripts). Stale partial receives, missing holds and dead runs are mended by the run itself.",
+    )
+    repair.add_argument("dataset", help="the replicated dataset", choices_provider=_replicated)
+    repair.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    repair.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+
     reset = sub.add_parser(
         "reset", help="remove a replication task and its tracking snapshots and holds",
         description="Remove the task, its tracking snapshots, holds and bookmarks on both sides (the "
@@ -112,7 +124,8 @@ class RetadmCommands(OviosCommandSet):
     @cmd2.with_argparser(_build_parser)
     def do_retadm(self, args) -> None:
         """ZFS send/receive replication of single datasets to a partner node."""
-        handlers = {"status": self._status, "init": self._init, "inc": self._inc, "reset": self._reset}
+        handlers = {"status": self._status, "init": self._init, "inc": self._inc, "reset": self._reset,
+                    "repair": self._repair}
         handler = handlers.get(args.subcommand)
         if handler is None:
             self.out(USAGE_LINE)
@@ -304,6 +317,28 @@ class RetadmCommands(OviosCommandSet):
                      f"at @{outcome.common} ({sent})")
         return 0
 
+    # -- repair ---------------------------------------------------------------------------------
+
+    def _repair(self, args) -> int:
+        tasks = TaskStore()
+        record = tasks.get(args.dataset)
+        if record is None:
+            raise CommandError(f"{args.dataset} has no replication task")
+        preview = TaskRun(record, REPAIR, tasks)  # planning marks the repair as planned: a run of its own
+        status = self._preview(preview, title="dry run" if args.dry_run else "repair")
+        if args.dry_run or status != 0:
+            return status
+        destructive = isinstance(preview.last_plan, Plan) and preview.last_plan.needs_replan
+        if destructive and not args.yes and not self._confirm("Go ahead? (yes/no) [no]: "):
+            raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
+        try:
+            outcome = TaskRun(record, REPAIR, tasks).run()
+        except RunFailed as exc:
+            raise CommandError(str(exc), exc.status) from exc
+        self.out(f"{record.dataset}: repaired; replicated to {record.destination}:{record.remote_dataset} "
+                 f"at @{outcome.common}")
+        return 0
+
     # -- reset ----------------------------------------------------------------------------------
 
     def _reset(self, args) -> int:
@@ -346,18 +381,22 @@ class RetadmCommands(OviosCommandSet):
         except (EOFError, KeyboardInterrupt):
             return False
 
-    def _preview(self, run: TaskRun) -> int:
+    def _preview(self, run: TaskRun, title: str = "dry run") -> int:
         try:
             preview = run.preview()
         except RunFailed as exc:
             raise CommandError(str(exc)) from exc
         task = run.pair.task
-        self.out(f"dry run: {task.dataset} -> {task.destination}:{task.remote_dataset} (nothing is changed)")
+        self.out(f"{title}: {task.dataset} -> {task.destination}:{task.remote_dataset} (nothing is changed yet)"
+                 if title != "dry run" else
+                 f"dry run: {task.dataset} -> {task.destination}:{task.remote_dataset} (nothing is changed)")
         if not isinstance(preview.plan, Plan):
             self.out(f"  refused: {preview.plan.describe()}")
             return FAILED
         for line in preview.plan.describe():
             self.out(f"  {line}")
+        if preview.plan.needs_replan:
+            self.out("  then: a normal run from what the destination has afterwards")
         for pipeline in preview.pipelines:
             self.out(f"  command: {pipeline}")
         if preview.plan.sends:

@@ -27,7 +27,9 @@ from .model import (
     Plan,
     RecordCommon,
     Release,
+    RenameDestination,
     ResumeSend,
+    Rollback,
     SendFull,
     SendIncremental,
     SetReadonly,
@@ -99,6 +101,7 @@ class Pair:
             written=self.source.written_since_newest(self.task.dataset),
             capabilities=self.capabilities(source_only=source_only),
             destination_readonly=readonly,
+            destination_written=self.destination.written_since_newest(remote) if destination else None,
             recorded_guid=recorded_guid,
         )
 
@@ -174,6 +177,10 @@ class Pair:
                 self.source.bookmark(self.task.dataset, snapshot, bookmark)
             case DestroyBookmark(bookmark):
                 self.source.destroy_bookmark(self.task.dataset, bookmark)
+            case Rollback(snapshot, _lost):
+                self.destination.rollback(self.task.remote_dataset, snapshot)
+            case RenameDestination(new_name):
+                self.destination.rename(self.task.remote_dataset, new_name)
             case AbortResume():
                 self.destination.abort_resume(self.task.remote_dataset)
             case SetReadonly():

@@ -20,13 +20,14 @@ from ..zfs import ZfsError, ZfsNode
 from . import planner
 from .executor import Outcome, Pair
 from .log import log_event
-from .model import TRACKING_PREFIX, Plan, Refusal
+from .model import TRACKING_PREFIX, Plan, Refusal, ResumeSend, SendFull, SendIncremental
 from .pipeline import TransferFailed
 from .runs import Runner, TaskBusy, TaskLock
 from .tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, TaskRecord, TaskStore
 
 FULL = "full"
 INC = "inc"
+REPAIR = "repair"
 
 
 class RunFailed(Exception):
@@ -47,6 +48,12 @@ def new_snapshot_name(now: datetime | None = None) -> str:
     return f"{TRACKING_PREFIX}{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z"
 
 
+def keep_name(remote_dataset: str, now: datetime | None = None) -> str:
+    """Where ``repair`` keeps a replica that shares nothing with the source any more."""
+    now = now or datetime.now(timezone.utc)
+    return f"{remote_dataset}-old-{now:%Y%m%dT%H%M%S}"
+
+
 def destination_node(record: TaskRecord) -> ZfsNode:
     return ZfsNode(SshHost(record.destination))
 
@@ -65,6 +72,8 @@ class TaskRun:
                  source: ZfsNode | None = None, destination: ZfsNode | None = None):
         self.record = record
         self.kind = kind
+        self._repaired = False
+        self.last_plan: Plan | Refusal | None = None
         self.tasks = tasks or TaskStore()
         self.pair = Pair(record.task(), source or ZfsNode(LocalHost()), destination or destination_node(record),
                          log=lambda line: self._event("step", what=line))
@@ -84,20 +93,25 @@ class TaskRun:
         resume = planner.plan_resume(observed)
         if resume is not None:
             return resume
-        full = self.kind == FULL and observed.destination is None
+        if self.kind == REPAIR and not self._repaired:
+            self._repaired = True
+            repair = planner.plan_repair(observed, self.pair.task, keep_name(self.record.remote_dataset))
+            if repair is not None:
+                return repair
+        full = self.kind in (FULL, REPAIR) and observed.destination is None
         plan_for = planner.plan_full if full else planner.plan_incremental
         return plan_for(observed, self.pair.task, new_snapshot_name())
 
     def preview(self) -> Preview:
         """The plan and its command lines; reads both sides and changes nothing."""
         try:
-            plan = self.plan()
+            plan = self.last_plan = self.plan()
         except (HostError, ZfsError) as exc:
             raise RunFailed(str(exc)) from exc
         pipelines: tuple[str, ...] = ()
         estimate = None
         if isinstance(plan, Plan):
-            sends = [s for s in plan.steps if hasattr(s, "properties")]
+            sends = [s for s in plan.steps if isinstance(s, (SendFull, SendIncremental, ResumeSend))]
             pipelines = tuple(self.pair.pipeline_text(step) for step in sends)
             estimate = self._estimate(plan)
         return Preview(plan, pipelines, estimate)
@@ -133,7 +147,7 @@ class TaskRun:
             if isinstance(plan, Refusal):
                 raise RunFailed(f"refused: {plan.describe()}")
             total = _merge(total, self.pair.execute(plan))
-            if not plan.settles_resume:
+            if not plan.needs_replan:
                 return total
         raise RunFailed("the destination still has a partial receive after resuming it; see 'zfs get "
                         f"receive_resume_token {self.record.remote_dataset}' on {self.record.destination}")

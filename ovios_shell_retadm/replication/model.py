@@ -103,6 +103,8 @@ class Observed:
     capabilities: Capabilities = Capabilities()
     #: The destination's ``readonly`` property; None when not observed.
     destination_readonly: bool | None = None
+    #: Whether the destination was written since its newest snapshot; None when ZFS cannot tell.
+    destination_written: bool | None = None
     #: The guid the task record names as the last common snapshot (None: nothing recorded).
     recorded_guid: int | None = None
 
@@ -177,6 +179,33 @@ class AbortResume:
 
     def describe(self) -> str:
         return "discard the stale partial receive on the destination (its source snapshot is gone)"
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """``zfs rollback -r`` of the destination to the common snapshot (``retadm repair`` only).
+
+    ``lost`` names the destination's snapshots that go with it; changes written on the
+    destination since the common snapshot go too.
+    """
+
+    snapshot: str
+    lost: tuple[str, ...]
+
+    def describe(self) -> str:
+        lost = ", ".join(f"@{name}" for name in self.lost) or "no snapshot"
+        return (f"roll the destination back to @{self.snapshot}: discards its changes since then "
+                f"and destroys {lost}")
+
+
+@dataclass(frozen=True)
+class RenameDestination:
+    """Keep a replica that shares nothing with the source under another name (``repair``)."""
+
+    new_name: str
+
+    def describe(self) -> str:
+        return f"keep the old destination dataset as {self.new_name} (nothing is destroyed)"
 
 
 @dataclass(frozen=True)
@@ -258,6 +287,8 @@ Step = (
     CreateSnapshot
     | ResumeSend
     | AbortResume
+    | Rollback
+    | RenameDestination
     | SendFull
     | SendIncremental
     | Hold
@@ -293,9 +324,10 @@ class Plan:
         return any(isinstance(step, SendFull | SendIncremental | ResumeSend) for step in self.steps)
 
     @property
-    def settles_resume(self) -> bool:
-        """A plan that only deals with a partial receive: plan again once it is done."""
-        return any(isinstance(step, ResumeSend | AbortResume) for step in self.steps)
+    def needs_replan(self) -> bool:
+        """A plan that only prepares the ground (a partial receive, a repair): plan again after it."""
+        return any(isinstance(step, ResumeSend | AbortResume | Rollback | RenameDestination)
+                   for step in self.steps)
 
     def describe(self) -> tuple[str, ...]:
         """Human-readable lines, one per step (what ``--dry-run`` prints)."""

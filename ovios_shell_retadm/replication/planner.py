@@ -33,7 +33,9 @@ from .model import (
     RecordCommon,
     Refusal,
     Release,
+    RenameDestination,
     ResumeSend,
+    Rollback,
     SendFull,
     SendIncremental,
     SetReadonly,
@@ -90,6 +92,29 @@ def plan_reset(observed: Observed, task: Task) -> Plan:
         steps += [DestroySnapshot(side, name) for name in names if task.owns(name)]
     steps += [DestroyBookmark(name) for name in _names(observed.source_bookmarks) if task.owns(name)]
     return Plan(tuple(steps), None, "")
+
+
+def plan_repair(observed: Observed, task: Task, keep_as: str) -> Plan | None:
+    """What ``retadm repair`` does before a normal run can go on; None when nothing is broken.
+
+    - the destination has snapshots after the common one, or was (or may have been)
+      written since it: roll it back to the common snapshot, naming what is lost;
+    - nothing in common any more: keep the old replica under ``keep_as`` (renamed,
+      never destroyed), so that a full send can start afresh;
+    - a missing replica needs no preparation: the next run sends it in full.
+    Missing holds and stale partial receives are mended by the normal run itself.
+    """
+    if observed.destination is None:
+        return None
+    common = find_common(observed.source, observed.destination, observed.source_bookmarks)
+    if common is None:
+        return Plan((RenameDestination(keep_as),), None, "")
+    extra = _after(observed.destination, common.guid)
+    if not extra and observed.destination_written is False:
+        return None
+    anchor = next(s.name for s in observed.destination if s.guid == common.guid)
+    ours = [Release(Side.DESTINATION, name) for name in extra if name in observed.destination_holds]
+    return Plan((*ours, Rollback(anchor, extra)), common, anchor)
 
 
 def plan_full(observed: Observed, task: Task, new_snapshot: str) -> Plan | Refusal:
