@@ -21,10 +21,12 @@ from ..replication.jobs import (FULL, INC, REPAIR, STATUS_BUSY, RunFailed, TaskR
                                 start_full_in_background)
 from ..replication.model import Plan
 from ..replication.preflight import PreflightError
-from ..replication.tasks import RUNNING_FULL, TaskRecord, TaskStore, effective_status
+from ..replication import doctor, progress
+from ..replication.tasks import (ERROR, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore,
+                                 effective_status)
 from .base import FAILED, USAGE, CommandError, OviosCommandSet
 
-SUBCOMMANDS = ("status", "init", "inc", "reset", "repair")
+SUBCOMMANDS = ("status", "init", "inc", "reset", "doctor", "repair", "watch")  # the guide's order
 USAGE_LINE = f"usage: retadm [{'|'.join(SUBCOMMANDS)}] [dataset] [--dry-run]"
 
 #: how long a completion may wait for `zfs list` (completion runs in a worker thread)
@@ -103,7 +105,32 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
     reset.add_argument("dataset", help="the replicated dataset", choices_provider=_replicated)
     reset.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    _add_doctor_parser(sub)
+    _add_watch_parser(sub)
     return parser
+
+
+def _add_doctor_parser(sub) -> None:
+    doctor_ = sub.add_parser(
+        "doctor", help="diagnose replication problems: ssh both ways, snapshots, destination pool, cron",
+        description="Read-only checks of a task, one line each: OK, WARN or FAIL with a hint saying what to run "
+        "(SKIP: not checked because an earlier check failed). Without a dataset: every task. "
+        "Exit status 1 when any check FAILs, else 0.",
+    )
+    doctor_.add_argument("dataset", nargs="?", help="only this task", choices_provider=_replicated)
+    doctor_.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
+    doctor_.add_argument("--dry-run", action="store_true", help="accepted like everywhere; doctor changes nothing")
+
+
+def _add_watch_parser(sub) -> None:
+    watch = sub.add_parser(
+        "watch", help="follow the running transfer of a dataset: bytes, rate, time left",
+        description="Live progress of the running transfer (bytes sent, rate, and the estimated total and time "
+        "left where ZFS can estimate), until it ends; then its result. Ctrl-C stops watching, not the transfer. "
+        "Without a dataset: the one running transfer.",
+    )
+    watch.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
+    watch.add_argument("--dry-run", action="store_true", help="accepted like everywhere; watch changes nothing")
 
 
 def _ago(seconds: float) -> str:
@@ -120,12 +147,44 @@ def _ago(seconds: float) -> str:
     return f"{secs}s"
 
 
+_RUNNING = (RUNNING_FULL, RUNNING_INC)
+_WATCH_POLL = 0.5  # seconds between two looks at the progress file
+_PLAIN_INTERVAL = 2.0  # without a terminal: at most one line per this many seconds
+_INTERRUPTED = 130
+
+
+class _Shown:
+    """What ``watch`` has printed so far."""
+
+    def __init__(self):
+        self.line = ""
+        self.printed_at = 0.0
+        self.was_progress = False
+        self.seen = False  # a progress count was seen
+        self.open_line = False  # a terminal line without its newline yet
+
+
+def _result_line(record: TaskRecord, status: Status) -> str:
+    """A task's last result: ``data/smbvol: idle — …`` or ``data/smbvol: error — reason``."""
+    if status.word == ERROR:
+        return f"{record.dataset}: error — {status.reason}"
+    if status.word in _RUNNING:
+        return f"{record.dataset}: {status.word}"
+    if record.last_success is None:
+        return f"{record.dataset}: {status.word} — no successful run yet"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.last_success))
+    sent = "size unknown" if record.last_bytes is None else progress.format_bytes(record.last_bytes)
+    took = f" in {record.last_seconds:.1f}s" if record.last_seconds is not None else ""
+    return (f"{record.dataset}: {status.word} — replicated to {record.destination}:{record.remote_dataset} "
+            f"at @{record.last_snapshot} on {when} ({sent}{took})")
+
+
 class RetadmCommands(OviosCommandSet):
     @cmd2.with_argparser(_build_parser)
     def do_retadm(self, args) -> None:
         """ZFS send/receive replication of single datasets to a partner node."""
         handlers = {"status": self._status, "init": self._init, "inc": self._inc, "reset": self._reset,
-                    "repair": self._repair}
+                    "repair": self._repair, "doctor": self._doctor, "watch": self._watch}
         handler = handlers.get(args.subcommand)
         if handler is None:
             self.out(USAGE_LINE)
@@ -338,6 +397,114 @@ class RetadmCommands(OviosCommandSet):
         self.out(f"{record.dataset}: repaired; replicated to {record.destination}:{record.remote_dataset} "
                  f"at @{outcome.common}")
         return 0
+
+    # -- doctor ---------------------------------------------------------------------------------
+
+    def _doctor(self, args) -> int:
+        records = self._records(args.dataset)
+        if not records:
+            self.out("(no replication tasks; 'retadm init' sets one up)")
+            return 0
+        diagnoses = []
+        env = doctor.Environment()  # root's crontab and the cron service, read once for every task
+        for record in records:  # one block at a time: each task's checks take a few seconds
+            diagnosis = doctor.TaskDoctor(record, env).run()
+            diagnoses.append(diagnosis)
+            if not args.json:
+                if len(diagnoses) > 1:
+                    self.out()
+                self.out(diagnosis.header())
+                for check in diagnosis.checks:
+                    self.out(check.line())
+        if args.json:
+            self.out(doctor.to_json(diagnoses))
+        else:
+            self.out()
+            self.out(doctor.summary(diagnoses))
+        return FAILED if any(d.failed for d in diagnoses) else 0
+
+    def _records(self, dataset: str | None) -> list[TaskRecord]:
+        tasks = TaskStore()
+        if dataset is None:
+            return tasks.all()
+        record = tasks.get(dataset)
+        if record is None:
+            raise CommandError(f"{dataset} has no replication task")
+        return [record]
+
+    # -- watch ----------------------------------------------------------------------------------
+
+    def _watch(self, args) -> int:
+        records = self._records(args.dataset)
+        running = [r for r in records if effective_status(r).word in _RUNNING]
+        if not running:
+            if not records:
+                self.out("no transfer is running (there are no replication tasks)")
+                return 0
+            target = f" for {args.dataset}" if args.dataset else ""
+            self.out(f"no transfer is running{target}; the last result:")
+            for record in records:
+                self.out(f"  {_result_line(record, effective_status(record))}")
+            return 0
+        if len(running) > 1:
+            names = ", ".join(r.dataset for r in running)
+            raise CommandError(f"{len(running)} transfers are running ({names}); name one: retadm watch DATASET",
+                               USAGE)
+        return self._follow(running[0])
+
+    def _follow(self, record: TaskRecord) -> int:
+        """Print the transfer's progress until its run ends; then its result."""
+        dataset, tasks = record.dataset, TaskStore()
+        tty = self._cmd.stdout.isatty()
+        meter = progress.RateMeter()
+        shown = _Shown()
+        try:
+            while True:
+                record = tasks.get(dataset)
+                if record is None:
+                    self._end_line(tty, shown)
+                    raise CommandError(f"{dataset}: the task was removed while watching")
+                status = effective_status(record)
+                if status.word not in _RUNNING:
+                    break
+                current = progress.read_progress(dataset)
+                now = time.time()
+                if current is not None and not progress.stale(current, record.runner):
+                    meter.add(current)
+                    shown.seen = True
+                    # a count of 0 is the start of a send: shown, but not yet as progress
+                    line = progress.describe(current, meter.rate(current, now), now)
+                    is_progress = current.bytes > 0
+                else:
+                    phase = "sent; settling (holds, pruning)" if shown.seen else "preparing"
+                    line, is_progress = f"{dataset} {status.word}: {phase}", False
+                self._show(line, is_progress, tty, shown, now)
+                time.sleep(_WATCH_POLL)
+        except KeyboardInterrupt:
+            self._end_line(tty, shown)
+            self.out(f"stopped watching; the transfer of {dataset} goes on in the background "
+                     f"('retadm status', {settings.repl_log_path()})")
+            return _INTERRUPTED
+        self._end_line(tty, shown)
+        self.out(_result_line(record, status))
+        return FAILED if status.word == ERROR else 0
+
+    def _show(self, line: str, is_progress: bool, tty: bool, shown: "_Shown", now: float) -> None:
+        if tty:
+            self._cmd.stdout.write("\r" + line + "\x1b[K")
+            self._cmd.stdout.flush()
+            shown.open_line = True
+            return
+        due = now - shown.printed_at >= _PLAIN_INTERVAL or is_progress != shown.was_progress
+        if line != shown.line and due:
+            self.out(line)
+            shown.line, shown.printed_at, shown.was_progress = line, now, is_progress
+
+    def _end_line(self, tty: bool, shown: "_Shown") -> None:
+        if tty and shown.open_line:
+            self._cmd.stdout.write("\n")
+            self._cmd.stdout.flush()
+            shown.open_line = False
 
     # -- reset ----------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import zfs
+from ..hosts import HostError
 from ..zfs import ZfsNode
 from . import model
 from .model import (
@@ -38,6 +39,7 @@ from .model import (
     Task,
 )
 from .pipeline import TransferResult, command_line, transfer
+from .progress import ProgressFile
 
 
 @dataclass
@@ -59,6 +61,8 @@ class Pair:
     source: ZfsNode
     destination: ZfsNode
     log: Callable[[str], None] = field(default=lambda _line: None)
+    #: where a run publishes its transfers' progress (``retadm watch``); None: nowhere
+    progress: ProgressFile | None = None
 
     # -- observing ---------------------------------------------------------------
 
@@ -116,6 +120,9 @@ class Pair:
     # -- commands ----------------------------------------------------------------
 
     def send_argv(self, step: SendFull | SendIncremental | ResumeSend) -> list[str]:
+        return self.source.host.argv_for(self._zfs_send_argv(step))
+
+    def _zfs_send_argv(self, step: SendFull | SendIncremental | ResumeSend) -> list[str]:
         caps = self.source.capabilities()
         if isinstance(step, ResumeSend):
             argv = zfs.resume_send_argv(step.token, caps=caps)
@@ -126,7 +133,16 @@ class Pair:
                                  base_is_bookmark=step.base_is_bookmark,
                                  intermediates=not step.base_is_bookmark,
                                  properties=step.properties, caps=caps)
-        return self.source.host.argv_for(argv)
+        return argv
+
+    def estimate_send(self, step: SendFull | SendIncremental | ResumeSend) -> int | None:
+        """Bytes ZFS expects the send to produce (``send -nvP``); None where it cannot tell."""
+        if not self.source.capabilities().send_estimate:
+            return None
+        try:
+            return self.source.estimate_send_size(self._zfs_send_argv(step))
+        except (HostError, zfs.ZfsError):
+            return None
 
     def receive_argv(self) -> list[str]:
         # mounted (read-only) like any replica the administrator may browse; -s where
@@ -142,6 +158,8 @@ class Pair:
     def execute(self, plan: Plan) -> Outcome:
         outcome = Outcome(common=plan.common.name if plan.common else None,
                           common_guid=plan.common.guid if plan.common else None)
+        if self.progress is not None:
+            self.progress.plan_sends(sum(isinstance(s, SendFull | SendIncremental | ResumeSend) for s in plan.steps))
         for step in plan.steps:
             self.log(step.describe())
             self._carry_out(step, outcome)
@@ -157,7 +175,12 @@ class Pair:
             case CreateSnapshot(name):
                 self.source.snapshot(self.task.dataset, name)
             case SendFull() | SendIncremental() | ResumeSend():
-                result: TransferResult = transfer(self.send_argv(step), self.receive_argv())
+                if self.progress is not None:
+                    self.progress.start_send(self.estimate_send(step))
+                result: TransferResult = transfer(self.send_argv(step), self.receive_argv(),
+                                                  on_progress=self.progress)
+                if self.progress is not None:
+                    self.progress.end_send(result.bytes)
                 outcome.bytes = None if outcome.bytes is None or result.bytes is None \
                     else outcome.bytes + result.bytes
                 outcome.seconds += result.seconds

@@ -22,6 +22,7 @@ from .executor import Outcome, Pair
 from .log import log_event
 from .model import TRACKING_PREFIX, Plan, Refusal, ResumeSend, SendFull, SendIncremental
 from .pipeline import TransferFailed
+from .progress import ProgressFile
 from .runs import Runner, TaskBusy, TaskLock
 from .tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, TaskRecord, TaskStore
 
@@ -152,6 +153,18 @@ class TaskRun:
         raise RunFailed("the destination still has a partial receive after resuming it; see 'zfs get "
                         f"receive_resume_token {self.record.remote_dataset}' on {self.record.destination}")
 
+    def _execute_with_progress(self) -> Outcome:
+        """:meth:`_execute_plans`, publishing the transfers' progress for ``retadm watch``
+        (``run_dir/progress``); the file goes when the run ends, however it ends."""
+        progress = ProgressFile(self.record.dataset, self.kind)
+        progress.close()  # whatever a run that died left behind
+        self.pair.progress = progress
+        try:
+            return self._execute_plans()
+        finally:
+            self.pair.progress = None
+            progress.close()
+
     def _busy_message(self) -> str:
         record = self.tasks.get(self.record.dataset) or self.record
         runner = Runner.from_record(record.runner)
@@ -164,7 +177,7 @@ class TaskRun:
         started = time.monotonic()
         self._event("start", to=f"{self.record.destination}:{self.record.remote_dataset}", pid=os.getpid())
         try:
-            outcome = self._execute_plans()
+            outcome = self._execute_with_progress()
         except Exception as exc:  # whatever stops the run, the record must not claim it still runs
             message = str(exc).strip().replace("\n", " ")
             if not isinstance(exc, (RunFailed, HostError, ZfsError, TransferFailed, OSError)):

@@ -1,0 +1,57 @@
+"""retadm watch on the lab: following a real transfer without a terminal, and nothing running."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from replication_helpers import init, sh, shell, status
+
+pytestmark = pytest.mark.lab
+
+PROGRESS_FILE = "/run/ovios/progress/data%smbvol.json"
+PROGRESS_LINE = re.compile(r"^data/smbvol inc: \d+(\.\d)? (KiB|MiB|GiB) sent, \d+(\.\d)? (B|KiB|MiB|GiB)/s, "
+                           r"\d+s elapsed$")
+
+
+def test_watch_follows_a_running_transfer_to_its_end(fresh_lab):
+    lab = fresh_lab
+    init(lab, "data/smbvol", "smbvol")
+    sh(lab, "src", "head -c 150M /dev/urandom > /data/smbvol/big.bin")
+    # the inc, caught right after its start (its runner stopped), and watch started beside it
+    sh(lab, "src", "setsid ovios-shell retadm inc data/smbvol >/run/inc.out 2>&1 </dev/null &"
+                   " for i in $(seq 400); do grep -q ' inc start ' /var/log/ovios/repl.log 2>/dev/null && break;"
+                   " sleep 0.05; done;"
+                   " kill -STOP $(grep ' inc start ' /var/log/ovios/repl.log | tail -1 | sed 's/.* pid=//')")
+    runner = status(lab)["data/smbvol"]["pid"]
+    sh(lab, "src", "setsid sh -c 'ovios-shell retadm watch data/smbvol >/run/watch.out 2>&1 </dev/null;"
+                   " echo $? >/run/watch.rc' >/dev/null 2>&1 </dev/null &")
+    # let the run go; once pv has counted some bytes, hold the stream (pv stopped) for a few
+    # seconds, however fast the transfer would be, so watch sees it moving
+    sh(lab, "src", f"kill -CONT {runner};"
+                   f" for i in $(seq 600); do grep -q '\"bytes\": [1-9]' '{PROGRESS_FILE}' 2>/dev/null && break;"
+                   f" sleep 0.05; done;"
+                   f" pv=$(pgrep -P {runner} -x pv); kill -STOP $pv; sleep 3; kill -CONT $pv")
+    sh(lab, "src", "for i in $(seq 600); do test -s /run/watch.rc && break; sleep 0.1; done")
+    out = sh(lab, "src", "cat /run/watch.out").stdout
+    assert sh(lab, "src", "cat /run/watch.rc").stdout.strip() == "0", out
+    lines = out.splitlines()
+    assert any(PROGRESS_LINE.match(line) for line in lines), out
+    assert "\r" not in out  # no terminal: plain lines
+    assert lines[-1].startswith("data/smbvol: idle — replicated to dst:repl/smbvol at @retadm_"), out
+    assert re.search(r"\(1[45]\d\.\d MiB in \d+\.\ds\)$", lines[-1]), lines[-1]
+    # the run removed its progress file
+    assert sh(lab, "src", f"test -e '{PROGRESS_FILE}'", check=False).returncode == 1
+
+
+def test_watch_with_nothing_running(fresh_lab):
+    lab = fresh_lab
+    result = shell(lab, "src", "retadm", "watch")
+    assert (result.returncode, result.stdout) == (0, "no transfer is running (there are no replication tasks)\n")
+    init(lab, "data/smbvol", "smbvol")
+    result = shell(lab, "src", "retadm", "watch", "data/smbvol")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "no transfer is running for data/smbvol; the last result:"
+    assert lines[1].startswith("  data/smbvol: idle — replicated to dst:repl/smbvol at @retadm_")
