@@ -8,7 +8,7 @@ _ovios_shell_words() {
     # $1: what to list
     case "$1" in
         verbs)      echo "retadm options edit-cron help quit" ;;
-        retadm)     echo "status init inc" ;;
+        retadm)     echo "status init inc reset doctor repair watch" ;;
         options)    ovios-shell options 2>/dev/null | awk 'NR > 2 { print $1 }' ;;
         replicated) ovios-shell retadm status --json 2>/dev/null \
                         | sed -n 's/^ *"dataset": "\(.*\)",$/\1/p' ;;
@@ -21,8 +21,10 @@ _ovios_shell_words() {
 _ovios_shell_retadm_options() {
     case "$1" in
         init)   echo "--dest --remote-pool --remote-name --properties --dry-run --help" ;;
-        inc)    echo "--dry-run --help" ;;
-        status) echo "--json --help" ;;
+        inc|watch)    echo "--dry-run --help" ;;
+        reset|repair) echo "--dry-run --yes --help" ;;
+        doctor)       echo "--json --dry-run --help" ;;
+        status)       echo "--json --help" ;;
     esac
 }
 
@@ -53,7 +55,7 @@ _ovios_shell() {
                         if [ -z "$positional" ]; then
                             case "$sub" in
                                 init)       words=$(_ovios_shell_words local) ;;
-                                inc|status) words=$(_ovios_shell_words replicated) ;;
+                                *)          words=$(_ovios_shell_words replicated) ;;
                             esac
                         fi
                         ;;

@@ -74,8 +74,9 @@ def test_verbs(complete):
 
 
 def test_retadm_subcommands(complete):
-    assert complete("ovios-shell", "retadm", "") == ["inc", "init", "status"]
+    assert complete("ovios-shell", "retadm", "") == ["doctor", "inc", "init", "repair", "reset", "status", "watch"]
     assert complete("ovios-shell", "retadm", "in") == ["inc", "init"]
+    assert complete("ovios-shell", "retadm", "re") == ["repair", "reset"]
     assert complete("ovios-shell", "retadm", "s") == ["status"]
 
 
@@ -101,6 +102,8 @@ def test_dry_run_at_any_position_after_the_subcommand(complete, words):
 def test_each_subcommand_offers_its_own_options(complete):
     assert complete("ovios-shell", "retadm", "inc", "data/smbvol", "-") == ["--dry-run", "--help"]
     assert complete("ovios-shell", "retadm", "status", "-") == ["--help", "--json"]
+    assert complete("ovios-shell", "retadm", "reset", "data/smbvol", "-") == ["--dry-run", "--help", "--yes"]
+    assert complete("ovios-shell", "retadm", "doctor", "-") == ["--dry-run", "--help", "--json"]
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--r") == ["--remote-name", "--remote-pool"]
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--properties", "") == ["no", "yes"]
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--dest", "") == []
