@@ -409,6 +409,26 @@ class SshHost(Host):
             cls, message = failure
             raise cls(self.name, message)
 
+    def stream_failure(self, returncode: int, stderr: str) -> HostError | None:
+        """Why a pipeline's remote stage (``argv_for``, e.g. ``zfs receive``) ended, if ssh
+        ended it rather than the remote command; None otherwise.
+
+        ssh's own failures are classified as for :meth:`run`.  A multiplexing client whose
+        master died (its ServerAlive checks found the partner gone: down, or the network
+        cut) exits 255 without a word: over a stream whose remote command has its own
+        messages, that silence is the lost connection.
+        """
+        if returncode != 255:
+            return None
+        failure = classify_ssh_failure(stderr)
+        if failure is not None:
+            cls, message = failure
+            return cls(self.name, message)
+        if not stderr.strip():
+            return HostUnreachable(self.name, "connection lost during the transfer (the partner stopped answering: "
+                                              "down, or the network cut)")
+        return None
+
     def master_running(self) -> bool:
         """Whether a master connection to this peer is up (``ssh -O check``)."""
         if not self.multiplexed:

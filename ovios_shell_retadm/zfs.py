@@ -72,6 +72,11 @@ class NoSuchDataset(CommandFailed):
     """zfs/zpool said the dataset, snapshot or pool does not exist."""
 
 
+class DatasetBusy(CommandFailed):
+    """zfs refused to destroy a snapshot that is busy: held (by another tag than the one
+    released), or being sent."""
+
+
 def _check_component(kind: str, whole: str, part: str) -> None:
     if part == "":
         raise InvalidName(f"invalid {kind} {whole!r}: empty name component")
@@ -523,6 +528,7 @@ _MISSING = re.compile(r"dataset does not exist|no such pool|could not find any s
 _QUOTED_SNAPSHOT = re.compile(r"'([^'@]+@[^']+)'")
 _TAG_EXISTS = "tag already exists on this dataset"
 _NO_SUCH_TAG = "no such tag on this dataset"
+_BUSY = "dataset is busy"
 
 
 class ZfsNode:
@@ -762,7 +768,14 @@ class ZfsNode:
         """
         full = snapshot_full_name(dataset, name)
         assert full.count("@") == 1
-        self._zfs("destroy", full)
+        try:
+            self._zfs("destroy", full)
+        except NoSuchDataset:
+            raise
+        except CommandFailed as exc:
+            if exc.returncode is not None and _BUSY in exc.stderr:
+                raise DatasetBusy(exc.argv, exc.returncode, exc.stderr, exc.host) from None
+            raise
 
     def bookmark(self, dataset: str, snapshot: str, name: str) -> str:
         """Create ``dataset#name`` from ``dataset@snapshot``; return the full name."""

@@ -235,6 +235,16 @@ def test_divergence():
     assert written.level == FAIL and "was written on dst" in written.message
 
 
+def test_tracking_snapshots_the_source_lost_are_a_warning_the_next_run_mends():
+    lost = observed(source=snaps(("monday", 1)), destination=snaps(("monday", 1), ("retadm_b", 2)),
+                    source_holds=frozenset())
+    check = doctor.check_divergence("d", lost, record())
+    assert check.level == WARN
+    assert check.message == "the destination still has @retadm_b after @monday: tracking snapshots the source no " \
+        "longer has"
+    assert check.hint == "the next 'retadm inc data/smbvol' rolls repl/smbvol back to @monday and replicates from there"
+
+
 def test_resume_token():
     assert doctor.check_resume("r", observed(), record(), running=False).level == OK
     waiting = doctor.check_resume("r", observed(resume_token="1-ab", resume_token_valid=True), record(), False)

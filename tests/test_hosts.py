@@ -154,6 +154,25 @@ def test_classify_ssh_failure(stderr: str, expected: type | None) -> None:
         assert "\n" not in found[1]
 
 
+@pytest.mark.parametrize(
+    "returncode, stderr, expected, words",
+    [
+        # the multiplexing client of a master that died (ServerAlive): 255, silent
+        (255, "", HostUnreachable, "node2: connection lost during the transfer"),
+        (255, "Host key verification failed.\r\n", HostKeyError, "node2: host key unknown"),
+        (255, "Timeout, server node2 not responding.\r\n", HostUnreachable, "node2: unreachable: Timeout"),
+        (255, "internal error: something zfs said\n", None, ""),  # the remote command's own 255
+        (1, "cannot receive incremental stream: out of space\n", None, ""),
+        (0, "", None, ""),
+    ],
+)
+def test_why_ssh_ended_a_stream(returncode: int, stderr: str, expected: type | None, words: str) -> None:
+    failure = SshHost("node2").stream_failure(returncode, stderr)
+    assert (type(failure) if failure else None) is expected
+    if failure:
+        assert str(failure).startswith(words) and "\n" not in str(failure)
+
+
 # -- local ----------------------------------------------------------------------
 
 

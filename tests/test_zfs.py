@@ -25,6 +25,7 @@ from ovios_shell_retadm.zfs import (
     PROBE_SCRIPT,
     Capabilities,
     Dataset,
+    DatasetBusy,
     InvalidName,
     NoSuchDataset,
     Unsupported,
@@ -418,7 +419,7 @@ def test_holds_round_trip(ns, node: ZfsNode, fs: str) -> None:
     assert [zfs_value(ns, "userrefs", s) for s in snaps] == ["1", "1", "1"]
     with pytest.raises(Unsupported):
         node.holds(snaps)  # zfs-fuse cannot list unknown tags
-    with pytest.raises(CommandFailed, match="busy"):
+    with pytest.raises(DatasetBusy, match="busy"):
         node.destroy_snapshot(fs, "s1")
     node.release(tag, snaps)  # s3 never had it: fine
     node.release(tag, snaps)
@@ -426,6 +427,24 @@ def test_holds_round_trip(ns, node: ZfsNode, fs: str) -> None:
     assert [zfs_value(ns, "userrefs", s) for s in snaps] == ["0", "0", "1"]
     node.destroy_snapshot(fs, "s1")
     assert [s.name for s in node.snapshots(fs)] == ["s2", "s3"]
+
+
+def test_a_prune_keeps_a_snapshot_someone_else_holds(ns, node: ZfsNode, fs: str) -> None:
+    """A run's prune leaves a busy tracking snapshot in place, says so, and goes on."""
+    from ovios_shell_retadm.replication.executor import Pair
+    from ovios_shell_retadm.replication.model import DestroySnapshot, Plan, Side, Task
+
+    held, free = node.snapshot(fs, "retadm_1"), node.snapshot(fs, "retadm_2")
+    ns.run("zfs", "hold", "backup", held)  # another tool's (or a killed `zfs send -I`'s on zfs-fuse)
+    lines: list[str] = []
+    pair = Pair(Task(fs, "localhost", "tank/replica", False), node, node, log=lines.append)
+    plan = Plan((DestroySnapshot(Side.SOURCE, "retadm_1"), DestroySnapshot(Side.SOURCE, "retadm_2")), None, "")
+    outcome = pair.execute(plan)
+    assert outcome.kept == ["@retadm_1 on the source"]
+    assert "kept @retadm_1 on the source: it is busy (held by another tag, or being sent)" in lines
+    assert [s.name for s in node.snapshots(fs)] == ["retadm_1"]
+    ns.run("zfs", "release", "backup", held)
+    assert free not in [f"{fs}@{s.name}" for s in node.snapshots(fs)]
 
 
 def test_hold_reports_missing_snapshots(ns, node: ZfsNode, fs: str) -> None:

@@ -60,7 +60,7 @@ from ..zfs import ZfsError, ZfsNode, pool_of
 from . import planner, preflight
 from .executor import Pair
 from .jobs import new_snapshot_name
-from .model import HOLD_TAG, DestinationDiverged, NameClash, Observed, Refusal, Snapshot
+from .model import HOLD_TAG, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
 from .runs import TaskLock
 from .tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
 
@@ -349,6 +349,13 @@ def check_divergence(name: str, observed: Observed, record: TaskRecord) -> Check
                          f"rename or destroy those snapshots on the {conflict.side.value} (they are not the ones "
                          "the source has)")
         return Check(name, FAIL, conflict.describe(), repair)
+    rollback = next((step for step in plan.steps if isinstance(step, Rollback)), None)
+    if rollback is not None:
+        lost = ", ".join(f"@{name}" for name in rollback.lost)
+        return Check(name, WARN, f"the destination still has {lost} after @{rollback.snapshot}: tracking "
+                     "snapshots the source no longer has",
+                     f"the next 'retadm inc {record.dataset}' rolls {record.remote_dataset} back to "
+                     f"@{rollback.snapshot} and replicates from there")
     if observed.destination_written:
         return Check(name, FAIL, f"{record.remote_dataset} was written on {record.destination} since its newest "
                      "snapshot: the next receive would fail", repair)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import zfs
-from ..hosts import HostError
+from ..hosts import HostError, SshHost
 from ..zfs import ZfsNode
 from . import model
 from .model import (
@@ -38,7 +38,7 @@ from .model import (
     Step,
     Task,
 )
-from .pipeline import TransferResult, command_line, transfer
+from .pipeline import TransferFailed, TransferResult, command_line, transfer
 from .progress import ProgressFile
 
 
@@ -51,6 +51,8 @@ class Outcome:
     common: str | None = None
     common_guid: int | None = None
     sends: int = 0
+    #: the task's own snapshots a prune left in place because they were busy ("@x on the source")
+    kept: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -165,6 +167,12 @@ class Pair:
             self._carry_out(step, outcome)
         return outcome
 
+    def _lost_connection(self, exc: TransferFailed) -> HostError | None:
+        """ssh's failure behind a failed transfer (a lost connection says so, rather than the
+        sender's broken pipe); None when the transfer failed on its own."""
+        host = self.destination.host
+        return host.stream_failure(exc.receiver_status, exc.receiver_words) if isinstance(host, SshHost) else None
+
     def _node(self, side: Side) -> tuple[ZfsNode, str]:
         if side is Side.SOURCE:
             return self.source, self.task.dataset
@@ -177,8 +185,14 @@ class Pair:
             case SendFull() | SendIncremental() | ResumeSend():
                 if self.progress is not None:
                     self.progress.start_send(self.estimate_send(step))
-                result: TransferResult = transfer(self.send_argv(step), self.receive_argv(),
-                                                  on_progress=self.progress)
+                try:
+                    result: TransferResult = transfer(self.send_argv(step), self.receive_argv(),
+                                                      on_progress=self.progress)
+                except TransferFailed as exc:
+                    lost = self._lost_connection(exc)
+                    if lost is None:
+                        raise
+                    raise lost from exc
                 if self.progress is not None:
                     self.progress.end_send(result.bytes)
                 outcome.bytes = None if outcome.bytes is None or result.bytes is None \
@@ -195,7 +209,15 @@ class Pair:
                 if not self.task.owns(snapshot):  # the planner never asks; refuse anyway
                     raise RuntimeError(f"refusing to destroy @{snapshot}: not a tracking snapshot")
                 node, dataset = self._node(side)
-                node.destroy_snapshot(dataset, snapshot)
+                try:
+                    node.destroy_snapshot(dataset, snapshot)
+                except zfs.DatasetBusy:
+                    # someone else's hold, or a send still reading it (zfs-fuse keeps the
+                    # temporary holds of a killed ``zfs send``): not ours to fight over; the
+                    # chain does not need it, and the next run tries again
+                    where = f"@{snapshot} on the {side.value}"
+                    self.log(f"kept {where}: it is busy (held by another tag, or being sent)")
+                    outcome.kept.append(where)
             case CreateBookmark(snapshot, bookmark):
                 self.source.bookmark(self.task.dataset, snapshot, bookmark)
             case DestroyBookmark(bookmark):

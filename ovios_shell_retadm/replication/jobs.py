@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from ..hosts import HostError, LocalHost, SshHost
 from ..zfs import ZfsError, ZfsNode
-from . import planner
+from . import leftovers, planner
 from .executor import Outcome, Pair
 from .log import log_event
 from .model import TRACKING_PREFIX, Plan, Refusal, ResumeSend, SendFull, SendIncremental
@@ -78,6 +78,10 @@ class TaskRun:
         self.tasks = tasks or TaskStore()
         self.pair = Pair(record.task(), source or ZfsNode(LocalHost()), destination or destination_node(record),
                          log=lambda line: self._event("step", what=line))
+        #: the task's last run failed or died: it may have left a receive on the partner
+        self.after_failure = record.state == ERROR or (
+            record.state in (RUNNING_FULL, RUNNING_INC) and record.runner is not None
+            and not Runner.from_record(record.runner).is_alive())
 
     def _event(self, event: str, **fields) -> None:
         log_event(self.record.dataset, self.kind, event, **fields)
@@ -153,6 +157,32 @@ class TaskRun:
         raise RunFailed("the destination still has a partial receive after resuming it; see 'zfs get "
                         f"receive_resume_token {self.record.remote_dataset}' on {self.record.destination}")
 
+    def _end_leftover_receives(self) -> None:
+        """Before anything else, after a run that failed or died: stop the ``zfs receive`` it
+        left on the partner when the connection that fed it is gone (see :mod:`.leftovers`),
+        and give one that is still ending (its connection alive) a moment to end."""
+        host = self.pair.destination.host
+        remote, partner = self.record.remote_dataset, self.record.destination
+
+        def running() -> list[leftovers.Receive]:
+            return leftovers.parse_receives(host.run(leftovers.listing_argv()).stdout, remote)
+
+        receives = running()
+        if not receives:
+            return
+        for receive in leftovers.orphaned(receives, leftovers.local_connections(), leftovers.is_local_address):
+            self._event("step", what=f"stop '{receive.args}' (pid {receive.pid}, {receive.seconds}s old) on "
+                                     f"{partner}: a dead run left it, the connection that fed it is gone")
+            host.run(leftovers.stop_argv(receive))
+        deadline = time.monotonic() + _LEFTOVER_WAIT
+        while receives and time.monotonic() < deadline:
+            time.sleep(_LEFTOVER_POLL)
+            receives = running()
+        if receives:
+            r = max(receives, key=lambda r: r.seconds)
+            raise RunFailed(f"'{r.args}' (pid {r.pid}, running for {r.seconds}s) on {partner} is not this run's and "
+                            "did not end; wait for it, or stop it there if it is stuck")
+
     def _execute_with_progress(self) -> Outcome:
         """:meth:`_execute_plans`, publishing the transfers' progress for ``retadm watch``
         (``run_dir/progress``); the file goes when the run ends, however it ends."""
@@ -177,6 +207,8 @@ class TaskRun:
         started = time.monotonic()
         self._event("start", to=f"{self.record.destination}:{self.record.remote_dataset}", pid=os.getpid())
         try:
+            if self.after_failure:
+                self._end_leftover_receives()
             outcome = self._execute_with_progress()
         except Exception as exc:  # whatever stops the run, the record must not claim it still runs
             message = str(exc).strip().replace("\n", " ")
@@ -228,9 +260,13 @@ class TaskReset:
         try:
             plan, left = self.plan()
             try:
-                self.pair.execute(plan)
+                outcome = self.pair.execute(plan)
             except (HostError, ZfsError) as exc:
                 raise RunFailed(f"reset stopped: {exc}; the task is kept, run reset again") from exc
+            if outcome.kept:
+                busy = (f"{', '.join(outcome.kept)} stayed: busy (held by another tag, or being sent); "
+                        "destroy it by hand once released")
+                left = f"{left}; {busy}" if left else busy
             self.tasks.delete(self.record.dataset)
             log_event(self.record.dataset, "reset", "end", left=left or "nothing")
             return plan, left
@@ -239,6 +275,9 @@ class TaskReset:
 
 
 _MAX_ROUNDS = 3  # a resume (or discard), then the normal plan; one spare
+#: how long a leftover receive on the partner gets to end once stopped (or while ending)
+_LEFTOVER_WAIT = 10.0
+_LEFTOVER_POLL = 0.2
 
 
 def _merge(total: Outcome | None, part: Outcome) -> Outcome:
@@ -247,6 +286,7 @@ def _merge(total: Outcome | None, part: Outcome) -> Outcome:
     total.bytes = None if total.bytes is None or part.bytes is None else total.bytes + part.bytes
     total.seconds += part.seconds
     total.sends += part.sends
+    total.kept += part.kept
     total.common, total.common_guid = part.common, part.common_guid
     return total
 

@@ -32,10 +32,12 @@ class TransferResult:
 class TransferFailed(Exception):
     """Sender or receiver failed; the message is their last words, on one line."""
 
-    def __init__(self, message: str, sender_status: int, receiver_status: int):
+    def __init__(self, message: str, sender_status: int, receiver_status: int, receiver_words: str = ""):
         super().__init__(message)
         self.sender_status = sender_status
         self.receiver_status = receiver_status
+        #: the receiving stage's own last line (empty when it said nothing)
+        self.receiver_words = receiver_words
 
 
 def _lines(handle: IO[bytes]) -> list[str]:
@@ -105,7 +107,7 @@ def transfer(
             words = words or _last_words(recv_err) or _last_words(send_err)
             raise TransferFailed(
                 words or f"send exited {sender.returncode}, receive exited {receiver.returncode}",
-                sender.returncode, receiver.returncode,
+                sender.returncode, receiver.returncode, _last_words(recv_err),
             )
         sent = _count(counts) if meter_argv else None
     return TransferResult(bytes=sent, seconds=time.monotonic() - started)

@@ -112,9 +112,7 @@ def plan_repair(observed: Observed, task: Task, keep_as: str) -> Plan | None:
     extra = _after(observed.destination, common.guid)
     if not extra and observed.destination_written is False:
         return None
-    anchor = next(s.name for s in observed.destination if s.guid == common.guid)
-    ours = [Release(Side.DESTINATION, name) for name in extra if name in observed.destination_holds]
-    return Plan((*ours, Rollback(anchor, extra)), common, anchor)
+    return _roll_back(observed, common, extra)
 
 
 def plan_full(observed: Observed, task: Task, new_snapshot: str) -> Plan | Refusal:
@@ -145,6 +143,10 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str) -> Plan 
     landed but its bookkeeping did not, or nothing happened since), and the source was
     not written since, nothing is sent: the plan only repairs the bookkeeping, and is
     empty when there is nothing to repair.
+
+    If the destination's only snapshots after the common one are the task's own tracking
+    snapshots that the source lost (see :func:`_only_lost_tracking`), the plan rolls the
+    destination back to the common snapshot and asks to be planned again.
     """
     _require_tracking_name(task, new_snapshot)
     if observed.destination is None:
@@ -153,6 +155,8 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str) -> Plan 
     if common is None:
         return Refusal(NoCommonSnapshot())
     extra = _after(observed.destination, common.guid)
+    if extra and _only_lost_tracking(observed, task, extra):
+        return _roll_back(observed, common, extra)
     if extra:
         return Refusal(DestinationDiverged(common.name, extra))
     protect: list[Step] = [SetReadonly()] if observed.destination_readonly is False else []
@@ -201,6 +205,31 @@ def _after(destination: Sequence[Snapshot], common_guid: int) -> tuple[str, ...]
     since the common one is the newest snapshot the two sides share."""
     common = next(snapshot for snapshot in destination if snapshot.guid == common_guid)
     return _names(snapshot for snapshot in destination if snapshot.createtxg > common.createtxg)
+
+
+def _only_lost_tracking(observed: Observed, task: Task, extra: Sequence[str]) -> bool:
+    """Whether the destination's snapshots after the common one are only the task's own
+    tracking snapshots, whose twins were destroyed on the source (by hand: ours are held),
+    on a replica nobody wrote to since.
+
+    That is no divergence: those snapshots hold nothing but what the source sent, so the
+    replica can go back to the common snapshot and receive from there.  A replica written
+    since (``destination_written``), or possibly written (unknown, and not read-only),
+    is divergence all the same: that is for ``repair``.
+    """
+    if not all(task.owns(name) for name in extra):
+        return False
+    if observed.destination_written is None:
+        return observed.destination_readonly is not False
+    return not observed.destination_written
+
+
+def _roll_back(observed: Observed, common: Snapshot | Bookmark, extra: Sequence[str]) -> Plan:
+    """Our holds off the destination's snapshots after the common one, then a rollback to
+    it (which destroys them); the caller plans again from what is left."""
+    anchor = next(s.name for s in observed.destination or () if s.guid == common.guid)
+    ours = [Release(Side.DESTINATION, name) for name in extra if name in observed.destination_holds]
+    return Plan((*ours, Rollback(anchor, tuple(extra))), common, anchor)
 
 
 def _taken_on_source(observed: Observed, name: str) -> bool:
