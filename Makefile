@@ -2,21 +2,28 @@
 #   make demo   install everything, bring up the two-node lab, replicate data/smbvol to dst
 #               as in the guide, open ovios-shell on src
 #   make test   install everything plus the test tools, run the whole test suite
+#   make test-openzfs   the tests on the OpenZFS 2.x QEMU lab (builds its image once, ~5 min)
 
 PYTHON  ?= python3
 VENV    := $(CURDIR)/.venv
 PY      := $(VENV)/bin/python
 DEBS    := zfs-fuse openssh-server openssh-client cron iproute2 util-linux procps pv python3-venv
+DEBS_OPENZFS := qemu-system-x86 qemu-utils debootstrap e2fsprogs
 PYTEST_ARGS ?=
 
-.PHONY: demo test install debs lab-down clean
+.PHONY: demo test test-openzfs install debs lab-down clean
 
 demo: install
 	$(VENV)/bin/ovios-lab demo
 
 test: install
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m 'not openzfs' $(PYTEST_ARGS)
+
+test-openzfs: install
+	$(MAKE) debs DEBS="$(DEBS_OPENZFS)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pytest -m openzfs $(PYTEST_ARGS)
 
 install: debs $(VENV)/.installed
 	ln -sf $(VENV)/bin/ovios-shell /usr/bin/ovios-shell

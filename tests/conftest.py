@@ -11,6 +11,17 @@ Lab 1 (two zfs-fuse nodes in namespaces, see ``ovios_shell_retadm.lab``):
 
 Where the lab cannot run (not root, zfs-fuse/sshd/unshare missing, no /dev/fuse)
 these fixtures skip, with the reason.  Mark tests that use them ``@pytest.mark.lab``.
+
+Lab 2 (two QEMU VMs with OpenZFS 2.x, see ``ovios_shell_retadm.lab.openzfs_lab``):
+
+- ``openzfs_lab`` (session): the lab named by $OVIOS_OPENZFS_LAB_NAME (default ``ovzfs``),
+  its image built first when missing (several minutes, cached in /var/cache/ovios-lab),
+  brought up once per session (~1 min) and taken down at the end unless ``OVIOS_LAB_KEEP=1``.
+- ``fresh_openzfs_lab`` (function): the same lab after ``reset()``.
+
+They skip, with the reason, where the VMs cannot run (not root, too little memory, qemu
+missing and not installable, the image cannot be built: no network to Debian or PyPI);
+a lab that was buildable but does not come up is a failure.  Mark tests ``@pytest.mark.openzfs``.
 """
 
 from __future__ import annotations
@@ -21,6 +32,9 @@ from collections.abc import Iterator
 import pytest
 
 from ovios_shell_retadm.lab import Lab, LabError, preflight
+from ovios_shell_retadm.lab import openzfs_image
+from ovios_shell_retadm.lab.openzfs_lab import OpenZfsLab
+from ovios_shell_retadm.lab.openzfs_lab import preflight as openzfs_preflight
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +60,28 @@ def lab(lab_machine: None) -> Iterator[Lab]:
 def fresh_lab(lab: Lab) -> Iterator[Lab]:
     lab.reset()
     yield lab
+
+
+@pytest.fixture(scope="session")
+def openzfs_lab() -> Iterator[OpenZfsLab]:
+    problems = openzfs_preflight()
+    if problems:
+        pytest.skip("the OpenZFS lab cannot run here: " + "; ".join(problems))
+    try:
+        openzfs_image.build()
+    except LabError as exc:
+        pytest.skip(f"the OpenZFS lab's image cannot be built here: {exc}")
+    the_lab = OpenZfsLab()
+    try:
+        the_lab.up()
+    except LabError as exc:
+        pytest.fail(f"lab {the_lab.name} (openzfs) did not come up: {exc}", pytrace=False)
+    yield the_lab
+    if os.environ.get("OVIOS_LAB_KEEP") != "1":
+        the_lab.down()
+
+
+@pytest.fixture
+def fresh_openzfs_lab(openzfs_lab: OpenZfsLab) -> Iterator[OpenZfsLab]:
+    openzfs_lab.reset()
+    yield openzfs_lab

@@ -1,12 +1,17 @@
 """Test labs.  Lab 1: two ZFS nodes (zfs-fuse) in Linux namespaces on this machine.
+Lab 2: two QEMU VMs with Debian 12 and OpenZFS 2.x (``OpenZfsLab``).
 
->>> from ovios_shell_retadm.lab import Lab
+>>> from ovios_shell_retadm.lab import Lab, OpenZfsLab
 >>> lab = Lab("labdev").up()
 >>> lab.exec("src", ["zpool", "list"]).stdout
+>>> vms = OpenZfsLab("vmdev").up()
+>>> vms.exec("src", ["zfs", "version"]).stdout
 """
 
 from .fuse_lab import Lab, LabStatus, Node, NodeStatus, preflight
+from .openzfs_lab import OpenZfsLab, OpenZfsLabStatus, VmStatus
 from .shell_link import ensure_ovios_shell_link
 from .spec import LabError
 
-__all__ = ["Lab", "LabError", "LabStatus", "Node", "NodeStatus", "ensure_ovios_shell_link", "preflight"]
+__all__ = ["Lab", "LabError", "LabStatus", "Node", "NodeStatus", "OpenZfsLab", "OpenZfsLabStatus", "VmStatus",
+           "ensure_ovios_shell_link", "preflight"]

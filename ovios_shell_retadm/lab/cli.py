@@ -1,12 +1,17 @@
-"""``ovios-lab``: start, stop and use Lab 1 (two zfs-fuse nodes in namespaces).
+"""``ovios-lab``: start, stop and use the test labs.
 
-    ovios-lab [--name NAME] up | down | status
-    ovios-lab [--name NAME] exec NODE -- CMD [ARG...]
-    ovios-lab [--name NAME] shell NODE
-    ovios-lab [--name NAME] demo
+    ovios-lab [--name NAME] up | down | status            [--openzfs]
+    ovios-lab [--name NAME] exec [--openzfs] NODE -- CMD [ARG...]
+    ovios-lab [--name NAME] shell [--openzfs] NODE
+    ovios-lab [--name NAME] demo [--openzfs]
+    ovios-lab image --openzfs [--force]
 
-The lab name defaults to $OVIOS_LAB_NAME or "ovlab"; its directory to $OVIOS_LAB_DIR
-or /var/lib/ovios-lab/NAME.  Errors are one line on stderr with a non-zero status.
+Without ``--openzfs``: Lab 1, two zfs-fuse nodes in namespaces; the name defaults to
+$OVIOS_LAB_NAME or "ovlab", the directory to $OVIOS_LAB_DIR or /var/lib/ovios-lab/NAME.
+With ``--openzfs`` (before or after the verb): Lab 2, two QEMU VMs with OpenZFS; the name
+defaults to $OVIOS_OPENZFS_LAB_NAME or "ovzfs", the directory to $OVIOS_OPENZFS_LAB_DIR or
+/var/lib/ovios-lab-openzfs/NAME.  Each lab reads only its own variables, so both labs run
+side by side in one test session.  Errors are one line on stderr with a non-zero status.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import argparse
 import os
 import sys
 
+from . import openzfs_image
 from .fuse_lab import Lab, LabStatus, node_env
+from .openzfs_lab import OpenZfsLab, OpenZfsLabStatus
 from .spec import NODE_NAMES, LabError
 
 PROG = "ovios-lab"
@@ -29,22 +36,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Lab 1: two ZFS nodes (zfs-fuse) in Linux namespaces.")
-    parser.add_argument("--name", help="lab name (default: $OVIOS_LAB_NAME or ovlab)")
+    parser = _Parser(prog=PROG, description="Test labs: Lab 1, two ZFS nodes (zfs-fuse) in Linux namespaces; "
+                                            "with --openzfs, Lab 2, two QEMU VMs with OpenZFS 2.x.")
+    parser.add_argument("--name", help="lab name (default: $OVIOS_LAB_NAME or ovlab; "
+                                       "with --openzfs: $OVIOS_OPENZFS_LAB_NAME or ovzfs)")
+    parser.add_argument("--openzfs", action="store_true", default=False,
+                        help="use Lab 2 (QEMU VMs with OpenZFS) instead of Lab 1")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
-    sub.add_parser("up", help="start the lab (does nothing if it is up)")
-    sub.add_parser("down", help="stop the lab and remove everything it created")
-    sub.add_parser("status", help="show the lab, its nodes and daemons")
-    p_exec = sub.add_parser("exec", help="run a command inside a node: exec NODE -- CMD...")
+
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--openzfs", action="store_true", default=argparse.SUPPRESS,
+                       help="Lab 2: the QEMU VMs with OpenZFS")
+        return p
+
+    verb("up", "start the lab (does nothing if it is up)")
+    verb("down", "stop the lab and remove everything it created")
+    verb("status", "show the lab, its nodes and daemons")
+    p_exec = verb("exec", "run a command inside a node: exec NODE -- CMD...")
     p_exec.add_argument("node", choices=NODE_NAMES, metavar="NODE")
     p_exec.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
-    p_shell = sub.add_parser("shell", help="run an interactive ovios-shell in a node")
+    p_shell = verb("shell", "run an interactive ovios-shell in a node")
     p_shell.add_argument("node", choices=NODE_NAMES, metavar="NODE")
-    sub.add_parser("demo", help="up, replicate data/smbvol to dst as in the guide, open ovios-shell on src")
+    verb("demo", "up, replicate data/smbvol to dst as in the guide, open ovios-shell on src")
+    p_image = verb("image", "build the OpenZFS lab's VM image (with --openzfs) unless it is cached")
+    p_image.add_argument("--force", action="store_true", help="build it again even when cached")
     return parser
 
 
-def format_nodes(lab: Lab) -> str:
+def format_nodes(lab: Lab | OpenZfsLab) -> str:
     lines = [f"lab {lab.name} is up ({lab.directory})"]
     lines += [f"  {node:<4} {lab.node_address(node)}" for node in lab.nodes]
     return "\n".join(lines)
@@ -66,11 +86,34 @@ def format_status(status: LabStatus) -> str:
     return "\n".join(lines)
 
 
+def _size(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2 ** 30:.2f} GiB"
+
+
+def format_openzfs_status(status: OpenZfsLabStatus) -> str:
+    state = "up" if status.up else "down"
+    head = f"lab {status.name} (openzfs): {state} ({status.directory})"
+    if status.up_seconds is not None and status.up:
+        head += f", started in {status.up_seconds:.0f} s"
+    lines = [head]
+    if status.image:
+        lines.append(f"  image {status.image}")
+    for node in status.nodes:
+        pid = node.pid if node.pid is not None else "-"
+        ssh = f"127.0.0.1:{node.ssh_port}" if node.ssh_port else "-"
+        services = " ".join(f"{name}:{'up' if alive else 'DOWN'}" for name, alive in node.services.items())
+        if node.pid is not None and not node.reachable:
+            services = "unreachable"
+        lines.append(f"  {node.name:<4} pid {pid}  {node.address}  ssh {ssh}  {services or '-'}  "
+                     f"{node.zfs_version or '-'}  pools: {','.join(node.pools) or '-'}  rss {_size(node.rss_bytes)}")
+    return "\n".join(lines)
+
+
 DEMO_INIT = ["ovios-shell", "retadm", "init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl",
              "--properties", "yes"]
 
 
-def demo(lab: Lab) -> None:
+def demo(lab: Lab | OpenZfsLab) -> None:
     """The guide's example on the lab: data/smbvol replicated to dst's pool repl."""
     lab.up()
     print(format_nodes(lab))
@@ -87,6 +130,9 @@ def demo(lab: Lab) -> None:
 
 def _command(args: argparse.Namespace) -> list[str]:
     command = list(args.command)
+    while command and command[0] == "--openzfs":  # "exec NODE --openzfs -- CMD"
+        args.openzfs = True
+        command = command[1:]
     if command and command[0] == "--":
         command = command[1:]
     if not command:
@@ -94,8 +140,21 @@ def _command(args: argparse.Namespace) -> list[str]:
     return command
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
-    lab = Lab(args.name)
+    command = _command(args) if args.verb == "exec" else []
+    if args.verb == "image":
+        if not args.openzfs:
+            raise LabError("only the OpenZFS lab has an image: ovios-lab image --openzfs")
+        image = openzfs_image.build(force=args.force, log=_log)
+        info = image.info()
+        print(f"{image.directory}  (kernel {info.get('kernel', '?')}, zfs {info.get('zfs', '?')})")
+        return 0
+    lab: Lab | OpenZfsLab = OpenZfsLab(args.name, log=_log) if args.openzfs else Lab(args.name)
+    env = lab.exec_env() if isinstance(lab, OpenZfsLab) else node_env()
     if args.verb == "up":
         lab.up()
         print(format_nodes(lab))
@@ -104,18 +163,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"lab {lab.name} is down")
     elif args.verb == "status":
         status = lab.status()
-        print(format_status(status))
+        print(format_openzfs_status(status) if isinstance(lab, OpenZfsLab) else format_status(status))
         return 0 if status.up else 3
     elif args.verb == "exec":
-        argv = lab.exec_argv(args.node, _command(args))
+        argv = lab.exec_argv(args.node, command)
         sys.stdout.flush()
-        os.execvpe(argv[0], argv, node_env())
+        os.execvpe(argv[0], argv, env)
     elif args.verb in ("shell", "demo"):
         if args.verb == "demo":
             demo(lab)
-        argv = lab.exec_argv(getattr(args, "node", "src"), ["/usr/bin/ovios-shell"])
+        node = getattr(args, "node", "src")
+        if isinstance(lab, OpenZfsLab):
+            argv = lab.exec_argv(node, ["/usr/bin/ovios-shell"], tty=True)
+        else:
+            argv = lab.exec_argv(node, ["/usr/bin/ovios-shell"])
         sys.stdout.flush()
-        os.execvpe(argv[0], argv, node_env())
+        os.execvpe(argv[0], argv, env)
     return 0
 
 
