@@ -133,20 +133,6 @@ def _add_watch_parser(sub) -> None:
     watch.add_argument("--dry-run", action="store_true", help="accepted like everywhere; watch changes nothing")
 
 
-def _ago(seconds: float) -> str:
-    rest = int(seconds)
-    days, rest = divmod(rest, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
 _RUNNING = (RUNNING_FULL, RUNNING_INC)
 _WATCH_POLL = 0.5  # seconds between two looks at the progress file
 _PLAIN_INTERVAL = 2.0  # without a terminal: at most one line per this many seconds
@@ -236,7 +222,7 @@ class RetadmCommands(OviosCommandSet):
             (
                 row["dataset"], row["destination"], row["status"],
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_success"])) if row["last_success"] else "never",
-                _ago(row["lag_seconds"]) if row["lag_seconds"] is not None else "-",
+                progress.format_duration(row["lag_seconds"]) if row["lag_seconds"] is not None else "-",
                 row["remote_dataset"],
             )
             for row in rows

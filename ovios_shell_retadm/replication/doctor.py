@@ -59,6 +59,7 @@ from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, LocalHo
 from ..zfs import ZfsError, ZfsNode, pool_of
 from . import planner, preflight
 from .executor import Pair
+from .progress import format_duration
 from .jobs import new_snapshot_name
 from .model import HOLD_TAG, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
 from .runs import TaskLock
@@ -183,7 +184,7 @@ def check_lag(name: str, record: TaskRecord, status: Status, schedules: Sequence
         return Check(name, WARN, "never replicated successfully",
                      f"'retadm inc {record.dataset}' finishes the full replication")
     lag = max(now - record.last_success, 0)
-    text = f"last success {_ago(lag)} ago (limit {_ago(limit)}: {why})"
+    text = f"last success {format_duration(lag)} ago (limit {format_duration(limit)}: {why})"
     if lag <= limit:
         return Check(name, OK, text)
     hint = (f"'retadm inc {record.dataset}' replicates now; if cron should have, see the cron checks "
@@ -253,14 +254,14 @@ def check_receives(name: str, record: TaskRecord, receives: Sequence[Receive], r
     if hung:
         r = max(hung, key=lambda r: r.seconds)
         return Check(name, WARN,
-                     f"'{r.args}' (pid {r.pid}) has been running for {_ago(r.seconds)}"
+                     f"'{r.args}' (pid {r.pid}) has been running for {format_duration(r.seconds)}"
                      + (" and no run of this task is active" if run_age is None else
                         ", longer than the task's current run"),
                      f"if it is stuck, on {record.destination}: kill {r.pid} (the next run starts again from the "
                      "common snapshot)")
     if receives:
         r = max(receives, key=lambda r: r.seconds)
-        return Check(name, OK, f"a receive is in progress (pid {r.pid}, {_ago(r.seconds)})")
+        return Check(name, OK, f"a receive is in progress (pid {r.pid}, {format_duration(r.seconds)})")
     return Check(name, OK, f"no zfs receive into {record.remote_dataset} is running")
 
 
@@ -404,20 +405,6 @@ def process_age(pid: int) -> float | None:
         return None
     start_ticks = int(stat[stat.rindex(")") + 2:].split()[19])
     return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _ago(seconds: float) -> str:
-    rest = int(seconds)
-    days, rest = divmod(rest, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 def _size(count: float) -> str:

@@ -211,10 +211,13 @@ def format_rate(rate: float | None) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """``75`` → ``1m15s``; ``3725`` → ``1h02m``; under a minute ``42s``."""
+    """``75`` → ``1m15s``; ``3725`` → ``1h02m``; ``93600`` → ``1d02h``; under a minute ``42s``."""
     rest = max(int(round(seconds)), 0)
+    days, rest = divmod(rest, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
     if hours:
         return f"{hours}h{minutes:02d}m"
     if minutes:
