@@ -20,7 +20,7 @@ import pytest
 from ovios_shell_retadm.lab.openzfs_guest import ZVOL_SIZE, volume_digest
 from ovios_shell_retadm.lab.openzfs_lab import OpenZfsLab
 from ovios_shell_retadm.lab.spec import LUN01_FILES, SMBVOL_FILES, LabError
-from replication_helpers import checksums, init, sh, shell, status
+from replication_helpers import checksums, init, sh, shell, status, wait_for
 
 pytestmark = pytest.mark.openzfs
 
@@ -312,12 +312,18 @@ def test_retadm_init_replicates_data_smbvol(fresh_openzfs_lab: OpenZfsLab) -> No
                    "--properties", "no")
     assert result.returncode == 0, result.stderr
     assert "Full replication started in background" in result.stdout
-    from replication_helpers import wait_for
     row = wait_for(lab, "data/smbvol", timeout=240)
     assert row["status"] == "idle", row
     assert checksums(lab, "dst", "/repl/smbvol") == checksums(lab, "src", "/data/smbvol")
     assert sh(lab, "dst", "zfs get -H -o value readonly repl/smbvol").stdout.strip() == "on"
     assert status(lab)["data/smbvol"]["status"] == "idle"
+    # and an incremental on top, as cron would run it
+    sh(lab, "src", "echo more > /data/smbvol/new.txt; rm /data/smbvol/hello.txt")
+    inc = lab.exec("src", ["env", "-i", "PATH=/usr/bin:/bin", "HOME=/root", "/usr/bin/ovios-shell", "retadm", "inc",
+                           "data/smbvol"], timeout=300)
+    assert (inc.returncode, inc.stdout, inc.stderr) == (0, "", "")
+    assert checksums(lab, "dst", "/repl/smbvol") == checksums(lab, "src", "/data/smbvol")
+    assert "./new.txt" in checksums(lab, "dst", "/repl/smbvol")
 
 
 def test_retadm_init_replicates_the_zvol(fresh_openzfs_lab: OpenZfsLab) -> None:
