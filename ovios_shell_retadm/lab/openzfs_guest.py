@@ -4,7 +4,8 @@ Pure text generation, no I/O.  Every VM boots the same image (see :mod:`.openzfs
 ``ovios-lab-boot.service`` mounts the VM's *seed* directory (virtio-9p, read-only) and
 runs its ``boot.sh``, written here: hostname, ``/etc/hosts``, static addresses
 (systemd-networkd), ssh host and root keys, the lab's own control sshd, and the project
-installed with pip from the working tree (a second read-only 9p share).  Then the host
+from the working tree (a second read-only 9p share), installed as pip would but without
+running pip (see :func:`project_files`).  Then the host
 creates the pools over ssh with :func:`setup_script`, and :func:`reset_script` brings a
 VM back to that state between tests.  Both are bash scripts passed as ``bash -c`` text,
 so the guest always runs the scripts of the code under test.
@@ -12,6 +13,7 @@ so the guest always runs the scripts of the code under test.
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import shlex
 
@@ -26,9 +28,8 @@ MGMT_ADDRESS = "10.0.2.15"  # user-mode networking's guest address
 PREFIX_LEN = 24
 POOL_DISK_SIZE = 256 * 1024 * 1024
 ZVOL_SIZE = 64 * 1024 * 1024
-#: the ARC and everything else the guest keeps (see the image's modprobe.d)
 
-#: files and directories whose boot-time state reset restores (compared by content)
+#: files and directories whose boot-time state reset restores (see PATH_SIGNATURE)
 PRISTINE_PATHS = ("/etc/ssh", "/root/.ssh", "/etc/hosts", "/etc/hostname", "/etc/crontab", "/etc/cron.d",
                   "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/subuid", "/etc/subgid",
                   "/etc/environment", "/etc/default/cron")
@@ -69,6 +70,7 @@ PrintLastLog no
 SetEnv LANG=C.UTF-8
 ClientAliveInterval 30
 ClientAliveCountMax 10
+MaxSessions 64
 Subsystem sftp internal-sftp
 """
 
@@ -488,8 +490,6 @@ def project_files(setup_cfg_text: str) -> dict[str, str]:
 
     Keys are paths relative to the seed's ``project`` directory.
     """
-    import configparser
-
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(setup_cfg_text)
     name = parser.get("metadata", "name")
