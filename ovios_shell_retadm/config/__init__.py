@@ -1,0 +1,11 @@
+"""The OviOS configuration a failover node needs: iSCSI targets and LUN mappings, SMB
+shares, NFS exports, users.
+
+Other OviOS verbs manage it; this package defines where it lives and how it travels:
+
+- :mod:`.model` — the configuration as values, and its versioned JSON format;
+- :mod:`.files` — ``/etc/ovios/config.json`` (this node's) and
+  ``/etc/ovios/synced/<node>.json`` (a partner's, pushed by autosync), written atomically;
+- :mod:`.properties` — the per-dataset part kept in ZFS user properties, which
+  ``retadm init … --properties yes`` carries with the data.
+"""

@@ -1,0 +1,152 @@
+"""The OviOS configuration: its format, its atomic files, its ZFS user properties."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from ovios_shell_retadm.config import files, properties
+from ovios_shell_retadm.config.model import (ConfigError, Configuration, Export, Share, User, digest, dump,
+                                             nt_hash, parse, with_export, with_lun, with_share, with_user)
+
+IQN = "iqn.2026-11.ovios:esx"
+
+
+@pytest.fixture(autouse=True)
+def etc(tmp_path, monkeypatch):
+    monkeypatch.setenv("OVIOS_ETC_DIR", str(tmp_path / "etc"))
+    return tmp_path / "etc"
+
+
+def sample() -> Configuration:
+    config = with_lun(Configuration(), IQN, 0, "esx/lun01", acls=("iqn.1998-01.com.vmware:esx1",))
+    config = with_user(config, User("alice", 2001, nt_hash("secret")))
+    config = with_share(config, Share("smbvol", "data/smbvol", valid_users=("alice",)))
+    return with_export(config, Export("data/smbvol", "192.168.0.0/24"))
+
+
+def test_the_documented_example_parses_and_round_trips():
+    text = dump(sample())
+    assert parse(text) == sample()
+    data = json.loads(text)
+    assert data["format"] == 1 and data["iscsi"]["targets"][0]["luns"] == [{"id": 0, "volume": "esx/lun01"}]
+
+
+def test_nt_hash_is_sambas():
+    assert nt_hash("password") == "8846F7EAEE8FB117AD06BDD830B7586C"  # the well-known value
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(format=2), "format 2 is not supported"),
+    (lambda d: d["iscsi"]["targets"][0].update(iqn="esx"), "iscsi.targets[0].iqn: 'esx' is not an iSCSI"),
+    (lambda d: d["iscsi"]["targets"][0]["luns"].append({"id": 0, "volume": "esx/lun02"}),
+     "LUN id in iqn.2026-11.ovios:esx: 0 is defined twice"),
+    (lambda d: d["iscsi"]["targets"][0]["luns"][0].update(id=300), "300 is not a LUN id"),
+    (lambda d: d["smb"]["shares"][0].update(dataset="../etc"), "smb.shares[0].dataset: '../etc' is not a dataset"),
+    (lambda d: d["smb"]["shares"][0].update(valid_users=["bob"]), "valid user bob is not a configured user"),
+    (lambda d: d["users"][0].update(nt_hash="xyz"), "users[0].nt_hash: not 32 hex digits"),
+    (lambda d: d["users"][0].update(uid=0), "users[0].uid: 0 is not a user id"),
+    (lambda d: d["nfs"]["exports"][0].update(options="rw;rm -rf /"), "is not a list of export options"),
+    (lambda d: d.update(users={}), "users: must be a list"),
+])
+def test_malformed_configurations_are_refused_naming_the_field(change, message):
+    data = json.loads(dump(sample()))
+    change(data)
+    with pytest.raises(ConfigError, match=None) as caught:
+        parse(json.dumps(data))
+    assert message in str(caught.value)
+
+
+def test_a_lun_id_taken_by_another_volume_is_refused():
+    with pytest.raises(ConfigError, match="LUN 0 of iqn.2026-11.ovios:esx is already esx/lun01"):
+        with_lun(sample(), IQN, 0, "esx/lun02")
+    assert with_lun(sample(), IQN, 0, "esx/lun01") == sample()  # the same mapping again: no change
+
+
+def test_update_counts_generations_and_skips_no_op_changes(etc):
+    first = files.update(lambda c: sample(), node="src")
+    assert (first.node, first.generation) == ("src", 1)
+    assert files.update(lambda c: c) == first  # nothing changed, nothing written
+    second = files.update(lambda c: with_lun(c, IQN, 1, "esx/lun02"))
+    assert second.generation == 2 and files.load() == second
+    assert oct(os.stat(files.local_path()).st_mode & 0o777) == "0o600"
+    assert digest(first) != digest(second) and digest(first) == digest(sample())
+
+
+def _add_luns(start: int) -> None:
+    for lun in range(start, start + 5):
+        files.update(lambda c, lun=lun: with_lun(c, IQN, lun, f"esx/lun{lun:02d}"), node="src")
+
+
+def test_concurrent_writers_lose_no_change():
+    workers = [multiprocessing.Process(target=_add_luns, args=(i * 5,)) for i in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    config = files.load()
+    assert [l.id for l in config.target(IQN).luns] == list(range(30)) and config.generation == 30
+
+
+def _rewrite_forever() -> None:
+    n = 0
+    while True:
+        n += 1
+        files.update(lambda c, n=n: with_share(Configuration(), Share(f"s{n}", "data/smbvol")), node="src")
+
+
+def test_a_writer_killed_mid_way_leaves_a_whole_file():
+    files.update(lambda c: sample(), node="src")
+    for _ in range(10):
+        writer = multiprocessing.Process(target=_rewrite_forever)
+        writer.start()
+        time.sleep(0.05)
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.join()
+        config = files.load()  # parses: the old file or a new one, never half
+        rewritten = not config.targets and len(config.shares) == 1 and config.shares[0].name[0] == "s"
+        assert config.content() == sample().content() or rewritten, config
+
+
+def test_a_late_older_push_does_not_replace_a_newer_copy():
+    newer = files.update(lambda c: sample(), node="src")
+    assert files.store_synced(newer) is True
+    older = Configuration(node="src", generation=newer.generation - 1)
+    assert files.store_synced(older) is False
+    assert files.load(files.synced_path("src")) == newer
+    with pytest.raises(ConfigError):
+        files.synced_path("../etc")
+
+
+def test_lun_mapping_properties_round_trip_and_describe_targets():
+    config = with_lun(sample(), IQN, 3, "esx/lun03")
+    value = properties.lun_mapping(config.targets, "esx/lun03")
+    assert value == f"{IQN},lun3"
+    assert properties.parse_lun_mapping(f"{IQN},lun0 {IQN},lun3") == [(IQN, 0), (IQN, 3)]
+    described = properties.targets_from_properties({"repl/a": f"{IQN},lun0", "repl/b": f"{IQN},lun1"})
+    assert [(l.id, l.volume) for l in described.target(IQN).luns] == [(0, "repl/a"), (1, "repl/b")]
+    with pytest.raises(ConfigError, match="is defined twice"):
+        properties.targets_from_properties({"repl/a": f"{IQN},lun0", "repl/b": f"{IQN},lun0"})
+    with pytest.raises(ConfigError, match="is not <target iqn>,lun<id>"):
+        properties.parse_lun_mapping("tgt1:0")
+
+
+names = st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 255), names), max_size=8, unique_by=lambda t: t[0]),
+       st.lists(names, max_size=5, unique=True))
+def test_any_built_configuration_round_trips(luns, shares):
+    config = Configuration()
+    for lun_id, volume in luns:
+        config = with_lun(config, IQN, lun_id, f"pool/{volume}")
+    for name in shares:
+        config = with_share(config, Share(name, f"data/{name}", read_only=len(name) % 2 == 0))
+    assert parse(dump(config)) == config
