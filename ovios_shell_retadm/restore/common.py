@@ -1,0 +1,69 @@
+"""What the restore backends share: OS paths, commands, atomic writes, process lookups."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from ..hosts import SAFE_PATH
+
+
+class ApplyError(Exception):
+    """An action failed; the message is one line for the user."""
+
+
+def os_path(path: str) -> Path:
+    """An operating-system path, moved under ``$OVIOS_ROOT`` for tests like every other path."""
+    return Path(os.environ.get("OVIOS_ROOT", "/")) / path.lstrip("/")
+
+
+def moved() -> bool:
+    """Whether paths are moved (a test): system-wide commands that ignore paths are not run then."""
+    return os.environ.get("OVIOS_ROOT", "/") not in ("", "/")
+
+
+def run(argv: Sequence[str], what: str, input: str | None = None, timeout: float = 120) -> str:
+    """Run a command; its stdout, or ApplyError naming ``what`` and the command's last words."""
+    env = dict(os.environ, PATH=SAFE_PATH, LC_ALL="C")
+    try:
+        proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout, env=env,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise ApplyError(f"{what}: {argv[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise ApplyError(f"{what}: {argv[0]} did not finish in {timeout:g} s") from None
+    if proc.returncode != 0:
+        lines = [l.strip() for l in (proc.stderr + "\n" + proc.stdout).splitlines() if l.strip()]
+        raise ApplyError(f"{what}: {lines[-1] if lines else f'{argv[0]} exit {proc.returncode}'}")
+    return proc.stdout
+
+
+def write_file(path: Path, text: str, mode: int = 0o644) -> None:
+    """Replace ``path`` atomically (a reader sees the old file or the new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def process_running(name: str) -> bool:
+    """Whether a process (or kernel thread) with this command name runs here."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    return True
+            except OSError:
+                continue
+    return False

@@ -1,0 +1,78 @@
+"""NFS: the exports restore defines, in ``/etc/exports.d/ovios.exports`` (ours, rewritten
+whole; ``/etc/exports`` and other files are never touched), then ``exportfs -ra``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..hosts import SAFE_PATH
+from .common import ApplyError, moved, os_path, process_running, run, write_file
+from .planner import Action, NfsState
+
+EXPORTS_FILE = "/etc/exports.d/ovios.exports"
+HEADER = ("# OviOS NFS exports, written by 'ovios-shell restore' from the synced configuration.\n"
+          "# restore rewrites this file whole: edit the configuration, not this file.\n")
+
+
+def exports_path() -> Path:
+    return os_path(EXPORTS_FILE)
+
+
+def _quote(path: str) -> str:
+    return f'"{path}"' if any(c.isspace() for c in path) else path
+
+
+def parse(text: str) -> dict[str, str]:
+    """``path clients(options)`` lines → {path: "clients(options)"} (a quoted path may hold spaces)."""
+    exports: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith('"'):
+            path, _, rest = line[1:].partition('"')
+        else:
+            path, _, rest = line.partition(" ")
+        exports[path] = rest.strip()
+    return exports
+
+
+def render(exports: dict[str, str]) -> str:
+    return HEADER + "".join(f"{_quote(path)} {spec}\n" for path, spec in sorted(exports.items()))
+
+
+def observe() -> NfsState:
+    base = dict(exports_file=str(exports_path()))
+    if shutil.which("exportfs", path=SAFE_PATH) is None:
+        return NfsState(available=False, problem="the NFS server is not installed here (no exportfs: "
+                                                  "package nfs-kernel-server)", **base)
+    try:
+        ours = parse(exports_path().read_text(errors="replace"))
+    except FileNotFoundError:
+        ours = {}
+    return NfsState(ours=ours, running=process_running("nfsd"), **base)
+
+
+def _ours() -> dict[str, str]:
+    try:
+        return parse(exports_path().read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def apply(action: Action) -> None:
+    a = action.args
+    if action.kind == "set_export":
+        exports = _ours()
+        exports[a["path"]] = a["spec"]
+        write_file(exports_path(), render(exports))
+    elif action.kind == "remove_export":
+        exports = _ours()
+        exports.pop(a["path"], None)
+        write_file(exports_path(), render(exports))
+    elif action.kind == "refresh":
+        if not moved():  # exportfs reads the real /etc/exports.d, whatever OVIOS_ROOT says
+            run(["exportfs", "-ra"], action.description)
+    else:  # pragma: no cover
+        raise ApplyError(f"unknown NFS action {action.kind}")

@@ -1,0 +1,505 @@
+"""What ``restore`` must do: desired configuration + observed service state → a plan.
+
+Pure functions over values; nothing here reads a file or runs a command.  A plan is a
+list of :class:`Action` (each with the one line that ``--dry-run`` prints and a normal
+run prints as it does it), a list of refusals (a plan with any refusal is not applied at
+all: nothing half-done) and notes (facts worth a line that do not stop anything, such as
+a replica that is still read-only).  Applying a plan and observing again gives a plan
+with no actions: that is what makes ``restore`` idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import properties
+from ..config.model import ConfigError, Configuration, Export, Share, User
+
+PARTS = ("users", "luns", "shares", "exports")  # the order ``restore all`` applies them in
+
+PORTAL = "0.0.0.0:3260"
+#: TPG attributes for a target without ACLs: any initiator may log in and write
+OPEN_ATTRIBUTES = {"authentication": "0", "cache_dynamic_acls": "1", "demo_mode_write_protect": "0",
+                   "generate_node_acls": "1"}
+#: for a target with ACLs: only those initiators
+ACL_ATTRIBUTES = {"generate_node_acls": "0"}
+#: what a TPG the kernel just created has (``targetcli /iscsi create`` leaves them)
+NEW_TPG_ATTRIBUTES = {"authentication": "0", "cache_dynamic_acls": "0", "demo_mode_write_protect": "1",
+                      "generate_node_acls": "0"}
+ZVOL_DIR = "/dev/zvol/"
+
+
+# -- what is there: local datasets ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A local dataset as ``zfs get`` shows it."""
+
+    name: str
+    type: str  # "filesystem" or "volume"
+    mountpoint: str = "-"  # "-", "none" or "legacy": no path to serve
+    mounted: bool = False
+    readonly: bool = False
+    lun_mapping: str = "-"  # ovios:lun.mapping ("-": none)
+    smb_share: str = "-"  # ovios:smb.share
+    nfs_export: str = "-"  # ovios:nfs.export
+
+    @property
+    def path(self) -> str | None:
+        return self.mountpoint if self.mountpoint.startswith("/") else None
+
+
+# -- what is there: the services ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backstore:
+    """An LIO block storage object."""
+
+    name: str
+    device: str  # its udev_path, e.g. /dev/zvol/repl/lun01
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class LioTarget:
+    """An iSCSI target (its TPG 1, the only one restore uses)."""
+
+    iqn: str
+    luns: dict[int, str] = field(default_factory=dict)  # LUN id -> backstore name
+    acls: frozenset[str] = frozenset()
+    attributes: dict[str, str] = field(default_factory=dict)
+    portals: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class LioState:
+    available: bool = True
+    problem: str = ""  # why not available
+    backstores: tuple[Backstore, ...] = ()
+    targets: tuple[LioTarget, ...] = ()
+
+    def target(self, iqn: str) -> LioTarget | None:
+        return next((t for t in self.targets if t.iqn == iqn), None)
+
+    def backstore(self, name: str) -> Backstore | None:
+        return next((b for b in self.backstores if b.name == name), None)
+
+
+@dataclass(frozen=True)
+class SambaState:
+    available: bool = True
+    problem: str = ""
+    config_file: str = "/etc/samba/smb.conf"
+    shares_file: str = "/etc/samba/ovios-shares.conf"
+    included: bool = False  # smb.conf includes shares_file
+    ours: dict[str, dict[str, str]] = field(default_factory=dict)  # share -> parameters, in shares_file
+    foreign: frozenset[str] = frozenset()  # sections of smb.conf itself, lower case
+    accounts: dict[str, str] = field(default_factory=dict)  # user -> NT hash (upper case)
+    running: bool = False
+
+
+@dataclass(frozen=True)
+class NfsState:
+    available: bool = True
+    problem: str = ""
+    exports_file: str = "/etc/exports.d/ovios.exports"
+    ours: dict[str, str] = field(default_factory=dict)  # path -> "clients(options)"
+    running: bool = False
+
+
+@dataclass(frozen=True)
+class Observed:
+    datasets: dict[str, DatasetInfo] = field(default_factory=dict)
+    unix_users: dict[str, int] = field(default_factory=dict)  # name -> uid
+    lio: LioState = LioState()
+    samba: SambaState = SambaState()
+    nfs: NfsState = NfsState()
+
+
+# -- what is wanted ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One LUN as some source wants it."""
+
+    iqn: str
+    lun: int
+    volume: str
+    origin: str  # "the synced configuration" or "ovios:lun.mapping of repl/lun01"
+
+
+@dataclass(frozen=True)
+class Desired:
+    claims: tuple[Claim, ...] = ()
+    acls: dict[str, tuple[str, ...]] = field(default_factory=dict)  # target -> initiators
+    shares: tuple[Share, ...] = ()
+    exports: tuple[Export, ...] = ()
+    users: tuple[User, ...] = ()
+
+
+_EXPORT_PROPERTY = re.compile(r"^(?P<clients>[^()\s]+)\((?P<options>[a-z0-9_=,]+)\)$")
+
+
+def desired(config: Configuration | None, datasets: dict[str, DatasetInfo]) -> tuple[Desired, list[str]]:
+    """What the synced configuration (None: there is none) and the local datasets'
+    properties ask for, and notes on what cannot be served here.
+
+    The synced configuration names datasets as they are on the partner; with autosync the
+    guide has them named alike on both nodes.  An entry whose dataset is not here is
+    skipped with a note, so a replica's own properties (its local name) can take its place.
+    """
+    notes: list[str] = []
+    claims: list[Claim] = []
+    acls: dict[str, tuple[str, ...]] = {}
+    shares: list[Share] = []
+    exports: list[Export] = []
+    config = config or Configuration()
+    for target in config.targets:
+        acls[target.iqn] = tuple(target.acls)
+        for lun in target.luns:
+            info = datasets.get(lun.volume)
+            if info is None or info.type != "volume":
+                notes.append(f"skipped LUN {lun.id} of {target.iqn}: {lun.volume} is not a zvol on this node")
+                continue
+            claims.append(Claim(target.iqn, lun.id, lun.volume, "the synced configuration"))
+    for share in config.shares:
+        if _serveable(share.dataset, datasets, f"SMB share {share.name}", notes):
+            shares.append(share)
+    for export in config.exports:
+        if _serveable(export.dataset, datasets, "NFS export", notes):
+            exports.append(export)
+
+    for info in sorted(datasets.values(), key=lambda d: d.name):
+        if info.type == "volume" and info.lun_mapping not in ("", "-"):
+            try:
+                mappings = properties.parse_lun_mapping(info.lun_mapping)
+            except ConfigError as exc:
+                notes.append(f"ignored {properties.LUN_MAPPING} of {info.name}: {exc}")
+                mappings = []
+            for iqn, lun_id in mappings:
+                claim = Claim(iqn, lun_id, info.name, f"{properties.LUN_MAPPING} of {info.name}")
+                if not any((c.iqn, c.lun, c.volume) == (iqn, lun_id, info.name) for c in claims):
+                    claims.append(claim)
+                    acls.setdefault(iqn, ())
+        if info.type == "filesystem" and info.smb_share not in ("", "-"):
+            name = info.smb_share
+            if any(s.name.lower() == name.lower() for s in shares):
+                continue  # the synced configuration has it (and its users)
+            if _serveable(info.name, datasets, f"SMB share {name}", notes):
+                shares.append(Share(name, info.name))
+        if info.type == "filesystem" and info.nfs_export not in ("", "-"):
+            match = _EXPORT_PROPERTY.match(info.nfs_export)
+            if match is None:
+                notes.append(f"ignored {properties.NFS_EXPORT} of {info.name}: {info.nfs_export!r} "
+                             "is not <clients>(<options>)")
+            elif not any(e.dataset == info.name for e in exports):
+                if _serveable(info.name, datasets, "NFS export", notes):
+                    exports.append(Export(info.name, match["clients"], match["options"]))
+    return Desired(tuple(claims), acls, tuple(shares), tuple(exports), tuple(config.users)), notes
+
+
+def _serveable(dataset: str, datasets: dict[str, DatasetInfo], what: str, notes: list[str]) -> bool:
+    info = datasets.get(dataset)
+    if info is None or info.type != "filesystem":
+        notes.append(f"skipped {what}: {dataset} is not a filesystem on this node")
+        return False
+    if info.path is None:
+        notes.append(f"skipped {what}: {dataset} has no mountpoint (mountpoint={info.mountpoint})")
+        return False
+    return True
+
+
+# -- the plan -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    service: str  # "users", "lio", "samba", "nfs": the backend that applies it
+    kind: str
+    description: str
+    args: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, service: str, kind: str, description: str, **args: Any) -> None:
+        self.actions.append(Action(service, kind, description, args))
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+
+def plan(parts: tuple[str, ...], want: Desired, seen: Observed) -> Plan:
+    """The plan for ``parts`` (a subset of :data:`PARTS`)."""
+    result = Plan()
+    if "users" in parts:
+        _plan_users(want, seen, result)
+    if "luns" in parts:
+        _plan_luns(want, seen, result)
+    if "shares" in parts:
+        _plan_shares(want, seen, result, users_too="users" in parts)
+    if "exports" in parts:
+        _plan_exports(want, seen, result)
+    return result
+
+
+def _readonly_note(info: DatasetInfo, plan_: Plan) -> None:
+    if info.readonly:
+        plan_.note(f"{info.name} is read-only (a replica not promoted yet): clients can read it, "
+                   f"writes fail until it is promoted (retadm promote {info.name})")
+
+
+# users ------------------------------------------------------------------------------------------
+
+
+def _plan_users(want: Desired, seen: Observed, out: Plan) -> None:
+    if not want.users:
+        return
+    by_uid = {uid: name for name, uid in seen.unix_users.items()}
+    for user in want.users:
+        have = seen.unix_users.get(user.name)
+        if have is None:
+            if user.uid in by_uid:
+                out.refusals.append(f"user {user.name}: uid {user.uid} is already user {by_uid[user.uid]} here")
+                continue
+            out.add("users", "add_user", f"add Unix user {user.name} (uid {user.uid})", name=user.name, uid=user.uid)
+        elif have != user.uid:
+            out.refusals.append(f"user {user.name} exists here with uid {have}, the configuration says "
+                                f"{user.uid}: change one of them by hand")
+            continue
+    if not seen.samba.available:
+        out.refusals.append(f"Samba accounts cannot be restored: {seen.samba.problem}")
+        return
+    for user in want.users:
+        hash_ = seen.samba.accounts.get(user.name)
+        if hash_ == user.nt_hash.upper():
+            continue
+        verb = "add Samba account" if hash_ is None else "update the Samba password of"
+        out.add("samba", "set_account", f"{verb} {user.name} (NT hash from the configuration)",
+                name=user.name, uid=user.uid, nt_hash=user.nt_hash.upper())
+
+
+# LUNs -------------------------------------------------------------------------------------------
+
+
+def backstore_name(volume: str) -> str:
+    """The LIO storage object name for a zvol: ``repl/lun01`` → ``repl-lun01``."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", volume)
+
+
+def _describe_backstore(store: Backstore | None, name: str) -> str:
+    if store is None:
+        return f"backstore {name}"
+    if store.device.startswith(ZVOL_DIR):
+        return f"{store.device[len(ZVOL_DIR):]} (backstore block/{store.name})"
+    return f"backstore {store.name} ({store.device})"
+
+
+def _plan_luns(want: Desired, seen: Observed, out: Plan) -> None:
+    if not want.claims:
+        return
+    lio = seen.lio
+    if not lio.available:
+        out.refusals.append(f"iSCSI targets cannot be restored: {lio.problem}")
+        return
+    by_device = {b.device: b for b in lio.backstores}
+    taken_names = {b.name for b in lio.backstores}
+
+    # which claims can be honoured, target by target and LUN id by LUN id
+    granted: list[Claim] = []
+    groups: dict[tuple[str, int], list[Claim]] = {}
+    for claim in want.claims:
+        groups.setdefault((claim.iqn, claim.lun), []).append(claim)
+    for (iqn, lun_id), claims in sorted(groups.items()):
+        target = lio.target(iqn)
+        occupant_name = target.luns.get(lun_id) if target else None
+        if occupant_name is not None:
+            occupant = lio.backstore(occupant_name)
+            device = occupant.device if occupant else None
+            for claim in claims:
+                if device == ZVOL_DIR + claim.volume:
+                    granted.append(claim)
+                else:
+                    out.refusals.append(
+                        f"LUN {lun_id} of {iqn} is already used by {_describe_backstore(occupant, occupant_name)}: "
+                        f"not mapping {claim.volume} there (from {claim.origin}); give it another LUN id")
+            continue
+        volumes = sorted({c.volume for c in claims})
+        if len(volumes) > 1:
+            out.refusals.append(f"LUN {lun_id} of {iqn} is wanted by both {' and '.join(volumes)} "
+                                f"({'; '.join(sorted({c.origin for c in claims}))}): give one another LUN id")
+            continue
+        claim = claims[0]
+        if target is not None:
+            store = by_device.get(ZVOL_DIR + claim.volume)
+            other = next((i for i, n in target.luns.items() if store is not None and n == store.name), None)
+            if other is not None:
+                out.refusals.append(f"{claim.volume} is already LUN {other} of {iqn}: not mapping it again "
+                                    f"as LUN {lun_id} (from {claim.origin})")
+                continue
+        granted.append(claim)
+    if out.refusals:
+        return
+
+    # backstores, then targets, their attributes and portal, LUNs, ACLs; saveconfig last
+    names: dict[str, str] = {}  # volume -> backstore name
+    for claim in granted:
+        info = seen.datasets[claim.volume]
+        _readonly_note(info, out)
+        if claim.volume in names:
+            continue
+        device = ZVOL_DIR + claim.volume
+        store = by_device.get(device)
+        if store is not None:
+            names[claim.volume] = store.name
+            if store.readonly and not info.readonly:
+                out.note(f"backstore block/{store.name} serves {claim.volume} read-only although it is writable "
+                         f"now: delete it with targetcli and run restore again to serve it writable")
+            continue
+        name, n = backstore_name(claim.volume), 1
+        while name in taken_names:
+            n += 1
+            name = f"{backstore_name(claim.volume)}-{n}"
+        taken_names.add(name)
+        names[claim.volume] = name
+        mode = " read-only" if info.readonly else ""
+        out.add("lio", "create_backstore", f"create{mode} LIO block backstore {name} on {device}",
+                name=name, device=device, readonly=info.readonly)
+
+    for iqn in sorted({c.iqn for c in granted}):
+        target = lio.target(iqn)
+        acls = want.acls.get(iqn, ())
+        wanted_attributes = ACL_ATTRIBUTES if acls else OPEN_ATTRIBUTES
+        if target is None:
+            out.add("lio", "create_target", f"create iSCSI target {iqn} (TPG 1, portal {PORTAL})", iqn=iqn)
+            attributes, portals, have_luns, have_acls = NEW_TPG_ATTRIBUTES, frozenset({PORTAL}), {}, frozenset()
+        else:
+            attributes, portals, have_luns, have_acls = target.attributes, target.portals, target.luns, target.acls
+        if not portals:
+            out.add("lio", "add_portal", f"add portal {PORTAL} to {iqn}", iqn=iqn)
+        change = {k: v for k, v in wanted_attributes.items() if attributes.get(k) != v}
+        if change:
+            what = ("let any initiator log in and write (no ACLs configured)" if not acls
+                    else "only the configured initiators may log in")
+            settings_ = " ".join(f"{k}={v}" for k, v in sorted(change.items()))
+            out.add("lio", "set_attributes", f"{iqn}: {what} ({settings_})", iqn=iqn, attributes=change)
+        for claim in sorted((c for c in granted if c.iqn == iqn), key=lambda c: c.lun):
+            if claim.lun in have_luns:
+                continue
+            out.add("lio", "add_lun", f"map {claim.volume} as LUN {claim.lun} of {iqn}",
+                    iqn=iqn, lun=claim.lun, backstore=names[claim.volume], volume=claim.volume)
+        for initiator in acls:
+            if initiator not in have_acls:
+                out.add("lio", "add_acl", f"allow initiator {initiator} on {iqn}", iqn=iqn, initiator=initiator)
+    if any(a.service == "lio" for a in out.actions):
+        out.add("lio", "save", "save the LIO configuration (survives a reboot)")
+
+
+# shares -----------------------------------------------------------------------------------------
+
+
+def share_parameters(share: Share, path: str) -> dict[str, str]:
+    """The ``smb.conf`` parameters of a share, as our file writes them."""
+    params = {"path": path, "read only": "yes" if share.read_only else "no", "browseable": "yes"}
+    if share.valid_users:
+        params["valid users"] = " ".join(share.valid_users)
+    return params
+
+
+def _plan_shares(want: Desired, seen: Observed, out: Plan, users_too: bool) -> None:
+    samba = seen.samba
+    if not want.shares and not samba.ours:
+        return
+    if not samba.available:
+        if want.shares:
+            out.refusals.append(f"SMB shares cannot be restored: {samba.problem}")
+        return
+    changed = False
+    wanted = {s.name: s for s in want.shares}
+    for share in want.shares:
+        if share.name.lower() in samba.foreign:
+            out.refusals.append(f"SMB share {share.name} is already defined in {samba.config_file}: "
+                                "not defining it twice")
+            continue
+        info = seen.datasets[share.dataset]
+        params = share_parameters(share, info.path or "")
+        _readonly_note(info, out)
+        if not info.mounted:
+            out.note(f"{share.dataset} is not mounted (service zfs mount-all): share {share.name} shows "
+                     "an empty directory until it is")
+        if not users_too:
+            missing = [u for u in share.valid_users if u not in samba.accounts]
+            if missing:
+                out.note(f"share {share.name}: valid user(s) {' '.join(missing)} have no Samba account "
+                         "(restore users)")
+        have = samba.ours.get(share.name)
+        if have == params:
+            continue
+        changed = True
+        if have is None:
+            out.add("samba", "set_share", f"add SMB share {share.name} ({info.path})", name=share.name, params=params)
+        else:
+            diff = ", ".join(f"{k} {have.get(k, '-')} → {v}" for k, v in params.items() if have.get(k) != v)
+            out.add("samba", "set_share", f"update SMB share {share.name}: {diff}", name=share.name, params=params)
+    for name in sorted(set(samba.ours) - set(wanted)):
+        changed = True
+        out.add("samba", "remove_share", f"remove SMB share {name} (not in the configuration any more)", name=name)
+    if out.refusals:
+        return
+    if want.shares and not samba.included:
+        changed = True
+        out.add("samba", "include", f"include {samba.shares_file} from {samba.config_file}")
+    _samba_reload(changed, bool(want.shares), samba, out)
+
+
+def _samba_reload(changed: bool, serving: bool, samba: SambaState, out: Plan) -> None:
+    if changed and samba.running:
+        out.add("samba", "reload", "reload smbd")
+    elif serving and not samba.running:
+        out.note("smbd is not running: start it to serve the shares (service smb start)")
+
+
+# exports ----------------------------------------------------------------------------------------
+
+
+def _plan_exports(want: Desired, seen: Observed, out: Plan) -> None:
+    nfs = seen.nfs
+    if not want.exports and not nfs.ours:
+        return
+    if not nfs.available:
+        if want.exports:
+            out.refusals.append(f"NFS exports cannot be restored: {nfs.problem}")
+        return
+    wanted: dict[str, str] = {}
+    for export in want.exports:
+        info = seen.datasets[export.dataset]
+        _readonly_note(info, out)
+        if not info.mounted:
+            out.note(f"{export.dataset} is not mounted (service zfs mount-all): its export cannot be mounted "
+                     "until it is")
+        wanted[info.path or ""] = f"{export.clients}({export.options})"
+    changed = False
+    for path, spec in sorted(wanted.items()):
+        have = nfs.ours.get(path)
+        if have == spec:
+            continue
+        changed = True
+        verb = "export" if have is None else "change the export of"
+        out.add("nfs", "set_export", f"{verb} {path} to {spec}", path=path, spec=spec)
+    for path in sorted(set(nfs.ours) - set(wanted)):
+        changed = True
+        out.add("nfs", "remove_export", f"stop exporting {path} (not in the configuration any more)", path=path)
+    if changed:
+        out.add("nfs", "refresh", "exportfs -ra (the kernel's export table)")
+    if wanted and not nfs.running:
+        out.note("the NFS server is not running: start it to serve the exports (service nfs start)")

@@ -1,0 +1,328 @@
+"""restore's planner: desired configuration + observed services → actions, refusals, notes.
+
+Pure: no service runs here.  The round trip "apply, observe again, plan again → nothing"
+is modelled by :func:`applied`, which turns a plan's actions into the state the services
+would then show; the real round trip runs in the OpenZFS lab (test_restore_openzfs.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from ovios_shell_retadm.config.model import Configuration, Export, Share, User, nt_hash, with_export, with_lun, \
+    with_share, with_user
+from ovios_shell_retadm.restore import planner
+from ovios_shell_retadm.restore.planner import (Backstore, DatasetInfo, LioState, LioTarget, NfsState, Observed,
+                                                SambaState, desired, plan)
+
+IQN = "iqn.2026-11.ovios:esx"
+ESX1 = "iqn.1998-01.com.vmware:esx1"
+ALICE = User("alice", 2001, nt_hash("secret"))
+
+
+def zvol(name: str, mapping: str = "-", readonly: bool = False) -> DatasetInfo:
+    return DatasetInfo(name, "volume", lun_mapping=mapping, readonly=readonly)
+
+
+def fs(name: str, readonly: bool = False, mounted: bool = True, **props) -> DatasetInfo:
+    return DatasetInfo(name, "filesystem", mountpoint=f"/{name}", mounted=mounted, readonly=readonly, **props)
+
+
+def datasets(*infos: DatasetInfo) -> dict[str, DatasetInfo]:
+    return {i.name: i for i in infos}
+
+
+def synced() -> Configuration:
+    config = with_lun(Configuration(), IQN, 0, "repl/lun01", acls=(ESX1,))
+    config = with_user(config, ALICE)
+    config = with_share(config, Share("smbvol", "repl/smbvol", valid_users=("alice",)))
+    return with_export(config, Export("repl/smbvol", "192.168.0.0/24"))
+
+
+def node(**changes) -> Observed:
+    base = Observed(datasets=datasets(zvol("repl/lun01", readonly=True), fs("repl/smbvol", readonly=True)),
+                    unix_users={"root": 0}, samba=SambaState(), nfs=NfsState(), lio=LioState())
+    return replace(base, **changes)
+
+
+def applied(seen: Observed, result: planner.Plan) -> Observed:
+    """The state the services show after the plan's actions (what the backends do)."""
+    stores = {b.name: b for b in seen.lio.backstores}
+    targets = {t.iqn: t for t in seen.lio.targets}
+    users, ours, accounts = dict(seen.unix_users), dict(seen.samba.ours), dict(seen.samba.accounts)
+    included, exports = seen.samba.included, dict(seen.nfs.ours)
+    for action in result.actions:
+        a = action.args
+        if action.kind == "create_backstore":
+            stores[a["name"]] = Backstore(a["name"], a["device"], a["readonly"])
+        elif action.kind == "create_target":
+            targets[a["iqn"]] = LioTarget(a["iqn"], {}, frozenset(), dict(planner.NEW_TPG_ATTRIBUTES),
+                                          frozenset({planner.PORTAL}))
+        elif action.kind == "set_attributes":
+            t = targets[a["iqn"]]
+            targets[a["iqn"]] = replace(t, attributes={**t.attributes, **a["attributes"]})
+        elif action.kind == "add_lun":
+            t = targets[a["iqn"]]
+            targets[a["iqn"]] = replace(t, luns={**t.luns, a["lun"]: a["backstore"]})
+        elif action.kind == "add_acl":
+            t = targets[a["iqn"]]
+            targets[a["iqn"]] = replace(t, acls=t.acls | {a["initiator"]})
+        elif action.kind == "add_user":
+            users[a["name"]] = a["uid"]
+        elif action.kind == "set_account":
+            accounts[a["name"]] = a["nt_hash"]
+        elif action.kind == "set_share":
+            ours[a["name"]] = a["params"]
+        elif action.kind == "remove_share":
+            ours.pop(a["name"])
+        elif action.kind == "include":
+            included = True
+        elif action.kind == "set_export":
+            exports[a["path"]] = a["spec"]
+        elif action.kind == "remove_export":
+            exports.pop(a["path"])
+    return replace(seen, unix_users=users,
+                   lio=replace(seen.lio, backstores=tuple(stores.values()), targets=tuple(targets.values())),
+                   samba=replace(seen.samba, ours=ours, accounts=accounts, included=included),
+                   nfs=replace(seen.nfs, ours=exports))
+
+
+def samba_conf(state) -> str:
+    """An smb.conf whose databases live in ``state`` (not the machine's)."""
+    dirs = "".join(f"   {key} = {state}/{key.split()[0]}\n" for key in
+                   ("private dir", "lock directory", "state directory", "cache directory", "pid directory"))
+    for key in ("private", "lock", "state", "cache", "pid"):
+        (state / key).mkdir(parents=True, exist_ok=True)
+    return f"[global]\n{dirs}   passdb backend = tdbsam\n"
+
+
+def run(parts, config, seen):
+    want, notes = desired(config, seen.datasets)
+    return plan(parts, want, seen), notes
+
+
+def kinds(result: planner.Plan) -> list[str]:
+    return [a.kind for a in result.actions]
+
+
+def test_restore_all_on_a_bare_node_does_every_kind_in_order_then_nothing():
+    seen = node()
+    result, notes = run(planner.PARTS, synced(), seen)
+    assert result.refusals == [] and notes == []
+    assert kinds(result) == ["add_user", "set_account", "create_backstore", "create_target", "add_lun", "add_acl",
+                             "save", "set_share", "include", "set_export", "refresh"]
+    lines = [a.description for a in result.actions]
+    assert lines[0] == "add Unix user alice (uid 2001)"
+    assert lines[2] == "create read-only LIO block backstore repl-lun01 on /dev/zvol/repl/lun01"
+    assert lines[3] == f"create iSCSI target {IQN} (TPG 1, portal 0.0.0.0:3260)"
+    assert lines[4] == f"map repl/lun01 as LUN 0 of {IQN}"
+    assert lines[5] == f"allow initiator {ESX1} on {IQN}"
+    assert lines[9] == "export /repl/smbvol to 192.168.0.0/24(rw,sync,no_subtree_check)"
+    # the replicas are not promoted: said once each, not refused
+    assert sorted(n.split()[0] for n in result.notes if "read-only" in n) == ["repl/lun01", "repl/smbvol"]
+    assert any("smbd is not running" in n for n in result.notes)
+    again, _ = run(planner.PARTS, synced(), applied(seen, result))
+    assert again.actions == [] and again.refusals == []
+
+
+def test_a_target_without_acls_lets_any_initiator_log_in_and_write():
+    seen = node(datasets=datasets(zvol("repl/lun01", mapping=f"{IQN},lun0")))
+    result, _ = run(("luns",), None, seen)  # no synced configuration: the replica's property alone
+    assert kinds(result) == ["create_backstore", "create_target", "set_attributes", "add_lun", "save"]
+    assert result.actions[2].args["attributes"] == {"cache_dynamic_acls": "1", "demo_mode_write_protect": "0",
+                                                     "generate_node_acls": "1"}
+    assert result.actions[0].args["readonly"] is False
+    assert plan(("luns",), desired(None, seen.datasets)[0], applied(seen, result)).actions == []
+
+
+def test_an_existing_target_and_backstore_are_reused():
+    store = Backstore("mine", "/dev/zvol/repl/lun01")
+    target = LioTarget(IQN, {3: "other"}, frozenset(), dict(planner.OPEN_ATTRIBUTES), frozenset({"0.0.0.0:3260"}))
+    seen = node(datasets=datasets(zvol("repl/lun01", f"{IQN},lun0")),
+                lio=LioState(backstores=(store, Backstore("other", "/dev/sdb")), targets=(target,)))
+    result, _ = run(("luns",), None, seen)
+    assert [(a.kind, a.args.get("backstore")) for a in result.actions] == [("add_lun", "mine"), ("save", None)]
+
+
+def test_a_backstore_name_taken_by_another_device_gets_a_suffix():
+    seen = node(datasets=datasets(zvol("repl/lun01", f"{IQN},lun0")),
+                lio=LioState(backstores=(Backstore("repl-lun01", "/dev/sdb"),)))
+    result, _ = run(("luns",), None, seen)
+    assert result.actions[0].args["name"] == "repl-lun01-2"
+
+
+def test_a_lun_id_used_by_another_backstore_is_refused_naming_target_id_and_occupant():
+    target = LioTarget(IQN, {0: "own"}, frozenset(), {}, frozenset({"0.0.0.0:3260"}))
+    seen = node(datasets=datasets(zvol("repl/lun01", f"{IQN},lun0"), zvol("repl/own")),
+                lio=LioState(backstores=(Backstore("own", "/dev/zvol/repl/own"),), targets=(target,)))
+    result, _ = run(("luns",), None, seen)
+    assert result.actions == []
+    assert result.refusals == [f"LUN 0 of {IQN} is already used by repl/own (backstore block/own): not mapping "
+                               f"repl/lun01 there (from ovios:lun.mapping of repl/lun01); give it another LUN id"]
+
+
+def test_two_zvols_wanting_one_lun_id_are_refused_and_nothing_else_is_planned():
+    seen = node(datasets=datasets(zvol("repl/a", f"{IQN},lun0"), zvol("repl/b", f"{IQN},lun0"),
+                                  zvol("repl/c", f"{IQN},lun1")))
+    result, _ = run(("luns",), None, seen)
+    assert result.actions == []
+    assert result.refusals == [f"LUN 0 of {IQN} is wanted by both repl/a and repl/b (ovios:lun.mapping of repl/a; "
+                               "ovios:lun.mapping of repl/b): give one another LUN id"]
+
+
+def test_the_second_zvol_on_a_taken_id_after_a_first_restore_is_refused():
+    first = node(datasets=datasets(zvol("repl/lun01", f"{IQN},lun0", readonly=True)))
+    after = applied(first, run(("luns",), None, first)[0])
+    second = replace(after, datasets={**after.datasets, "repl/lun02": zvol("repl/lun02", f"{IQN},lun0")})
+    result, _ = run(("luns",), None, second)
+    assert result.actions == []
+    assert result.refusals == [f"LUN 0 of {IQN} is already used by repl/lun01 (backstore block/repl-lun01): not "
+                               "mapping repl/lun02 there (from ovios:lun.mapping of repl/lun02); give it another "
+                               "LUN id"]
+
+
+def test_one_zvol_as_a_second_lun_of_the_same_target_is_refused():
+    target = LioTarget(IQN, {2: "repl-lun01"}, frozenset(), dict(planner.OPEN_ATTRIBUTES), frozenset({"x"}))
+    seen = node(datasets=datasets(zvol("repl/lun01", f"{IQN},lun0")),
+                lio=LioState(backstores=(Backstore("repl-lun01", "/dev/zvol/repl/lun01"),), targets=(target,)))
+    result, _ = run(("luns",), None, seen)
+    assert result.refusals == [f"repl/lun01 is already LUN 2 of {IQN}: not mapping it again as LUN 0 "
+                               "(from ovios:lun.mapping of repl/lun01)"]
+
+
+def test_synced_entries_for_datasets_that_are_not_here_are_skipped_with_a_note():
+    config = with_lun(with_share(Configuration(), Share("data", "data/smbvol")), IQN, 0, "esx/lun01")
+    seen = node(datasets=datasets(zvol("repl/lun01", f"{IQN},lun0"), fs("repl/smbvol", smb_share="smbvol")))
+    want, notes = desired(config, seen.datasets)
+    assert notes == [f"skipped LUN 0 of {IQN}: esx/lun01 is not a zvol on this node",
+                     "skipped SMB share data: data/smbvol is not a filesystem on this node"]
+    # the replicas' own properties stand in
+    assert [(c.lun, c.volume) for c in want.claims] == [(0, "repl/lun01")]
+    assert [(s.name, s.dataset) for s in want.shares] == [("smbvol", "repl/smbvol")]
+
+
+def test_exports_from_properties_and_a_malformed_property_is_a_note():
+    seen = node(datasets=datasets(fs("repl/a", nfs_export="192.168.0.0/24(ro,sync)"),
+                                  fs("repl/b", nfs_export="everyone"), zvol("repl/c", "lun0")))
+    want, notes = desired(None, seen.datasets)
+    assert [(e.dataset, e.clients, e.options) for e in want.exports] == [("repl/a", "192.168.0.0/24", "ro,sync")]
+    assert len(notes) == 2 and all(n.startswith("ignored ovios:") for n in notes)
+
+
+def test_users_with_a_different_uid_or_a_taken_uid_are_refused():
+    config = with_user(with_user(Configuration(), ALICE), User("bob", 2002, nt_hash("x")))
+    seen = node(unix_users={"alice": 1005, "carol": 2002})
+    result, _ = run(("users",), config, seen)
+    assert result.refusals == ["user alice exists here with uid 1005, the configuration says 2001: change one of "
+                               "them by hand", "user bob: uid 2002 is already user carol here"]
+
+
+def test_a_changed_password_updates_the_account_and_reloads_nothing_extra():
+    seen = node(unix_users={"alice": 2001}, samba=SambaState(accounts={"alice": nt_hash("old")}, running=True))
+    result, _ = run(("users",), with_user(Configuration(), ALICE), seen)
+    assert [a.description for a in result.actions] == [
+        "update the Samba password of alice (NT hash from the configuration)"]
+
+
+def test_shares_changes_removals_foreign_names_and_reload():
+    old = {"smbvol": {"path": "/old", "read only": "no", "browseable": "yes"}, "gone": {"path": "/x"}}
+    seen = node(datasets=datasets(fs("repl/smbvol")), samba=SambaState(ours=old, included=True, running=True,
+                                                                       accounts={"alice": ALICE.nt_hash}))
+    config = with_share(with_user(Configuration(), ALICE), Share("smbvol", "repl/smbvol", valid_users=("alice",)))
+    result, _ = run(("shares",), config, seen)
+    assert [a.description for a in result.actions] == [
+        "update SMB share smbvol: path /old → /repl/smbvol, valid users - → alice",
+        "remove SMB share gone (not in the configuration any more)", "reload smbd"]
+    foreign = replace(seen, samba=replace(seen.samba, foreign=frozenset({"smbvol"})))
+    refused, _ = run(("shares",), config, foreign)
+    assert refused.refusals == ["SMB share smbvol is already defined in /etc/samba/smb.conf: not defining it twice"]
+
+
+def test_services_that_are_not_installed_are_refused_only_when_needed():
+    absent = node(lio=LioState(available=False, problem="targetcli is not installed"),
+                  samba=SambaState(available=False, problem="Samba is not installed"),
+                  nfs=NfsState(available=False, problem="no exportfs"))
+    result, _ = run(planner.PARTS, synced(), absent)
+    assert result.refusals == ["Samba accounts cannot be restored: Samba is not installed",
+                               "iSCSI targets cannot be restored: targetcli is not installed",
+                               "SMB shares cannot be restored: Samba is not installed",
+                               "NFS exports cannot be restored: no exportfs"]
+    nothing, _ = run(planner.PARTS, Configuration(), absent)
+    assert nothing.refusals == [] and nothing.actions == []
+
+
+def test_an_unmounted_filesystem_and_a_stopped_nfs_server_are_notes():
+    seen = node(datasets=datasets(fs("repl/smbvol", mounted=False)))
+    result, _ = run(("exports",), with_export(Configuration(), Export("repl/smbvol", "*")), seen)
+    assert kinds(result) == ["set_export", "refresh"]
+    assert any("not mounted" in n for n in result.notes) and any("NFS server is not running" in n
+                                                                 for n in result.notes)
+
+
+@pytest.mark.parametrize("parts", [("luns",), ("shares",), ("exports",), ("users",), planner.PARTS])
+def test_each_part_plans_only_its_own_services(parts):
+    result, _ = run(parts, synced(), node())
+    services = {"luns": {"lio"}, "shares": {"samba"}, "exports": {"nfs"}, "users": {"users", "samba"}}
+    allowed = set().union(*(services[p] for p in parts))
+    assert result.actions and {a.service for a in result.actions} <= allowed
+
+
+def test_the_command_prints_the_dry_run_and_changes_nothing(tmp_path, monkeypatch):
+    """`restore users --dry-run` through the shell: every action printed, no file touched."""
+    from cmd2.py_bridge import PyBridge
+
+    from ovios_shell_retadm.config import files
+    from ovios_shell_retadm.shell import OviosShell
+
+    if shutil.which("pdbedit") is None:
+        pytest.skip("Samba (pdbedit) is not installed here")
+    monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
+    (tmp_path / "etc/samba").mkdir(parents=True)
+    (tmp_path / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (tmp_path / "etc/samba/smb.conf").write_text(samba_conf(tmp_path.with_name(tmp_path.name + "-samba")))
+    files.store_synced(replace(with_user(Configuration(), ALICE), node="src", generation=3))
+    def tree():  # (the shell's option store, which its hooks may create, left out)
+        return sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "ovios.db" not in p.name)
+
+    before = tree()
+    result = PyBridge(OviosShell())("restore users --dry-run")
+    assert result.stdout.splitlines()[0] == "using the configuration synced from src (generation 3)"
+    assert "would add Unix user alice (uid 2001)" in result.stdout.splitlines()
+    assert tree() == before
+    assert (tmp_path / "etc/passwd").read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+
+
+def test_the_command_wants_from_when_several_partners_synced_here(tmp_path, monkeypatch):
+    from cmd2.py_bridge import PyBridge
+
+    from ovios_shell_retadm.config import files
+    from ovios_shell_retadm.shell import OviosShell
+
+    monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
+    run_ = PyBridge(OviosShell())
+    assert run_("restore users").stderr.strip().endswith("no users to restore")
+    for name in ("src", "other"):
+        files.store_synced(replace(Configuration(), node=name, generation=1))
+    result = run_("restore all --dry-run")
+    assert (result.data, result.stderr.strip()) == (
+        2, "restore all: configurations synced from other, src are here: say which with --from NODE")
+    missing = run_("restore luns --from nosuch")
+    assert missing.data == 1 and "no configuration synced from nosuch" in missing.stderr
+    assert run_("restore").stdout.strip() == "usage: restore [all|luns|shares|exports|users] [--from NODE] [--dry-run]"
+
+
+def test_the_subcommands_and_partners_complete(tmp_path, monkeypatch):
+    from ovios_shell_retadm.config import files
+    from ovios_shell_retadm.shell import OviosShell
+
+    monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
+    files.store_synced(replace(Configuration(), node="src", generation=1))
+    app = OviosShell()
+    line = "restore "
+    assert sorted(app.complete("", line, len(line), len(line)).to_strings()) == sorted(
+        ["all", "luns", "shares", "exports", "users"])
+    line = "restore luns --from "
+    assert list(app.complete("", line, len(line), len(line)).to_strings()) == ["src"]
