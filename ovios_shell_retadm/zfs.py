@@ -624,13 +624,35 @@ class ZfsNode:
 
     def value_and_source(self, name: str, prop: str) -> tuple[str, str]:
         """A property's raw value and where it comes from (``local``, ``received``, ``temporary`` …)."""
-        out = self._zfs("get", "-H", "-p", "-o", "value,source", validate_property_name(prop),
-                        _validate_target(name)).stdout.rstrip("\n")
-        value, _, source = out.partition("\t")
-        return value, source
+        return self.values_and_sources(name, [prop])[prop]
+
+    def values_and_sources(self, name: str, properties: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Several properties' raw values and sources in one call; an unset user property
+        is ``("-", "-")``."""
+        names = [validate_property_name(p) for p in properties]
+        out = self._zfs("get", "-H", "-p", "-o", "property,value,source", ",".join(names),
+                        _validate_target(name)).stdout
+        found = {}
+        for line in out.splitlines():
+            prop, value, source = (line.split("\t") + ["", ""])[:3]
+            found[prop] = (value, source)
+        return {p: found.get(p, ("-", "-")) for p in names}
 
     def set_property(self, name: str, prop: str, value: str) -> None:
         self._zfs("set", f"{validate_property_name(prop)}={_validate_value(prop, value)}", _validate_target(name))
+
+    def inherit_property(self, name: str, prop: str) -> None:
+        """Drop the local setting (a user property: remove it)."""
+        self._zfs("inherit", validate_property_name(prop), _validate_target(name))
+
+    def mount(self, dataset: str) -> None:
+        """Mount a filesystem (already mounted: nothing to do)."""
+        self._tolerant(["mount", validate_dataset_name(dataset)], "already mounted")
+
+    def remount(self, dataset: str) -> None:
+        """Unmount and mount again, so that the mount takes the dataset's current settings."""
+        self._zfs("unmount", validate_dataset_name(dataset))
+        self._zfs("mount", dataset)
 
     def written_since_newest(self, dataset: str) -> bool | None:
         """Whether anything was written since the newest snapshot.

@@ -956,3 +956,32 @@ def test_a_normal_plan_does_not_ask_to_plan_again():
     observed = Observed(source=(Snapshot("retadm_1", 2, 20),), destination=(Snapshot("retadm_1", 2, 5),))
     plan = plan_incremental(observed, Task("data/smbvol", "dst", "repl/smbvol", False), "retadm_2")
     assert isinstance(plan, Plan) and not plan.needs_replan
+
+
+# -- failover marks: a promoted replica, the replica's origin ------------------------------
+
+from ovios_shell_retadm.replication.model import DestinationPromoted, MarkOrigin  # noqa: E402
+from ovios_shell_retadm.replication.planner import plan_repair  # noqa: E402
+
+
+def test_a_promoted_replica_is_never_replicated_onto_rolled_back_or_resumed():
+    common = snaps(("retadm_1", 11))
+    state = observed(common, common, destination_promoted="2026-11-26T09:00:00Z", resume_token=_TOKEN,
+                     resume_token_valid=True)
+    refusal = Refusal(DestinationPromoted(TASK.remote_dataset, "2026-11-26T09:00:00Z"))
+    assert plan_incremental(state, TASK, "retadm_9") == refusal
+    assert plan_repair(state, TASK, "repl/smbvol-old") == refusal
+    assert plan_resume(state) is None
+    assert "run 'retadm reverse' on the promoted node" in refusal.describe()
+
+
+def test_the_replica_is_marked_with_its_origin_once():
+    task = replace(TASK, origin="192.168.0.149:data/smbvol")
+    full = plan_full(observed(snaps(("monday", 1)), None), task, "retadm_9")
+    assert MarkOrigin("192.168.0.149:data/smbvol") in full.steps
+    common = snaps(("retadm_1", 11))
+    unmarked = plan_incremental(observed(common, common), task, "retadm_9")
+    marked = plan_incremental(observed(common, common, destination_origin=task.origin), task, "retadm_9")
+    assert MarkOrigin(task.origin) in unmarked.steps and not any(isinstance(s, MarkOrigin) for s in marked.steps)
+    # a task that does not know its address (older records) marks nothing
+    assert not any(isinstance(s, MarkOrigin) for s in plan_incremental(observed(common, common), TASK, "retadm_9").steps)

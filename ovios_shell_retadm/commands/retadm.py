@@ -25,8 +25,10 @@ from ..replication import doctor, progress
 from ..replication.tasks import (ERROR, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore,
                                  effective_status)
 from .base import FAILED, USAGE, CommandError, OviosCommandSet
+from .failover import FailoverHandlers
 
 SUBCOMMANDS = ("status", "init", "inc", "reset", "doctor", "repair", "watch")  # the guide's order
+FAILOVER_SUBCOMMANDS = ("promote", "reverse", "switchback")
 USAGE_LINE = f"usage: retadm [{'|'.join(SUBCOMMANDS)}] [dataset] [--dry-run]"
 
 #: how long a completion may wait for `zfs list` (completion runs in a worker thread)
@@ -57,7 +59,7 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
         prog="retadm", usage=USAGE_LINE[len("usage: "):],
         description="ZFS send/receive replication of single datasets to a partner node over SSH.",
     )
-    sub = parser.add_subparsers(dest="subcommand", metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    sub = parser.add_subparsers(dest="subcommand", metavar="{" + ",".join(SUBCOMMANDS + FAILOVER_SUBCOMMANDS) + "}")
 
     status = sub.add_parser("status", help="show every replication task and its status",
                             description="Show every replication task: idle, running_full, running_inc or error.")
@@ -107,7 +109,42 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
     _add_doctor_parser(sub)
     _add_watch_parser(sub)
+    _add_failover_parsers(sub)
     return parser
+
+
+def _add_failover_parsers(sub) -> None:
+    promote = sub.add_parser(
+        "promote", help="on the destination: break the relationship and make the replica writable",
+        description="Failover, on the destination node: the replica is marked promoted (no replication "
+        "onto it any more), made writable and mounted; the source's task is marked broken when the source "
+        "answers (with the source down it works all the same). Then: restore all, start the services.",
+    )
+    promote.add_argument("dataset", help="the replica on this node (e.g. repl/smbvol)")
+    promote.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+
+    reverse = sub.add_parser(
+        "reverse", help="on the promoted node: replicate back to the old source (failback)",
+        description="Failback, on the node where the replica was promoted, once the old source is back: "
+        "a task from here to the old source's dataset, which is rolled back to the last common snapshot "
+        "(what that discards is shown and confirmed) and replicated onto, read-only, without a full send.",
+    )
+    reverse.add_argument("dataset", help="the promoted dataset on this node")
+    reverse.add_argument("--properties", choices=("yes", "no"), default="no",
+                         help="send the dataset's properties too (default: no)")
+    reverse.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    reverse.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+
+    switchback = sub.add_parser(
+        "switchback", help="on the promoted node: hand the dataset back to the original source",
+        description="Planned role switch after 'reverse': this dataset becomes read-only (stop the services "
+        "that write to it first), a last incremental goes to the original source, which becomes the "
+        "source again; this dataset is its replica again and its task goes on from the snapshot they share.",
+    )
+    switchback.add_argument("dataset", help="the dataset replicated back with 'retadm reverse'",
+                            choices_provider=_replicated)
+    switchback.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    switchback.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
 
 
 def _add_doctor_parser(sub) -> None:
@@ -165,12 +202,13 @@ def _result_line(record: TaskRecord, status: Status) -> str:
             f"at @{record.last_snapshot} on {when} ({sent}{took})")
 
 
-class RetadmCommands(OviosCommandSet):
+class RetadmCommands(FailoverHandlers, OviosCommandSet):
     @cmd2.with_argparser(_build_parser)
     def do_retadm(self, args) -> None:
         """ZFS send/receive replication of single datasets to a partner node."""
         handlers = {"status": self._status, "init": self._init, "inc": self._inc, "reset": self._reset,
-                    "repair": self._repair, "doctor": self._doctor, "watch": self._watch}
+                    "repair": self._repair, "doctor": self._doctor, "watch": self._watch,
+                    "promote": self._promote, "reverse": self._reverse, "switchback": self._switchback}
         handler = handlers.get(args.subcommand)
         if handler is None:
             self.out(USAGE_LINE)
@@ -279,7 +317,7 @@ class RetadmCommands(OviosCommandSet):
         try:
             dest_address = self._ask("Destination Host (IP/Name): ", args.dest, "--dest")
             dest_host = preflight.destination(dest_address)
-            preflight.reverse_ssh(dest_host)
+            source_address = preflight.reverse_ssh(dest_host)
             dataset = args.dataset or self._pick_dataset(local, tasks)
             kind = preflight.source_dataset(local, dataset, tasks)
             dest = ZfsNode(dest_host)
@@ -292,7 +330,8 @@ class RetadmCommands(OviosCommandSet):
             properties = self._ask_properties(args.properties, kind)
         except PreflightError as exc:
             raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
-        record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties)
+        record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties,
+                            source_address=source_address)
         if args.dry_run:
             return self._preview(TaskRun(record, FULL, tasks, source=local, destination=dest))
         if not tasks.create(record):

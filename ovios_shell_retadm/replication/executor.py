@@ -18,6 +18,9 @@ from ..zfs import ZfsNode
 from . import model
 from .model import (
     HOLD_TAG,
+    ORIGIN_PROPERTY,
+    PROMOTED_PROPERTY,
+    MarkOrigin,
     AbortResume,
     CreateBookmark,
     CreateSnapshot,
@@ -89,12 +92,14 @@ class Pair:
             destination = None
         source_holds = self._held(self.source, source.snapshots)
         destination_holds = self._held(self.destination, destination.snapshots) if destination else frozenset()
-        readonly = None
+        readonly = origin = promoted = None
         if destination is not None:
-            value, origin = self.destination.value_and_source(remote, "readonly")
-            # a mount's own option (origin "temporary") hides the dataset's setting: zfs-fuse
+            marks = self.destination.values_and_sources(remote, ["readonly", ORIGIN_PROPERTY, PROMOTED_PROPERTY])
+            value, where = marks["readonly"]
+            # a mount's own option (source "temporary") hides the dataset's setting: zfs-fuse
             # shows every mounted readonly=on replica so; then it is not known (None)
-            readonly = None if origin == "temporary" else value == "on"
+            readonly = None if where == "temporary" else value == "on"
+            origin, promoted = (_user_value(marks[p]) for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY))
         token = self.destination.resume_token(remote) if destination else None
         return Observed(
             source=tuple(_point(s, model.Snapshot) for s in source.snapshots),
@@ -109,6 +114,8 @@ class Pair:
             destination_readonly=readonly,
             destination_written=self.destination.written_since_newest(remote) if destination else None,
             recorded_guid=recorded_guid,
+            destination_origin=origin,
+            destination_promoted=promoted,
         )
 
     @staticmethod
@@ -230,6 +237,8 @@ class Pair:
                 self.destination.abort_resume(self.task.remote_dataset)
             case SetReadonly():
                 self.destination.set_property(self.task.remote_dataset, "readonly", "on")
+            case MarkOrigin(origin):
+                self.destination.set_property(self.task.remote_dataset, ORIGIN_PROPERTY, origin)
             case RecordCommon(snapshot, guid):
                 if guid is None:
                     full = zfs.snapshot_full_name(self.task.dataset, snapshot)
@@ -237,6 +246,14 @@ class Pair:
                 outcome.common, outcome.common_guid = snapshot, guid
             case _:
                 raise TypeError(f"unknown step {step!r}")
+
+
+def _user_value(value_and_source: tuple[str, str]) -> str | None:
+    """A mark's value where it was set on this dataset itself; None otherwise (unset,
+    inherited, or *received*: a source that was once a replica sends its own marks along
+    with ``send -p``, and those describe the sender, not this copy)."""
+    value, source = value_and_source
+    return value if source == "local" and value != "-" else None
 
 
 def _point(value, kind):

@@ -24,7 +24,7 @@ from .model import TRACKING_PREFIX, Plan, Refusal, ResumeSend, SendFull, SendInc
 from .pipeline import TransferFailed
 from .progress import ProgressFile
 from .runs import Runner, TaskBusy, TaskLock
-from .tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, TaskRecord, TaskStore
+from .tasks import BROKEN, ERROR, IDLE, RUNNING_FULL, RUNNING_INC, TaskRecord, TaskStore
 
 FULL = "full"
 INC = "inc"
@@ -134,6 +134,8 @@ class TaskRun:
             return None
 
     def run(self) -> Outcome:
+        if self.record.state == BROKEN:
+            raise RunFailed(f"the relationship is broken: {self.record.error}")
         lock = TaskLock(self.record.dataset)
         try:
             lock.acquire()

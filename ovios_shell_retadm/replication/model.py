@@ -20,6 +20,12 @@ HOLD_TAG = "retadm"
 #: Tracking snapshots are named ``prefix + <timestamp>``; only those are ever destroyed.
 TRACKING_PREFIX = "retadm_"
 
+#: On a replica: the source it is a copy of, ``<host>:<dataset>``, with the host as the
+#: replica's node reaches the source (what ``retadm promote`` and failback go back to).
+ORIGIN_PROPERTY = "ovios:retadm.origin"
+#: On a promoted replica: when it was promoted (UTC).  No run replicates onto it any more.
+PROMOTED_PROPERTY = "ovios:retadm.promoted"
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -54,6 +60,8 @@ class Task:
     remote_dataset: str
     properties: bool
     prefix: str = TRACKING_PREFIX
+    #: what the replica's :data:`ORIGIN_PROPERTY` says (None: not known yet, not written)
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         # An empty prefix would make every snapshot "ours", and therefore prunable.
@@ -107,6 +115,9 @@ class Observed:
     destination_written: bool | None = None
     #: The guid the task record names as the last common snapshot (None: nothing recorded).
     recorded_guid: int | None = None
+    #: The replica's :data:`ORIGIN_PROPERTY` and :data:`PROMOTED_PROPERTY` (None: unset).
+    destination_origin: str | None = None
+    destination_promoted: str | None = None
 
     def holds(self, side: Side) -> frozenset[str]:
         return self.source_holds if side is Side.SOURCE else self.destination_holds
@@ -267,6 +278,16 @@ class SetReadonly:
 
 
 @dataclass(frozen=True)
+class MarkOrigin:
+    """Write on the replica which source it is a copy of (:data:`ORIGIN_PROPERTY`)."""
+
+    origin: str
+
+    def describe(self) -> str:
+        return f"mark the destination as a replica of {self.origin}"
+
+
+@dataclass(frozen=True)
 class RecordCommon:
     """Write the task's last common snapshot into the task record.
 
@@ -297,6 +318,7 @@ Step = (
     | CreateBookmark
     | DestroyBookmark
     | SetReadonly
+    | MarkOrigin
     | RecordCommon
 )
 
@@ -399,7 +421,21 @@ class NameClash:
         return f"the {self.side.value} already has other snapshots named {names}"
 
 
-Conflict = DestinationMissing | DestinationExists | NoCommonSnapshot | DestinationDiverged | NameClash
+@dataclass(frozen=True)
+class DestinationPromoted:
+    """The replica was promoted (failover): it is a dataset in its own right now, and
+    replicating onto it would destroy what was written there since."""
+
+    remote_dataset: str
+    when: str
+
+    def describe(self) -> str:
+        return (f"the destination {self.remote_dataset} was promoted at {self.when}: the relationship is "
+                "broken (to replicate back, run 'retadm reverse' on the promoted node)")
+
+
+Conflict = (DestinationMissing | DestinationExists | NoCommonSnapshot | DestinationDiverged | NameClash
+            | DestinationPromoted)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,11 @@ from .model import (
     DestinationDiverged,
     DestinationExists,
     DestinationMissing,
+    DestinationPromoted,
     DestroyBookmark,
     DestroySnapshot,
     Hold,
+    MarkOrigin,
     NameClash,
     NoCommonSnapshot,
     Observed,
@@ -70,7 +72,7 @@ def plan_resume(observed: Observed) -> Plan | None:
     normal run can follow.  Either way the caller observes and plans again afterwards:
     what the destination looks like then is ZFS's to say, not this function's.
     """
-    if observed.resume_token is None:
+    if observed.resume_token is None or observed.destination_promoted is not None:
         return None
     if observed.resume_token_valid is False:
         return Plan((AbortResume(),), None, "")
@@ -94,7 +96,7 @@ def plan_reset(observed: Observed, task: Task) -> Plan:
     return Plan(tuple(steps), None, "")
 
 
-def plan_repair(observed: Observed, task: Task, keep_as: str) -> Plan | None:
+def plan_repair(observed: Observed, task: Task, keep_as: str) -> Plan | Refusal | None:
     """What ``retadm repair`` does before a normal run can go on; None when nothing is broken.
 
     - the destination has snapshots after the common one, or was (or may have been)
@@ -103,9 +105,12 @@ def plan_repair(observed: Observed, task: Task, keep_as: str) -> Plan | None:
       never destroyed), so that a full send can start afresh;
     - a missing replica needs no preparation: the next run sends it in full.
     Missing holds and stale partial receives are mended by the normal run itself.
+    A promoted replica is never rolled back or renamed: that is failback's business.
     """
     if observed.destination is None:
         return None
+    if observed.destination_promoted is not None:
+        return Refusal(DestinationPromoted(task.remote_dataset, observed.destination_promoted))
     common = find_common(observed.source, observed.destination, observed.source_bookmarks)
     if common is None:
         return Plan((RenameDestination(keep_as),), None, "")
@@ -151,6 +156,8 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str) -> Plan 
     _require_tracking_name(task, new_snapshot)
     if observed.destination is None:
         return Refusal(DestinationMissing(task.remote_dataset))
+    if observed.destination_promoted is not None:
+        return Refusal(DestinationPromoted(task.remote_dataset, observed.destination_promoted))
     common = find_common(observed.source, observed.destination, observed.source_bookmarks)
     if common is None:
         return Refusal(NoCommonSnapshot())
@@ -295,6 +302,7 @@ def _settle(
     return [
         *_hold(observed, target),
         *_bookmark(observed, target),
+        *_mark_origin(observed, task),
         *_record(observed, target, guid),
         *(step for side in Side for step in _release(side, landed[side], observed.holds(side), target)),
         *(step for side in Side for step in _prune(task, side, landed[side], target)),
@@ -310,6 +318,12 @@ def _bookmark(observed: Observed, target: str) -> list[Step]:
     if not observed.capabilities.bookmarks or target in _names(observed.source_bookmarks):
         return []
     return [CreateBookmark(target, target)]
+
+
+def _mark_origin(observed: Observed, task: Task) -> list[Step]:
+    if task.origin is None or task.origin == observed.destination_origin:
+        return []
+    return [MarkOrigin(task.origin)]
 
 
 def _record(observed: Observed, target: str, guid: int | None) -> list[Step]:

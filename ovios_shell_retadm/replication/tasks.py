@@ -18,7 +18,9 @@ IDLE = "idle"
 RUNNING_FULL = "running_full"
 RUNNING_INC = "running_inc"
 ERROR = "error"
-STATES = (IDLE, RUNNING_FULL, RUNNING_INC, ERROR)
+#: the replica was promoted on the partner (failover): no run goes on until failback
+BROKEN = "broken"
+STATES = (IDLE, RUNNING_FULL, RUNNING_INC, ERROR, BROKEN)
 
 
 @dataclass
@@ -39,6 +41,8 @@ class TaskRecord:
     last_guid: int | None = None
     last_bytes: int | None = None
     last_seconds: float | None = None
+    #: this node's address as the destination reaches it (for failover and failback)
+    source_address: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TaskRecord:
@@ -49,7 +53,8 @@ class TaskRecord:
         return asdict(self)
 
     def task(self) -> Task:
-        return Task(self.dataset, self.destination, self.remote_dataset, self.properties)
+        origin = f"{self.source_address}:{self.dataset}" if self.source_address else None
+        return Task(self.dataset, self.destination, self.remote_dataset, self.properties, origin=origin)
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def effective_status(record: TaskRecord) -> Status:
         if runner is None or not runner.is_alive():
             return Status(ERROR, runner.why_dead() if runner else "the run never started")
         return Status(record.state, None)
-    return Status(record.state, record.error if record.state == ERROR else None)
+    return Status(record.state, record.error if record.state in (ERROR, BROKEN) else None)
 
 
 class TaskStore:

@@ -1,0 +1,134 @@
+"""``retadm promote``, ``retadm reverse``, ``retadm switchback``: failover and failback.
+
+Prompts and rendering only; what is done is in :mod:`ovios_shell_retadm.replication.failover`.
+"""
+
+from __future__ import annotations
+
+from ..hosts import HostError, LocalHost, SshHost
+from ..peer import module_argv
+from ..replication import failover, preflight
+from ..replication.failover import FailoverError
+from ..replication.jobs import INC, REPAIR, RunFailed, TaskRun
+from ..replication.model import Plan
+from ..replication.preflight import PreflightError
+from ..replication.tasks import IDLE, TaskRecord, TaskStore
+from ..zfs import InvalidName, ZfsError, ZfsNode
+from .base import USAGE, CommandError
+
+
+class FailoverHandlers:
+    """Mixed into the ``retadm`` command set (which provides out, _confirm and _preview)."""
+
+    def _promote(self, args) -> int:
+        node = ZfsNode(LocalHost())
+        replica = self._replica(node, args.dataset)
+        try:
+            steps = failover.promotion_steps(replica)
+        except FailoverError as exc:
+            raise CommandError(str(exc)) from exc
+        if replica.promoted:
+            self.out(f"{replica.dataset} was promoted at {replica.promoted}; checking it is writable and mounted")
+        self.out(f"{'dry run: ' if args.dry_run else ''}promote {replica.dataset} (a replica of {replica.origin}):")
+        for line in steps:
+            self.out(f"  {line}")
+        if args.dry_run:
+            return 0
+        try:
+            note = failover.promote(node, replica)
+        except (FailoverError, ZfsError, HostError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.out(f"{replica.dataset} is promoted: writable here, no longer replicated onto. Next: 'restore all', "
+                 "then start the services.")
+        if note:
+            self.warn(f"note: {note}")
+        return 0
+
+    def _reverse(self, args) -> int:
+        node = ZfsNode(LocalHost())
+        replica = self._replica(node, args.dataset)
+        if replica.origin is None or replica.promoted is None:
+            raise CommandError(f"{replica.dataset} is not a promoted replica; 'retadm promote {replica.dataset}' "
+                               "comes first")
+        tasks = TaskStore()
+        if tasks.get(replica.dataset) is not None:
+            raise CommandError(f"{replica.dataset} already has a replication task (see 'retadm status')")
+        try:
+            partner = preflight.destination(replica.source_host)
+            here = preflight.reverse_ssh(partner)
+        except PreflightError as exc:
+            raise CommandError(str(exc)) from exc
+        record = TaskRecord(dataset=replica.dataset, destination=replica.source_host,
+                            remote_dataset=replica.source_dataset, properties=args.properties == "yes",
+                            initialised=True, state=IDLE, source_address=here)
+        preview = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner))
+        status = self._preview(preview, title="dry run" if args.dry_run else "reverse")
+        if args.dry_run or status != 0:
+            return status
+        destructive = isinstance(preview.last_plan, Plan) and preview.last_plan.needs_replan
+        if destructive and not args.yes and not self._confirm(
+                f"Roll {replica.source_host}:{replica.source_dataset} back as shown? (yes/no) [no]: "):
+            raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
+        if not tasks.create(record):
+            raise CommandError(f"{replica.dataset} already has a replication task (see 'retadm status')")
+        note = failover.tell_partner(partner, ["broken", replica.source_dataset,
+                                               f"replicated back from {here}:{replica.dataset} (failback)"])
+        try:
+            outcome = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner)).run()
+        except RunFailed as exc:
+            raise CommandError(f"{exc} (the task stays: 'retadm inc {replica.dataset}' tries again)",
+                               exc.status) from exc
+        self.out(f"{replica.dataset}: replicated back to {replica.source_host}:{replica.source_dataset} at "
+                 f"@{outcome.common}; 'retadm inc {replica.dataset}' keeps it current until 'retadm switchback'.")
+        if note:
+            self.warn(f"note: {note}")
+        return 0
+
+    def _switchback(self, args) -> int:
+        tasks = TaskStore()
+        record = tasks.get(args.dataset)
+        node = ZfsNode(LocalHost())
+        replica = self._replica(node, args.dataset)
+        if record is None or replica.promoted is None:
+            raise CommandError(f"{args.dataset} is not being replicated back ('retadm reverse {args.dataset}' "
+                               "first)")
+        origin = f"{record.destination}:{record.remote_dataset}"
+        self.out(f"{'dry run: ' if args.dry_run else ''}switch back {args.dataset} -> {origin}:")
+        for line in (f"make {args.dataset} read-only here (writes to it fail from now on: stop its services first)",
+                     f"send the last changes to {origin}",
+                     f"make {origin} writable there, and its own task go on from the snapshot both share",
+                     f"make {args.dataset} a replica of {origin} again; forget this node's task for it"):
+            self.out(f"  {line}")
+        if args.dry_run:
+            return 0
+        if not args.yes and not self._confirm("Switch roles back now? (yes/no) [no]: "):
+            raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
+        try:
+            node.set_property(args.dataset, "readonly", "on")
+            outcome = TaskRun(tasks.get(args.dataset), INC, tasks).run()
+        except (RunFailed, ZfsError, HostError) as exc:
+            node.set_property(args.dataset, "readonly", "off")
+            raise CommandError(f"{exc}; nothing was switched, {args.dataset} is writable again") from exc
+        partner = SshHost(record.destination)
+        try:
+            partner.run(module_argv("ovios_shell_retadm.replication.partner", "take-over",
+                                    record.remote_dataset, outcome.common, str(outcome.common_guid)), timeout=120)
+        except HostError as exc:
+            raise CommandError(f"the last changes reached {origin}, but it did not take over: {exc}; "
+                               f"{args.dataset} stays read-only here; run switchback again") from exc
+        try:
+            failover.demote(node, args.dataset, origin)
+        except (FailoverError, ZfsError) as exc:
+            raise CommandError(f"{origin} is the source again, but {args.dataset} was not marked its replica: {exc}")
+        tasks.delete(args.dataset)
+        self.out(f"{origin} is the source again; {args.dataset} is its read-only replica from @{outcome.common}.")
+        return 0
+
+    @staticmethod
+    def _replica(node: ZfsNode, dataset: str) -> failover.Replica:
+        try:
+            return failover.read_replica(node, dataset)
+        except InvalidName as exc:
+            raise CommandError(str(exc), USAGE) from exc
+        except (FailoverError, ZfsError, HostError) as exc:
+            raise CommandError(str(exc)) from exc
