@@ -66,6 +66,8 @@ COMPONENTS = ("main", "contrib")
 GUEST_PACKAGES: tuple[str, ...] = (
     "systemd-sysv", "udev", "kmod", "iproute2", "procps", "openssh-server", "openssh-client", "cron",
     "python3", "python3-pip", "python3-setuptools", "python3-wheel", "pv", "nano",
+    # the services ``restore`` configures (LIO iSCSI targets, Samba, NFS) and their test clients
+    "targetcli-fb", "samba", "smbclient", "nfs-kernel-server", "open-iscsi",
 )
 KERNEL_PACKAGES: tuple[str, ...] = ("linux-image-amd64", "linux-headers-amd64")
 ZFS_PACKAGES: tuple[str, ...] = ("zfs-dkms", "zfsutils-linux")  # from bookworm-backports
@@ -86,6 +88,12 @@ MASKED_UNITS: tuple[str, ...] = (
     "sys-kernel-config.mount", "sys-fs-fuse-connections.mount",
     "zfs-zed.service", "zfs-import-cache.service", "zfs-import-scan.service", "zfs-mount.service",
     "zfs-share.service", "zfs-volume-wait.service",
+)
+#: units installed enabled that the VMs must not start at boot (seconds each under emulation)
+#: but that ``restore`` or a test may start: disabled, not masked
+DISABLED_UNITS: tuple[str, ...] = (
+    "smbd.service", "nmbd.service", "samba-ad-dc.service", "nfs-server.service", "nfs-client.target", "rpcbind.service",
+    "rpcbind.socket", "iscsid.socket", "open-iscsi.service", "rtslib-fb-targetctl.service", "targetclid.socket",
 )
 #: kernel module directories no lab VM loads (keeps the image small)
 DROPPED_MODULE_DIRS: tuple[str, ...] = (
@@ -186,6 +194,8 @@ python3 -c 'import cmd2, sh, pexpect, tabulate; print("cmd2", cmd2.__version__)'
 step "units"
 systemctl enable systemd-networkd.service ovios-lab-boot.service ssh.service cron.service
 for unit in @MASKED_UNITS@; do systemctl mask "$unit"; done
+for unit in @DISABLED_UNITS@; do systemctl disable "$unit"; done
+systemctl list-unit-files --state=enabled --no-legend --no-pager
 rm -f /etc/ssh/ssh_host_*  # every VM gets its own from its seed
 rm -f /usr/sbin/policy-rc.d /etc/resolv.conf
 apt-get clean
@@ -211,6 +221,7 @@ def recipe() -> dict:
         "version": RECIPE_VERSION, "suite": SUITE, "components": list(COMPONENTS),
         "guest_packages": list(GUEST_PACKAGES), "kernel_packages": list(KERNEL_PACKAGES),
         "zfs_packages": list(ZFS_PACKAGES), "masked": list(MASKED_UNITS),
+        "disabled": list(DISABLED_UNITS),
         "dropped_modules": list(DROPPED_MODULE_DIRS), "requirements": list(requirements()),
         "files": {k: [v[0], v[1]] for k, v in sorted(IMAGE_FILES.items())}, "script": CHROOT_SCRIPT,
     }
@@ -301,6 +312,7 @@ def _chroot_script() -> str:
     subs = {
         "@GUEST_PACKAGES@": " ".join(GUEST_PACKAGES), "@KERNEL_PACKAGES@": " ".join(KERNEL_PACKAGES),
         "@ZFS_PACKAGES@": " ".join(ZFS_PACKAGES), "@MASKED_UNITS@": " ".join(MASKED_UNITS),
+        "@DISABLED_UNITS@": " ".join(DISABLED_UNITS),
         "@DROPPED_MODULE_DIRS@": " ".join(DROPPED_MODULE_DIRS),
         "@REQUIREMENTS@": " ".join(f"'{r}'" for r in requirements()),
     }
