@@ -1,0 +1,67 @@
+"""restore's Samba backend on this machine, in a temporary root (OVIOS_ROOT): the shares file,
+the include line, what Samba's own parser (testparm) makes of them, and observing again."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from ovios_shell_retadm.config.model import Share
+from ovios_shell_retadm.restore import planner, samba, system
+from ovios_shell_retadm.restore.planner import DatasetInfo, Desired, Observed
+
+pytestmark = pytest.mark.skipif(shutil.which("testparm") is None or shutil.which("pdbedit") is None,
+                                reason="Samba (testparm, pdbedit) is not installed here")
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
+    state = tmp_path / "var/lib/samba"
+    for key in ("private", "lock", "state", "cache", "pid"):
+        (state / key).mkdir(parents=True)
+    conf = tmp_path / "etc/samba/smb.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[global]\n" + "".join(f"   {key} = {state}/{key.split()[0]}\n" for key in (
+        "private dir", "lock directory", "state directory", "cache directory", "pid directory"))
+        + "   passdb backend = tdbsam\n\n[printers]\n   path = /var/tmp\n   printable = yes\n")
+    return tmp_path
+
+
+def samba_view(root) -> str:  # Samba's own reading of the configuration (defaults left out)
+    return subprocess.run(["testparm", "-s", str(root / "etc/samba/smb.conf")], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_shares_are_written_included_once_and_read_back_by_samba(root):
+    datasets = {"repl/smbvol": DatasetInfo("repl/smbvol", "filesystem", "/repl/smbvol", True, False)}
+    want = Desired(shares=(Share("smbvol", "repl/smbvol"),))
+    seen = Observed(datasets=datasets, samba=samba.observe())
+    assert seen.samba.available and seen.samba.foreign == frozenset({"printers"})
+    plan = planner.plan(("shares",), want, seen)
+    assert [a.kind for a in plan.actions] == ["set_share", "include"]
+    system.execute(plan, lambda line: None)
+
+    parsed = samba_view(root)
+    assert "[smbvol]\n\tpath = /repl/smbvol\n\tread only = No" in parsed
+    again = planner.plan(("shares",), want, Observed(datasets=datasets, samba=samba.observe()))
+    assert again.actions == [] and again.refusals == []
+    conf = (root / "etc/samba/smb.conf").read_text()
+    assert conf.count("include = ") == 1 and conf.startswith("[global]\n")
+
+    # the share leaves the configuration: restore removes it from its own file, nothing else
+    gone = planner.plan(("shares",), Desired(), Observed(datasets=datasets, samba=samba.observe()))
+    assert [a.description for a in gone.actions] == ["remove SMB share smbvol (not in the configuration any more)"]
+    system.execute(gone, lambda line: None)
+    assert "[smbvol]" not in samba_view(root) and "[printers]" in samba_view(root)
+    assert (root / "etc/samba/smb.conf").read_text() == conf
+
+
+def test_a_share_named_like_one_of_smb_conf_is_refused(root):
+    datasets = {"repl/p": DatasetInfo("repl/p", "filesystem", "/repl/p", True, False)}
+    plan = planner.plan(("shares",), Desired(shares=(Share("Printers", "repl/p"),)),
+                        Observed(datasets=datasets, samba=samba.observe()))
+    assert plan.refusals == [f"SMB share Printers is already defined in {root}/etc/samba/smb.conf: "
+                             "not defining it twice"]
