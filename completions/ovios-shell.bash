@@ -3,11 +3,14 @@
 #   ovios-shell retadm init <TAB>  -> local filesystems and volumes not replicated yet (no pools)
 #   ovios-shell retadm inc -<TAB>  -> the subcommand's options, at any position after it
 #   ovios-shell options <TAB>      -> option names, then on/off
+#   ovios-shell restore <TAB>      -> all luns shares exports users, then --from --dry-run
 
 _ovios_shell_words() {
     # $1: what to list
     case "$1" in
-        verbs)      echo "retadm options edit-cron help quit" ;;
+        verbs)      echo "retadm restore options edit-cron help quit" ;;
+        restore)    echo "all luns shares exports users" ;;
+        synced)     ls "${OVIOS_ROOT%/}/etc/ovios/synced" 2>/dev/null | sed -n 's/\.json$//p' ;;
         retadm)     echo "status init inc reset doctor repair watch" ;;
         options)    ovios-shell options 2>/dev/null | awk 'NR > 2 { print $1 }' ;;
         replicated) ovios-shell retadm status --json 2>/dev/null \
@@ -62,6 +65,12 @@ _ovios_shell() {
                 esac
                 ;;
         esac
+    elif [ "$verb" = restore ] && [ "$COMP_CWORD" -eq 2 ]; then
+        words=$(_ovios_shell_words restore)
+    elif [ "$verb" = restore ] && [ "$prev" = --from ]; then
+        words=$(_ovios_shell_words synced)
+    elif [ "$verb" = restore ]; then
+        words="--from --dry-run --help"
     elif [ "$verb" = options ] && [ "$COMP_CWORD" -eq 2 ]; then
         words=$(_ovios_shell_words options)
     elif [ "$verb" = options ] && [ "$COMP_CWORD" -eq 3 ]; then

@@ -68,9 +68,17 @@ def test_the_script_registers_the_function_for_both_names():
 
 
 def test_verbs(complete):
-    assert complete("ovios-shell", "re") == ["retadm"]
-    assert complete("ovios-shell", "") == ["edit-cron", "help", "options", "quit", "retadm"]
+    assert complete("ovios-shell", "re") == ["restore", "retadm"]
+    assert complete("ovios-shell", "") == ["edit-cron", "help", "options", "quit", "restore", "retadm"]
     assert complete("ovios-shell", "o") == ["options"]
+
+
+def test_restore_subcommands_options_and_partners(complete):
+    assert complete("ovios-shell", "restore", "") == ["all", "exports", "luns", "shares", "users"]
+    assert complete("ovios-shell", "restore", "luns", "--d") == ["--dry-run"]
+    (complete.root / "etc/ovios/synced").mkdir(parents=True)
+    (complete.root / "etc/ovios/synced/src.json").write_text("{}")
+    assert complete("ovios-shell", "restore", "all", "--from", "") == ["src"]
 
 
 def test_retadm_subcommands(complete):
