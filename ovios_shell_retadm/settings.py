@@ -48,6 +48,11 @@ def repl_log_path() -> Path:
     return log_dir() / "repl.log"
 
 
+def cluster_sync_log_path() -> Path:
+    """autosync's log: one line per configuration push (source) or receive (partner)."""
+    return log_dir() / "cluster-sync.log"
+
+
 def sshd_config_path() -> Path:
     """The sshd configuration that ``ssh.allow.root`` edits."""
     return Path(os.environ.get("OVIOS_SSHD_CONFIG", str(_root() / "etc/ssh/sshd_config")))

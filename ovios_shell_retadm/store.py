@@ -1,7 +1,9 @@
 """The node's persistent state: one SQLite file under ``/etc/ovios``.
 
-Two tables: ``options`` (name → value text) and ``tasks`` (source dataset →
-JSON record).  SQLite gives us transactions, so concurrent cron runs and shell
+Three tables: ``options`` (name → value text), ``tasks`` (source dataset →
+JSON record) and ``config_sync`` (autosync's per-partner records: what was pushed
+to a partner, what was received from one; kept apart so that ``options`` lists
+only options).  SQLite gives us transactions, so concurrent cron runs and shell
 sessions neither lose updates nor see half-written values, and a process killed
 in the middle of a write leaves the previous value in place.  Read-modify-write
 of a task record runs inside ``BEGIN IMMEDIATE`` (see :meth:`Store.update_task`).
@@ -25,6 +27,12 @@ CREATE TABLE IF NOT EXISTS options (
 CREATE TABLE IF NOT EXISTS tasks (
     dataset TEXT PRIMARY KEY,
     record  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS config_sync (
+    peer      TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    record    TEXT NOT NULL,
+    PRIMARY KEY (peer, direction)
 );
 """
 
@@ -132,3 +140,30 @@ class Store:
         with self._transaction() as conn:
             cur = conn.execute("DELETE FROM tasks WHERE dataset = ?", (dataset,))
             return cur.rowcount > 0
+
+    # -- autosync records (config_sync) -------------------------------------------
+
+    def get_sync(self, peer: str, direction: str) -> dict[str, Any] | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT record FROM config_sync WHERE peer = ? AND direction = ?",
+                               (peer, direction)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def all_sync(self, direction: str) -> dict[str, dict[str, Any]]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT peer, record FROM config_sync WHERE direction = ? ORDER BY peer",
+                                (direction,)).fetchall()
+        return {peer: json.loads(record) for peer, record in rows}
+
+    def update_sync(self, peer: str, direction: str,
+                    change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
+        """Atomically read, change and write one autosync record (``change`` gets None
+        when there is none yet); returns the record written."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT record FROM config_sync WHERE peer = ? AND direction = ?",
+                               (peer, direction)).fetchone()
+            new = change(json.loads(row[0]) if row else None)
+            conn.execute("INSERT INTO config_sync(peer, direction, record) VALUES(?, ?, ?) "
+                         "ON CONFLICT(peer, direction) DO UPDATE SET record = excluded.record",
+                         (peer, direction, json.dumps(new)))
+            return new

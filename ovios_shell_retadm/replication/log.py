@@ -29,8 +29,13 @@ def format_event(dataset: str, kind: str, event: str, fields: dict[str, object])
 
 def log_event(dataset: str, kind: str, event: str, **fields: object) -> None:
     """Append one event line; a log that cannot be written never stops a replication."""
-    path = settings.repl_log_path()
-    line = format_event(dataset, kind, event, fields).encode()
+    append_line(settings.repl_log_path(), format_event(dataset, kind, event, fields))
+
+
+def append_line(path, text: str) -> None:
+    """Append ``text`` (one whole line) to the log at ``path`` in one ``O_APPEND`` write;
+    a failure is a warning on stderr, never an exception."""
+    line = text.encode()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)

@@ -1,0 +1,136 @@
+"""The partner's side of autosync: take a pushed configuration, atomically, or refuse it.
+
+The source runs it over ssh with the configuration (format 1 JSON) on stdin::
+
+    python3 -m ovios_shell_retadm.config.receive --digest 3f2a9c0d11e4b7a8
+
+It parses the text, checks that its :func:`~.model.digest` is the one the source
+computed (a stream cut short or damaged on the way is refused, never half-stored) and
+keeps it with :func:`.files.store_synced` (atomic; an older generation arriving late is
+ignored).  It answers on stdout with one line, what this node now holds from that
+source::
+
+    stored generation=7 digest=3f2a9c0d11e4b7a8     # the push is the copy here now
+    kept generation=9 digest=0b1c...               # the copy here was that generation or newer
+
+and records it (the ``config_sync`` table, direction ``receive``) and logs it
+(``cluster-sync.log``).  Anything malformed is refused with one line on stderr and exit
+status 65 (EX_DATAERR), and the copy here stays as it was; a copy that cannot be
+written: exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from ..store import Store, StoreError
+from . import files
+from .model import ConfigError, Configuration, digest, parse
+
+#: a configuration is kilobytes; refuse to read more than this from a partner
+MAX_BYTES = 8 * 1024 * 1024
+
+REFUSED = 65  # sysexits' EX_DATAERR
+FAILED = 1
+RECEIVE = "receive"
+
+
+class Refused(Exception):
+    """The pushed text is not a configuration this node will keep (one line)."""
+
+
+def check(text: str, expected_digest: str | None, this_node: str) -> Configuration:
+    """The configuration ``text`` describes, or :class:`Refused` with the reason. Pure."""
+    if not text.strip():
+        raise Refused("empty input (no configuration was sent)")
+    try:
+        config = parse(text)
+    except ConfigError as exc:
+        raise Refused(str(exc)) from None
+    if not config.node:
+        raise Refused("the configuration names no node (\"node\" is empty)")
+    try:
+        files.synced_path(config.node)
+    except ConfigError as exc:
+        raise Refused(str(exc)) from None
+    if config.node == this_node:
+        raise Refused(f"the configuration is this node's own ({this_node}); a node does not sync to itself")
+    if config.generation < 1:
+        raise Refused(f"generation {config.generation} is not a pushed generation (1 or more)")
+    if expected_digest is not None and digest(config) != expected_digest:
+        raise Refused(f"digest {digest(config)} is not the {expected_digest} the sender computed "
+                      "(the configuration was damaged on the way)")
+    return config
+
+
+def remote_argv(expected_digest: str) -> list[str]:
+    """The argv the source runs on the partner (through :class:`~..hosts.SshHost`).
+
+    It runs the receiver with the Python that has this package: the interpreter of the
+    partner's ``ovios-shell`` console script (its ``#!`` line; in the lab and in a venv
+    that is not the system's ``python3``), else ``python3``."""
+    script = (
+        'set -u; for py in "$(sed -n "1s/^#![[:space:]]*//p" "$(command -v ovios-shell)" 2>/dev/null)" python3; do '
+        '[ -n "$py" ] || continue; '
+        '$py -c "import ovios_shell_retadm.config.receive" </dev/null >/dev/null 2>&1 && '
+        'exec $py -m ovios_shell_retadm.config.receive "$@"; '
+        'done; echo "ovios_shell_retadm is not installed on this node (no receiver for autosync)" >&2; exit 127'
+    )
+    return ["sh", "-c", script, "ovios-config-receive", "--digest", expected_digest]
+
+
+def _log(peer: str, event: str, **fields: object) -> None:
+    from .autosync import log_sync  # the log line format lives beside the source's side
+
+    log_sync(peer, RECEIVE, event, **fields)
+
+
+def _sender() -> str:
+    """Who pushed: the ssh client's address (``SSH_CONNECTION``), for the log."""
+    return (os.environ.get("SSH_CONNECTION") or "local").split()[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m ovios_shell_retadm.config.receive",
+                                     description="Keep a configuration a partner pushes on stdin (autosync).")
+    parser.add_argument("--digest", help="the digest the sender computed; a mismatch is refused")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    data = sys.stdin.buffer.read(MAX_BYTES + 1)
+    this_node = os.uname().nodename
+    try:
+        if len(data) > MAX_BYTES:
+            raise Refused(f"more than {MAX_BYTES} bytes: not a configuration")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused("not UTF-8 text") from None
+        config = check(text, args.digest, this_node)
+    except Refused as exc:
+        _log("-", "refused", sender=_sender(), reason=str(exc))
+        print(f"autosync receive: refused: {exc}", file=sys.stderr)
+        return REFUSED
+    try:
+        stored = files.store_synced(config)
+        have = config if stored else files.load(files.synced_path(config.node))
+        version = {"generation": have.generation, "digest": digest(have)}
+        Store().update_sync(config.node, RECEIVE, lambda old: {
+            **version, "received_at": time.time(), "sender": _sender(),
+            "offered_generation": config.generation, "stored": stored})
+    except (ConfigError, StoreError, OSError) as exc:
+        message = str(exc).replace("\n", " ")
+        _log(config.node, "error", generation=config.generation, sender=_sender(), message=message)
+        print(f"autosync receive: cannot keep the configuration of {config.node}: {message}", file=sys.stderr)
+        return FAILED
+    word = "stored" if stored else "kept"
+    _log(config.node, "end", result=word, generation=version["generation"], digest=version["digest"],
+         offered=config.generation, sender=_sender(), duration=f"{time.monotonic() - started:.2f}s")
+    print(f"{word} generation={version['generation']} digest={version['digest']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
