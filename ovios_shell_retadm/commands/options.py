@@ -6,6 +6,7 @@ import cmd2
 from tabulate import tabulate
 
 from .. import options as catalogue
+from ..config import autosync
 from ..store import StoreError
 from .base import OviosCommandSet
 
@@ -31,7 +32,24 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
     return parser
 
 
+def _autosync_after_command(data: cmd2.plugin.PostcommandData) -> cmd2.plugin.PostcommandData:
+    """After every command: push a changed configuration to the partners (in the background)."""
+    try:
+        autosync.after_command()
+    except Exception:  # noqa: BLE001 - a hook must never break the shell; after_command logs its errors
+        pass
+    return data
+
+
 class OptionsCommands(OviosCommandSet):
+    def on_registered(self) -> None:
+        # The options plugin owns autosync.enable, so it hooks autosync into the shell: once per app.
+        super().on_registered()
+        app = self._cmd
+        if not getattr(app, "_ovios_autosync_hooked", False):
+            app.register_postcmd_hook(_autosync_after_command)
+            app._ovios_autosync_hooked = True
+
     @cmd2.with_argparser(_build_parser)
     def do_options(self, args) -> None:
         """Show or set the shell's persistent options."""

@@ -12,7 +12,8 @@ import time
 import cmd2
 from tabulate import tabulate
 
-from .. import settings
+from .. import options, settings
+from ..config import autosync
 from ..hosts import HostError, LocalHost
 from ..store import StoreError
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
@@ -234,6 +235,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                 raise CommandError(f"{args.dataset} has no replication task")
         now = time.time()
         rows = []
+        config = autosync.partner_statuses({r.destination for r in records})  # local records only: no ssh
         for record in records:
             status = effective_status(record)
             rows.append({
@@ -248,6 +250,8 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                 "last_snapshot": record.last_snapshot,
                 "last_bytes": record.last_bytes,
                 "properties": record.properties,
+                "config": config[record.destination].text,
+                "config_sync": config[record.destination].to_json(),
             })
         if args.json:
             self.out(json.dumps(rows, indent=2))
@@ -261,11 +265,11 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                 row["dataset"], row["destination"], row["status"],
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_success"])) if row["last_success"] else "never",
                 progress.format_duration(row["lag_seconds"]) if row["lag_seconds"] is not None else "-",
-                row["remote_dataset"],
+                row["remote_dataset"], row["config"],
             )
             for row in rows
         ]
-        text = tabulate(table, headers=("DATASET", "DESTINATION", "STATUS", "LAST SUCCESS", "LAG", "REMOTE"),
+        text = tabulate(table, headers=("DATASET", "DESTINATION", "STATUS", "LAST SUCCESS", "LAG", "REMOTE", "CONFIG"),
                         tablefmt="plain", disable_numparse=True)
         header, *body = text.splitlines() or [""]
         self.out(header)
@@ -328,6 +332,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             remote = f"{pool}/{name}"
             preflight.remote_absent(dest, remote)
             properties = self._ask_properties(args.properties, kind)
+            self._warn_autosync(dataset, remote, properties)
         except PreflightError as exc:
             raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
         record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties,
@@ -343,6 +348,20 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         self.out("[+] Full replication started in background.")
         self.out(f"Monitor {settings.repl_log_path()}")
         return 0
+
+    def _warn_autosync(self, dataset: str, remote: str, properties: bool) -> None:
+        """With autosync on, the guide (section 8) wants the same pool/name and properties: warn."""
+        try:
+            if not options.is_on(autosync.OPTION):
+                return
+        except (StoreError, options.OptionError):
+            return
+        problems = ([f"the replica will be {remote}, not {dataset}"] if remote != dataset else []) + \
+            (["properties are not replicated"] if not properties else [])
+        if problems:
+            self.warn(f"warning: autosync is on but {' and '.join(problems)}: the synced configuration names "
+                      f"{dataset}, so after a failover 'restore' will not match it (use the same pool/name and "
+                      "--properties yes)")
 
     def _ask_properties(self, given: str | None, kind: str) -> bool:
         what = "its LUN mapping properties" if kind == "volume" else "its SMB and NFS options"
@@ -361,6 +380,8 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             records = tasks.all()
             if not records:
                 raise CommandError("there are no replication tasks ('retadm init' sets one up)")
+            if not args.dry_run:
+                autosync.push_before_inc(r.destination for r in records)  # logged; never fails the run
             statuses = [self._inc_one(record, tasks, args.dry_run) for record in records]
             return next((s for s in statuses if s != 0), 0)
         try:
@@ -372,6 +393,8 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             hint = "retadm replicates datasets, not whole pools" if pool_of(args.dataset) == args.dataset \
                 else f"run 'retadm init {args.dataset}' first"
             raise CommandError(f"{args.dataset} has no replication task; {hint}")
+        if not args.dry_run:
+            autosync.push_before_inc([record.destination])  # logged; never fails the run
         return self._inc_one(record, tasks, args.dry_run)
 
     def _inc_one(self, record: TaskRecord, tasks: TaskStore, dry_run: bool) -> int:
