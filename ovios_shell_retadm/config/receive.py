@@ -26,6 +26,7 @@ import os
 import sys
 import time
 
+from ..peer import module_argv
 from ..store import Store, StoreError
 from . import files
 from .model import ConfigError, Configuration, digest, parse
@@ -67,19 +68,9 @@ def check(text: str, expected_digest: str | None, this_node: str) -> Configurati
 
 
 def remote_argv(expected_digest: str) -> list[str]:
-    """The argv the source runs on the partner (through :class:`~..hosts.SshHost`).
-
-    It runs the receiver with the Python that has this package: the interpreter of the
-    partner's ``ovios-shell`` console script (its ``#!`` line; in the lab and in a venv
-    that is not the system's ``python3``), else ``python3``."""
-    script = (
-        'set -u; for py in "$(sed -n "1s/^#![[:space:]]*//p" "$(command -v ovios-shell)" 2>/dev/null)" python3; do '
-        '[ -n "$py" ] || continue; '
-        '$py -c "import ovios_shell_retadm.config.receive" </dev/null >/dev/null 2>&1 && '
-        'exec $py -m ovios_shell_retadm.config.receive "$@"; '
-        'done; echo "ovios_shell_retadm is not installed on this node (no receiver for autosync)" >&2; exit 127'
-    )
-    return ["sh", "-c", script, "ovios-config-receive", "--digest", expected_digest]
+    """The argv the source runs on the partner (through :class:`~..hosts.SshHost`), with
+    the Python that has this package there (see :mod:`..peer`)."""
+    return module_argv("ovios_shell_retadm.config.receive", "--digest", expected_digest)
 
 
 def _log(peer: str, event: str, **fields: object) -> None:
