@@ -23,6 +23,8 @@ from contextlib import contextmanager
 import pytest
 
 from ovios_shell_retadm.replication import leftovers
+
+import fault_scenarios
 from replication_helpers import checksums, guids, init, sh, shell, snapshots, status, wait_for
 
 pytestmark = pytest.mark.lab
@@ -449,3 +451,14 @@ def test_holds_released_by_hand_are_put_back_by_the_next_run(fresh_lab):
     new = _assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt",))  # userrefs 1 on both
     assert new != common and common not in snapshots(lab, "src", "data/smbvol")
     assert json.loads(shell(lab, "src", "retadm", "status", "--json").stdout)[0]["status"] == "idle"
+
+
+# -- 9-11. scenarios shared with the OpenZFS lab (tests/fault_scenarios.py) ----------------------
+
+
+def test_destination_rolled_back_by_hand_then_inc_goes_on_from_the_older_snapshot(fresh_lab):
+    fault_scenarios.destination_rolled_back(fresh_lab, timeout=120)
+
+
+def test_destination_modified_then_repair_asks_before_rolling_it_back(fresh_lab):
+    fault_scenarios.destination_modified(fresh_lab, timeout=120)

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 
+from openzfs_helpers import SLOW, kill_transfer_when, last_end, sent_bytes, when_sent, zvol_digest
 from replication_helpers import checksums, init, sh, shell, snapshots, status, wait_for
 
 pytestmark = pytest.mark.openzfs
-
-SLOW = 300  # seconds: everything is emulated
-
-
-def zvol_digest(lab, node: str, volume: str) -> str:
-    return sh(lab, node, f"udevadm settle; sha256sum /dev/zvol/{volume}").stdout.split()[0]
-
-
-def last_end(lab, dataset: str) -> str:
-    lines = [l for l in sh(lab, "src", "cat /var/log/ovios/repl.log").stdout.splitlines()
-             if f" {dataset} " in l and " end " in l]
-    return lines[-1]
-
-
-def sent_bytes(line: str) -> int:
-    return int(re.search(r" bytes=(\d+)", line).group(1))
 
 
 def test_the_guides_walk_through_with_a_lun(fresh_openzfs_lab):
@@ -49,28 +33,13 @@ def test_the_guides_walk_through_with_a_lun(fresh_openzfs_lab):
     assert bookmarks == [f"esx/lun01#{status(lab)['esx/lun01']['last_snapshot']}"]
 
 
-def _kill_transfer_when(lab, dataset: str, at_least: int) -> None:
-    """Kill the running run and its sender once the stream passed ``at_least`` bytes.
-
-    (The patterns start with a bracket so that they do not match this script itself.)
-    """
-    script = (
-        f"for i in $(seq 600); do pid=$(pgrep -f '[z]fs send.*{dataset}' | head -1);"
-        f" [ -n \"$pid\" ] && break; sleep 0.1; done;"
-        f" while :; do n=$(sed -n 's/^wchar: //p' /proc/$pid/io 2>/dev/null || echo 0);"
-        f" [ \"${{n:-0}}\" -ge {at_least} ] && break; kill -0 $pid 2>/dev/null || exit 3; sleep 0.1; done;"
-        " pkill -KILL -f '[o]vios_shell_retadm.replication.worker|[o]vios-shell retadm'; kill -KILL $pid"
-    )
-    sh(lab, "src", script)
-
-
 def test_an_interrupted_full_send_resumes_instead_of_starting_over(fresh_openzfs_lab):
     lab = fresh_openzfs_lab
     sh(lab, "src", "zfs create data/big && dd if=/dev/urandom of=/data/big/blob bs=1M count=48 status=none")
     result = shell(lab, "src", "retadm", "init", "data/big", "--dest", "dst", "--remote-pool", "repl",
                    "--remote-name", "big", "--properties", "no", timeout=SLOW)
     assert result.returncode == 0, result.stderr
-    _kill_transfer_when(lab, "data/big", 16 << 20)
+    kill_transfer_when(lab, "data/big", 16 << 20)
     row = wait_for(lab, "data/big", ("error",), timeout=SLOW)
     assert "died" in row["reason"]
     assert sh(lab, "dst", "zfs get -H -o value receive_resume_token repl/big").stdout.strip() not in ("", "-")
@@ -83,6 +52,32 @@ def test_an_interrupted_full_send_resumes_instead_of_starting_over(fresh_openzfs
     resumed = sent_bytes(last_end(lab, "data/big"))
     print(f"resumed run sent {resumed} bytes; a full resend is {full_size} bytes and more")
     assert resumed < full_size * 0.8
+    assert checksums(lab, "src", "/data/big") == checksums(lab, "dst", "/repl/big")
+    assert status(lab)["data/big"]["status"] == "idle"
+
+
+def test_a_network_cut_mid_full_send_resumes_instead_of_starting_over(fresh_openzfs_lab):
+    """The VM-to-VM link (eth1) goes down under a full send: ssh's keep-alives end the run,
+    status says error; with the link back, inc resumes from the partner's token."""
+    lab = fresh_openzfs_lab
+    sh(lab, "src", "zfs create data/big && dd if=/dev/urandom of=/data/big/blob bs=1M count=48 status=none")
+    result = shell(lab, "src", "retadm", "init", "data/big", "--dest", "dst", "--remote-pool", "repl",
+                   "--remote-name", "big", "--properties", "no", timeout=SLOW)
+    assert result.returncode == 0, result.stderr
+    try:
+        when_sent(lab, "data/big", 16 << 20, "ip link set eth1 down")
+        cut = time.monotonic()
+        row = wait_for(lab, "data/big", ("error",), timeout=SLOW)
+        print(f"the run failed {time.monotonic() - cut:.0f}s after the cut: {row['reason']}")
+        assert "connection lost" in row["reason"], row
+    finally:
+        sh(lab, "src", "ip link set eth1 up")
+    result = shell(lab, "src", "retadm", "inc", "data/big", timeout=SLOW)
+    assert result.returncode == 0, result.stderr
+    assert "resume the interrupted transfer" in sh(lab, "src", "cat /var/log/ovios/repl.log").stdout
+    resumed = sent_bytes(last_end(lab, "data/big"))
+    print(f"resumed run sent {resumed} bytes; a full resend is {48 << 20} bytes and more")
+    assert resumed < (48 << 20) * 0.8
     assert checksums(lab, "src", "/data/big") == checksums(lab, "dst", "/repl/big")
     assert status(lab)["data/big"]["status"] == "idle"
 
@@ -105,7 +100,7 @@ def test_a_stale_resume_token_is_cleared_then_replication_goes_on(fresh_openzfs_
     init(lab, "data/smbvol", "smbvol")
     sh(lab, "src", "dd if=/dev/urandom of=/data/smbvol/blob bs=1M count=32 status=none")
     sh(lab, "src", "setsid ovios-shell retadm inc data/smbvol >/dev/null 2>&1 </dev/null &")
-    _kill_transfer_when(lab, "data/smbvol", 4 << 20)
+    kill_transfer_when(lab, "data/smbvol", 4 << 20)
     token = sh(lab, "dst", "zfs get -H -o value receive_resume_token repl/smbvol").stdout.strip()
     assert token not in ("", "-")
     # the snapshot the interrupted transfer was sending: the newest tracking one on the source

@@ -1,0 +1,111 @@
+"""Fault scenarios that run the same way on both labs (zfs-fuse and OpenZFS).
+
+Each one breaks a replicated ``data/smbvol`` -> ``dst:repl/smbvol`` by hand, checks what
+``status``, ``doctor`` and ``repair`` say about it, and ends with the next normal ``inc``
+replicating: every file equal, every user snapshot on both sides with the same guid, one
+tracking snapshot per side, held on both.  ``timeout`` is per shell command (the OpenZFS
+lab is emulated and slow).
+"""
+
+from __future__ import annotations
+
+from replication_helpers import checksums, guids, init, sh, shell, snapshots, status
+
+
+def assert_replicated(lab, user_snapshots: tuple[str, ...] = (), user_files: tuple[str, ...] = ()) -> str:
+    """idle; one tracking snapshot per side, the same, held on both; files and user snapshots equal."""
+    row = status(lab)["data/smbvol"]
+    assert (row["status"], row["reason"]) == ("idle", None), row
+    common = row["last_snapshot"]
+    for node, dataset in (("src", "data/smbvol"), ("dst", "repl/smbvol")):
+        tracking = [s for s in snapshots(lab, node, dataset) if s.startswith("retadm_")]
+        assert tracking == [common], (node, tracking, row)
+        assert sh(lab, node, f"zfs get -H -o value userrefs {dataset}@{common}").stdout.strip() == "1", node
+    source = checksums(lab, "src", "/data/smbvol")
+    assert source == checksums(lab, "dst", "/repl/smbvol")
+    for name in user_files:
+        assert f"./{name}" in source, name
+    src_guids, dst_guids = guids(lab, "src", "data/smbvol"), guids(lab, "dst", "repl/smbvol")
+    for name in user_snapshots:
+        assert name in src_guids and src_guids[name] == dst_guids.get(name), name
+    return common
+
+
+def _start(lab) -> str:
+    """A user file and snapshot, replicated; then one more incremental.  Returns the
+    tracking snapshot both sides share."""
+    sh(lab, "src", "echo mine > /data/smbvol/mine.txt; zfs snapshot data/smbvol@monday")
+    init(lab, "data/smbvol", "smbvol")
+    sh(lab, "src", "echo tuesday > /data/smbvol/tuesday.txt")
+    return _inc_ok(lab)
+
+
+def _inc_ok(lab, timeout: float = 600) -> str:
+    result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=timeout)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    return status(lab)["data/smbvol"]["last_snapshot"]
+
+
+def destination_rolled_back(lab, timeout: float = 600) -> None:
+    """The guide's example: the destination rolled back to an older snapshot by hand (its
+    hold on the newer tracking snapshot released first, as ZFS demands).  Nothing on the
+    source is lost; the next run sends from the snapshot the two sides still share."""
+    common = _start(lab)
+    sh(lab, "dst", f"zfs release retadm repl/smbvol@{common}; zfs rollback -r repl/smbvol@monday")
+    assert snapshots(lab, "dst", "repl/smbvol") == ["monday"]
+    sh(lab, "src", "echo wednesday > /data/smbvol/wednesday.txt")
+
+    doctor = shell(lab, "src", "retadm", "doctor", "data/smbvol", timeout=timeout)
+    assert doctor.returncode == 0, doctor.stdout  # a warning: the next run copes
+    assert "  WARN  common snapshot: @monday (guid " in doctor.stdout, doctor.stdout
+    assert f"the recorded @{common} (guid " in doctor.stdout and "is missing on the destination" in doctor.stdout
+    dry = shell(lab, "src", "retadm", "repair", "data/smbvol", "--dry-run", timeout=timeout)
+    assert (dry.returncode, dry.stderr) == (0, ""), dry.stderr
+    print(dry.stdout)
+
+    _inc_ok(lab, timeout)
+    assert_replicated(lab, user_snapshots=("monday",), user_files=("mine.txt", "tuesday.txt", "wednesday.txt"))
+    log = sh(lab, "src", "cat /var/log/ovios/repl.log").stdout
+    assert "send the changes @monday -> @retadm_" in log, log
+
+
+def destination_modified(lab, timeout: float = 600) -> None:
+    """Files written on the replica (readonly lifted by hand) and a snapshot taken there:
+    inc refuses, repair shows what is lost there, asks, and only then rolls back."""
+    common = _start(lab)
+    sh(lab, "dst", "zfs set readonly=off repl/smbvol; echo local > /repl/smbvol/local.txt;"
+                   " zfs snapshot repl/smbvol@dstonly")
+    sh(lab, "src", "echo wednesday > /data/smbvol/wednesday.txt")
+
+    refused = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=timeout)
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert f"has diverged after @{common}" in refused.stderr and "@dstonly" in refused.stderr
+    assert status(lab)["data/smbvol"]["status"] == "error"
+
+    unconfirmed = shell(lab, "src", "retadm", "repair", "data/smbvol", timeout=timeout)
+    assert unconfirmed.returncode == 1 and "not confirmed; nothing was changed" in unconfirmed.stderr
+    assert "destroys @dstonly" in unconfirmed.stdout, unconfirmed.stdout
+    assert "dstonly" in snapshots(lab, "dst", "repl/smbvol")
+    assert "local.txt" in sh(lab, "dst", "ls /repl/smbvol").stdout
+
+    done = shell(lab, "src", "retadm", "repair", "data/smbvol", "--yes", timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    _inc_ok(lab, timeout)
+    assert "dstonly" not in snapshots(lab, "dst", "repl/smbvol")
+    assert_replicated(lab, user_snapshots=("monday",), user_files=("mine.txt", "tuesday.txt", "wednesday.txt"))
+    # read-only again (zfs-fuse shows a mounted replica's readonly as "off temporary": write)
+    write = sh(lab, "dst", "echo x > /repl/smbvol/intruder.txt", check=False)
+    assert write.returncode != 0 and "Read-only" in write.stderr, write
+
+
+def holds_released(lab, timeout: float = 600) -> None:
+    """Our holds released by hand on both sides: doctor says so, the next run puts them back."""
+    common = _start(lab)
+    sh(lab, "src", f"zfs release retadm data/smbvol@{common}")
+    sh(lab, "dst", f"zfs release retadm repl/smbvol@{common}")
+    doctor = shell(lab, "src", "retadm", "doctor", "data/smbvol", timeout=timeout)
+    assert f"  WARN  holds: @{common} is not held (tag retadm) on the source and the destination: " in doctor.stdout, doctor.stdout
+    _inc_ok(lab, timeout)
+    # held again on both sides (OpenZFS sees that nothing was written and re-holds the same
+    # snapshot; zfs-fuse cannot tell, and sends a new one)
+    assert_replicated(lab, user_snapshots=("monday",), user_files=("mine.txt", "tuesday.txt"))

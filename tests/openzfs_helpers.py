@@ -1,0 +1,45 @@
+"""Helpers for the tests on the OpenZFS lab: zvol digests, the transfer log, faults on cue."""
+
+from __future__ import annotations
+
+import re
+
+from replication_helpers import sh
+
+SLOW = 300  # seconds: everything is emulated
+
+
+def zvol_digest(lab, node: str, volume: str) -> str:
+    return sh(lab, node, f"udevadm settle; sha256sum /dev/zvol/{volume}").stdout.split()[0]
+
+
+def last_end(lab, dataset: str) -> str:
+    lines = [l for l in sh(lab, "src", "cat /var/log/ovios/repl.log").stdout.splitlines()
+             if f" {dataset} " in l and " end " in l]
+    return lines[-1]
+
+
+def sent_bytes(line: str) -> int:
+    return int(re.search(r" bytes=(\d+)", line).group(1))
+
+
+def when_sent(lab, dataset: str, at_least: int, action: str) -> None:
+    """Run ``action`` (a shell command; ``$pid`` is the sender's) once the running
+    ``zfs send`` of ``dataset`` has written ``at_least`` bytes.
+
+    (The patterns start with a bracket so that they do not match this script itself.)
+    """
+    script = (
+        f"for i in $(seq 600); do pid=$(pgrep -f '[z]fs send.*{dataset}' | head -1);"
+        f" [ -n \"$pid\" ] && break; sleep 0.1; done;"
+        f" while :; do n=$(sed -n 's/^wchar: //p' /proc/$pid/io 2>/dev/null || echo 0);"
+        f" [ \"${{n:-0}}\" -ge {at_least} ] && break; kill -0 $pid 2>/dev/null || exit 3; sleep 0.1; done;"
+        f" {action}"
+    )
+    sh(lab, "src", script)
+
+
+def kill_transfer_when(lab, dataset: str, at_least: int) -> None:
+    """Kill the running run and its sender once the stream passed ``at_least`` bytes."""
+    when_sent(lab, dataset, at_least,
+               "pkill -KILL -f '[o]vios_shell_retadm.replication.worker|[o]vios-shell retadm'; kill -KILL $pid")
