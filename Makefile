@@ -1,8 +1,9 @@
 # Set-up on a fresh Debian 12 machine, as root:
 #   make demo   install everything, bring up the two-node lab, replicate data/smbvol to dst
 #               as in the guide, open ovios-shell on src
-#   make test   install everything plus the test tools, run the whole test suite
-#   make test-openzfs   the tests on the OpenZFS 2.x QEMU lab (builds its image once, ~5 min)
+#   make test   install everything plus the test tools, run the whole test suite (both labs)
+#   make test-fuse      only the tests that need no VM (the zfs-fuse lab and no lab)
+#   make test-openzfs   only the tests on the OpenZFS 2.x QEMU lab (builds its image once, 7-11 min)
 
 PYTHON  ?= python3
 VENV    := $(CURDIR)/.venv
@@ -11,19 +12,24 @@ DEBS    := zfs-fuse openssh-server openssh-client cron iproute2 util-linux procp
 DEBS_OPENZFS := qemu-system-x86 qemu-utils debootstrap e2fsprogs
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-openzfs install debs lab-down clean
+.PHONY: demo test test-fuse test-openzfs test-tools install debs lab-down clean
 
 demo: install
 	$(VENV)/bin/ovios-lab demo
 
-test: install
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+test: install test-tools
+	$(MAKE) debs DEBS="$(DEBS_OPENZFS)"
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fuse: install test-tools
 	$(PY) -m pytest -m 'not openzfs' $(PYTEST_ARGS)
 
-test-openzfs: install
+test-openzfs: install test-tools
 	$(MAKE) debs DEBS="$(DEBS_OPENZFS)"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	$(PY) -m pytest -m openzfs $(PYTEST_ARGS)
+
+test-tools:
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 install: debs $(VENV)/.installed
 	ln -sf $(VENV)/bin/ovios-shell /usr/bin/ovios-shell

@@ -85,3 +85,12 @@ def openzfs_lab() -> Iterator[OpenZfsLab]:
 def fresh_openzfs_lab(openzfs_lab: OpenZfsLab) -> Iterator[OpenZfsLab]:
     openzfs_lab.reset()
     yield openzfs_lab
+
+
+#: tests that take a lab down (or kill part of it): they run after every other test, so the
+#: rest of the session does not pay for bringing the lab up again (~2 min for the VMs)
+_DESTRUCTIVE = ("test_up_recovers_from_a_dead_vm", "test_down_leaves_nothing_behind")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    items.sort(key=lambda item: item.name in _DESTRUCTIVE)  # stable: everything else keeps its order
