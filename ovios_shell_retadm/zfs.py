@@ -51,7 +51,8 @@ MAX_NAME_LEN = 255
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 _ALLOWED = "letters, digits, '_', '.', ':' and '-'"
-_PROPERTY = re.compile(r"[a-z0-9][a-z0-9_.:+-]*")
+#: a native or user property, or one that takes a snapshot or bookmark (``written@monday``)
+_PROPERTY = re.compile(r"[a-z0-9][a-z0-9_.:+-]*([@#][A-Za-z0-9_.:+-]+)?")
 _TOKEN = re.compile(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*")
 _DATASET_TYPES = ("filesystem", "volume", "snapshot", "bookmark")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -24,6 +25,8 @@ def test_the_guides_walk_through_with_a_lun(fresh_openzfs_lab):
 
     sh(lab, "src", "dd if=/dev/urandom of=/dev/zvol/esx/lun01 bs=64k count=16 seek=37 conv=notrunc,fsync"
                    " status=none; zfs snapshot esx/lun01@tuesday; echo x >> /data/smbvol/readme.txt")
+    dry = shell(lab, "src", "retadm", "inc", "esx/lun01", "--dry-run", timeout=SLOW)
+    assert re.search(r"^  size estimate: about \d+ bytes$", dry.stdout, re.M), dry.stdout  # written@<common>
     assert shell(lab, "src", "retadm", "inc", timeout=SLOW).returncode == 0
     assert zvol_digest(lab, "src", "esx/lun01") == zvol_digest(lab, "dst", "repl/lun01")
     assert checksums(lab, "src", "/data/smbvol") == checksums(lab, "dst", "/repl/smbvol")

@@ -131,7 +131,8 @@ def test_snapshot_tag_and_property_names() -> None:
             validate_tag(bad)
     assert validate_property_name("readonly") == "readonly"
     assert validate_property_name("ovios:retadm.task") == "ovios:retadm.task"
-    for bad in ("Readonly", "a=b", "a b", "-o", ""):
+    assert validate_property_name("written@retadm_1") == "written@retadm_1"  # the dry run's estimate
+    for bad in ("Readonly", "a=b", "a b", "-o", "", "written@", "written@a@b", "@x"):
         with pytest.raises(InvalidName):
             validate_property_name(bad)
 
