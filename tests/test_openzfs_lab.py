@@ -20,7 +20,7 @@ import pytest
 from ovios_shell_retadm.lab.openzfs_guest import ZVOL_SIZE, volume_digest
 from ovios_shell_retadm.lab.openzfs_lab import OpenZfsLab
 from ovios_shell_retadm.lab.spec import LUN01_FILES, SMBVOL_FILES, LabError
-from replication_helpers import checksums, init, sh, shell, status, wait_for
+from replication_helpers import checksums, sh, shell, status, wait_for
 
 pytestmark = pytest.mark.openzfs
 
@@ -324,14 +324,6 @@ def test_retadm_init_replicates_data_smbvol(fresh_openzfs_lab: OpenZfsLab) -> No
     assert (inc.returncode, inc.stdout, inc.stderr) == (0, "", "")
     assert checksums(lab, "dst", "/repl/smbvol") == checksums(lab, "src", "/data/smbvol")
     assert "./new.txt" in checksums(lab, "dst", "/repl/smbvol")
-
-
-def test_retadm_init_replicates_the_zvol(fresh_openzfs_lab: OpenZfsLab) -> None:
-    lab = fresh_openzfs_lab
-    init(lab, "esx/lun01", "lun01")
-    assert sh(lab, "dst", "zfs get -H -o value type repl/lun01").stdout.strip() == "volume"
-    sh(lab, "dst", "udevadm settle")
-    assert sh(lab, "dst", "sha256sum < /dev/zvol/repl/lun01").stdout.split()[0] == volume_digest(LUN01)
 
 
 # -- recovery and teardown (last: they restart and stop the session's lab) -------------------------
