@@ -3,6 +3,7 @@
     ovios-lab [--name NAME] up | down | status            [--openzfs]
     ovios-lab [--name NAME] exec [--openzfs] NODE -- CMD [ARG...]
     ovios-lab [--name NAME] shell [--openzfs] NODE
+    ovios-lab [--name NAME] power-off|power-on --openzfs NODE
     ovios-lab [--name NAME] demo [--openzfs]
     ovios-lab image --openzfs [--force]
 
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_exec.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
     p_shell = verb("shell", "run an interactive ovios-shell in a node")
     p_shell.add_argument("node", choices=NODE_NAMES, metavar="NODE")
+    for name, text in (("power-off", "OpenZFS lab: kill a VM's QEMU (a power cut), keeping its disks"),
+                       ("power-on", "OpenZFS lab: start a powered-off VM again with its disks, import its pools")):
+        verb(name, text).add_argument("node", choices=NODE_NAMES, metavar="NODE")
     verb("demo", "up, replicate data/smbvol to dst as in the guide, open ovios-shell on src")
     p_image = verb("image", "build the OpenZFS lab's VM image (with --openzfs) unless it is cached")
     p_image.add_argument("--force", action="store_true", help="build it again even when cached")
@@ -104,6 +108,8 @@ def format_openzfs_status(status: OpenZfsLabStatus) -> str:
         services = " ".join(f"{name}:{'up' if alive else 'DOWN'}" for name, alive in node.services.items())
         if node.pid is not None and not node.reachable:
             services = "unreachable"
+        if node.powered_off:
+            services = "powered off"
         lines.append(f"  {node.name:<4} pid {pid}  {node.address}  ssh {ssh}  {services or '-'}  "
                      f"{node.zfs_version or '-'}  pools: {','.join(node.pools) or '-'}  rss {_size(node.rss_bytes)}")
     return "\n".join(lines)
@@ -165,6 +171,15 @@ def run(args: argparse.Namespace) -> int:
         status = lab.status()
         print(format_openzfs_status(status) if isinstance(lab, OpenZfsLab) else format_status(status))
         return 0 if status.up else 3
+    elif args.verb in ("power-off", "power-on"):
+        if not isinstance(lab, OpenZfsLab):
+            raise LabError(f"only the OpenZFS lab's VMs can be powered off and on: ovios-lab {args.verb} --openzfs NODE")
+        if args.verb == "power-off":
+            lab.power_off(args.node)
+            print(f"{args.node} is powered off")
+        else:
+            seconds = lab.power_on(args.node)
+            print(f"{args.node} is on" + (f" (powered on in {seconds:.0f} s)" if seconds else ""))
     elif args.verb == "exec":
         argv = lab.exec_argv(args.node, command)
         sys.stdout.flush()

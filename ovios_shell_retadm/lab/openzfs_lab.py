@@ -118,13 +118,18 @@ class VmRecord:
     process: osutil.ProcessId
     ssh_port: int
     boot_seconds: float | None = None
+    link: str = ""  # its end of the VM-to-VM link (QEMU -netdev), reused by power_on
+    machine_id: str = ""
+    powered_off: bool = False  # by power_off: QEMU killed, disks kept for power_on
 
     def to_json(self) -> dict:
-        return {"process": self.process.to_json(), "ssh_port": self.ssh_port, "boot_seconds": self.boot_seconds}
+        return {"process": self.process.to_json(), "ssh_port": self.ssh_port, "boot_seconds": self.boot_seconds,
+                "link": self.link, "machine_id": self.machine_id, "powered_off": self.powered_off}
 
     @classmethod
     def from_json(cls, value: dict) -> "VmRecord":
-        return cls(osutil.ProcessId.from_json(value["process"]), int(value["ssh_port"]), value.get("boot_seconds"))
+        return cls(osutil.ProcessId.from_json(value["process"]), int(value["ssh_port"]), value.get("boot_seconds"),
+                   value.get("link", ""), value.get("machine_id", ""), bool(value.get("powered_off")))
 
 
 @dataclass
@@ -170,6 +175,7 @@ class VmStatus:
     zfs_version: str = ""
     pools: list[str] = field(default_factory=list)
     rss_bytes: int | None = None
+    powered_off: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -293,6 +299,9 @@ class OpenZfsLab:
         """The command line (ssh) that runs ``argv`` in ``node``; ``tty`` asks for a terminal."""
         state = self._load_state()
         spec = node_spec(node)
+        if state is not None and state.ready and spec.name in state.vms and state.vms[spec.name].powered_off:
+            raise LabError(f"{spec.name} of lab {self.name} is powered off "
+                           f"(run: ovios-lab power-on --openzfs {spec.name})")
         if state is None or not state.ready or spec.name not in state.vms \
                 or not state.vms[spec.name].process.alive():
             raise LabError(f"lab {self.name} is not up (run: ovios-lab up --openzfs)")
@@ -326,6 +335,74 @@ class OpenZfsLab:
             self.up()
             return ["rebuilt the lab"]
         return [f"{spec.name}: {a}" for spec, actions in zip(NODES, results) for a in actions]
+
+    def power_off(self, node: str) -> None:
+        """Cut ``node``'s power: its QEMU is killed (SIGKILL: no shutdown, nothing flushed
+        inside), its disks stay for :meth:`power_on`.  The other VM keeps running; ``exec``
+        to this one fails, ``status`` says it is powered off, ``up()`` rebuilds the lab."""
+        spec = node_spec(node)
+        with self._locked(create=False) as locked:
+            state = self._load_state() if locked else None
+            if state is None or not state.ready or spec.name not in state.vms:
+                raise LabError(f"lab {self.name} is not up (run: ovios-lab up --openzfs)")
+            vm = state.vms[spec.name]
+            if vm.powered_off:
+                return
+            try:
+                self._stop_master(spec.name, vm.ssh_port)
+            except (subprocess.SubprocessError, OSError):
+                pass
+            if vm.process.alive() and osutil.kill_and_wait([vm.process.pid], timeout=15, reap_timeout=5):
+                raise LabError(f"{spec.name}: qemu (pid {vm.process.pid}) would not die")
+            vm.powered_off = True
+            state.save(self.state_path)
+        self.log(f"lab {self.name}: {spec.name} powered off")
+
+    def power_on(self, node: str) -> float:
+        """Start ``node`` again after :meth:`power_off` (or a QEMU that died) with the same
+        disks and link; returns the seconds until its pools were imported and mounted.
+
+        The boot script runs again (hostname, keys, the project from the working tree) but
+        keeps the reset baseline of the first boot; then the pools (``cachefile=none``: not
+        imported at boot) are imported from ``/dev/disk/by-id`` and mounted, and sshd and
+        cron must be running.  A VM that is running is left alone (0.0).
+        """
+        spec = node_spec(node)
+        index = NODE_NAMES.index(spec.name) + 1
+        with self._locked(create=False) as locked:
+            state = self._load_state() if locked else None
+            if state is None or not state.ready or spec.name not in state.vms:
+                raise LabError(f"lab {self.name} is not up (run: ovios-lab up --openzfs)")
+            old = state.vms[spec.name]
+            if old.process.alive() and not old.powered_off:
+                return 0.0
+            link = old.link or (self._unix_links() or {}).get(spec.name)  # a lab started before links were kept
+            if not link:
+                raise LabError(f"{spec.name}: the lab's state has no record of its link's UDP ports: "
+                               "run ovios-lab down --openzfs, then up")
+            image = Image(Path(state.image))
+            if not image.complete():
+                raise LabError(f"the lab's image {image.directory} is gone: run ovios-lab down, then up")
+            started = time.monotonic()
+            self.log(f"lab {self.name}: powering {spec.name} on")
+            self._unlink_link_socket(link)
+            (self.vm_dir(spec.name) / "seed" / "boot.sh").write_text(_keep_baseline(guest.boot_script(spec)))
+            serial = self.serial_log(spec.name)
+            if serial.exists():
+                os.replace(serial, serial.with_name(serial.name + ".1"))
+            vm = self._start_vm(image, spec, index, link, old.machine_id)
+            state.vms[spec.name] = vm
+            state.save(self.state_path)  # the new QEMU is the lab's even if the boot fails
+            vm.boot_seconds = self._wait_for_boot(spec.name, vm, started)
+            self._start_master(spec.name, vm.ssh_port)
+            argv = ["bash", "-c", _power_on_script(spec), "power-on"]
+            result = self._run(self._ssh_argv(spec.name, vm.ssh_port) + ["--", shlex.join(argv)], argv, timeout=600)
+            if result.returncode != 0:
+                raise LabError(f"{spec.name}: after power-on: {(result.stderr or result.stdout).strip()[-2000:]}")
+            state.save(self.state_path)
+        seconds = round(time.monotonic() - started, 1)
+        self.log(f"lab {self.name}: {spec.name} powered on in {seconds:.0f} s (booted in {vm.boot_seconds:.0f} s)")
+        return seconds
 
     def processes(self) -> list[int]:
         """The lab's processes on the machine (QEMU, ssh masters)."""
@@ -479,15 +556,31 @@ class OpenZfsLab:
                 with open(vm / f"{pool.name}.img", "wb") as fh:
                     fh.truncate(guest.POOL_DISK_SIZE)  # sparse
 
+    @staticmethod
+    def _unlink_link_socket(link: str) -> None:
+        """A dead QEMU leaves its dgram socket file behind; binding it again needs it gone."""
+        for part in link.split(","):
+            if part.startswith("local.path="):
+                Path(part[len("local.path="):]).unlink(missing_ok=True)
+
+    def _unix_links(self) -> dict[str, str] | None:
+        """The link over Unix sockets in the lab directory (None: their paths are too long)."""
+        a, b = NODE_NAMES
+        socks = {n: self.directory / f"link-{n}.sock" for n in (a, b)}
+        if not all(len(str(p)) < 100 for p in socks.values()):
+            return None
+
+        def unix(node: str, other: str) -> str:
+            return (f"dgram,id=link,local.type=unix,local.path={socks[node]},"
+                    f"remote.type=unix,remote.path={socks[other]}")
+        return {a: unix(a, b), b: unix(b, a)}
+
     def _link_netdevs(self) -> dict[str, str]:
         """The VM-to-VM link: one dgram netdev per VM, each sending to the other's socket."""
         a, b = NODE_NAMES
-        socks = {n: self.directory / f"link-{n}.sock" for n in (a, b)}
-        if all(len(str(p)) < 100 for p in socks.values()):
-            def unix(node: str, other: str) -> str:
-                return (f"dgram,id=link,local.type=unix,local.path={socks[node]},"
-                        f"remote.type=unix,remote.path={socks[other]}")
-            return {a: unix(a, b), b: unix(b, a)}
+        links = self._unix_links()
+        if links is not None:
+            return links
         ports = {n: _free_port(socket.SOCK_DGRAM) for n in (a, b)}
 
         def udp(node: str, other: str) -> str:
@@ -495,9 +588,9 @@ class OpenZfsLab:
                     f"remote.type=inet,remote.host=127.0.0.1,remote.port={ports[other]}")
         return {a: udp(a, b), b: udp(b, a)}
 
-    def _qemu_argv(self, image: Image, spec: NodeSpec, index: int, link: str, port: int) -> list[str]:
+    def _qemu_argv(self, image: Image, spec: NodeSpec, index: int, link: str, port: int,
+                   machine_id: str) -> list[str]:
         vm = self.vm_dir(spec.name)
-        machine_id = hashlib.sha256(f"{self.member_tag}:{spec.name}:{time.time()}".encode()).hexdigest()[:32]
         cmdline = (f"root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 mitigations=off panic=-1 quiet "
                    f"systemd.show_status=1 systemd.machine_id={machine_id}")
         argv = [
@@ -526,19 +619,22 @@ class OpenZfsLab:
         ]
         return argv
 
-    def _start_vm(self, image: Image, spec: NodeSpec, index: int, link: str) -> VmRecord:
+    def _start_vm(self, image: Image, spec: NodeSpec, index: int, link: str, machine_id: str = "") -> VmRecord:
         vm = self.vm_dir(spec.name)
         env = {"PATH": STD_PATH, "LANG": "C.UTF-8", ENV_MEMBER: self.member_tag}
+        machine_id = machine_id or \
+            hashlib.sha256(f"{self.member_tag}:{spec.name}:{time.time()}".encode()).hexdigest()[:32]
         for attempt in range(5):
             port = _free_port()
-            result = subprocess.run(self._qemu_argv(image, spec, index, link, port), stdin=subprocess.DEVNULL,
+            result = subprocess.run(self._qemu_argv(image, spec, index, link, port, machine_id),
+                                    stdin=subprocess.DEVNULL,
                                     capture_output=True, text=True, env=env, cwd=vm, timeout=120)
             if result.returncode == 0:
                 pid = osutil.read_pidfile(vm / "qemu.pid")
                 process = osutil.ProcessId.of(pid) if pid else None
                 if process is None:
                     raise LabError(f"{spec.name}: qemu started but its pid file {vm / 'qemu.pid'} is unusable")
-                return VmRecord(process, port)
+                return VmRecord(process, port, link=link, machine_id=machine_id)
             if "host forwarding" in result.stderr and attempt < 4:
                 continue  # someone took the port meanwhile
             raise LabError(f"{spec.name}: qemu failed to start: {result.stderr.strip()}")
@@ -629,7 +725,7 @@ class OpenZfsLab:
         vm = state.vms.get(spec.name)
         alive = vm is not None and vm.process.alive()
         status = VmStatus(spec.name, spec.address, vm.process.pid if alive else None,
-                          vm.ssh_port if vm else None)
+                          vm.ssh_port if vm else None, powered_off=vm is not None and vm.powered_off)
         if not alive:
             return status
         status.rss_bytes = _rss(vm.process.pid)
@@ -723,6 +819,44 @@ class OpenZfsLab:
                     return
             finally:
                 os.close(fd)
+
+
+def _keep_baseline(boot: str) -> str:
+    """The boot script for a power-on: its reset baseline (``pristine``) step only when the
+    first boot did not take one, so that ``reset()`` still goes back to the lab's start."""
+    begin, end = "\nstep=pristine\n", "\nstep=lab-sshd-start\n"
+    if boot.count(begin) != 1 or boot.count(end) != 1:
+        raise LabError("the boot script has no single pristine step to keep (openzfs_guest changed?)")
+    head, rest = boot.split(begin)
+    body, tail = rest.split(end)
+    return (f"{head}{begin}if [ ! -s {guest.STATE_DIR}/pristine.tar ]; then\n{body}\n"
+            f"fi  # power-on: the first boot's baseline stays\n{end}{tail}")
+
+
+def _power_on_script(spec: NodeSpec) -> str:
+    """After a power-on: import the node's pools (created with cachefile=none, so nothing
+    imports them at boot) from their disks, mount everything, check sshd and cron."""
+    pools = " ".join(p.name for p in spec.pools)
+    return f"""set -u
+die() {{ echo "$*" >&2; exit 1; }}
+[ -e /dev/zfs ] || modprobe zfs || die "modprobe zfs failed"
+for i in $(seq 50); do [ -e /dev/zfs ] && break; sleep 0.1; done
+udevadm settle
+missing=""
+for pool in {pools}; do zpool list "$pool" >/dev/null 2>&1 || missing="$missing $pool"; done
+if [ -n "$missing" ]; then
+    out=$(zpool import -a -N -o cachefile=none -d /dev/disk/by-id 2>&1)
+    for pool in $missing; do
+        zpool list "$pool" >/dev/null 2>&1 || die "pool $pool was not imported: $out"
+    done
+fi
+zfs mount -a || die "zfs mount -a failed"
+udevadm settle
+for unit in ssh cron; do
+    systemctl is-active --quiet "$unit" || die "$unit is not running: $(systemctl is-active "$unit")"
+done
+zpool list -H -o name,health
+"""
 
 
 def _drop_control_options(argv: list[str]) -> list[str]:
