@@ -18,7 +18,7 @@ from ovios_shell_retadm.restore import planner
 from ovios_shell_retadm.restore.planner import (Backstore, DatasetInfo, LioState, LioTarget, NfsState, Observed,
                                                 SambaState, desired, plan)
 
-IQN = "iqn.2026-11.ovios:esx"
+IQN = "iqn.2026-11.com.ovios:esx"
 ESX1 = "iqn.1998-01.com.vmware:esx1"
 ALICE = User("alice", 2001, nt_hash("secret"))
 
@@ -326,3 +326,11 @@ def test_the_subcommands_and_partners_complete(tmp_path, monkeypatch):
         ["all", "luns", "shares", "exports", "users"])
     line = "restore luns --from "
     assert list(app.complete("", line, len(line), len(line)).to_strings()) == ["src"]
+
+
+def test_names_lio_would_refuse_are_refused_before_anything_is_done():
+    seen = node(datasets=datasets(zvol("repl/lun01", "iqn.2026-11.ovios:esx,lun0")))
+    result, _ = run(("luns",), None, seen)
+    assert result.actions == []
+    assert result.refusals == ["iqn.2026-11.ovios:esx: LIO accepts only iSCSI names whose naming authority has a "
+                               "dot in it (iqn.YYYY-MM.<reversed domain>[:name], e.g. iqn.2026-11.com.example:esx)"]

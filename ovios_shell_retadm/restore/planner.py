@@ -29,6 +29,8 @@ ACL_ATTRIBUTES = {"generate_node_acls": "0"}
 NEW_TPG_ATTRIBUTES = {"authentication": "0", "cache_dynamic_acls": "0", "demo_mode_write_protect": "1",
                       "generate_node_acls": "0"}
 ZVOL_DIR = "/dev/zvol/"
+#: the iSCSI names LIO (rtslib's normalize_wwn) accepts: a naming authority with a dot in it
+LIO_IQN = re.compile(r"^iqn\.[0-9]{4}-[0-1][0-9]\..*\..*$")
 
 
 # -- what is there: local datasets ---------------------------------------------------------
@@ -348,6 +350,10 @@ def _plan_luns(want: Desired, seen: Observed, out: Plan) -> None:
                                     f"as LUN {lun_id} (from {claim.origin})")
                 continue
         granted.append(claim)
+    for name in sorted({c.iqn for c in granted} | {i for c in granted for i in want.acls.get(c.iqn, ())}):
+        if not LIO_IQN.match(name):
+            out.refusals.append(f"{name}: LIO accepts only iSCSI names whose naming authority has a dot in it "
+                                "(iqn.YYYY-MM.<reversed domain>[:name], e.g. iqn.2026-11.com.example:esx)")
     if out.refusals:
         return
 
