@@ -66,8 +66,10 @@ COMPONENTS = ("main", "contrib")
 GUEST_PACKAGES: tuple[str, ...] = (
     "systemd-sysv", "udev", "kmod", "iproute2", "procps", "openssh-server", "openssh-client", "cron",
     "python3", "python3-pip", "python3-setuptools", "python3-wheel", "pv", "nano",
-    # the services ``restore`` configures (LIO iSCSI targets, Samba, NFS) and their test clients
-    "targetcli-fb", "samba", "smbclient", "nfs-kernel-server", "open-iscsi",
+    # the services ``restore`` configures (LIO iSCSI targets, Samba, NFS) and their test clients;
+    # targetcli asks the system bus for tcmu-runner's backstores and fails without one (dbus.socket:
+    # the bus starts on first use)
+    "targetcli-fb", "samba", "smbclient", "nfs-kernel-server", "open-iscsi", "dbus",
 )
 KERNEL_PACKAGES: tuple[str, ...] = ("linux-image-amd64", "linux-headers-amd64")
 ZFS_PACKAGES: tuple[str, ...] = ("zfs-dkms", "zfsutils-linux")  # from bookworm-backports
