@@ -55,3 +55,31 @@ def test_watch_with_nothing_running(fresh_lab):
     lines = result.stdout.splitlines()
     assert lines[0] == "no transfer is running for data/smbvol; the last result:"
     assert lines[1].startswith("  data/smbvol: idle — replicated to dst:repl/smbvol at @retadm_")
+
+
+def test_ctrl_c_on_a_terminal_stops_watching_and_the_transfer_goes_on(fresh_lab):
+    pexpect = pytest.importorskip("pexpect")
+    lab = fresh_lab
+    init(lab, "data/smbvol", "smbvol")
+    sh(lab, "src", "head -c 8M /dev/urandom > /data/smbvol/more.bin")
+    # the inc held right after its start (its runner stopped): it is running_inc for as long as we like
+    sh(lab, "src", "setsid ovios-shell retadm inc data/smbvol >/run/inc.out 2>&1 </dev/null &"
+                   " for i in $(seq 400); do grep -q ' inc start ' /var/log/ovios/repl.log 2>/dev/null && break;"
+                   " sleep 0.05; done;"
+                   " kill -STOP $(grep ' inc start ' /var/log/ovios/repl.log | tail -1 | sed 's/.* pid=//')")
+    runner = status(lab)["data/smbvol"]["pid"]
+    argv = lab.exec_argv("src", ["env", "TERM=xterm", "ovios-shell", "retadm", "watch", "data/smbvol"])
+    watch = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30, dimensions=(40, 200))
+    try:
+        watch.expect(r"\rdata/smbvol running_inc")  # refreshed in place: carriage returns, no new lines
+        watch.sendintr()
+        watch.expect(r"stopped watching; the transfer of data/smbvol goes on in the background")
+        watch.expect(pexpect.EOF)
+    finally:
+        watch.close(force=True)
+    assert watch.exitstatus == 130, (watch.exitstatus, watch.signalstatus)
+    assert status(lab)["data/smbvol"]["status"] == "running_inc"  # Ctrl-C reached watch only
+    sh(lab, "src", f"kill -CONT {runner}; for i in $(seq 600); do grep -q ' inc end ' /var/log/ovios/repl.log"
+                   " && break; sleep 0.1; done")
+    assert status(lab)["data/smbvol"]["status"] == "idle"
+    assert "more.bin" in sh(lab, "dst", "ls /repl/smbvol").stdout
