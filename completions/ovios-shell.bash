@@ -1,6 +1,7 @@
 # bash completion for ovios-shell one-shot runs (cron lines, scripts, a login shell):
 #   ovios-shell retadm inc <TAB>   -> replicated datasets
 #   ovios-shell retadm init <TAB>  -> local filesystems and volumes not replicated yet (no pools)
+#   ovios-shell retadm promote <TAB> (and reverse) -> the same local datasets (replicas have no task here)
 #   ovios-shell retadm inc -<TAB>  -> the subcommand's options, at any position after it
 #   ovios-shell options <TAB>      -> option names, then on/off
 #   ovios-shell restore <TAB>      -> all luns shares exports users, then --from --dry-run
@@ -11,7 +12,7 @@ _ovios_shell_words() {
         verbs)      echo "retadm restore options edit-cron help quit" ;;
         restore)    echo "all luns shares exports users" ;;
         synced)     ls "${OVIOS_ROOT%/}/etc/ovios/synced" 2>/dev/null | sed -n 's/\.json$//p' ;;
-        retadm)     echo "status init inc reset doctor repair watch" ;;
+        retadm)     echo "status init inc reset doctor repair watch promote reverse switchback" ;;
         options)    ovios-shell options 2>/dev/null | awk 'NR > 2 { print $1 }' ;;
         replicated) ovios-shell retadm status --json 2>/dev/null \
                         | sed -n 's/^ *"dataset": "\(.*\)",$/\1/p' ;;
@@ -25,7 +26,9 @@ _ovios_shell_retadm_options() {
     case "$1" in
         init)   echo "--dest --remote-pool --remote-name --properties --dry-run --help" ;;
         inc|watch)    echo "--dry-run --help" ;;
-        reset|repair) echo "--dry-run --yes --help" ;;
+        reset|repair|switchback) echo "--dry-run --yes --help" ;;
+        promote)      echo "--dry-run --help" ;;
+        reverse)      echo "--properties --dry-run --yes --help" ;;
         doctor)       echo "--json --dry-run --help" ;;
         status)       echo "--json --help" ;;
     esac
@@ -44,7 +47,7 @@ _ovios_shell() {
             -*) words=$(_ovios_shell_retadm_options "$sub") ;;
             *)
                 case "$sub:$prev" in
-                    init:--properties) words="yes no" ;;
+                    init:--properties|reverse:--properties) words="yes no" ;;
                     init:--dest|init:--remote-pool|init:--remote-name) ;;  # free text
                     *)
                         # the dataset, unless one was given already
@@ -57,7 +60,7 @@ _ovios_shell() {
                         done
                         if [ -z "$positional" ]; then
                             case "$sub" in
-                                init)       words=$(_ovios_shell_words local) ;;
+                                init|promote|reverse) words=$(_ovios_shell_words local) ;;
                                 *)          words=$(_ovios_shell_words replicated) ;;
                             esac
                         fi

@@ -82,10 +82,13 @@ def test_restore_subcommands_options_and_partners(complete):
 
 
 def test_retadm_subcommands(complete):
-    assert complete("ovios-shell", "retadm", "") == ["doctor", "inc", "init", "repair", "reset", "status", "watch"]
+    assert complete("ovios-shell", "retadm", "") == ["doctor", "inc", "init", "promote", "repair", "reset", "reverse",
+                                                     "status", "switchback", "watch"]
+    assert complete("ovios-shell", "retadm", "reverse", "repl/smbvol", "--properties", "") == ["no", "yes"]
+    assert complete("ovios-shell", "retadm", "promote", "repl/smbvol", "-") == ["--dry-run", "--help"]
     assert complete("ovios-shell", "retadm", "in") == ["inc", "init"]
-    assert complete("ovios-shell", "retadm", "re") == ["repair", "reset"]
-    assert complete("ovios-shell", "retadm", "s") == ["status"]
+    assert complete("ovios-shell", "retadm", "re") == ["repair", "reset", "reverse"]
+    assert complete("ovios-shell", "retadm", "st") == ["status"]
 
 
 def test_option_names_and_values(complete):
