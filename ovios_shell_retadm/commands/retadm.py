@@ -121,7 +121,8 @@ def _add_failover_parsers(sub) -> None:
         "onto it any more), made writable and mounted; the source's task is marked broken when the source "
         "answers (with the source down it works all the same). Then: restore all, start the services.",
     )
-    promote.add_argument("dataset", help="the replica on this node (e.g. repl/smbvol)")
+    promote.add_argument("dataset", help="the replica on this node (e.g. repl/smbvol)",
+                         choices_provider=_local_unreplicated)
     promote.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
 
     reverse = sub.add_parser(
@@ -130,7 +131,7 @@ def _add_failover_parsers(sub) -> None:
         "a task from here to the old source's dataset, which is rolled back to the last common snapshot "
         "(what that discards is shown and confirmed) and replicated onto, read-only, without a full send.",
     )
-    reverse.add_argument("dataset", help="the promoted dataset on this node")
+    reverse.add_argument("dataset", help="the promoted dataset on this node", choices_provider=_local_unreplicated)
     reverse.add_argument("--properties", choices=("yes", "no"), default="no",
                          help="send the dataset's properties too (default: no)")
     reverse.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
