@@ -32,7 +32,7 @@ ZVOL_SIZE = 64 * 1024 * 1024
 #: files and directories whose boot-time state reset restores (see PATH_SIGNATURE)
 PRISTINE_PATHS = ("/etc/ssh", "/root/.ssh", "/etc/hosts", "/etc/hostname", "/etc/crontab", "/etc/cron.d",
                   "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/subuid", "/etc/subgid",
-                  "/etc/environment", "/etc/default/cron")
+                  "/etc/environment", "/etc/default/cron", "/etc/samba/smb.conf", "/etc/exports")
 #: emptied by reset (the product's state, as in Lab 1)
 WIPED = ("/etc/ovios", "/var/log/ovios", "/run/ovios")
 
@@ -361,6 +361,26 @@ if [ -n "$ssh_changed" ]; then
     systemctl reload-or-restart ssh
     for i in $(seq 100); do [ "$(systemctl is-active ssh)" = active ] && break; sleep 0.1; done
 fi
+
+# 4b. the services restore configures (LIO targets, iSCSI sessions, Samba, NFS): none; LIO
+#     first, its backstores keep zvols busy (every check is a builtin or one cheap command)
+if compgen -G "/sys/class/iscsi_session/session*" >/dev/null; then
+    iscsiadm -m node -U all >/dev/null 2>&1; act "logged out of the iSCSI sessions"
+fi
+if compgen -G "/etc/iscsi/nodes/*" >/dev/null || compgen -G "/etc/iscsi/send_targets/*" >/dev/null; then
+    rm -rf /etc/iscsi/nodes/* /etc/iscsi/send_targets/*; act "forgot the iSCSI nodes"
+fi
+if grep -qE ' nfs4? ' /proc/mounts; then umount -a -f -l -t nfs,nfs4; act "unmounted NFS"; fi
+lio=/sys/kernel/config/target
+if compgen -G "$lio/iscsi/iqn.*" >/dev/null || compgen -G "$lio/core/*_*/*/" >/dev/null; then
+    targetctl clear && act "cleared LIO"
+fi
+if compgen -G "/etc/rtslib-fb-target/*" >/dev/null; then rm -rf /etc/rtslib-fb-target/*; act "removed LIO's saved configuration"; fi
+running=$(systemctl is-active smbd nmbd nfs-server iscsid 2>/dev/null | grep -c '^active$' || true)
+if [ "$running" != 0 ]; then systemctl stop smbd nmbd nfs-server iscsid iscsid.socket; act "stopped Samba/NFS/iscsid"; fi
+for f in /etc/exports.d/ovios.exports /etc/samba/ovios-shares.conf /var/lib/samba/private/passdb.tdb; do
+    if [ -e "$f" ]; then rm -f "$f"; act "removed $f"; fi
+done
 
 # 5. ZFS: one listing of everything, then only the repairs that are needed
 load_zfs
