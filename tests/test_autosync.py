@@ -16,7 +16,7 @@ from ovios_shell_retadm.config.model import Configuration, Share, digest, dump, 
 from ovios_shell_retadm.replication.tasks import IDLE, TaskRecord, TaskStore
 from ovios_shell_retadm.store import Store
 
-IQN = "iqn.2026-11.ovios:esx"
+IQN = "iqn.2026-11.com.ovios:esx"
 V5 = Version(5, "aaaa")
 V7 = Version(7, "bbbb")
 

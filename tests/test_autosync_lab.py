@@ -18,7 +18,7 @@ from replication_helpers import init, sh, shell, status
 
 pytestmark = pytest.mark.lab
 
-IQN = "iqn.2026-11.ovios:esx"
+IQN = "iqn.2026-11.com.ovios:esx"
 SYNCED = "/etc/ovios/synced/src.json"
 LOG = "/var/log/ovios/cluster-sync.log"
 PROMPT = "ovios-shell ➤"

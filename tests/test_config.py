@@ -15,7 +15,7 @@ from ovios_shell_retadm.config import files, properties
 from ovios_shell_retadm.config.model import (ConfigError, Configuration, Export, Share, User, digest, dump,
                                              nt_hash, parse, with_export, with_lun, with_share, with_user)
 
-IQN = "iqn.2026-11.ovios:esx"
+IQN = "iqn.2026-11.com.ovios:esx"
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +45,10 @@ def test_nt_hash_is_sambas():
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.update(format=2), "format 2 is not supported"),
     (lambda d: d["iscsi"]["targets"][0].update(iqn="esx"), "iscsi.targets[0].iqn: 'esx' is not an iSCSI"),
+    (lambda d: d["iscsi"]["targets"][0].update(iqn="iqn.2026-11.ovios:esx"),  # LIO refuses: no dot
+     "iscsi.targets[0].iqn: 'iqn.2026-11.ovios:esx' is not an iSCSI"),
     (lambda d: d["iscsi"]["targets"][0]["luns"].append({"id": 0, "volume": "esx/lun02"}),
-     "LUN id in iqn.2026-11.ovios:esx: 0 is defined twice"),
+     "LUN id in iqn.2026-11.com.ovios:esx: 0 is defined twice"),
     (lambda d: d["iscsi"]["targets"][0]["luns"][0].update(id=300), "300 is not a LUN id"),
     (lambda d: d["smb"]["shares"][0].update(dataset="../etc"), "smb.shares[0].dataset: '../etc' is not a dataset"),
     (lambda d: d["smb"]["shares"][0].update(valid_users=["bob"]), "valid user bob is not a configured user"),
@@ -64,7 +66,7 @@ def test_malformed_configurations_are_refused_naming_the_field(change, message):
 
 
 def test_a_lun_id_taken_by_another_volume_is_refused():
-    with pytest.raises(ConfigError, match="LUN 0 of iqn.2026-11.ovios:esx is already esx/lun01"):
+    with pytest.raises(ConfigError, match="LUN 0 of iqn.2026-11.com.ovios:esx is already esx/lun01"):
         with_lun(sample(), IQN, 0, "esx/lun02")
     assert with_lun(sample(), IQN, 0, "esx/lun01") == sample()  # the same mapping again: no change
 

@@ -15,12 +15,12 @@ pytestmark = pytest.mark.openzfs
 
 def test_the_guides_walk_through_with_a_lun(fresh_openzfs_lab):
     lab = fresh_openzfs_lab
-    sh(lab, "src", "zfs set ovios:lun.mapping=iqn.2026-11.ovios:esx,lun0 esx/lun01")
+    sh(lab, "src", "zfs set ovios:lun.mapping=iqn.2026-11.com.ovios:esx,lun0 esx/lun01")
     init(lab, "data/smbvol", "smbvol", properties="no")
     init(lab, "esx/lun01", "lun01", properties="yes")
     assert sh(lab, "dst", "zfs get -H -o value type repl/lun01").stdout.strip() == "volume"
     assert sh(lab, "dst", "zfs get -H -o value ovios:lun.mapping repl/lun01").stdout.strip() == \
-        "iqn.2026-11.ovios:esx,lun0"
+        "iqn.2026-11.com.ovios:esx,lun0"
     assert zvol_digest(lab, "src", "esx/lun01") == zvol_digest(lab, "dst", "repl/lun01")
 
     sh(lab, "src", "dd if=/dev/urandom of=/dev/zvol/esx/lun01 bs=64k count=16 seek=37 conv=notrunc,fsync"

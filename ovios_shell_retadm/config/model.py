@@ -8,7 +8,7 @@ A configuration file looks like this (every list may be empty or absent)::
       "generation": 7,                  # +1 on every change; a partner's copy says which it has
       "updated": "2026-11-26T09:00:00Z",
       "iscsi": {"targets": [
-        {"iqn": "iqn.2026-11.ovios:esx",
+        {"iqn": "iqn.2026-11.com.ovios:esx",
          "acls": ["iqn.1998-01.com.vmware:esx1"],   # empty: any initiator may log in
          "luns": [{"id": 0, "volume": "esx/lun01"}]}]},
       "smb": {"shares": [
@@ -35,7 +35,8 @@ from typing import Any
 
 FORMAT = 1
 
-_IQN = re.compile(r"^iqn\.\d{4}-\d{2}\.[a-z0-9][a-z0-9.-]*(:[A-Za-z0-9._:-]+)?$")
+#: iqn.YYYY-MM.<reversed domain>[:name]; the domain has a dot in it, as LIO demands
+_IQN = re.compile(r"^iqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9-]+(\.[a-z0-9-]+)+(:[A-Za-z0-9._:-]+)?$")
 _SHARE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _DATASET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)+$")
@@ -221,7 +222,7 @@ def _target(data: Any, where: str) -> Target:
     obj = _obj(data, where)
     iqn = _str(obj.get("iqn"), f"{where}.iqn")
     if not _IQN.match(iqn):
-        raise ConfigError(f"{where}.iqn: {iqn!r} is not an iSCSI qualified name (iqn.YYYY-MM.domain:name)")
+        raise ConfigError(f"{where}.iqn: {iqn!r} is not an iSCSI qualified name (iqn.YYYY-MM.reversed.domain:name)")
     acls = tuple(_str(a, f"{where}.acls") for a in _list(obj.get("acls", []), f"{where}.acls"))
     for acl in acls:
         if not _IQN.match(acl):
