@@ -10,6 +10,7 @@ VENV    := $(CURDIR)/.venv
 PY      := $(VENV)/bin/python
 DEBS    := zfs-fuse openssh-server openssh-client cron iproute2 util-linux procps pv python3-venv
 DEBS_OPENZFS := qemu-system-x86 qemu-utils debootstrap e2fsprogs
+DEBS_TEST := samba  # testparm and pdbedit read restore's Samba files back (tests/test_restore_samba.py)
 PYTEST_ARGS ?=
 OPENZFS_LOG := $(CURDIR)/.openzfs-tests.log
 
@@ -39,6 +40,7 @@ test-openzfs: install test-tools
 	$(PY) -m pytest -m openzfs $(PYTEST_ARGS)
 
 test-tools:
+	$(MAKE) debs DEBS="$(DEBS_TEST)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 install: debs $(VENV)/.installed
