@@ -31,7 +31,7 @@ from ..hosts import HostError, SshHost
 from ..peer import module_argv
 from ..zfs import NoSuchDataset, ZfsError, ZfsNode, validate_dataset_name
 from . import leftovers
-from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY
+from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, TRACKING_PREFIX
 
 #: how long a partner that is down may hold up a promote (it must work with the source gone)
 PARTNER_TIMEOUT = 5
@@ -131,10 +131,14 @@ def tell_partner(host: SshHost, args: list[str]) -> str | None:
 
 
 def demote(node: ZfsNode, dataset: str, origin: str) -> None:
-    """A promoted dataset becomes a replica again (switchback): read-only, marked so."""
+    """A promoted dataset becomes a replica again (switchback): read-only, marked so, and
+    without the bookmarks it kept while it was a source (a replica's are never pruned)."""
     node.set_property(dataset, "readonly", "on")
     node.set_property(dataset, ORIGIN_PROPERTY, origin)
     _drop(node, dataset, PROMOTED_PROPERTY)
+    for bookmark in node.bookmarks(dataset):
+        if bookmark.name.startswith(TRACKING_PREFIX):
+            node.destroy_bookmark(dataset, bookmark.name)
 
 
 def take_over(node: ZfsNode, dataset: str) -> None:
