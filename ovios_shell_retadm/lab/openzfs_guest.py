@@ -283,7 +283,16 @@ def setup_script(spec: NodeSpec) -> str:
     return _library(spec) + r"""
 set -u
 load_zfs
-for pool in $POOLS; do create_pool "$pool" || die "creating pool $pool failed"; done
+udevadm settle
+# a machine under load has seen the first zpool create fail ("no such pool or dataset")
+# while the module and udev were still settling: three tries, each from nothing
+for pool in $POOLS; do
+    for attempt in 1 2 3; do
+        create_pool "$pool" && break
+        [ "$attempt" = 3 ] && die "creating pool $pool failed"
+        zpool destroy -f "$pool" 2>/dev/null; sleep 3; udevadm settle
+    done
+done
 udevadm settle
 zfs_props > "$STATE/zfs-props"
 for name in $FILESETS; do tree_signature "$SEED/files/$name" > "$STATE/files.${name//\//_}"; done
