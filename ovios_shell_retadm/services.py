@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import settings
+from .fileio import write_atomically
 
 
 class ServiceError(Exception):
@@ -170,13 +171,6 @@ def _rewrite_permit_root_login(text: str, policy: str) -> str:
     return "\n".join(global_part + lines[match_at:]) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def set_root_login(allow: bool) -> None:
     """Key-only root login (``on``) or none (``off``), validated, then sshd reloaded.
 
@@ -200,7 +194,7 @@ def set_root_login(allow: bool) -> None:
     old_text = target.read_text() if target.exists() else None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(target, new_text)
+        write_atomically(target, new_text)
     except OSError as exc:
         raise ServiceError(f"cannot write {target}: {exc.strerror}") from exc
     try:
@@ -211,7 +205,7 @@ def set_root_login(allow: bool) -> None:
         if old_text is None:
             target.unlink()
         else:
-            _atomic_write(target, old_text)
+            write_atomically(target, old_text)
         raise
     service_manager().reload(SSH)
 

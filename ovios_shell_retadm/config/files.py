@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import settings
+from ..fileio import write_atomically
 from .model import ConfigError, Configuration, dump, parse
 
 
@@ -54,26 +54,6 @@ def load(path: Path | None = None) -> Configuration:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)  # NT hashes are secrets
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +75,7 @@ def update(change: Callable[[Configuration], Configuration], node: str | None = 
             return old
         new = replace(new, node=node or old.node or os.uname().nodename, generation=old.generation + 1,
                       updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        write_atomically(path, dump(new))
+        write_atomically(path, dump(new), mode=0o600)  # NT hashes are secrets
         return new
 
 
@@ -107,5 +87,5 @@ def store_synced(config: Configuration) -> bool:
         have = load(path) if path.exists() else None
         if have is not None and have.generation >= config.generation:
             return False
-        write_atomically(path, dump(config))
+        write_atomically(path, dump(config), mode=0o600)
         return True

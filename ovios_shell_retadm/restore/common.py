@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -39,22 +38,6 @@ def run(argv: Sequence[str], what: str, input: str | None = None, timeout: float
         lines = [l.strip() for l in (proc.stderr + "\n" + proc.stdout).splitlines() if l.strip()]
         raise ApplyError(f"{what}: {lines[-1] if lines else f'{argv[0]} exit {proc.returncode}'}")
     return proc.stdout
-
-
-def write_file(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace ``path`` atomically (a reader sees the old file or the new one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def process_running(name: str) -> bool:

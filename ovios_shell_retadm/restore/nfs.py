@@ -6,8 +6,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..fileio import write_atomically
 from ..hosts import SAFE_PATH
-from .common import ApplyError, moved, os_path, process_running, run, write_file
+from .common import ApplyError, moved, os_path, process_running, run
 from .planner import Action, NfsState
 
 EXPORTS_FILE = "/etc/exports.d/ovios.exports"
@@ -66,11 +67,11 @@ def apply(action: Action) -> None:
     if action.kind == "set_export":
         exports = _ours()
         exports[a["path"]] = a["spec"]
-        write_file(exports_path(), render(exports))
+        write_atomically(exports_path(), render(exports))
     elif action.kind == "remove_export":
         exports = _ours()
         exports.pop(a["path"], None)
-        write_file(exports_path(), render(exports))
+        write_atomically(exports_path(), render(exports))
     elif action.kind == "refresh":
         if not moved():  # exportfs reads the real /etc/exports.d, whatever OVIOS_ROOT says
             run(["exportfs", "-ra"], action.description)

@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..fileio import write_atomically
 from ..hosts import SAFE_PATH
-from .common import ApplyError, os_path, process_running, run, write_file
+from .common import ApplyError, os_path, process_running, run
 from .planner import Action, SambaState
 
 CONFIG_FILE = "/etc/samba/smb.conf"
@@ -103,19 +104,19 @@ def apply(action: Action) -> None:
     if action.kind == "set_share":
         shares = _ours()
         shares[a["name"]] = dict(a["params"])
-        write_file(shares_path(), render(shares))
+        write_atomically(shares_path(), render(shares))
     elif action.kind == "remove_share":
         shares = _ours()
         shares.pop(a["name"], None)
-        write_file(shares_path(), render(shares))
+        write_atomically(shares_path(), render(shares))
     elif action.kind == "include":
         conf = config_path()
         text = conf.read_text()
         if not text.endswith("\n"):
             text += "\n"
         if not shares_path().exists():
-            write_file(shares_path(), render({}))
-        write_file(conf, text + f"\n# OviOS shares (ovios-shell restore)\ninclude = {shares_path()}\n")
+            write_atomically(shares_path(), render({}))
+        write_atomically(conf, text + f"\n# OviOS shares (ovios-shell restore)\ninclude = {shares_path()}\n")
     elif action.kind == "set_account":
         _import_account(a["name"], a["uid"], a["nt_hash"], action.description)
     elif action.kind == "reload":
