@@ -10,7 +10,6 @@ namespace: killing the lab's processes frees everything but the lab directory.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import select
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -551,37 +549,9 @@ class Lab:
         if problems:
             raise LabError("; ".join(problems))
 
-    @contextmanager
     def _locked(self, create: bool):
-        """Serialise up/down of this lab: an flock on the lab directory itself.
-
-        Yields False (without locking) when the directory does not exist and
-        ``create`` is false.
-        """
-        while True:
-            if create:
-                self._make_directory()
-            try:
-                fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-            except FileNotFoundError:
-                if create:
-                    continue
-                yield False
-                return
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    same = os.stat(self.directory).st_ino == os.fstat(fd).st_ino
-                except FileNotFoundError:
-                    same = False
-                if same:
-                    yield True
-                    return
-                if not create:
-                    yield False
-                    return
-            finally:
-                os.close(fd)
+        """Serialise up/down of this lab (see :func:`.osutil.locked_directory`)."""
+        return osutil.locked_directory(self.directory, create)
 
     def _remove_directory(self) -> None:
         """Remove the lab directory, and the default base directory once it is empty."""
@@ -592,12 +562,3 @@ class Lab:
             except OSError:
                 pass  # other labs live there
 
-    def _make_directory(self) -> None:
-        for _ in range(10):  # another lab's down may remove the shared base meanwhile
-            try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                os.chmod(self.directory, 0o700)
-                return
-            except FileNotFoundError:
-                continue
-        raise LabError(f"cannot create {self.directory}")

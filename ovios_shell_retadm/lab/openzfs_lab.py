@@ -24,7 +24,6 @@ over one master connection per VM.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -35,7 +34,6 @@ import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -791,34 +789,9 @@ class OpenZfsLab:
             raise LabError(f"{self.directory} belongs to lab {state.name!r}, not {self.name!r}")
         return state
 
-    @contextmanager
     def _locked(self, create: bool):
-        """Serialise up/down of this lab: an flock on the lab directory (False: no directory)."""
-        while True:
-            if create:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                os.chmod(self.directory, 0o700)
-            try:
-                fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-            except FileNotFoundError:
-                if create:
-                    continue
-                yield False
-                return
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    same = os.stat(self.directory).st_ino == os.fstat(fd).st_ino
-                except FileNotFoundError:
-                    same = False
-                if same:
-                    yield True
-                    return
-                if not create:
-                    yield False
-                    return
-            finally:
-                os.close(fd)
+        """Serialise up/down of this lab (see :func:`.osutil.locked_directory`)."""
+        return osutil.locked_directory(self.directory, create)
 
 
 def _keep_baseline(boot: str) -> str:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import platform
 import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -189,3 +192,52 @@ def wait_for(predicate, timeout: float, interval: float = 0.02) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def make_private_directory(directory: Path) -> None:
+    """``directory`` (and its parents) made, mode 0700.  Another lab's ``down`` may remove
+    the shared base directory meanwhile: a few tries."""
+    from .spec import LabError
+
+    for _ in range(10):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)
+            return
+        except FileNotFoundError:
+            continue
+    raise LabError(f"cannot create {directory}")
+
+
+@contextmanager
+def locked_directory(directory: Path, create: bool) -> Iterator[bool]:
+    """Serialise up/down of a lab: an flock on its directory itself.
+
+    Yields True once locked; False (without locking) when the directory does not exist
+    and ``create`` is false.  A directory removed and made again while we waited for the
+    lock is not the one we locked: try again (or, not creating, it is gone: False).
+    """
+    while True:
+        if create:
+            make_private_directory(directory)
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            if create:
+                continue
+            yield False
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(directory).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield True
+                return
+            if not create:
+                yield False
+                return
+        finally:
+            os.close(fd)
