@@ -56,3 +56,16 @@ def snapshots(lab, node: str, dataset: str) -> list[str]:
 def guids(lab, node: str, dataset: str) -> dict[str, str]:
     out = sh(lab, node, f"zfs get -H -p -o name,value guid -d 1 {dataset} | grep @ || true").stdout
     return {name.split("@", 1)[1]: guid for name, guid in (line.split("\t") for line in out.splitlines())}
+
+
+def start_inc_paused(lab) -> dict:
+    """An inc of data/smbvol caught mid-run: its runner stopped (SIGSTOP) right after its
+    start event, so however fast the transfer would be, it cannot end until the test
+    sends SIGCONT to ``row["pid"]``.  Returns its status row (running_inc)."""
+    sh(lab, "src", "setsid ovios-shell retadm inc data/smbvol >/run/inc.out 2>&1 </dev/null &"
+                   " for i in $(seq 400); do grep -q ' inc start ' /var/log/ovios/repl.log 2>/dev/null && break;"
+                   " sleep 0.05; done;"
+                   " kill -STOP $(grep ' inc start ' /var/log/ovios/repl.log | tail -1 | sed 's/.* pid=//')")
+    row = status(lab)["data/smbvol"]
+    assert row["status"] == "running_inc", row
+    return row

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from replication_helpers import init, sh, shell, status, wait_for
+from replication_helpers import init, sh, shell, start_inc_paused, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -108,22 +108,11 @@ def test_a_diverged_destination_fails_with_the_repair_hint(fresh_lab):
     assert "'retadm repair data/smbvol --dry-run'" in text
 
 
-def _start_inc_and_pause_it(lab) -> dict:
-    """An inc caught mid-run: its runner stopped (SIGSTOP) right after its start event."""
-    sh(lab, "src", "setsid ovios-shell retadm inc data/smbvol >/run/inc.out 2>&1 </dev/null &"
-                   " for i in $(seq 400); do grep -q ' inc start ' /var/log/ovios/repl.log 2>/dev/null && break;"
-                   " sleep 0.05; done;"
-                   " kill -STOP $(grep ' inc start ' /var/log/ovios/repl.log | tail -1 | sed 's/.* pid=//')")
-    row = status(lab)["data/smbvol"]
-    assert row["status"] == "running_inc", row
-    return row
-
-
 def test_a_running_then_dead_run(fresh_lab):
     lab = fresh_lab
     init(lab, "data/smbvol", "smbvol")
     sh(lab, "src", "echo more >> /data/smbvol/readme.txt")
-    running = _start_inc_and_pause_it(lab)
+    running = start_inc_paused(lab)
     code, checks, out = doctor(lab, "data/smbvol")
     assert checks["last run"] == ("OK", f"running_inc (pid {running['pid']})"), out
 

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from replication_helpers import checksums, guids, init, sh, shell, snapshots, status, wait_for
+from replication_helpers import (checksums, guids, init, sh, shell, snapshots, start_inc_paused, status,
+                                 wait_for)
 
 pytestmark = pytest.mark.lab
 
@@ -78,25 +79,11 @@ def _write_big_change(lab, mib: int = 150) -> None:
     sh(lab, "src", f"head -c {mib}M /dev/urandom > /data/smbvol/big.bin")
 
 
-def _start_inc_and_pause_it(lab) -> dict:
-    """An inc caught mid-run: its runner is stopped (SIGSTOP) right after its start event.
-
-    However fast the transfer would be, the run cannot finish until the test lets it go on.
-    """
-    sh(lab, "src", "setsid ovios-shell retadm inc data/smbvol >/run/inc.out 2>&1 </dev/null &"
-                   " for i in $(seq 400); do grep -q ' inc start ' /var/log/ovios/repl.log 2>/dev/null && break;"
-                   " sleep 0.05; done;"
-                   " kill -STOP $(grep ' inc start ' /var/log/ovios/repl.log | tail -1 | sed 's/.* pid=//')")
-    row = status(lab)["data/smbvol"]
-    assert row["status"] == "running_inc", row
-    return row
-
-
 def test_two_runs_at_once_one_sends_the_other_refuses(fresh_lab):
     lab = fresh_lab
     init(lab, "data/smbvol", "smbvol")
     _write_big_change(lab)
-    running = _start_inc_and_pause_it(lab)
+    running = start_inc_paused(lab)
     second = shell(lab, "src", "retadm", "inc", "data/smbvol")
     sh(lab, "src", f"kill -CONT {running['pid']}")
     assert second.returncode == 75
@@ -114,7 +101,7 @@ def test_a_killed_run_is_shown_as_error_and_the_next_run_succeeds(fresh_lab):
     lab = fresh_lab
     init(lab, "data/smbvol", "smbvol")
     _write_big_change(lab)
-    running = _start_inc_and_pause_it(lab)
+    running = start_inc_paused(lab)
     sh(lab, "src", f"kill -KILL {running['pid']}")
     row = wait_for(lab, "data/smbvol", ("error",), timeout=10)
     assert row["reason"] == f"the run (pid {running['pid']}) died before it finished"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from replication_helpers import init, sh, shell, status
+from replication_helpers import init, sh, shell, start_inc_paused, status
 
 pytestmark = pytest.mark.lab
 
@@ -20,11 +20,7 @@ def test_watch_follows_a_running_transfer_to_its_end(fresh_lab):
     init(lab, "data/smbvol", "smbvol")
     sh(lab, "src", "head -c 150M /dev/urandom > /data/smbvol/big.bin")
     # the inc, caught right after its start (its runner stopped), and watch started beside it
-    sh(lab, "src", "setsid ovios-shell retadm inc data/smbvol >/run/inc.out 2>&1 </dev/null &"
-                   " for i in $(seq 400); do grep -q ' inc start ' /var/log/ovios/repl.log 2>/dev/null && break;"
-                   " sleep 0.05; done;"
-                   " kill -STOP $(grep ' inc start ' /var/log/ovios/repl.log | tail -1 | sed 's/.* pid=//')")
-    runner = status(lab)["data/smbvol"]["pid"]
+    runner = start_inc_paused(lab)["pid"]
     sh(lab, "src", "setsid sh -c 'ovios-shell retadm watch data/smbvol >/run/watch.out 2>&1 </dev/null;"
                    " echo $? >/run/watch.rc' >/dev/null 2>&1 </dev/null &")
     # let the run go; once pv has counted some bytes, hold the stream (pv stopped) for a few
@@ -63,11 +59,7 @@ def test_ctrl_c_on_a_terminal_stops_watching_and_the_transfer_goes_on(fresh_lab)
     init(lab, "data/smbvol", "smbvol")
     sh(lab, "src", "head -c 8M /dev/urandom > /data/smbvol/more.bin")
     # the inc held right after its start (its runner stopped): it is running_inc for as long as we like
-    sh(lab, "src", "setsid ovios-shell retadm inc data/smbvol >/run/inc.out 2>&1 </dev/null &"
-                   " for i in $(seq 400); do grep -q ' inc start ' /var/log/ovios/repl.log 2>/dev/null && break;"
-                   " sleep 0.05; done;"
-                   " kill -STOP $(grep ' inc start ' /var/log/ovios/repl.log | tail -1 | sed 's/.* pid=//')")
-    runner = status(lab)["data/smbvol"]["pid"]
+    runner = start_inc_paused(lab)["pid"]
     argv = lab.exec_argv("src", ["env", "TERM=xterm", "ovios-shell", "retadm", "watch", "data/smbvol"])
     watch = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30, dimensions=(40, 200))
     try:
