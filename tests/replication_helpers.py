@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+from ovios_shell_retadm.peer import python_argv
+
 
 def shell(lab, node: str, *args: str, env: tuple[str, ...] = (), timeout: float = 120):
     """One-shot ``ovios-shell ARGS`` inside a node (no terminal)."""
@@ -13,6 +15,19 @@ def shell(lab, node: str, *args: str, env: tuple[str, ...] = (), timeout: float 
 
 def sh(lab, node: str, script: str, check: bool = True):
     return lab.exec(node, ["sh", "-c", script], check=check)
+
+
+def node_python(lab, node: str, code: str, *args: str, input: str | None = None, check: bool = True):
+    """``python -c CODE ARGS`` inside a node, with the Python behind the node's ovios-shell
+    (the machine's ``python3`` need not have this package)."""
+    return lab.exec(node, python_argv("-c", code, *args), input=input, check=check)
+
+
+def set_task_field(lab, dataset: str, field: str, value: str, node: str = "src") -> None:
+    """Change one field of a task's record in the node's store (what no command changes yet)."""
+    node_python(lab, node, "import sys; from ovios_shell_retadm.store import Store; "
+                           "Store().update_task(sys.argv[1], lambda r: {**r, sys.argv[2]: sys.argv[3]})",
+                dataset, field, value)
 
 
 def status(lab, node: str = "src") -> dict[str, dict]:

@@ -14,7 +14,7 @@ import pytest
 
 from ovios_shell_retadm.lab.fuse_lab import node_env
 
-from replication_helpers import init, sh, shell, status
+from replication_helpers import init, node_python, sh, shell, status
 
 pytestmark = pytest.mark.lab
 
@@ -28,7 +28,7 @@ def change_config(lab, lun: int) -> int:
     """Map one more LUN on src with the library API (no shell command); the new generation."""
     code = ("from ovios_shell_retadm.config import files, model; "
             f"print(files.update(lambda c: model.with_lun(c, '{IQN}', {lun}, 'esx/lun{lun:02d}')).generation)")
-    return int(lab.exec("src", ["python3", "-c", code], check=True).stdout)
+    return int(node_python(lab, "src", code).stdout)
 
 
 def synced_generation(lab) -> int | None:
@@ -189,7 +189,7 @@ def test_a_malformed_push_is_refused_and_the_old_copy_stays(synced_lab):
         ("0" * 16, before[: len(before) // 2], "not JSON"),
     ]
     for digest, text, reason in bad:
-        result = lab.exec("src", ["python3", "-c", push, digest], input=text, check=True)
+        result = node_python(lab, "src", push, digest, input=text)
         code, *stderr = result.stdout.splitlines()
         assert code == "65" and len(stderr) == 1, result.stdout
         assert stderr[0].startswith("autosync receive: refused: ") and reason in stderr[0]

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from replication_helpers import init, sh, shell, start_inc_paused, wait_for
+from replication_helpers import init, set_task_field, sh, shell, start_inc_paused, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -133,8 +133,7 @@ def test_a_running_then_dead_run(fresh_lab):
 def test_an_unreachable_destination_fails_once_and_skips_the_rest(fresh_lab):
     lab = fresh_lab
     init(lab, "data/smbvol", "smbvol")
-    sh(lab, "src", "python3 -c \"from ovios_shell_retadm.store import Store; s = Store();"
-                   " s.update_task('data/smbvol', lambda r: {**r, 'destination': '192.168.0.99'})\"")
+    set_task_field(lab, "data/smbvol", "destination", "192.168.0.99")
     started = time.monotonic()
     code, checks, out = doctor(lab, "data/smbvol")
     assert time.monotonic() - started < 30

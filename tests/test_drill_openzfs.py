@@ -25,7 +25,7 @@ import time
 import pytest
 
 from openzfs_helpers import SLOW, zvol_digest
-from replication_helpers import checksums, sh, shell
+from replication_helpers import checksums, node_python, sh, shell
 
 pytestmark = pytest.mark.openzfs
 
@@ -103,7 +103,7 @@ def test_failover_drill_and_failback(fresh_openzfs_lab):
     assert task_states(lab, "src") == {d: "idle" for d in DATASETS}
 
     # a configuration change on src reaches dst after one shell command (the post-command hook)
-    generation = int(lab.exec("src", ["python3", "-c", CONFIGURE], check=True).stdout)
+    generation = int(node_python(lab, "src", CONFIGURE).stdout)
     run(lab, "src", "options")
     deadline = time.monotonic() + 120
     while True:

@@ -25,7 +25,7 @@ import pytest
 from ovios_shell_retadm.replication import leftovers
 
 import fault_scenarios
-from replication_helpers import checksums, guids, init, sh, shell, snapshots, status, wait_for
+from replication_helpers import checksums, guids, init, set_task_field, sh, shell, snapshots, status, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -354,8 +354,7 @@ def test_a_changed_host_key_is_refused_and_never_accepted(fresh_lab):
 
 
 def _set_destination(lab, address: str) -> None:
-    sh(lab, "src", "python3 -c \"from ovios_shell_retadm.store import Store; s = Store();"
-                   f" s.update_task('data/smbvol', lambda r: {{**r, 'destination': '{address}'}})\"")
+    set_task_field(lab, "data/smbvol", "destination", address)
 
 
 def _unreachable(lab, partner: str, doctor: bool = True) -> dict[str, float]:

@@ -20,7 +20,7 @@ import pytest
 from ovios_shell_retadm.lab.openzfs_guest import ZVOL_SIZE, volume_digest
 from ovios_shell_retadm.lab.openzfs_lab import OpenZfsLab
 from ovios_shell_retadm.lab.spec import LUN01_FILES, SMBVOL_FILES, LabError
-from replication_helpers import checksums, sh, shell, status, wait_for
+from replication_helpers import checksums, node_python, sh, shell, status, wait_for
 
 pytestmark = pytest.mark.openzfs
 
@@ -171,7 +171,7 @@ def test_the_project_in_the_vms_is_the_working_tree(openzfs_lab: OpenZfsLab) -> 
     started = lab.state_path.stat().st_mtime - (lab.status().up_seconds or 0) - 1
     tree = {str(p.relative_to(REPO / "ovios_shell_retadm")): p for p in (REPO / "ovios_shell_retadm").rglob("*.py")}
     for node in lab.nodes:
-        package = lab.exec(node, ["python3", "-c", probe], check=True).stdout.strip()
+        package = node_python(lab, node, probe).stdout.strip()
         assert package.startswith("/usr/local/lib/python3"), package
         listing = sh(lab, node, f"cd {package} && find . -name '*.py' -printf '%P\\0' | xargs -0 sha256sum").stdout
         inside = {path: digest for digest, path in (line.split(None, 1) for line in listing.splitlines())}

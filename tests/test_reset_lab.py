@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replication_helpers import checksums, init, sh, shell, snapshots, status
+from replication_helpers import checksums, init, set_task_field, sh, shell, snapshots, status
 
 pytestmark = pytest.mark.lab
 
@@ -48,8 +48,7 @@ def test_reset_with_the_partner_unreachable_says_what_was_left(fresh_lab):
     lab = fresh_lab
     init(lab, "data/smbvol", "smbvol")
     # the partner moved away: the task now names an address nobody answers
-    sh(lab, "src", "python3 -c \"from ovios_shell_retadm.store import Store; s = Store();"
-                   " s.update_task('data/smbvol', lambda r: {**r, 'destination': '192.168.0.99'})\"")
+    set_task_field(lab, "data/smbvol", "destination", "192.168.0.99")
     result = shell(lab, "src", "retadm", "reset", "data/smbvol", "--yes")
     assert result.returncode == 0, result.stderr
     assert "192.168.0.99 is unreachable" in result.stderr

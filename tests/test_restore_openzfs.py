@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from replication_helpers import checksums, init, sh, shell
+from replication_helpers import checksums, init, node_python, sh, shell
 
 pytestmark = pytest.mark.openzfs
 
@@ -97,7 +97,7 @@ assert files.store_synced(replace(c, node="src", generation=1, updated="2026-11-
 def test_restore_all_from_a_synced_configuration_serves_the_share_and_the_export(fresh_openzfs_lab):
     lab = fresh_openzfs_lab
     init(lab, "data/smbvol", "smbvol")
-    lab.exec("dst", ["python3", "-c", SYNCED], check=True)
+    node_python(lab, "dst", SYNCED)
     sh(lab, "dst", "zfs mount -a")  # the guide's "service zfs mount-all"
     before = sh(lab, "dst", SERVICES_STATE).stdout
 
