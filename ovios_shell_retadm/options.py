@@ -6,8 +6,8 @@ worked, so the store never claims a state the node is not in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import services
 from .store import Store

@@ -12,8 +12,21 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from ovios_shell_retadm.config import files, properties
-from ovios_shell_retadm.config.model import (ConfigError, Configuration, Export, Share, User, digest, dump,
-                                             nt_hash, parse, with_export, with_lun, with_share, with_user)
+from ovios_shell_retadm.config.model import (
+    ConfigError,
+    Configuration,
+    Export,
+    Share,
+    User,
+    digest,
+    dump,
+    nt_hash,
+    parse,
+    with_export,
+    with_lun,
+    with_share,
+    with_user,
+)
 
 IQN = "iqn.2026-11.com.ovios:esx"
 

@@ -100,7 +100,7 @@ def test_failover_drill_and_failback(fresh_openzfs_lab):
             "--properties", "yes")
     sh(lab, "src", "for i in $(seq 300); do ovios-shell retadm status --json | grep -q running_full || break; "
                    "sleep 1; done")
-    assert task_states(lab, "src") == {d: "idle" for d in DATASETS}
+    assert task_states(lab, "src") == dict.fromkeys(DATASETS, "idle")
 
     # a configuration change on src reaches dst after one shell command (the post-command hook)
     generation = int(node_python(lab, "src", CONFIGURE).stdout)
@@ -147,7 +147,7 @@ def test_failover_drill_and_failback(fresh_openzfs_lab):
                    f"status=none && sync && iscsiadm -m node -T {IQN} -p {DST} --logout >/dev/null")
     for dataset in DATASETS:
         run(lab, "dst", "retadm", "reverse", dataset, "--yes")
-    assert task_states(lab, "dst") == {d: "idle" for d in DATASETS}
+    assert task_states(lab, "dst") == dict.fromkeys(DATASETS, "idle")
     # planned switch back: services on dst stopped first
     sh(lab, "dst", "systemctl stop smbd && targetctl clear")
     for dataset in DATASETS:
@@ -163,6 +163,6 @@ def test_failover_drill_and_failback(fresh_openzfs_lab):
     assert sh(lab, "dst", "zfs list -H -o name -t bookmark -r data esx").stdout == ""
     sh(lab, "src", "echo home > /data/smbvol/home.txt")
     run(lab, "src", "retadm", "inc")
-    assert task_states(lab, "src") == {d: "idle" for d in DATASETS}
+    assert task_states(lab, "src") == dict.fromkeys(DATASETS, "idle")
     assert checksums(lab, "dst", "/data/smbvol")["./home.txt"] == checksums(lab, "src", "/data/smbvol")["./home.txt"]
     print(f"drill: {time.monotonic() - drill_started:.0f} s")

@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from replication_helpers import (checksums, guids, init, sh, shell, snapshots, start_inc_paused, status,
-                                 wait_for)
+from replication_helpers import checksums, guids, init, sh, shell, snapshots, start_inc_paused, status, wait_for
 
 pytestmark = pytest.mark.lab
 

@@ -15,16 +15,13 @@ from tabulate import tabulate
 from .. import options, settings
 from ..config import autosync
 from ..hosts import HostError, LocalHost
-from ..store import StoreError
-from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
-from ..replication import preflight
-from ..replication.jobs import (FULL, INC, REPAIR, STATUS_BUSY, RunFailed, TaskReset, TaskRun,
-                                start_full_in_background)
+from ..replication import doctor, preflight, progress
+from ..replication.jobs import FULL, INC, REPAIR, STATUS_BUSY, RunFailed, TaskReset, TaskRun, start_full_in_background
 from ..replication.model import Plan
 from ..replication.preflight import PreflightError
-from ..replication import doctor, progress
-from ..replication.tasks import (ERROR, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore,
-                                 effective_status)
+from ..replication.tasks import ERROR, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore, effective_status
+from ..store import StoreError
+from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
 from .base import FAILED, USAGE, CommandError, OviosCommandSet
 from .failover import FailoverHandlers
 
@@ -538,7 +535,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         self.out(_result_line(record, status))
         return FAILED if status.word == ERROR else 0
 
-    def _show(self, line: str, is_progress: bool, tty: bool, shown: "_Shown", now: float) -> None:
+    def _show(self, line: str, is_progress: bool, tty: bool, shown: _Shown, now: float) -> None:
         if tty:
             self._cmd.stdout.write("\r" + line + "\x1b[K")
             self._cmd.stdout.flush()
@@ -549,7 +546,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             self.out(line)
             shown.line, shown.printed_at, shown.was_progress = line, now, is_progress
 
-    def _end_line(self, tty: bool, shown: "_Shown") -> None:
+    def _end_line(self, tty: bool, shown: _Shown) -> None:
         if tty and shown.open_line:
             self._cmd.stdout.write("\n")
             self._cmd.stdout.flush()

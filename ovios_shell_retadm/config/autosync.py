@@ -27,12 +27,11 @@ What was pushed to whom is kept in the store's ``config_sync`` table (direction
 from __future__ import annotations
 
 import fcntl
-import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from .. import options, settings
 from ..hosts import HostError, InvalidHost, SshHost
@@ -63,7 +62,7 @@ class Version:
         return {"generation": self.generation, "digest": self.digest}
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "Version | None":
+    def from_dict(cls, data: dict | None) -> Version | None:
         if not data:
             return None
         return cls(int(data["generation"]), str(data["digest"]))
@@ -87,7 +86,7 @@ class PushRecord:
     error: str | None = None
 
     @classmethod
-    def from_dict(cls, partner: str, data: dict | None) -> "PushRecord":
+    def from_dict(cls, partner: str, data: dict | None) -> PushRecord:
         data = data or {}
         return cls(partner, Version.from_dict(data.get("pushed")), data.get("pushed_at"),
                    Version.from_dict(data.get("attempted")), data.get("attempted_at"), data.get("error"))

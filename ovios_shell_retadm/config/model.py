@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 FORMAT = 1
@@ -97,7 +97,7 @@ class Configuration:
     def target(self, iqn: str) -> Target | None:
         return next((t for t in self.targets if t.iqn == iqn), None)
 
-    def content(self) -> "Configuration":
+    def content(self) -> Configuration:
         """The same configuration without its bookkeeping (node, generation, time)."""
         return replace(self, node="", generation=0, updated="")
 

@@ -27,8 +27,20 @@ from . import nodefiles, osutil
 from .nodefiles import NodePaths
 from .pools import NodeZfs
 from .shell_link import ensure_ovios_shell_link
-from .spec import (DEFAULT_BASE_DIR, ENV_MEMBER, NODE_IFNAME, NODE_NAMES, NODES, LabError, NodeSpec,
-                   default_dir, default_name, interface_names, node_spec, validate_name)
+from .spec import (
+    DEFAULT_BASE_DIR,
+    ENV_MEMBER,
+    NODE_IFNAME,
+    NODE_NAMES,
+    NODES,
+    LabError,
+    NodeSpec,
+    default_dir,
+    default_name,
+    interface_names,
+    node_spec,
+    validate_name,
+)
 from .state import HolderRecord, LabState
 
 STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -118,7 +130,7 @@ class LabStatus:
 class Node:
     """One running node of a lab."""
 
-    def __init__(self, lab: "Lab", spec: NodeSpec, holder: HolderRecord | None = None):
+    def __init__(self, lab: Lab, spec: NodeSpec, holder: HolderRecord | None = None):
         self.lab = lab
         self.spec = spec
         self.holder = holder
@@ -309,7 +321,7 @@ class Lab:
     def node_address(self, node: str) -> str:
         return node_spec(node).address
 
-    def up(self) -> "Lab":
+    def up(self) -> Lab:
         """Start the lab; nothing happens if it is already up and healthy."""
         self._require_runnable()
         with self._locked(create=True):

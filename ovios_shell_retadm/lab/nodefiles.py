@@ -22,9 +22,9 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .rootfs import PRISTINE, Override, copy_tree
 from .spec import LabError, NodeSpec

@@ -33,15 +33,14 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from . import openzfs_guest as guest
-from . import openzfs_image, osutil
+from . import openzfs_guest as guest, openzfs_image, osutil
 from .fuse_lab import NodeCommandError
-from .openzfs_image import Image, REPO_ROOT
+from .openzfs_image import REPO_ROOT, Image
 from .spec import ENV_MEMBER, NODE_NAMES, NODES, LabError, NodeSpec, node_spec, validate_name
 
 DEFAULT_NAME = "ovzfs"
@@ -125,7 +124,7 @@ class VmRecord:
                 "link": self.link, "machine_id": self.machine_id, "powered_off": self.powered_off}
 
     @classmethod
-    def from_json(cls, value: dict) -> "VmRecord":
+    def from_json(cls, value: dict) -> VmRecord:
         return cls(osutil.ProcessId.from_json(value["process"]), int(value["ssh_port"]), value.get("boot_seconds"),
                    value.get("link", ""), value.get("machine_id", ""), bool(value.get("powered_off")))
 
@@ -143,7 +142,7 @@ class State:
                 "up_seconds": self.up_seconds, "vms": {n: v.to_json() for n, v in self.vms.items()}}
 
     @classmethod
-    def load(cls, path: Path) -> "State | None":
+    def load(cls, path: Path) -> State | None:
         try:
             value = json.loads(path.read_text())
             if value.get("kind") != KIND:
@@ -234,7 +233,7 @@ class OpenZfsLab:
 
     # -- public API ---------------------------------------------------------------------------
 
-    def up(self) -> "OpenZfsLab":
+    def up(self) -> OpenZfsLab:
         """Start the lab (a lab that is up is left alone); builds the image when missing."""
         problems = preflight(memory=False)
         if problems:

@@ -13,10 +13,10 @@ import os
 import platform
 import signal
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -85,7 +85,7 @@ class ProcessId:
     start: int
 
     @classmethod
-    def of(cls, pid: int) -> "ProcessId | None":
+    def of(cls, pid: int) -> ProcessId | None:
         start = start_time(pid)
         return None if start is None else cls(pid, start)
 
@@ -96,7 +96,7 @@ class ProcessId:
         return [self.pid, self.start]
 
     @classmethod
-    def from_json(cls, value: list[int]) -> "ProcessId":
+    def from_json(cls, value: list[int]) -> ProcessId:
         return cls(int(value[0]), int(value[1]))
 
 

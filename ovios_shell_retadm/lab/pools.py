@@ -18,12 +18,12 @@ import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .nodefiles import NodePaths
-from .spec import DatasetSpec, LabError, NodeSpec, PoolSpec, VDEV_SIZE
+from .spec import VDEV_SIZE, DatasetSpec, LabError, NodeSpec, PoolSpec
 
 RunScript = Callable[[str], subprocess.CompletedProcess]
 SEP = "@@ovios-lab@@"
@@ -41,7 +41,7 @@ class ZfsView:
               f"echo {SEP}; zfs get -H -s local,received,temporary -o name,property all")
 
     @classmethod
-    def parse(cls, text: str) -> "ZfsView":
+    def parse(cls, text: str) -> ZfsView:
         parts = text.split(SEP + "\n")
         if len(parts) != 3:
             raise LabError(f"unexpected zfs output: {text[:200]!r}")

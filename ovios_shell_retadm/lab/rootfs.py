@@ -56,7 +56,7 @@ class Override:
                 "layers": list(self.layers), "clear": list(self.clear)}
 
     @classmethod
-    def from_json(cls, value: dict) -> "Override":
+    def from_json(cls, value: dict) -> Override:
         return cls(value["path"], value["kind"], value.get("source"), int(value.get("mode", 0o755)),
                    tuple(value.get("layers", ())), tuple(value.get("clear", ())))
 
@@ -90,7 +90,7 @@ class RootfsPlan:
     composites: set[str]
 
     @classmethod
-    def make(cls, overrides: list[Override]) -> "RootfsPlan":
+    def make(cls, overrides: list[Override]) -> RootfsPlan:
         by_path = {o.path: o for o in overrides}
         for o in overrides:
             if not o.path.startswith("/") or o.path == "/":

@@ -24,7 +24,7 @@ class HolderRecord:
     namespaces: dict[str, tuple[int, int]]
 
     @classmethod
-    def of(cls, pid: int, kinds=NAMESPACES) -> "HolderRecord":
+    def of(cls, pid: int, kinds=NAMESPACES) -> HolderRecord:
         process = ProcessId.of(pid)
         if process is None:
             raise ProcessLookupError(pid)
@@ -39,7 +39,7 @@ class HolderRecord:
                 "namespaces": {k: list(v) for k, v in self.namespaces.items()}}
 
     @classmethod
-    def from_json(cls, value: dict) -> "HolderRecord":
+    def from_json(cls, value: dict) -> HolderRecord:
         return cls(ProcessId.from_json(value["process"]),
                    {k: tuple(v) for k, v in value["namespaces"].items()})
 
@@ -62,7 +62,7 @@ class LabState:
         }
 
     @classmethod
-    def from_json(cls, value: dict) -> "LabState":
+    def from_json(cls, value: dict) -> LabState:
         return cls(
             name=value["name"],
             switch=HolderRecord.from_json(value["switch"]) if value.get("switch") else None,
@@ -77,7 +77,7 @@ class LabState:
     # -- file --------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path) -> "LabState | None":
+    def load(cls, path: Path) -> LabState | None:
         try:
             return cls.from_json(json.loads(path.read_text()))
         except FileNotFoundError:

@@ -59,9 +59,9 @@ from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, LocalHo
 from ..zfs import ZfsError, ZfsNode, pool_of
 from . import planner, preflight
 from .executor import Pair
-from .progress import format_duration
 from .jobs import new_snapshot_name
 from .model import HOLD_TAG, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
+from .progress import format_duration
 from .runs import TaskLock
 from .tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
 

@@ -9,8 +9,8 @@ and the next run plans again from what it then observes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .. import zfs
 from ..hosts import HostError, SshHost
@@ -20,13 +20,13 @@ from .model import (
     HOLD_TAG,
     ORIGIN_PROPERTY,
     PROMOTED_PROPERTY,
-    MarkOrigin,
     AbortResume,
     CreateBookmark,
     CreateSnapshot,
     DestroyBookmark,
     DestroySnapshot,
     Hold,
+    MarkOrigin,
     Observed,
     Plan,
     RecordCommon,

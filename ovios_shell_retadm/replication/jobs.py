@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..hosts import HostError, LocalHost, SshHost
 from ..zfs import ZfsError, ZfsNode
@@ -45,13 +45,13 @@ STATUS_BUSY = 75
 
 
 def new_snapshot_name(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{TRACKING_PREFIX}{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z"
 
 
 def keep_name(remote_dataset: str, now: datetime | None = None) -> str:
     """Where ``repair`` keeps a replica that shares nothing with the source any more."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{remote_dataset}-old-{now:%Y%m%dT%H%M%S}"
 
 

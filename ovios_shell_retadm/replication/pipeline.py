@@ -15,8 +15,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO, Callable, Sequence
+from typing import IO
 
 _POLL = 0.05  # a small increment takes a fraction of a second: don't add a quarter to it
 #: numeric byte count, one line per interval and a last one at the end

@@ -7,8 +7,8 @@ properties (one ``zfs get``), and each backend's observation of its service.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..config import files, properties
 from ..config.model import ConfigError, Configuration
