@@ -9,9 +9,6 @@ Lab 1 (two zfs-fuse nodes in namespaces, see ``ovios_shell_retadm.lab``):
 - ``lab_machine`` (session): only checks that a lab can run here (for tests that
   start labs of their own).
 
-Where the lab cannot run (not root, zfs-fuse/sshd/unshare missing, no /dev/fuse)
-these fixtures skip, with the reason.  Mark tests that use them ``@pytest.mark.lab``.
-
 Lab 2 (two QEMU VMs with OpenZFS 2.x, see ``ovios_shell_retadm.lab.openzfs_lab``):
 
 - ``openzfs_lab`` (session): the lab named by $OVIOS_OPENZFS_LAB_NAME (default ``ovzfs``),
@@ -19,9 +16,9 @@ Lab 2 (two QEMU VMs with OpenZFS 2.x, see ``ovios_shell_retadm.lab.openzfs_lab``
   brought up once per session (~1 min) and taken down at the end unless ``OVIOS_LAB_KEEP=1``.
 - ``fresh_openzfs_lab`` (function): the same lab after ``reset()``.
 
-They skip, with the reason, where the VMs cannot run (not root, too little memory, qemu
-missing and not installable, the image cannot be built: no network to Debian or PyPI);
-a lab that was buildable but does not come up is a failure.  Mark tests ``@pytest.mark.openzfs``.
+Tests that use these fixtures are marked ``lab`` or ``openzfs`` here, whatever their module
+says.  A lab that cannot start fails its tests with the reason, never skips them (see
+``tiers.py``); ``make test-unit`` runs the tests that need no lab.
 """
 
 from __future__ import annotations
@@ -35,13 +32,14 @@ from ovios_shell_retadm.lab import Lab, LabError, preflight
 from ovios_shell_retadm.lab import openzfs_image
 from ovios_shell_retadm.lab.openzfs_lab import OpenZfsLab
 from ovios_shell_retadm.lab.openzfs_lab import preflight as openzfs_preflight
+from tiers import FIXTURE_TIERS, cannot_run
 
 
 @pytest.fixture(scope="session")
 def lab_machine() -> None:
     problems = preflight()
     if problems:
-        pytest.skip("lab 1 cannot run here: " + "; ".join(problems))
+        cannot_run("the zfs-fuse lab", "; ".join(problems))
 
 
 @pytest.fixture(scope="session")
@@ -66,11 +64,11 @@ def fresh_lab(lab: Lab) -> Iterator[Lab]:
 def openzfs_lab() -> Iterator[OpenZfsLab]:
     problems = openzfs_preflight()
     if problems:
-        pytest.skip("the OpenZFS lab cannot run here: " + "; ".join(problems))
+        cannot_run("the OpenZFS lab", "; ".join(problems))
     try:
         openzfs_image.build()
     except LabError as exc:
-        pytest.skip(f"the OpenZFS lab's image cannot be built here: {exc}")
+        cannot_run("the OpenZFS lab", f"its image cannot be built: {exc}")
     the_lab = OpenZfsLab()
     try:
         the_lab.up()
@@ -92,5 +90,9 @@ def fresh_openzfs_lab(openzfs_lab: OpenZfsLab) -> Iterator[OpenZfsLab]:
 _DESTRUCTIVE = ("test_up_recovers_from_a_dead_vm", "test_down_leaves_nothing_behind")
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        for marker in {FIXTURE_TIERS[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_TIERS}:
+            item.add_marker(marker)
     items.sort(key=lambda item: item.name in _DESTRUCTIVE)  # stable: everything else keeps its order

@@ -31,6 +31,7 @@ from ovios_shell_retadm.hosts import (
     validate_hostname,
 )
 import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
+from tiers import cannot_run
 
 HOSTILE_ARGS = [
     "a b  c",
@@ -221,10 +222,10 @@ def test_refuses_option_or_assignment_as_program() -> None:
 
 
 @pytest.fixture(scope="module")
-def server():
+def private_sshd():
     reason = zfsdev.missing_requirements("sshd", "ssh", "ssh-keygen")
     if reason:
-        pytest.skip(reason)
+        cannot_run("a private sshd", reason)
     with zfsdev.namespace() as ns, zfsdev.sshd(ns) as sshd:
         yield sshd
 
@@ -253,17 +254,17 @@ def make_host(server, control_dir: Path, **overrides) -> SshHost:
     return SshHost("127.0.0.1", **options)
 
 
-def test_ssh_arguments_arrive_verbatim(server, control_dir: Path, tmp_path: Path) -> None:
+def test_ssh_arguments_arrive_verbatim(private_sshd, control_dir: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     args = [a.format(marker=marker) for a in HOSTILE_ARGS]
-    host = make_host(server, control_dir)
+    host = make_host(private_sshd, control_dir)
     result = host.run(["printf", "%s\\0", *args])
     assert result.stdout.split("\0")[:-1] == args
     assert not marker.exists()
 
 
-def test_ssh_input_path_and_status(server, control_dir: Path) -> None:
-    host = make_host(server, control_dir)
+def test_ssh_input_path_and_status(private_sshd, control_dir: Path) -> None:
+    host = make_host(private_sshd, control_dir)
     assert host.run(["cat"], input="data over ssh\n").stdout == "data over ssh\n"
     path = host.run(["sh", "-c", 'echo "$PATH"']).stdout.strip().split(":")
     assert "/usr/sbin" in path
@@ -272,12 +273,12 @@ def test_ssh_input_path_and_status(server, control_dir: Path) -> None:
     with pytest.raises(CommandFailed) as info:
         host.run(["sh", "-c", "echo remote trouble >&2; exit 255"])
     assert type(info.value) is CommandFailed and info.value.returncode == 255
-    assert info.value.short() == "127.0.0.1:%d: sh -c failed: remote trouble" % server.port
+    assert info.value.short() == "127.0.0.1:%d: sh -c failed: remote trouble" % private_sshd.port
 
 
-def test_ssh_master_is_reused(server, control_dir: Path) -> None:
-    host = make_host(server, control_dir)
-    before = server.logins()
+def test_ssh_master_is_reused(private_sshd, control_dir: Path) -> None:
+    host = make_host(private_sshd, control_dir)
+    before = private_sshd.logins()
     start = time.monotonic()
     host.run(["true"])
     first = time.monotonic() - start
@@ -287,42 +288,42 @@ def test_ssh_master_is_reused(server, control_dir: Path) -> None:
     for _ in range(3):
         host.run(["true"])
     later = (time.monotonic() - start) / 3
-    assert server.logins() == before + 1  # one authentication for four commands
+    assert private_sshd.logins() == before + 1  # one authentication for four commands
     assert later < first
     host.close()
     assert not host.master_running()
 
 
-def test_ssh_timeout(server, control_dir: Path) -> None:
-    host = make_host(server, control_dir)
+def test_ssh_timeout(private_sshd, control_dir: Path) -> None:
+    host = make_host(private_sshd, control_dir)
     start = time.monotonic()
     with pytest.raises(CommandTimedOut):
         host.run(["sleep", "20"], timeout=1)
     assert time.monotonic() - start < 5
 
 
-def test_ssh_changed_host_key(server, control_dir: Path) -> None:
-    host = make_host(server, control_dir, known_hosts=server.path("wrong_known_hosts"))
+def test_ssh_changed_host_key(private_sshd, control_dir: Path) -> None:
+    host = make_host(private_sshd, control_dir, known_hosts=private_sshd.path("wrong_known_hosts"))
     with pytest.raises(HostKeyError) as info:
         host.run(["true"])
     assert "CHANGED" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_ssh_unknown_host_key(server, control_dir: Path, tmp_path: Path) -> None:
+def test_ssh_unknown_host_key(private_sshd, control_dir: Path, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     with pytest.raises(HostKeyError, match="unknown"):
-        make_host(server, control_dir, known_hosts=empty).run(["true"])
+        make_host(private_sshd, control_dir, known_hosts=empty).run(["true"])
     assert empty.read_text() == ""  # never accepted
 
 
-def test_ssh_wrong_key(server, control_dir: Path) -> None:
+def test_ssh_wrong_key(private_sshd, control_dir: Path) -> None:
     with pytest.raises(AuthError):
-        make_host(server, control_dir, identity=server.path("wrong_key")).run(["true"])
+        make_host(private_sshd, control_dir, identity=private_sshd.path("wrong_key")).run(["true"])
 
 
-def test_ssh_closed_port_fails_fast(server, control_dir: Path) -> None:
-    host = make_host(server, control_dir, port=zfsdev.free_port())
+def test_ssh_closed_port_fails_fast(private_sshd, control_dir: Path) -> None:
+    host = make_host(private_sshd, control_dir, port=zfsdev.free_port())
     start = time.monotonic()
     with pytest.raises(HostUnreachable) as info:
         host.run(["true"])
@@ -330,14 +331,14 @@ def test_ssh_closed_port_fails_fast(server, control_dir: Path) -> None:
     assert "Connection refused" in str(info.value)
 
 
-def test_ssh_unreachable_even_without_check(server, control_dir: Path) -> None:
+def test_ssh_unreachable_even_without_check(private_sshd, control_dir: Path) -> None:
     with pytest.raises(HostUnreachable):
-        make_host(server, control_dir, port=zfsdev.free_port()).run(["true"], check=False)
+        make_host(private_sshd, control_dir, port=zfsdev.free_port()).run(["true"], check=False)
 
 
-def test_ssh_default_control_dir_from_settings(server, monkeypatch: pytest.MonkeyPatch, control_dir: Path) -> None:
+def test_ssh_default_control_dir_from_settings(private_sshd, monkeypatch: pytest.MonkeyPatch, control_dir: Path) -> None:
     monkeypatch.setenv("OVIOS_RUN_DIR", str(control_dir))
-    host = make_host(server, None)
+    host = make_host(private_sshd, None)
     host.run(["true"])
     assert [p.name for p in (control_dir / "ssh").iterdir()] and host.master_running()
     assert (control_dir / "ssh").stat().st_mode & 0o777 == 0o700

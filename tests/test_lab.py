@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from ovios_shell_retadm.lab import Lab
@@ -228,7 +229,6 @@ def test_up_again_changes_nothing(lab: Lab) -> None:
 
 
 def test_shell_runs_ovios_shell_in_the_node(lab: Lab) -> None:
-    pexpect = pytest.importorskip("pexpect")
     env = dict(os.environ, OVIOS_LAB_NAME=lab.name, OVIOS_LAB_DIR=str(lab.directory),
                PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", NO_COLOR="1")
     child = pexpect.spawn(CLI[0], CLI[1:] + ["shell", "dst"], env=env, encoding="utf-8", timeout=30)
@@ -369,7 +369,7 @@ class MachineSnapshot:
     files: dict[str, object]
 
     @classmethod
-    def take(cls, lab_parent: Path, lab_name: str) -> "MachineSnapshot":
+    def take(cls, lab_parent: Path, lab_name: str) -> MachineSnapshot:
         links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True)
         files: dict[str, object] = {p: os.path.lexists(p) for p in MAY_CREATE}
         files[f"/var/lib/ovios-lab/{lab_name}"] = os.path.lexists(f"/var/lib/ovios-lab/{lab_name}")

@@ -15,11 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from ovios_shell_retadm.lab.openzfs_guest import ZVOL_SIZE, volume_digest
 from ovios_shell_retadm.lab.openzfs_lab import OpenZfsLab
 from ovios_shell_retadm.lab.spec import LUN01_FILES, SMBVOL_FILES, LabError
+
 from replication_helpers import checksums, node_python, sh, shell, status, wait_for
 
 pytestmark = pytest.mark.openzfs
@@ -218,7 +220,6 @@ def test_up_again_changes_nothing(openzfs_lab: OpenZfsLab) -> None:
 
 
 def test_shell_runs_ovios_shell_in_the_vm(openzfs_lab: OpenZfsLab) -> None:
-    pexpect = pytest.importorskip("pexpect")
     lab = openzfs_lab
     env = dict(os.environ, OVIOS_OPENZFS_LAB_NAME=lab.name, OVIOS_OPENZFS_LAB_DIR=str(lab.directory),
                PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", NO_COLOR="1")

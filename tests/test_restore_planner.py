@@ -12,11 +12,30 @@ from dataclasses import replace
 
 import pytest
 
-from ovios_shell_retadm.config.model import Configuration, Export, Share, User, nt_hash, with_export, with_lun, \
-    with_share, with_user
+from ovios_shell_retadm.config.model import (
+    Configuration,
+    Export,
+    Share,
+    User,
+    nt_hash,
+    with_export,
+    with_lun,
+    with_share,
+    with_user,
+)
 from ovios_shell_retadm.restore import planner
-from ovios_shell_retadm.restore.planner import (Backstore, DatasetInfo, LioState, LioTarget, NfsState, Observed,
-                                                SambaState, desired, plan)
+from ovios_shell_retadm.restore.planner import (
+    Backstore,
+    DatasetInfo,
+    LioState,
+    LioTarget,
+    NfsState,
+    Observed,
+    SambaState,
+    desired,
+    plan,
+)
+from tiers import cannot_run
 
 IQN = "iqn.2026-11.com.ovios:esx"
 ESX1 = "iqn.1998-01.com.vmware:esx1"
@@ -270,6 +289,7 @@ def test_each_part_plans_only_its_own_services(parts):
     assert result.actions and {a.service for a in result.actions} <= allowed
 
 
+@pytest.mark.lab  # Samba's pdbedit, from the Debian packages make test installs
 def test_the_command_prints_the_dry_run_and_changes_nothing(tmp_path, monkeypatch):
     """`restore users --dry-run` through the shell: every action printed, no file touched."""
     from cmd2.py_bridge import PyBridge
@@ -278,7 +298,7 @@ def test_the_command_prints_the_dry_run_and_changes_nothing(tmp_path, monkeypatc
     from ovios_shell_retadm.shell import OviosShell
 
     if shutil.which("pdbedit") is None:
-        pytest.skip("Samba (pdbedit) is not installed here")
+        cannot_run("the Samba tests", "pdbedit missing (apt-get install samba)")
     monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
     (tmp_path / "etc/samba").mkdir(parents=True)
     (tmp_path / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")

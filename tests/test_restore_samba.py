@@ -11,9 +11,17 @@ import pytest
 from ovios_shell_retadm.config.model import Share
 from ovios_shell_retadm.restore import planner, samba, system
 from ovios_shell_retadm.restore.planner import DatasetInfo, Desired, Observed
+from tiers import cannot_run
 
-pytestmark = pytest.mark.skipif(shutil.which("testparm") is None or shutil.which("pdbedit") is None,
-                                reason="Samba (testparm, pdbedit) is not installed here")
+pytestmark = pytest.mark.lab  # Samba's own tools, from the Debian packages make test installs
+
+
+@pytest.fixture(autouse=True)
+def samba_tools() -> None:
+    missing = [tool for tool in ("testparm", "pdbedit") if shutil.which(tool) is None]
+    if missing:
+        cannot_run("the Samba tests", f"{', '.join(missing)} missing (apt-get install samba)")
+
 
 
 @pytest.fixture

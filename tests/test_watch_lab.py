@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pexpect
 import pytest
 
 from replication_helpers import init, sh, shell, start_inc_paused, status
@@ -54,7 +55,6 @@ def test_watch_with_nothing_running(fresh_lab):
 
 
 def test_ctrl_c_on_a_terminal_stops_watching_and_the_transfer_goes_on(fresh_lab):
-    pexpect = pytest.importorskip("pexpect")
     lab = fresh_lab
     init(lab, "data/smbvol", "smbvol")
     sh(lab, "src", "head -c 8M /dev/urandom > /data/smbvol/more.bin")

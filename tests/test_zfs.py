@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
+from tiers import cannot_run
 from ovios_shell_retadm.hosts import CommandFailed, Host, SshHost
 from ovios_shell_retadm.zfs import (
     MAX_NAME_LEN,
@@ -315,7 +316,7 @@ def lab():
     if reason is None and not Path("/dev/fuse").exists():
         reason = "/dev/fuse is missing"
     if reason:
-        pytest.skip(reason)
+        cannot_run("a private zfs-fuse", reason)
     with zfsdev.namespace() as ns, zfsdev.zfs_fuse(ns) as zfs, zfsdev.sshd(ns) as sshd:
         zfs.create_pool("tank")
         yield ns, sshd
