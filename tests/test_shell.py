@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib.metadata import entry_points
 
 import pytest
 
-from ovios_shell_retadm.shell import OviosShell
+from ovios_shell_retadm.shell import PLUGIN_GROUP, OviosShell
 
 
 def run_shell(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -100,11 +101,21 @@ def test_broken_plugin_warns_and_the_shell_still_works(broken_plugin_env):
     assert "broken on purpose" in proc.stderr
 
 
+VERBS = ("options", "edit-cron", "retadm", "restore")
+
+
 def test_plugins_are_discovered_through_the_entry_point_group():
+    group = {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+    assert set(VERBS) <= set(group), sorted(group)
     app = OviosShell()
-    commands = set(app.get_all_commands())
-    assert {"options", "edit-cron"} <= commands
     assert app.plugin_warnings == []
+    built_in = set(OviosShell(load_plugins=False).get_all_commands())
+    commands = set(app.get_all_commands())
+    for verb in VERBS:
+        assert verb not in built_in, verb  # only a plugin brings it
+        assert verb in commands, verb
+        # registered by the command set its own entry point names
+        assert type(app.find_commandset_for_command(verb)) is group[verb].load(), verb
 
 
 def test_prompt_is_the_guides():
