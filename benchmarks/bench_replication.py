@@ -194,10 +194,10 @@ class Bench:
         deadline = time.monotonic() + timeout
         while True:
             record = self.task_record()
-            state = record and record.get("state")
-            if state == "idle" and record.get("initialised"):
+            state = record.get("state") if record else None
+            if record and state == "idle" and record.get("initialised"):
                 break
-            if state == "error":
+            if record and state == "error":
                 raise BenchError(f"retadm's full send failed: {record.get('error')}")
             if time.monotonic() > deadline:
                 raise BenchError(f"retadm's full send not idle after {timeout}s (state {state})")

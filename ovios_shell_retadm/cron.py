@@ -119,7 +119,7 @@ def replicated_datasets(entry: Entry) -> list[str]:
         words = shlex.split(entry.command.split("#", 1)[0])
     except ValueError:
         return []
-    found = []
+    found: list[str] = []
     for i in range(len(words) - 1):
         if words[i] == "retadm" and words[i + 1] == "inc":
             found.extend(w for w in words[i + 2:] if not w.startswith("-") and w not in (";", "&&", "||", "|"))

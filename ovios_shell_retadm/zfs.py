@@ -749,8 +749,8 @@ class ZfsNode:
         ``zfs get`` has no ``-t``.
         """
         validate_dataset_name(dataset)
-        props = "guid,createtxg,creation,userrefs"
-        out = self._zfs("get", "-H", "-p", "-d", "1", "-o", "name,property,value", props, dataset).stdout
+        wanted = "guid,createtxg,creation,userrefs"
+        out = self._zfs("get", "-H", "-p", "-d", "1", "-o", "name,property,value", wanted, dataset).stdout
         rows: dict[str, dict[str, str]] = {}
         for line in out.splitlines():
             name, prop, value = line.split("\t")

@@ -5,6 +5,8 @@ Prompts and rendering only; what is done is in :mod:`ovios_shell_retadm.replicat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..hosts import HostError, LocalHost, SshHost
 from ..peer import module_argv
 from ..replication import failover, preflight
@@ -19,6 +21,12 @@ from .base import USAGE, CommandError
 
 class FailoverHandlers:
     """Mixed into the ``retadm`` command set (which provides out, _confirm and _preview)."""
+
+    if TYPE_CHECKING:  # what the command set provides
+        def out(self, text: str = "") -> None: ...
+        def warn(self, text: str) -> None: ...
+        def _confirm(self, prompt: str) -> bool: ...
+        def _preview(self, run: TaskRun, title: str = "dry run") -> int: ...
 
     def _promote(self, args) -> int:
         node = ZfsNode(LocalHost())
@@ -105,7 +113,12 @@ class FailoverHandlers:
             raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
         try:
             node.set_property(args.dataset, "readonly", "on")
-            outcome = TaskRun(tasks.get(args.dataset), INC, tasks).run()
+            current = tasks.get(args.dataset)
+            if current is None:
+                raise RunFailed(f"the task of {args.dataset} was removed meanwhile")
+            outcome = TaskRun(current, INC, tasks).run()
+            if outcome.common is None:
+                raise RunFailed(f"the run of {args.dataset} ended without a snapshot both sides share")
         except (RunFailed, ZfsError, HostError) as exc:
             node.set_property(args.dataset, "readonly", "off")
             raise CommandError(f"{exc}; nothing was switched, {args.dataset} is writable again") from exc

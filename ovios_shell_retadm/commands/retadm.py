@@ -506,10 +506,11 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         shown = _Shown()
         try:
             while True:
-                record = tasks.get(dataset)
-                if record is None:
+                latest = tasks.get(dataset)
+                if latest is None:
                     self._end_line(tty, shown)
                     raise CommandError(f"{dataset}: the task was removed while watching")
+                record = latest
                 status = effective_status(record)
                 if status.word not in _RUNNING:
                     break

@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TextIO
 
 from .. import options, settings
 from ..hosts import HostError, InvalidHost, SshHost
@@ -170,7 +171,7 @@ class _PartnerLock:
 
     def __init__(self, partner: str):
         self.path = settings.run_dir() / "locks" / f"autosync-{partner.replace('/', '%')}.lock"
-        self.handle = None
+        self.handle: TextIO | None = None
 
     def try_acquire(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)

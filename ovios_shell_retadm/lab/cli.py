@@ -168,8 +168,12 @@ def run(args: argparse.Namespace) -> int:
         lab.down()
         print(f"lab {lab.name} is down")
     elif args.verb == "status":
+        if isinstance(lab, OpenZfsLab):
+            openzfs_status = lab.status()
+            print(format_openzfs_status(openzfs_status))
+            return 0 if openzfs_status.up else 3
         status = lab.status()
-        print(format_openzfs_status(status) if isinstance(lab, OpenZfsLab) else format_status(status))
+        print(format_status(status))
         return 0 if status.up else 3
     elif args.verb in ("power-off", "power-on"):
         if not isinstance(lab, OpenZfsLab):

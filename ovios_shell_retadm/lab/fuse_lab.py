@@ -146,10 +146,14 @@ class Node:
         return self.spec.address
 
     @property
-    def pid(self) -> int:
+    def running_holder(self) -> HolderRecord:
         if self.holder is None:
             raise LabError(f"node {self.name} of lab {self.lab.name} is not running")
-        return self.holder.process.pid
+        return self.holder
+
+    @property
+    def pid(self) -> int:
+        return self.running_holder.process.pid
 
     # -- running things inside -------------------------------------------------------
 
@@ -187,7 +191,7 @@ class Node:
         pid = osutil.read_pidfile(self.host_path(daemon.pidfile))
         if pid is None or osutil.is_zombie(pid):
             return None
-        if osutil.namespace_id(pid, "net") != self.holder.namespaces["net"]:
+        if osutil.namespace_id(pid, "net") != self.running_holder.namespaces["net"]:
             return None
         return pid
 
@@ -493,6 +497,8 @@ class Lab:
             veth = names[node.name]
             commands += (f"link add {veth} type veth peer name {NODE_IFNAME} netns {node.pid}\n"
                          f"link set {veth} master {bridge}\nlink set {veth} up\n")
+        if state.switch is None:
+            raise LabError(f"lab {self.name}: its switch is not running")
         _ip_batch(state.switch.process.pid, commands)
         for node in nodes.values():
             node.configure_network()
@@ -510,7 +516,7 @@ class Lab:
     def _lab_pids(self, state: LabState | None) -> set[int]:
         """Processes of this lab: in its recorded namespaces, or marked in their environment."""
         own_net = osutil.namespace_id("self", "net")
-        namespaces = set()
+        namespaces: set[tuple[int, int] | None] = set()
         if state is not None:
             namespaces |= {h.namespaces["net"] for h in state.holders()}
         marker = f"{ENV_MEMBER}={self.member_tag}"

@@ -349,6 +349,7 @@ class _Builder:
         with open(self.log_path, "ab") as out:
             out.write(f"\n### {what}: {' '.join(argv)}\n".encode())
             out.flush()
+            code: int | str
             try:
                 code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                       env=env, timeout=timeout, cwd="/").returncode
@@ -412,10 +413,11 @@ class _Builder:
         raw.unlink()
         wheels = sorted(p.name for p in wheelhouse.iterdir())
         shutil.rmtree(wheelhouse)
-        info.update(hash=self.image.directory.name.split("-", 1)[1], recipe=recipe(),
-                    built=time.strftime("%Y-%m-%dT%H:%M:%S%z"), build_seconds=round(time.monotonic() - started),
-                    root_used_bytes=used, disk_mib=size_mib, wheels=wheels)
-        (self.work / "image.json").write_text(json.dumps(info, indent=2) + "\n")
+        record: dict[str, object] = dict(
+            info, hash=self.image.directory.name.split("-", 1)[1], recipe=recipe(),
+            built=time.strftime("%Y-%m-%dT%H:%M:%S%z"), build_seconds=round(time.monotonic() - started),
+            root_used_bytes=used, disk_mib=size_mib, wheels=wheels)
+        (self.work / "image.json").write_text(json.dumps(record, indent=2) + "\n")
         os.replace(self.work, self.image.directory)
 
 

@@ -720,12 +720,12 @@ class OpenZfsLab:
 
     def _vm_status(self, state: State, spec: NodeSpec) -> VmStatus:
         vm = state.vms.get(spec.name)
-        alive = vm is not None and vm.process.alive()
-        status = VmStatus(spec.name, spec.address, vm.process.pid if alive else None,
+        pid = vm.process.pid if vm is not None and vm.process.alive() else None
+        status = VmStatus(spec.name, spec.address, pid,
                           vm.ssh_port if vm else None, powered_off=vm is not None and vm.powered_off)
-        if not alive:
+        if pid is None:
             return status
-        status.rss_bytes = _rss(vm.process.pid)
+        status.rss_bytes = _rss(pid)
         if not state.ready:
             return status
         probe = ("for u in ssh cron; do systemctl is-active --quiet $u && echo $u:up || echo $u:down; done; "

@@ -190,6 +190,8 @@ class RootfsBuilder:
             osutil.mount("tmpfs", target, "tmpfs", osutil.MS_NOSUID | osutil.MS_NODEV,
                          f"mode={override.mode:o}")
         elif override.kind == "bind":
+            if override.source is None:
+                raise ValueError(f"bind override of {override.path} has no source")
             osutil.bind_mount(override.source, target)
         elif override.kind == "copy":
             self._apply_copy(override, target)

@@ -28,7 +28,13 @@ class HolderRecord:
         process = ProcessId.of(pid)
         if process is None:
             raise ProcessLookupError(pid)
-        return cls(process, {k: namespace_id(pid, k) for k in kinds})
+        namespaces = {}
+        for kind in kinds:
+            namespace = namespace_id(pid, kind)
+            if namespace is None:  # the process is gone
+                raise ProcessLookupError(pid)
+            namespaces[kind] = namespace
+        return cls(process, namespaces)
 
     def alive(self) -> bool:
         return self.process.alive() and all(

@@ -60,7 +60,7 @@ from ..zfs import ZfsError, ZfsNode, pool_of
 from . import planner, preflight
 from .executor import Pair
 from .jobs import new_snapshot_name
-from .model import HOLD_TAG, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
+from .model import HOLD_TAG, Bookmark, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
 from .progress import format_duration
 from .runs import TaskLock
 from .tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
@@ -288,7 +288,7 @@ def check_run(name: str, record: TaskRecord, status: Status, lock_holder: int | 
     return Check(name, OK, status.word)
 
 
-def check_common(name: str, observed: Observed, record: TaskRecord) -> tuple[Check, Snapshot | None]:
+def check_common(name: str, observed: Observed, record: TaskRecord) -> tuple[Check, Snapshot | Bookmark | None]:
     """The newest common snapshot (by guid) against the task record's; returns it too."""
     common = planner.find_common(observed.source, observed.destination or (), observed.source_bookmarks)
     if common is None:
@@ -300,7 +300,8 @@ def check_common(name: str, observed: Observed, record: TaskRecord) -> tuple[Che
     recorded = record.last_guid
     if recorded is None or recorded == common.guid:
         return Check(name, OK, text + (", as recorded" if recorded else "")), common
-    src = {s.guid: s for s in (*observed.source, *observed.source_bookmarks)}
+    points: list[Snapshot | Bookmark] = [*observed.source, *observed.source_bookmarks]
+    src = {s.guid: s for s in points}
     dst = {s.guid for s in observed.destination or ()}
     if recorded in src and src[recorded].createtxg < common.createtxg:
         return Check(name, WARN, f"{text}: newer than the recorded @{record.last_snapshot} (a run's data landed "

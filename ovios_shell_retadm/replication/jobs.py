@@ -79,9 +79,8 @@ class TaskRun:
         self.pair = Pair(record.task(), source or ZfsNode(LocalHost()), destination or destination_node(record),
                          log=lambda line: self._event("step", what=line))
         #: the task's last run failed or died: it may have left a receive on the partner
-        self.after_failure = record.state == ERROR or (
-            record.state in (RUNNING_FULL, RUNNING_INC) and record.runner is not None
-            and not Runner.from_record(record.runner).is_alive())
+        runner = Runner.from_record(record.runner) if record.state in (RUNNING_FULL, RUNNING_INC) else None
+        self.after_failure = record.state == ERROR or (runner is not None and not runner.is_alive())
 
     def _event(self, event: str, **fields) -> None:
         log_event(self.record.dataset, self.kind, event, **fields)

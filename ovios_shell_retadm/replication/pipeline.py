@@ -62,7 +62,8 @@ def _meter() -> list[str] | None:
 
 def command_line(send_argv: Sequence[str], receive_argv: Sequence[str]) -> str:
     """The pipeline :func:`transfer` runs, as a shell would write it (for ``--dry-run``)."""
-    stages = [send_argv, *([_meter()] if _meter() else []), receive_argv]
+    meter = _meter()
+    stages = [send_argv, *([meter] if meter else []), receive_argv]
     return " | ".join(shlex.join(stage) for stage in stages)
 
 
@@ -93,7 +94,8 @@ def transfer(
             raise
         finally:
             for stage in stages[:-1]:
-                stage.stdout.close()  # each read end now belongs to the next stage only
+                if stage.stdout is not None:  # always: every stage but the last writes to a pipe
+                    stage.stdout.close()  # each read end now belongs to the next stage only
         while any(stage.poll() is None for stage in stages):
             if on_progress is not None:
                 sent = _count(counts)

@@ -13,7 +13,7 @@ Pure functions only: the clock (the new snapshot's name) and ZFS state are argum
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from .model import (
     AbortResume,
@@ -60,7 +60,8 @@ def find_common(
     wins, because only a snapshot can be the base of ``send -I``.
     """
     on_destination = {snapshot.guid for snapshot in destination}
-    shared = [point for point in (*source, *source_bookmarks) if point.guid in on_destination]
+    points: list[Snapshot | Bookmark] = [*source, *source_bookmarks]
+    shared = [point for point in points if point.guid in on_destination]
     return max(shared, key=lambda point: (point.createtxg, isinstance(point, Snapshot)), default=None)
 
 
@@ -291,7 +292,7 @@ def _settle(
     task: Task,
     target: str,
     guid: int | None,
-    landed: dict[Side, Sequence[str]],
+    landed: Mapping[Side, Sequence[str]],
 ) -> list[Step]:
     """Make ``target`` the protected common snapshot, then let go of the older ones.
 

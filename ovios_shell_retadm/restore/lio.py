@@ -104,25 +104,23 @@ def apply(action: Action) -> None:
         _check(any(b.name == a["name"] and b.device == a["device"] for b in observe().backstores), action)
     elif action.kind == "create_target":
         _targetcli("/iscsi", "create", a["iqn"], what=action.description)
-        target = observe().target(a["iqn"])
-        _check(target is not None, action)
-        if not target.portals:  # targetcli's auto_add_default_portal is off here
+        if not _observed_target(action).portals:  # targetcli's auto_add_default_portal is off here
             _targetcli(f"/iscsi/{a['iqn']}/tpg1/portals", "create", *PORTAL.split(":"), what=action.description)
     elif action.kind == "add_portal":
         _targetcli(f"/iscsi/{a['iqn']}/tpg1/portals", "create", *PORTAL.split(":"), what=action.description)
-        _check(bool(observe().target(a["iqn"]).portals), action)
+        _check(bool(_observed_target(action).portals), action)
     elif action.kind == "set_attributes":
         _targetcli(f"/iscsi/{a['iqn']}/tpg1", "set", "attribute",
                    *(f"{k}={v}" for k, v in sorted(a["attributes"].items())), what=action.description)
-        have = observe().target(a["iqn"]).attributes
+        have = _observed_target(action).attributes
         _check(all(have.get(k) == v for k, v in a["attributes"].items()), action)
     elif action.kind == "add_lun":
         _targetcli(f"/iscsi/{a['iqn']}/tpg1/luns", "create", f"/backstores/block/{a['backstore']}",
                    f"lun={a['lun']}", what=action.description)
-        _check(observe().target(a["iqn"]).luns.get(a["lun"]) == a["backstore"], action)
+        _check(_observed_target(action).luns.get(a["lun"]) == a["backstore"], action)
     elif action.kind == "add_acl":
         _targetcli(f"/iscsi/{a['iqn']}/tpg1/acls", "create", a["initiator"], what=action.description)
-        _check(a["initiator"] in observe().target(a["iqn"]).acls, action)
+        _check(a["initiator"] in _observed_target(action).acls, action)
     elif action.kind == "save":
         _targetcli("saveconfig", what=action.description)
     else:  # pragma: no cover - the planner makes no other kind
@@ -132,3 +130,12 @@ def apply(action: Action) -> None:
 def _check(ok: bool, action: Action) -> None:
     if not ok:
         raise ApplyError(f"{action.description}: targetcli reported success, but configfs does not show it")
+
+
+def _observed_target(action: Action) -> LioTarget:
+    """The action's target as configfs shows it after the action (a missing one fails it)."""
+    target = observe().target(action.args["iqn"])
+    if target is None:
+        raise ApplyError(f"{action.description}: targetcli reported success, but configfs does not show "
+                         f"the target {action.args['iqn']}")
+    return target

@@ -44,15 +44,15 @@ def render(exports: dict[str, str]) -> str:
 
 
 def observe() -> NfsState:
-    base = dict(exports_file=str(exports_path()))
+    exports_file = str(exports_path())
     if shutil.which("exportfs", path=SAFE_PATH) is None:
         return NfsState(available=False, problem="the NFS server is not installed here (no exportfs: "
-                                                  "package nfs-kernel-server)", **base)
+                                                  "package nfs-kernel-server)", exports_file=exports_file)
     try:
         ours = parse(exports_path().read_text(errors="replace"))
     except FileNotFoundError:
         ours = {}
-    return NfsState(ours=ours, running=process_running("nfsd"), **base)
+    return NfsState(ours=ours, running=process_running("nfsd"), exports_file=exports_file)
 
 
 def _ours() -> dict[str, str]:

@@ -386,6 +386,10 @@ def _plan_luns(want: Desired, seen: Observed, out: Plan) -> None:
         target = lio.target(iqn)
         acls = want.acls.get(iqn, ())
         wanted_attributes = ACL_ATTRIBUTES if acls else OPEN_ATTRIBUTES
+        attributes: dict[str, str]
+        portals: frozenset[str]
+        have_luns: dict[int, str]
+        have_acls: frozenset[str]
         if target is None:
             out.add("lio", "create_target", f"create iSCSI target {iqn} (TPG 1, portal {PORTAL})", iqn=iqn)
             attributes, portals, have_luns, have_acls = NEW_TPG_ATTRIBUTES, frozenset({PORTAL}), {}, frozenset()

@@ -77,9 +77,9 @@ def _pdbedit() -> list[str]:
 
 def observe() -> SambaState:
     conf = config_path()
-    base = dict(config_file=str(conf), shares_file=str(shares_path()))
     if not conf.exists() or shutil.which("pdbedit", path=SAFE_PATH) is None:
-        return SambaState(available=False, problem=f"Samba is not installed here (no {conf} or pdbedit)", **base)
+        return SambaState(available=False, problem=f"Samba is not installed here (no {conf} or pdbedit)",
+                          config_file=str(conf), shares_file=str(shares_path()))
     sections, includes = parse(conf.read_text(errors="replace"))
     try:
         ours, _ = parse(shares_path().read_text(errors="replace"))
@@ -89,14 +89,15 @@ def observe() -> SambaState:
     try:
         listing = run([*_pdbedit(), "-L", "-w"], "pdbedit -L")
     except ApplyError as exc:
-        return SambaState(available=False, problem=str(exc), **base)
+        return SambaState(available=False, problem=str(exc), config_file=str(conf), shares_file=str(shares_path()))
     for line in listing.splitlines():
         fields = line.split(":")
         if len(fields) >= 4:
             accounts[fields[0]] = fields[3].upper()
     return SambaState(included=str(shares_path()) in includes, ours=ours,
                       foreign=frozenset(name.lower() for name in sections if name.lower() != "global"),
-                      accounts=accounts, running=process_running("smbd"), **base)
+                      accounts=accounts, running=process_running("smbd"),
+                      config_file=str(conf), shares_file=str(shares_path()))
 
 
 def apply(action: Action) -> None:
