@@ -19,7 +19,7 @@ DEBS_TEST := samba  # testparm and pdbedit read restore's Samba files back (test
 PYTEST_ARGS ?=
 OPENZFS_LOG := $(CURDIR)/.openzfs-tests.log
 
-.PHONY: demo test test-unit test-fuse test-openzfs test-tools python-test-tools install debs lab-down clean
+.PHONY: demo test test-unit test-fuse test-openzfs check test-tools python-test-tools install debs lab-down clean
 
 demo: install
 	$(VENV)/bin/ovios-lab demo
@@ -39,6 +39,12 @@ test: install test-tools
 
 test-unit: $(VENV)/.installed python-test-tools
 	$(PY) -m pytest -m 'not lab and not openzfs' $(PYTEST_ARGS)
+
+# The static checks: ruff (its rules in pyproject.toml) over the package, tests and benchmarks;
+# mypy over the files pyproject.toml names.  Only Python tools: no root, no lab.
+check: $(VENV)/.installed python-test-tools
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 test-fuse: install test-tools
 	$(PY) -m pytest -m 'not openzfs' $(PYTEST_ARGS)
