@@ -635,7 +635,7 @@ class ZfsNode:
                         _validate_target(name)).stdout
         found = {}
         for line in out.splitlines():
-            prop, value, source = (line.split("\t") + ["", ""])[:3]
+            prop, value, source = [*line.split("\t"), "", ""][:3]
             found[prop] = (value, source)
         return {p: found.get(p, ("-", "-")) for p in names}
 

@@ -28,10 +28,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ovios_shell_retadm.lab import Lab, LabError, preflight
-from ovios_shell_retadm.lab import openzfs_image
-from ovios_shell_retadm.lab.openzfs_lab import OpenZfsLab
-from ovios_shell_retadm.lab.openzfs_lab import preflight as openzfs_preflight
+from ovios_shell_retadm.lab import Lab, LabError, openzfs_image, preflight
+from ovios_shell_retadm.lab.openzfs_lab import OpenZfsLab, preflight as openzfs_preflight
+
 from tiers import FIXTURE_TIERS, cannot_run
 
 

@@ -23,9 +23,9 @@ NOW = 1_800_000_000.0
 
 
 def record(**changes) -> TaskRecord:
-    values = dict(dataset="data/smbvol", destination="dst", remote_dataset="repl/smbvol", properties=False,
-                  state=IDLE, initialised=True, last_success=NOW - 60, last_snapshot="retadm_b", last_guid=2,
-                  last_bytes=1000)
+    values = {"dataset": "data/smbvol", "destination": "dst", "remote_dataset": "repl/smbvol",
+              "properties": False, "state": IDLE, "initialised": True, "last_success": NOW - 60,
+              "last_snapshot": "retadm_b", "last_guid": 2, "last_bytes": 1000}
     values.update(changes)
     return TaskRecord(**values)
 

@@ -12,8 +12,7 @@ import copy
 from dataclasses import dataclass, field, replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ovios_shell_retadm.replication.model import (
     HOLD_TAG,

@@ -35,6 +35,7 @@ from ovios_shell_retadm.restore.planner import (
     desired,
     plan,
 )
+
 from tiers import cannot_run
 
 IQN = "iqn.2026-11.com.ovios:esx"

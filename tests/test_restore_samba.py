@@ -11,6 +11,7 @@ import pytest
 from ovios_shell_retadm.config.model import Share
 from ovios_shell_retadm.restore import planner, samba, system
 from ovios_shell_retadm.restore.planner import DatasetInfo, Desired, Observed
+
 from tiers import cannot_run
 
 pytestmark = pytest.mark.lab  # Samba's own tools, from the Debian packages make test installs

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
-from tiers import cannot_run
-from ovios_shell_retadm.hosts import CommandFailed, Host, SshHost
+from ovios_shell_retadm.hosts import Host, SshHost
 from ovios_shell_retadm.zfs import (
     MAX_NAME_LEN,
     PROBE_SCRIPT,
@@ -45,6 +43,9 @@ from ovios_shell_retadm.zfs import (
     validate_snapshot_name,
     validate_tag,
 )
+
+import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
+from tiers import cannot_run
 
 ZFS_FUSE = Capabilities(receive_u=True)
 OPENZFS = Capabilities(

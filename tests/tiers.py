@@ -12,7 +12,6 @@ from typing import NoReturn
 
 import pytest
 
-
 #: fixtures that need a tier (conftest marks the tests that use them), by their marker
 FIXTURE_TIERS = {
     "lab": "lab", "fresh_lab": "lab", "lab_machine": "lab",  # the lab, or a zfs-fuse of test_zfs

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,10 +159,8 @@ class Namespace:
 
     def stop_daemon(self, pidfile: Path, signals: Sequence[int] = (15, 9)) -> None:
         self._daemons.remove(pidfile)
-        try:
+        with suppress(OSError, ValueError):
             _kill(int(pidfile.read_text().strip()), signals)
-        except (OSError, ValueError):
-            pass
 
     def stop(self) -> None:
         while self._daemons:

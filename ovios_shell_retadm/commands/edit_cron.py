@@ -46,7 +46,7 @@ def editor_command() -> list[str]:
 
 
 def run_editor(path: str) -> None:
-    argv = editor_command() + [path]
+    argv = [*editor_command(), path]
     try:
         status = subprocess.call(argv)
     except OSError as exc:

@@ -17,6 +17,7 @@ node starts (ssh host and root keys exchanged between the nodes, known_hosts,
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import shutil
@@ -252,8 +253,6 @@ def empty_dir(path: Path) -> bool:
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child, ignore_errors=True)
         else:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 child.unlink()
-            except FileNotFoundError:
-                pass
     return bool(children)

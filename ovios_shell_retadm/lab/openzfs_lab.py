@@ -24,6 +24,7 @@ over one master connection per VM.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -257,10 +258,8 @@ class OpenZfsLab:
             if locked:
                 shutil.rmtree(self.directory, ignore_errors=True)
                 if self.directory.parent == DEFAULT_BASE_DIR:
-                    try:
+                    with contextlib.suppress(OSError):
                         DEFAULT_BASE_DIR.rmdir()
-                    except OSError:
-                        pass
 
     def is_up(self) -> bool:
         state = self._load_state()
@@ -302,7 +301,7 @@ class OpenZfsLab:
         if state is None or not state.ready or spec.name not in state.vms \
                 or not state.vms[spec.name].process.alive():
             raise LabError(f"lab {self.name} is not up (run: ovios-lab up --openzfs)")
-        return self._ssh_argv(spec.name, state.vms[spec.name].ssh_port, tty=tty) + ["--", shlex.join(argv)]
+        return [*self._ssh_argv(spec.name, state.vms[spec.name].ssh_port, tty=tty), "--", shlex.join(argv)]
 
     def exec_env(self) -> dict[str, str]:
         """The environment for running :meth:`exec_argv`'s command line."""
@@ -345,10 +344,8 @@ class OpenZfsLab:
             vm = state.vms[spec.name]
             if vm.powered_off:
                 return
-            try:
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
                 self._stop_master(spec.name, vm.ssh_port)
-            except (subprocess.SubprocessError, OSError):
-                pass
             if vm.process.alive() and osutil.kill_and_wait([vm.process.pid], timeout=15, reap_timeout=5):
                 raise LabError(f"{spec.name}: qemu (pid {vm.process.pid}) would not die")
             vm.powered_off = True
@@ -393,7 +390,7 @@ class OpenZfsLab:
             vm.boot_seconds = self._wait_for_boot(spec.name, vm, started)
             self._start_master(spec.name, vm.ssh_port)
             argv = ["bash", "-c", _power_on_script(spec), "power-on"]
-            result = self._run(self._ssh_argv(spec.name, vm.ssh_port) + ["--", shlex.join(argv)], argv, timeout=600)
+            result = self._run([*self._ssh_argv(spec.name, vm.ssh_port), "--", shlex.join(argv)], argv, timeout=600)
             if result.returncode != 0:
                 raise LabError(f"{spec.name}: after power-on: {(result.stderr or result.stdout).strip()[-2000:]}")
             state.save(self.state_path)
@@ -436,7 +433,7 @@ class OpenZfsLab:
         elif control is not None:
             argv += ["-o", "ControlMaster=no", "-o", f"ControlPath={control}"]
         argv.append("-t" if tty else "-T")
-        return argv + ["127.0.0.1"]
+        return [*argv, "127.0.0.1"]
 
     def _start_master(self, node: str, port: int) -> None:
         if self._control_path(node) is None:
@@ -448,7 +445,7 @@ class OpenZfsLab:
     def _stop_master(self, node: str, port: int) -> None:
         control = self._control_path(node)
         if control is not None and control.exists():
-            subprocess.run(self._ssh_argv(node, port)[:-2] + ["-O", "exit", "127.0.0.1"],
+            subprocess.run([*self._ssh_argv(node, port)[:-2], "-O", "exit", "127.0.0.1"],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=10, env=self._ssh_env())
 
     # -- building -------------------------------------------------------------------------
@@ -475,10 +472,8 @@ class OpenZfsLab:
                 list(pool.map(lambda s: self._setup_node(s, state.vms[s.name].ssh_port), NODES))
             state.ready = True
         except BaseException as exc:
-            try:
+            with contextlib.suppress(LabError):
                 self._teardown(state)
-            except LabError:
-                pass
             if isinstance(exc, LabError):
                 raise
             if isinstance(exc, (OSError, subprocess.SubprocessError)):
@@ -653,8 +648,8 @@ class OpenZfsLab:
         """
         timeout = float(os.environ.get(ENV_BOOT_TIMEOUT) or DEFAULT_BOOT_TIMEOUT)
         deadline = time.monotonic() + timeout
-        argv = _drop_control_options(self._ssh_argv(node, vm.ssh_port, connect_timeout=60)) + \
-            ["--", f"cat {guest.STATUS_FILE}"]
+        argv = [*_drop_control_options(self._ssh_argv(node, vm.ssh_port, connect_timeout=60)),
+                "--", f"cat {guest.STATUS_FILE}"]
         serial = self.serial_log(node)
         marker = f"ovios-lab boot: {node} ".encode()
         last = "no answer yet"
@@ -691,7 +686,7 @@ class OpenZfsLab:
 
     def _setup_node(self, spec: NodeSpec, port: int) -> None:
         argv = ["bash", "-c", guest.setup_script(spec), "setup"]
-        result = self._run(self._ssh_argv(spec.name, port) + ["--", shlex.join(argv)], argv, timeout=600)
+        result = self._run([*self._ssh_argv(spec.name, port), "--", shlex.join(argv)], argv, timeout=600)
         if result.returncode != 0:
             raise LabError(f"{spec.name}: creating the pools failed: "
                            f"{(result.stderr or result.stdout).strip()[-2000:]}")
@@ -762,16 +757,12 @@ class OpenZfsLab:
         """Stop the ssh masters, kill the VMs and empty the lab directory."""
         if state is not None:
             for node, vm in state.vms.items():
-                try:
+                with contextlib.suppress(subprocess.SubprocessError, OSError):
                     self._stop_master(node, vm.ssh_port)
-                except (subprocess.SubprocessError, OSError):
-                    pass
         pids = sorted(self._lab_pids(state))
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         left = osutil.kill_and_wait(pids, timeout=15, reap_timeout=5) if pids else []
         if left:
             raise LabError(f"lab {self.name}: processes would not die: {left}")

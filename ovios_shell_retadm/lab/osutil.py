@@ -14,7 +14,7 @@ import platform
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,10 +166,8 @@ def kill_and_wait(pids: list[int], timeout: float = 10.0, reap_timeout: float = 
     me = os.getpid()
     targets = {p: start_time(p) for p in pids if p != me}
     for pid in targets:
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def present(pid: int) -> bool:
         return start_time(pid) == targets[pid]

@@ -59,7 +59,7 @@ class ZfsView:
 
     def in_pool(self, pool: str) -> dict[str, tuple[str, str]]:
         return {n: v for n, v in self.datasets.items()
-                if n == pool or n.startswith(pool + "/") or n.startswith(pool + "@")}
+                if n == pool or n.startswith((pool + "/", pool + "@"))}
 
 
 def expected_tree(dataset: str, files: dict[str, bytes], children: list[str]) -> dict[str, bytes | None]:
@@ -176,7 +176,7 @@ class NodeZfs:
 
     def _fix_files(self, pool: PoolSpec) -> bool:
         fixed = False
-        datasets: list[DatasetSpec] = [DatasetSpec(pool.name)] + list(pool.datasets)
+        datasets: list[DatasetSpec] = [DatasetSpec(pool.name), *pool.datasets]
         names = [d.name for d in datasets]
         for ds in datasets:
             children = [n for n in names if n.startswith(ds.name + "/") and "/" not in n[len(ds.name) + 1:]]

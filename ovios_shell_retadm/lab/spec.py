@@ -99,7 +99,7 @@ class PoolSpec:
 
     @property
     def dataset_names(self) -> tuple[str, ...]:
-        return (self.name,) + tuple(d.name for d in self.datasets)
+        return (self.name, *(d.name for d in self.datasets))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ The pure helpers at the bottom turn samples into a rate, a time left and one lin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -86,10 +87,8 @@ def read_progress(dataset: str) -> Progress | None:
 
 
 def remove_progress(dataset: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         progress_path(dataset).unlink()
-    except FileNotFoundError:
-        pass
 
 
 class ProgressFile:
@@ -212,7 +211,7 @@ def format_rate(rate: float | None) -> str:
 
 def format_duration(seconds: float) -> str:
     """``75`` → ``1m15s``; ``3725`` → ``1h02m``; ``93600`` → ``1d02h``; under a minute ``42s``."""
-    rest = max(int(round(seconds)), 0)
+    rest = max(round(seconds), 0)
     days, rest = divmod(rest, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
