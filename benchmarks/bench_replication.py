@@ -220,7 +220,8 @@ class Bench:
         self.notes.append(f"'retadm init' itself returned after {started.seconds:.2f}s "
                           f"(preflight, then the background worker holds the lock)")
         self.log("hand-typed full send")
-        hand = self.timed(SRC, f"zfs snapshot {DATASET}@h1; zfs send {DATASET}@h1 | ssh {DST} zfs receive {HAND_REMOTE}",
+        hand = self.timed(SRC,
+                          f"zfs snapshot {DATASET}@h1; zfs send {DATASET}@h1 | ssh {DST} zfs receive {HAND_REMOTE}",
                           timeout=timeout)
         self.made[DST].append(HAND_REMOTE)
         self.results["full: hand-typed (wall)"] = [hand.seconds]

@@ -104,7 +104,7 @@ def parse(text: str) -> tuple[list[Entry], list[Problem]]:
             problems.append(Problem(number, line, "expected five time fields and a command"))
             continue
         try:
-            for token, field in zip(words[:5], _FIELDS):
+            for token, field in zip(words[:5], _FIELDS, strict=True):
                 check_field(token, field)
         except ValueError as exc:
             problems.append(Problem(number, line, str(exc)))
@@ -140,7 +140,8 @@ class Crontab:
 
     def read(self) -> str:
         try:
-            proc = subprocess.run([self.binary, "-u", self.user, "-l"], capture_output=True, text=True, timeout=30)
+            proc = subprocess.run([self.binary, "-u", self.user, "-l"], check=False, capture_output=True, text=True,
+                                  timeout=30)
         except OSError as exc:
             raise CrontabError(f"cannot run {self.binary}: {exc.strerror} (is cron installed?)") from exc
         if proc.returncode == 0:
@@ -151,7 +152,7 @@ class Crontab:
 
     def install(self, text: str) -> None:
         try:
-            proc = subprocess.run([self.binary, "-u", self.user, "-"], input=text, capture_output=True,
+            proc = subprocess.run([self.binary, "-u", self.user, "-"], check=False, input=text, capture_output=True,
                                   text=True, timeout=30)
         except OSError as exc:
             raise CrontabError(f"cannot run {self.binary}: {exc.strerror}") from exc

@@ -214,7 +214,7 @@ class Host(ABC):
         local = self.argv_for(argv)
         try:
             proc = subprocess.run(
-                local,
+                local, check=False,
                 input=input,
                 stdin=subprocess.DEVNULL if input is None else None,
                 capture_output=True,
@@ -232,7 +232,7 @@ class Host(ABC):
             raise CommandFailed(argv, proc.returncode, proc.stderr, self.name)
         return Result(proc.returncode, proc.stdout, proc.stderr, tuple(argv))
 
-    def _check_transport(self, returncode: int, stderr: str) -> None:
+    def _check_transport(self, returncode: int, stderr: str) -> None:  # noqa: B027 - a hook, SshHost overrides it
         """Raise if the command never reached the host.  Local commands always do."""
 
     def __repr__(self) -> str:
@@ -434,7 +434,7 @@ class SshHost(Host):
         if not self.multiplexed:
             return False
         proc = subprocess.run(
-            self._ssh("-O", "check", "--", self.address),
+            self._ssh("-O", "check", "--", self.address), check=False,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=CONNECT_TIMEOUT,
@@ -445,7 +445,7 @@ class SshHost(Host):
         """Stop the master connection, if any (e.g. after the peer's key changed)."""
         if self.master_running():
             subprocess.run(
-                self._ssh("-O", "exit", "--", self.address),
+                self._ssh("-O", "exit", "--", self.address), check=False,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=CONNECT_TIMEOUT,

@@ -39,7 +39,7 @@ CRON = Daemon(unit="cron", binary="/usr/sbin/cron", pidfile="/run/crond.pid")
 
 def _run(argv: list[str], what: str) -> None:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ServiceError(f"{what}: {exc}") from exc
     if proc.returncode != 0:
@@ -51,7 +51,7 @@ class Systemd:
     """A node booted with systemd."""
 
     def is_running(self, daemon: Daemon) -> bool:
-        return subprocess.run(["systemctl", "is-active", "--quiet", daemon.unit]).returncode == 0
+        return subprocess.run(["systemctl", "is-active", "--quiet", daemon.unit], check=False).returncode == 0
 
     def start(self, daemon: Daemon, *, persistent: bool = True) -> None:
         verb = ["enable", "--now"] if persistent else ["start"]
@@ -146,9 +146,8 @@ def _included_first(config: Path, dropin: Path) -> bool:
         if words[0].lower() != "include":
             return False
         for pattern in words[1:]:
-            if not os.path.isabs(pattern):
-                pattern = str(config.parent / pattern)
-            if fnmatch.fnmatch(str(dropin), pattern):
+            path = pattern if os.path.isabs(pattern) else str(config.parent / pattern)
+            if fnmatch.fnmatch(str(dropin), path):
                 return True
     return False
 
@@ -162,10 +161,10 @@ def _rewrite_permit_root_login(text: str, policy: str) -> str:
     for line in lines[:match_at]:
         words = line.split()
         if words and words[0].lower() == "permitrootlogin":
-            if setting in global_part:
-                continue  # sshd reads only the first one: drop the others
-            line = setting
-        global_part.append(line)
+            if setting not in global_part:  # sshd reads only the first one: drop the others
+                global_part.append(setting)
+        else:
+            global_part.append(line)
     if setting not in global_part:
         global_part.append(setting)
     return "\n".join(global_part + lines[match_at:]) + "\n"
@@ -214,7 +213,7 @@ def root_login_policy() -> str | None:
     """What sshd would do for root now (``sshd -T``), or None when it cannot tell."""
     try:
         proc = subprocess.run(
-            [SSH.binary, "-T", "-f", str(settings.sshd_config_path())],
+            [SSH.binary, "-T", "-f", str(settings.sshd_config_path())], check=False,
             capture_output=True, text=True, timeout=30,
         )
     except OSError:

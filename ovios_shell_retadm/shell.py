@@ -58,7 +58,7 @@ class OviosShell(cmd2.Cmd):
             try:
                 command_set_class = ep.load()
                 self.register_command_set(command_set_class())
-            except Exception as exc:  # a broken plugin must not take the shell down
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the shell down
                 message = f"warning: plugin {ep.name!r} ({ep.value}) not loaded: {exc}"
                 self.plugin_warnings.append(message)
                 print(message, file=sys.stderr)

@@ -485,9 +485,8 @@ def receive_argv(
     validate_dataset_name(dataset)
     argv = ["zfs", "receive"]
     can_resume = caps.resumable_on(pool_of(dataset))
-    for wanted, supported, flag in ((resumable, can_resume, "-s"), (no_mount, caps.receive_u, "-u")):
-        if wanted is None:
-            wanted = supported
+    for asked, supported, flag in ((resumable, can_resume, "-s"), (no_mount, caps.receive_u, "-u")):
+        wanted = supported if asked is None else asked
         if wanted:
             if not supported:
                 raise Unsupported(f"zfs receive {flag} is not supported for {dataset}")

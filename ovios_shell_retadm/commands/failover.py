@@ -132,7 +132,8 @@ class FailoverHandlers:
         try:
             failover.demote(node, args.dataset, origin)
         except (FailoverError, ZfsError) as exc:
-            raise CommandError(f"{origin} is the source again, but {args.dataset} was not marked its replica: {exc}")
+            raise CommandError(f"{origin} is the source again, but {args.dataset} was not marked its replica: "
+                               f"{exc}") from exc
         tasks.delete(args.dataset)
         self.out(f"{origin} is the source again; {args.dataset} is its read-only replica from @{outcome.common}.")
         return 0

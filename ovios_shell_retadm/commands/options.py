@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import cmd2
 from tabulate import tabulate
 
@@ -34,10 +36,8 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
 
 def _autosync_after_command(data: cmd2.plugin.PostcommandData) -> cmd2.plugin.PostcommandData:
     """After every command: push a changed configuration to the partners (in the background)."""
-    try:
+    with contextlib.suppress(Exception):  # a hook must never break the shell; after_command logs its errors
         autosync.after_command()
-    except Exception:  # noqa: BLE001 - a hook must never break the shell; after_command logs its errors
-        pass
     return data
 
 

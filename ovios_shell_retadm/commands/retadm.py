@@ -261,7 +261,8 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         table = [
             (
                 row["dataset"], row["destination"], row["status"],
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_success"])) if row["last_success"] else "never",
+                (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_success"]))
+                 if row["last_success"] else "never"),
                 progress.format_duration(row["lag_seconds"]) if row["lag_seconds"] is not None else "-",
                 row["remote_dataset"], row["config"],
             )

@@ -27,5 +27,5 @@ def md4(message: bytes) -> bytes:
         for i in range(16):  # round 3: H = parity, constant 0x6ED9EBA1
             k, s = (0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15)[i], (3, 9, 11, 15)[i % 4]
             a, b, c, d = d, _rotl((a + (b ^ c ^ d) + x[k] + 0x6ED9EBA1) & _MASK, s), b, c
-        h = [(v + n) & _MASK for v, n in zip(h, (a, b, c, d))]
+        h = [(v + n) & _MASK for v, n in zip(h, (a, b, c, d), strict=True)]
     return struct.pack("<4I", *h)

@@ -175,7 +175,7 @@ class _PartnerLock:
 
     def try_acquire(self) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a")
+        handle = open(self.path, "a")  # noqa: SIM115 - held open: it is the lock, until release()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

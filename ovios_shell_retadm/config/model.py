@@ -110,10 +110,10 @@ def with_lun(config: Configuration, iqn: str, lun_id: int, volume: str, acls: tu
 
     Refuses a LUN id the target already uses for another volume."""
     target = config.target(iqn) or Target(iqn, tuple(acls))
-    taken = next((l for l in target.luns if l.id == lun_id), None)
+    taken = next((lun for lun in target.luns if lun.id == lun_id), None)
     if taken is not None and taken.volume != volume:
         raise ConfigError(f"LUN {lun_id} of {iqn} is already {taken.volume}")
-    luns = tuple(sorted({*target.luns, Lun(lun_id, volume)}, key=lambda l: l.id))
+    luns = tuple(sorted({*target.luns, Lun(lun_id, volume)}, key=lambda lun: lun.id))
     target = replace(target, luns=luns, acls=tuple(sorted({*target.acls, *acls})))
     others = tuple(t for t in config.targets if t.iqn != iqn)
     return _checked(replace(config, targets=tuple(sorted((*others, target), key=lambda t: t.iqn))))
@@ -151,7 +151,8 @@ def to_json(config: Configuration) -> dict[str, Any]:
         "generation": config.generation,
         "updated": config.updated,
         "iscsi": {"targets": [{"iqn": t.iqn, "acls": list(t.acls),
-                               "luns": [{"id": l.id, "volume": l.volume} for l in t.luns]} for t in config.targets]},
+                               "luns": [{"id": lun.id, "volume": lun.volume} for lun in t.luns]}
+                              for t in config.targets]},
         "smb": {"shares": [{"name": s.name, "dataset": s.dataset, "read_only": s.read_only,
                             "valid_users": list(s.valid_users)} for s in config.shares]},
         "nfs": {"exports": [{"dataset": e.dataset, "clients": e.clients, "options": e.options}
@@ -181,8 +182,8 @@ def from_json(data: Any) -> Configuration:
     obj = _obj(data, "configuration")
     if obj.get("format") != FORMAT:
         raise ConfigError(f"format {obj.get('format')!r} is not supported (this version reads format {FORMAT})")
-    targets = tuple(_target(t, f"iscsi.targets[{i}]")
-                    for i, t in enumerate(_list(_obj(obj.get("iscsi", {}), "iscsi").get("targets", []), "iscsi.targets")))
+    iscsi_targets = _list(_obj(obj.get("iscsi", {}), "iscsi").get("targets", []), "iscsi.targets")
+    targets = tuple(_target(t, f"iscsi.targets[{i}]") for i, t in enumerate(iscsi_targets))
     shares = tuple(_share(s, f"smb.shares[{i}]")
                    for i, s in enumerate(_list(_obj(obj.get("smb", {}), "smb").get("shares", []), "smb.shares")))
     exports = tuple(_export(e, f"nfs.exports[{i}]")
@@ -201,7 +202,7 @@ def _checked(config: Configuration) -> Configuration:
     _unique([e.dataset for e in config.exports], "NFS export of")
     _unique([u.name for u in config.users], "user")
     for target in config.targets:
-        _unique([str(l.id) for l in target.luns], f"LUN id in {target.iqn}:")
+        _unique([str(lun.id) for lun in target.luns], f"LUN id in {target.iqn}:")
     known = {u.name for u in config.users}
     for share in config.shares:
         for name in share.valid_users:
@@ -234,7 +235,7 @@ def _target(data: Any, where: str) -> Target:
         if not 0 <= lun_id <= 255:
             raise ConfigError(f"{where}.luns[{i}].id: {lun_id} is not a LUN id (0-255)")
         luns.append(Lun(lun_id, _dataset(lobj.get("volume"), f"{where}.luns[{i}].volume")))
-    return Target(iqn, tuple(sorted(acls)), tuple(sorted(luns, key=lambda l: l.id)))
+    return Target(iqn, tuple(sorted(acls)), tuple(sorted(luns, key=lambda lun: lun.id)))
 
 
 def _share(data: Any, where: str) -> Share:
@@ -245,7 +246,8 @@ def _share(data: Any, where: str) -> Share:
     read_only = obj.get("read_only", False)
     if not isinstance(read_only, bool):
         raise ConfigError(f"{where}.read_only: must be true or false")
-    users = tuple(_user_name(u, f"{where}.valid_users") for u in _list(obj.get("valid_users", []), f"{where}.valid_users"))
+    users = tuple(_user_name(u, f"{where}.valid_users")
+                  for u in _list(obj.get("valid_users", []), f"{where}.valid_users"))
     return Share(name, _dataset(obj.get("dataset"), f"{where}.dataset"), read_only, users)
 
 

@@ -29,7 +29,7 @@ _MAPPING = re.compile(r"^(?P<iqn>iqn\.[^,\s]+),lun(?P<id>\d{1,3})$")
 
 def lun_mapping(targets: tuple[Target, ...], volume: str) -> str | None:
     """The ``ovios:lun.mapping`` value for ``volume`` (None: not mapped)."""
-    found = [f"{t.iqn},lun{l.id}" for t in targets for l in t.luns if l.volume == volume]
+    found = [f"{t.iqn},lun{lun.id}" for t in targets for lun in t.luns if lun.volume == volume]
     return " ".join(found) or None
 
 
@@ -52,5 +52,6 @@ def targets_from_properties(volumes: dict[str, str]) -> Configuration:
     for volume, value in sorted(volumes.items()):
         for iqn, lun_id in parse_lun_mapping(value):
             luns.setdefault(iqn, []).append(Lun(lun_id, volume))
-    targets = tuple(Target(iqn, (), tuple(sorted(found, key=lambda l: l.id))) for iqn, found in sorted(luns.items()))
+    targets = tuple(Target(iqn, (), tuple(sorted(found, key=lambda lun: lun.id)))
+                    for iqn, found in sorted(luns.items()))
     return _checked(Configuration(targets=targets))

@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         return 0 if status.up else 3
     elif args.verb in ("power-off", "power-on"):
         if not isinstance(lab, OpenZfsLab):
-            raise LabError(f"only the OpenZFS lab's VMs can be powered off and on: ovios-lab {args.verb} --openzfs NODE")
+            raise LabError("only the OpenZFS lab's VMs can be powered off and on: "
+                           f"ovios-lab {args.verb} --openzfs NODE")
         if args.verb == "power-off":
             lab.power_off(args.node)
             print(f"{args.node} is powered off")

@@ -10,6 +10,7 @@ namespace: killing the lab's processes frees everything but the lab directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -164,7 +165,7 @@ class Node:
     def run(self, argv: list[str], input: str | None = None, check: bool = False,
             timeout: float | None = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            self.enter_argv(list(argv)), input=input, text=True, capture_output=True,
+            self.enter_argv(list(argv)), check=False, input=input, text=True, capture_output=True,
             stdin=subprocess.DEVNULL if input is None else None, timeout=timeout,
             env=node_env() if env is None else env, cwd="/")
         result.args = list(argv)
@@ -210,7 +211,7 @@ class Node:
             proc.kill()
             proc.wait()
             raise LabError(f"{self.name}: {daemon.name} did not start (see {log})") from None
-        ready = (lambda: self._socket_ready()) if daemon.name == "zfs-fuse" else (
+        ready = self._socket_ready if daemon.name == "zfs-fuse" else (
             lambda: self.daemon_pid(daemon) is not None)
         if code != 0 or not osutil.wait_for(ready, DAEMON_TIMEOUT):
             raise LabError(f"{self.name}: {daemon.name} did not start (exit {code}, see {log})")
@@ -285,7 +286,7 @@ class Node:
 
 
 def _ip_batch(pid: int, commands: str) -> None:
-    result = subprocess.run(["nsenter", "-t", str(pid), "-n", "--", "ip", "-batch", "-"],
+    result = subprocess.run(["nsenter", "-t", str(pid), "-n", "--", "ip", "-batch", "-"], check=False,
                             input=commands, text=True, capture_output=True, timeout=30)
     if result.returncode != 0:
         raise LabError(f"network setup failed: {result.stderr.strip()}")
@@ -391,7 +392,7 @@ class Lab:
             self.down()
             self.up()
             return ["rebuilt the lab"]
-        return [f"{n.name}: {a}" for n, actions in zip(nodes, results) for a in actions]
+        return [f"{n.name}: {a}" for n, actions in zip(nodes, results, strict=True) for a in actions]
 
     def processes(self) -> list[int]:
         """Every process belonging to the lab (holders, daemons, anything run inside)."""
@@ -575,8 +576,6 @@ class Lab:
         """Remove the lab directory, and the default base directory once it is empty."""
         shutil.rmtree(self.directory, ignore_errors=True)
         if self.directory.parent == DEFAULT_BASE_DIR:
-            try:
+            with contextlib.suppress(OSError):  # other labs live there
                 DEFAULT_BASE_DIR.rmdir()
-            except OSError:
-                pass  # other labs live there
 

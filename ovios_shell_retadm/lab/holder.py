@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if spec["role"] == "node":
             setup_node(spec)
-    except Exception as exc:  # reported to the lab, which turns it into a LabError
+    except Exception as exc:  # noqa: BLE001 - reported to the lab, which turns it into a LabError
         ready.write(f"error {type(exc).__name__}: {exc}\n")
         ready.close()
         return 1

@@ -211,7 +211,8 @@ def _library(spec: NodeSpec) -> str:
         create_pool.append(f"    {pool.name}) {' && '.join(lines)} ;;")
     digests = "\n".join(f"    {name}) echo {volume_digest(data)} ;;" for name, data in volumes.items())
     children = "\n".join(
-        f"    {p.name}) echo {' '.join(sorted(d.name.split('/', 1)[1] for d in p.datasets if d.name not in volumes))} ;;"
+        f"    {p.name}) echo {' '.join(sorted(d.name.split('/', 1)[1] for d in p.datasets if d.name not in volumes))}"
+        " ;;"
         for p in spec.pools)
     return f"""
 SEED={SEED_MOUNT}
@@ -384,9 +385,13 @@ lio=/sys/kernel/config/target
 if compgen -G "$lio/iscsi/iqn.*" >/dev/null || compgen -G "$lio/core/*_*/*/" >/dev/null; then
     targetctl clear && act "cleared LIO"
 fi
-if compgen -G "/etc/rtslib-fb-target/*" >/dev/null; then rm -rf /etc/rtslib-fb-target/*; act "removed LIO's saved configuration"; fi
+if compgen -G "/etc/rtslib-fb-target/*" >/dev/null; then
+    rm -rf /etc/rtslib-fb-target/*; act "removed LIO's saved configuration"
+fi
 running=$(systemctl is-active smbd nmbd nfs-server iscsid 2>/dev/null | grep -c '^active$' || true)
-if [ "$running" != 0 ]; then systemctl stop smbd nmbd nfs-server iscsid iscsid.socket; act "stopped Samba/NFS/iscsid"; fi
+if [ "$running" != 0 ]; then
+    systemctl stop smbd nmbd nfs-server iscsid iscsid.socket; act "stopped Samba/NFS/iscsid"
+fi
 for f in /etc/exports.d/ovios.exports /etc/samba/ovios-shares.conf /var/lib/samba/private/passdb.tdb; do
     if [ -e "$f" ]; then rm -f "$f"; act "removed $f"; fi
 done

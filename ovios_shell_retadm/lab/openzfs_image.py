@@ -290,7 +290,7 @@ def ensure_host_packages(log: Callable[[str], None] = print) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for argv in (["apt-get", "update", "-qq"],
                  ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
-        result = subprocess.run(argv, env=env, capture_output=True, text=True)
+        result = subprocess.run(argv, check=False, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
             raise LabError(f"{' '.join(argv[:2])} failed: {tail[0] if tail else result.returncode}")
@@ -351,7 +351,7 @@ class _Builder:
             out.flush()
             code: int | str
             try:
-                code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                code = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                       env=env, timeout=timeout, cwd="/").returncode
             except subprocess.TimeoutExpired:
                 code = "timeout"

@@ -283,7 +283,7 @@ class OpenZfsLab:
 
     def _run(self, command: list[str], argv: list[str], input: str | None = None, check: bool = False,
              timeout: float | None = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run(command, input=input, text=True, capture_output=True,
+        result = subprocess.run(command, check=False, input=input, text=True, capture_output=True,
                                 stdin=subprocess.DEVNULL if input is None else None, timeout=timeout,
                                 env=self._ssh_env())
         result.args = argv
@@ -330,7 +330,7 @@ class OpenZfsLab:
             self.down()
             self.up()
             return ["rebuilt the lab"]
-        return [f"{spec.name}: {a}" for spec, actions in zip(NODES, results) for a in actions]
+        return [f"{spec.name}: {a}" for spec, actions in zip(NODES, results, strict=True) for a in actions]
 
     def power_off(self, node: str) -> None:
         """Cut ``node``'s power: its QEMU is killed (SIGKILL: no shutdown, nothing flushed
@@ -439,13 +439,13 @@ class OpenZfsLab:
         if self._control_path(node) is None:
             return
         with open(self.vm_dir(node) / "ssh-master.log", "ab") as log:
-            subprocess.run(self._ssh_argv(node, port, master=True), stdin=subprocess.DEVNULL, stdout=log,
+            subprocess.run(self._ssh_argv(node, port, master=True), check=False, stdin=subprocess.DEVNULL, stdout=log,
                            stderr=log, env=self._ssh_env(), timeout=60)
 
     def _stop_master(self, node: str, port: int) -> None:
         control = self._control_path(node)
         if control is not None and control.exists():
-            subprocess.run([*self._ssh_argv(node, port)[:-2], "-O", "exit", "127.0.0.1"],
+            subprocess.run([*self._ssh_argv(node, port)[:-2], "-O", "exit", "127.0.0.1"], check=False,
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=10, env=self._ssh_env())
 
     # -- building -------------------------------------------------------------------------
@@ -463,7 +463,7 @@ class OpenZfsLab:
             self.log(f"lab {self.name}: booting {', '.join(self.nodes)}")
             with ThreadPoolExecutor(len(NODES)) as pool:
                 boots = list(pool.map(lambda s: self._wait_for_boot(s.name, state.vms[s.name], started), NODES))
-            for spec, seconds in zip(NODES, boots):
+            for spec, seconds in zip(NODES, boots, strict=True):
                 state.vms[spec.name].boot_seconds = seconds
             self.log(f"lab {self.name}: booted in {max(boots):.0f} s; creating the pools")
             for spec in NODES:
@@ -541,7 +541,8 @@ class OpenZfsLab:
                 os.chmod(path, 0o755 if path.is_dir() else 0o644)
             vm = self.vm_dir(spec.name)
             result = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                                     str(image.disk), str(vm / "root.qcow2")], capture_output=True, text=True)
+                                     str(image.disk), str(vm / "root.qcow2")],
+                                    check=False, capture_output=True, text=True)
             if result.returncode != 0:
                 raise LabError(f"qemu-img create failed: {result.stderr.strip()}")
             for pool in spec.pools:
@@ -618,7 +619,7 @@ class OpenZfsLab:
             hashlib.sha256(f"{self.member_tag}:{spec.name}:{time.time()}".encode()).hexdigest()[:32]
         for attempt in range(5):
             port = _free_port()
-            result = subprocess.run(self._qemu_argv(image, spec, index, link, port, machine_id),
+            result = subprocess.run(self._qemu_argv(image, spec, index, link, port, machine_id), check=False,
                                     stdin=subprocess.DEVNULL,
                                     capture_output=True, text=True, env=env, cwd=vm, timeout=120)
             if result.returncode == 0:
@@ -671,7 +672,7 @@ class OpenZfsLab:
                 time.sleep(0.5)
                 continue
             try:
-                result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                result = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                         timeout=90, env=self._ssh_env())
                 code, out = result.returncode, result.stdout.strip()
                 last = out or result.stderr.strip() or last

@@ -519,7 +519,7 @@ class TaskDoctor:
                 result = Check(name, SKIP, f"not checked: {skip}")
             except (HostError, ZfsError, OSError, ValueError) as exc:
                 result = Check(name, FAIL, f"could not check: {exc}")
-            except Exception as exc:  # a bug in one check must not hide the others
+            except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others
                 result = Check(name, FAIL, f"could not check: internal error: {type(exc).__name__}: {exc}")
             results.append(result)
         return Diagnosis(self.record, tuple(results))

@@ -28,14 +28,14 @@ def run(argv: Sequence[str], what: str, input: str | None = None, timeout: float
     """Run a command; its stdout, or ApplyError naming ``what`` and the command's last words."""
     env = dict(os.environ, PATH=SAFE_PATH, LC_ALL="C")
     try:
-        proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout, env=env,
-                              stdin=None if input is not None else subprocess.DEVNULL)
+        proc = subprocess.run(list(argv), check=False, input=input, capture_output=True, text=True, timeout=timeout,
+                              env=env, stdin=None if input is not None else subprocess.DEVNULL)
     except FileNotFoundError:
         raise ApplyError(f"{what}: {argv[0]} is not installed") from None
     except subprocess.TimeoutExpired:
         raise ApplyError(f"{what}: {argv[0]} did not finish in {timeout:g} s") from None
     if proc.returncode != 0:
-        lines = [l.strip() for l in (proc.stderr + "\n" + proc.stdout).splitlines() if l.strip()]
+        lines = [line.strip() for line in (proc.stderr + "\n" + proc.stdout).splitlines() if line.strip()]
         raise ApplyError(f"{what}: {lines[-1] if lines else f'{argv[0]} exit {proc.returncode}'}")
     return proc.stdout
 

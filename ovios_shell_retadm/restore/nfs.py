@@ -27,8 +27,8 @@ def _quote(path: str) -> str:
 def parse(text: str) -> dict[str, str]:
     """``path clients(options)`` lines → {path: "clients(options)"} (a quoted path may hold spaces)."""
     exports: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         if line.startswith('"'):

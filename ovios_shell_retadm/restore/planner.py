@@ -199,9 +199,9 @@ def desired(config: Configuration | None, datasets: dict[str, DatasetInfo]) -> t
             if match is None:
                 notes.append(f"ignored {properties.NFS_EXPORT} of {info.name}: {info.nfs_export!r} "
                              "is not <clients>(<options>)")
-            elif not any(e.dataset == info.name for e in exports):
-                if _serveable(info.name, datasets, "NFS export", notes):
-                    exports.append(Export(info.name, match["clients"], match["options"]))
+            elif (not any(e.dataset == info.name for e in exports)
+                  and _serveable(info.name, datasets, "NFS export", notes)):
+                exports.append(Export(info.name, match["clients"], match["options"]))
     return Desired(tuple(claims), acls, tuple(shares), tuple(exports), tuple(config.users)), notes
 
 
