@@ -20,21 +20,37 @@ from pathlib import Path
 import pytest
 
 from ovios_shell_retadm.lab import Lab
+from ovios_shell_retadm.replication.tasks import IDLE, TaskRecord, TaskStore
+from ovios_shell_retadm.store import Store
 
 SCRIPT = Path(__file__).resolve().parent.parent / "completions" / "ovios-shell.bash"
 
 
+#: exit statuses of :func:`completion_script` when the completion never ran: an empty
+#: COMPREPLY must mean "nothing to offer", never "the script did not load or run"
+NOT_REGISTERED, DID_NOT_RUN = 3, 4
+
+
 def completion_script(words: list[str]) -> str:
-    """bash that completes the last of ``words`` and prints COMPREPLY, one per line."""
+    """bash that completes the last of ``words`` and prints COMPREPLY, one per line.
+
+    It fails (:data:`NOT_REGISTERED`, :data:`DID_NOT_RUN`) unless the script registered
+    ``_ovios_shell`` for ovios-shell and the function ran to the point where it sets COMPREPLY
+    (unset before the call; after it, an empty array is set, a function that never ran leaves
+    it unset)."""
     return "\n".join([
         "source /dev/stdin <<'OVIOS_COMPLETION'",
         SCRIPT.read_text().rstrip("\n"),
         "OVIOS_COMPLETION",
+        '[ "$(complete -p ovios-shell 2>/dev/null)" = "complete -F _ovios_shell ovios-shell" ] '
+        f"|| exit {NOT_REGISTERED}",
         f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)})",
         f"COMP_CWORD={len(words) - 1}",
         f"COMP_LINE={shlex.quote(' '.join(words))}",
         "COMP_POINT=${#COMP_LINE}",
+        "unset COMPREPLY",
         "_ovios_shell",
+        f"declare -p COMPREPLY >/dev/null 2>&1 || exit {DID_NOT_RUN}",
         'printf "%s\\n" "${COMPREPLY[@]}"',
     ])
 
@@ -57,6 +73,7 @@ def complete(tmp_path):
         return parse(proc.stdout)
 
     run.root = tmp_path / "root"
+    run.env = env
     return run
 
 
@@ -117,11 +134,24 @@ def test_each_subcommand_offers_its_own_options(complete):
     assert complete("ovios-shell", "retadm", "doctor", "-") == ["--dry-run", "--help", "--json"]
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--r") == ["--remote-name", "--remote-pool"]
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--properties", "") == ["no", "yes"]
+    # the value of --dest is free text: nothing offered, where the option before it offers its values
+    assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--dest", "-") == [
+        "--dest", "--dry-run", "--help", "--properties", "--remote-name", "--remote-pool"]
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--dest", "") == []
 
 
 def test_no_tasks_no_replicated_datasets(complete):
+    # the ovios-shell the script asks answers here (option names), and says: no task
+    assert complete("ovios-shell", "options", "") == ["autosync.enable", "cron.enable", "ssh.allow.root"]
+    status = subprocess.run(["ovios-shell", "retadm", "status", "--json"], capture_output=True, text=True,
+                            env=complete.env, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    assert (status.returncode, json.loads(status.stdout)) == (0, []), status.stderr
     assert complete("ovios-shell", "retadm", "inc", "") == []
+    # the same completion in the same root lists a task as soon as there is one
+    TaskStore(Store(complete.root / "etc/ovios/ovios.db")).create(
+        TaskRecord("data/smbvol", "dst", "repl/smbvol", False, state=IDLE, initialised=True))
+    assert complete("ovios-shell", "retadm", "inc", "") == ["data/smbvol"]
+    assert complete("ovios-shell", "retadm", "inc", "e") == []
 
 
 # -- datasets: inside a lab node ----------------------------------------------------------
@@ -140,6 +170,9 @@ def test_datasets_local_then_replicated(fresh_lab: Lab):
     # init: the local filesystems and volumes, not the pools
     assert complete_in(lab, "ovios-shell", "retadm", "init", "") == ["data/smbvol", "esx/lun01"]
     assert complete_in(lab, "ovios-shell", "retadm", "init", "e") == ["esx/lun01"]
+    # inc: nothing before init, because the node's ovios-shell answers "no task" (not because it
+    # does not answer: the same completion lists data/smbvol after init, below)
+    assert json.loads(lab.exec("src", ["ovios-shell", "retadm", "status", "--json"], check=True).stdout) == []
     assert complete_in(lab, "ovios-shell", "retadm", "inc", "") == []
 
     init = lab.exec("src", ["ovios-shell", "retadm", "init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl"])
