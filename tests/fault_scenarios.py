@@ -104,7 +104,8 @@ def holds_released(lab, timeout: float = 600) -> None:
     sh(lab, "src", f"zfs release retadm data/smbvol@{common}")
     sh(lab, "dst", f"zfs release retadm repl/smbvol@{common}")
     doctor = shell(lab, "src", "retadm", "doctor", "data/smbvol", timeout=timeout)
-    assert f"  WARN  holds: @{common} is not held (tag retadm) on the source and the destination: " in doctor.stdout, doctor.stdout
+    warning = f"  WARN  holds: @{common} is not held (tag retadm) on the source and the destination: "
+    assert warning in doctor.stdout, doctor.stdout
     _inc_ok(lab, timeout)
     # held again on both sides (OpenZFS sees that nothing was written and re-holds the same
     # snapshot; zfs-fuse cannot tell, and sends a new one)

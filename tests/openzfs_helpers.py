@@ -14,8 +14,8 @@ def zvol_digest(lab, node: str, volume: str) -> str:
 
 
 def last_end(lab, dataset: str) -> str:
-    lines = [l for l in sh(lab, "src", "cat /var/log/ovios/repl.log").stdout.splitlines()
-             if f" {dataset} " in l and " end " in l]
+    lines = [line for line in sh(lab, "src", "cat /var/log/ovios/repl.log").stdout.splitlines()
+             if f" {dataset} " in line and " end " in line]
     return lines[-1]
 
 

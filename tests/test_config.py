@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import signal
 import time
 
@@ -79,7 +80,7 @@ def test_malformed_configurations_are_refused_naming_the_field(change, message):
 
 
 def test_a_lun_id_taken_by_another_volume_is_refused():
-    with pytest.raises(ConfigError, match="LUN 0 of iqn.2026-11.com.ovios:esx is already esx/lun01"):
+    with pytest.raises(ConfigError, match=re.escape("LUN 0 of iqn.2026-11.com.ovios:esx is already esx/lun01")):
         with_lun(sample(), IQN, 0, "esx/lun02")
     assert with_lun(sample(), IQN, 0, "esx/lun01") == sample()  # the same mapping again: no change
 
@@ -106,7 +107,7 @@ def test_concurrent_writers_lose_no_change():
     for worker in workers:
         worker.join()
     config = files.load()
-    assert [l.id for l in config.target(IQN).luns] == list(range(30)) and config.generation == 30
+    assert [lun.id for lun in config.target(IQN).luns] == list(range(30)) and config.generation == 30
 
 
 def _rewrite_forever() -> None:
@@ -145,7 +146,7 @@ def test_lun_mapping_properties_round_trip_and_describe_targets():
     assert value == f"{IQN},lun3"
     assert properties.parse_lun_mapping(f"{IQN},lun0 {IQN},lun3") == [(IQN, 0), (IQN, 3)]
     described = properties.targets_from_properties({"repl/a": f"{IQN},lun0", "repl/b": f"{IQN},lun1"})
-    assert [(l.id, l.volume) for l in described.target(IQN).luns] == [(0, "repl/a"), (1, "repl/b")]
+    assert [(lun.id, lun.volume) for lun in described.target(IQN).luns] == [(0, "repl/a"), (1, "repl/b")]
     with pytest.raises(ConfigError, match="is defined twice"):
         properties.targets_from_properties({"repl/a": f"{IQN},lun0", "repl/b": f"{IQN},lun0"})
     with pytest.raises(ConfigError, match="is not <target iqn>,lun<id>"):

@@ -34,7 +34,10 @@ def snaps(*specs: tuple[str, int]) -> tuple[Snapshot, ...]:
     return tuple(Snapshot(name, guid, txg) for txg, (name, guid) in enumerate(specs, start=1))
 
 
-def observed(source=snaps(("retadm_b", 2)), destination=snaps(("retadm_b", 2)), **more) -> Observed:
+B_ONLY = snaps(("retadm_b", 2))
+
+
+def observed(source=B_ONLY, destination=B_ONLY, **more) -> Observed:
     more.setdefault("source_holds", frozenset({"retadm_b"}))
     more.setdefault("destination_holds", frozenset({"retadm_b"}))
     return Observed(source=source, destination=destination, **more)
@@ -309,8 +312,9 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
     monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
     local = ZfsNode(FakeHost("localhost", {("zfs", "list"): "filesystem\n"}))
     unreachable = FakeHost("dst", error=HostUnreachable("dst", "unreachable: connect to host dst port 22: No route"))
-    diagnosis = doctor.TaskDoctor(record(), FixedEnvironment("*/5 * * * * /usr/bin/ovios-shell retadm inc data/smbvol\n"),
-                                  source=local, destination_host=unreachable, now=lambda: NOW).run()
+    environment = FixedEnvironment("*/5 * * * * /usr/bin/ovios-shell retadm inc data/smbvol\n")
+    diagnosis = doctor.TaskDoctor(record(), environment, source=local, destination_host=unreachable,
+                                  now=lambda: NOW).run()
     levels = {check.name: check.level for check in diagnosis.checks}
     assert levels == {
         "local zfs": OK, "ssh src→dst": FAIL, "ssh dst→src": SKIP, "remote zfs on dst": SKIP,

@@ -60,7 +60,8 @@ def test_holds_released_by_hand_are_reported_and_put_back(fresh_openzfs_lab):
     # real ZFS lists holds: exactly ours, on the one common snapshot, on each side
     common = status(lab)["data/smbvol"]["last_snapshot"]
     for node, dataset in (("src", "data/smbvol"), ("dst", "repl/smbvol")):
-        held = sh(lab, node, f"zfs holds -H $(zfs list -H -o name -t snapshot -d 1 {dataset}) | cut -f1,2").stdout.split("\n")
+        held = sh(lab, node,
+                  f"zfs holds -H $(zfs list -H -o name -t snapshot -d 1 {dataset}) | cut -f1,2").stdout.split("\n")
         assert [line for line in held if line] == [f"{dataset}@{common}\tretadm"], (node, held)
 
 

@@ -49,8 +49,10 @@ def test_values_are_normalised(shell):
 
 
 @pytest.mark.parametrize("line, message", [
-    ("options nosuch", "options: unknown option 'nosuch'; known options: autosync.enable, cron.enable, ssh.allow.root"),
-    ("options nosuch on", "options: unknown option 'nosuch'; known options: autosync.enable, cron.enable, ssh.allow.root"),
+    ("options nosuch", "options: unknown option 'nosuch'; known options: "
+                       "autosync.enable, cron.enable, ssh.allow.root"),
+    ("options nosuch on", "options: unknown option 'nosuch'; known options: "
+                          "autosync.enable, cron.enable, ssh.allow.root"),
     ("options autosync.enable yes", "options: invalid value 'yes' for autosync.enable: expected on or off"),
 ])
 def test_refusals_are_one_line_with_status_2_and_store_nothing(shell, line, message):
@@ -69,7 +71,8 @@ def test_a_setting_the_system_refuses_is_not_stored(shell, monkeypatch):
     monkeypatch.setattr(services, "set_root_login", refuse)
     result = run("options ssh.allow.root on")
     assert result.data == 1
-    assert result.stderr.strip() == "options: ssh.allow.root not changed: checking the sshd configuration failed: bad line"
+    assert result.stderr.strip() == ("options: ssh.allow.root not changed: "
+                                     "checking the sshd configuration failed: bad line")
     assert options.get("ssh.allow.root") == "off"
 
 

@@ -983,4 +983,5 @@ def test_the_replica_is_marked_with_its_origin_once():
     marked = plan_incremental(observed(common, common, destination_origin=task.origin), task, "retadm_9")
     assert MarkOrigin(task.origin) in unmarked.steps and not any(isinstance(s, MarkOrigin) for s in marked.steps)
     # a task that does not know its address (older records) marks nothing
-    assert not any(isinstance(s, MarkOrigin) for s in plan_incremental(observed(common, common), TASK, "retadm_9").steps)
+    unknown = plan_incremental(observed(common, common), TASK, "retadm_9")
+    assert not any(isinstance(s, MarkOrigin) for s in unknown.steps)

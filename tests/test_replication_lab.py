@@ -60,7 +60,7 @@ def test_properties_travel_only_when_asked_and_replicas_are_read_only(fresh_lab)
     assert user_property("repl/lun01", "ovios:lun.mapping") == "-"
     # zfs-fuse reports a mounted replica's readonly as the mount's ("off temporary"): the proof
     # is that writing fails, and that the setting shows once unmounted
-    for dataset, directory in (("repl/smbvol", "/repl/smbvol"), ("repl/lun01", "/repl/lun01")):
+    for _dataset, directory in (("repl/smbvol", "/repl/smbvol"), ("repl/lun01", "/repl/lun01")):
         write = sh(lab, "dst", f"echo x > {directory}/intruder.txt", check=False)
         assert write.returncode != 0 and "Read-only" in write.stderr
     sh(lab, "dst", "zfs unmount repl/lun01")

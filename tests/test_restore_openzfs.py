@@ -43,7 +43,7 @@ def test_restore_luns_from_the_replicas_property_serves_the_lun_to_the_other_nod
     assert lines[0].startswith("no synced configuration in /etc/ovios/synced")
     assert "note: repl/lun01 is read-only (a replica not promoted yet): clients can read it, writes fail until " \
            "it is promoted (retadm promote repl/lun01)" in lines
-    assert [l for l in lines if l.startswith("would ")] == [
+    assert [line for line in lines if line.startswith("would ")] == [
         "would create read-only LIO block backstore repl-lun01 on /dev/zvol/repl/lun01",
         f"would create iSCSI target {IQN} (TPG 1, portal 0.0.0.0:3260)",
         f"would {IQN}: let any initiator log in and write (no ACLs configured) (cache_dynamic_acls=1 "
@@ -105,7 +105,7 @@ def test_restore_all_from_a_synced_configuration_serves_the_share_and_the_export
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines()[0] == ("using the configuration synced from src (generation 1, "
                                           "2026-11-26T09:00:00Z)")
-    assert [l for l in dry.stdout.splitlines() if l.startswith("would ")] == [
+    assert [line for line in dry.stdout.splitlines() if line.startswith("would ")] == [
         "would add Unix user alice (uid 2001)",
         "would add Samba account alice (NT hash from the configuration)",
         "would add SMB share smbvol (/repl/smbvol)",

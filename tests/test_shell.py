@@ -15,7 +15,7 @@ from ovios_shell_retadm.shell import PLUGIN_GROUP, OviosShell
 
 def run_shell(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ovios_shell_retadm.shell", *argv],
+        [sys.executable, "-m", "ovios_shell_retadm.shell", *argv], check=False,
         capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
     )
 
@@ -32,7 +32,8 @@ def broken_plugin_env(node_env, tmp_path) -> dict[str, str]:
     """A second distribution on sys.path whose command set raises on import."""
     site = tmp_path / "site"
     (site / "broken_plugin-0.1.dist-info").mkdir(parents=True)
-    (site / "broken_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (site / "broken_plugin-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
     (site / "broken_plugin-0.1.dist-info" / "entry_points.txt").write_text(
         "[ovios_shell.commands]\nbroken = broken_plugin:Commands\n"
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import random
 import signal
 import sqlite3
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,13 +29,52 @@ def _increment(path: str, rounds: int, start: float) -> None:
         store.update_task("data/smbvol", lambda r: {**r, "counter": r["counter"] + 1})
 
 
-def _rewrite_forever(path: str) -> None:
+def _blob(generation: int) -> str:
+    return f"<{generation:06d}>" * 100_000  # 800 kB: the record spans some 200 pages
+
+
+def _rewrite_then_stop_mid_write(path: str, pipe, complete: int) -> None:
+    """``complete`` whole rewrites of the task (each one the next generation), then one more
+    that stops inside its write: it sends the generation it is writing to ``pipe`` and waits
+    there to be killed.
+
+    The stop is at COMMIT, after the UPDATE ran.  This process gives SQLite a page cache of a
+    few pages, so by then SQLite has already written part of the new record to the disk (a
+    cache spill): the kill lands on a write that is on the disk but not committed."""
+    real_connect = sqlite3.connect
+    updates = 0
+    writing = None
+
+    def trace(sql: str) -> None:
+        nonlocal updates
+        statement = sql.strip().upper()
+        if statement.startswith("UPDATE TASKS"):
+            updates += 1
+        elif statement == "COMMIT" and updates > complete:
+            pipe.send(writing)
+            threading.Event().wait()  # until the SIGKILL
+
+    def connect(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.execute("PRAGMA cache_size=8")
+        conn.set_trace_callback(trace)
+        return conn
+
+    def next_generation(record):
+        nonlocal writing
+        writing = record["generation"] + 1
+        return {"generation": writing, "blob": _blob(writing)}
+
+    sqlite3.connect = connect  # in this process only: it is spawned for the test
     store = Store(path)
-    generation = 0
     while True:
-        generation += 1
-        blob = str(generation) * 200_000  # ~1 MB per write: kills land inside writes
-        store.update_task("data/smbvol", lambda r: {"generation": generation, "blob": blob})
+        store.update_task("data/smbvol", next_generation)
+
+
+def _on_disk(store_path: str, data: bytes) -> bool:
+    """Whether ``data`` is in the store's files (the database, its WAL or journal)."""
+    store = Path(store_path)
+    return any(data in f.read_bytes() for f in store.parent.iterdir() if f.name.startswith(store.name))
 
 
 def _processes(target, args_list):
@@ -76,18 +116,29 @@ def test_concurrent_read_modify_write_of_a_task_loses_no_update(store_path):
 
 def test_process_killed_while_writing_leaves_a_whole_value(store_path):
     store = Store(store_path)
-    store.create_task("data/smbvol", {"generation": 0, "blob": ""})
+    store.create_task("data/smbvol", {"generation": 0, "blob": _blob(0)})
     ctx = multiprocessing.get_context("spawn")
-    rng = random.Random(1234)
-    for _ in range(8):
-        proc = ctx.Process(target=_rewrite_forever, args=(store_path,))
+    committed = 0
+    for complete in (0, 1, 3, 0, 2, 1):  # whole rewrites before the one that is killed
+        reader, writer_end = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_rewrite_then_stop_mid_write, args=(store_path, writer_end, complete))
         proc.start()
-        time.sleep(0.6 + rng.random() * 0.4)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.join()
-        record = store.get_task("data/smbvol")  # parses: never a torn JSON record
-        generation = record["generation"]
-        assert record["blob"] == (str(generation) * 200_000 if generation else "")
+        writer_end.close()
+        try:
+            # a bound that only catches a writer that never gets into its write (a hang)
+            assert reader.poll(120), "the writer never got into the middle of a write"
+            writing = reader.recv()
+            assert writing == committed + complete + 1
+            # the kill lands mid-write: part of the new record is on the disk, not committed
+            assert _on_disk(store_path, _blob(writing)[:160].encode()), "nothing of the new record was written"
+            assert store.get_task("data/smbvol")["generation"] == committed + complete
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.join()
+        assert proc.exitcode == -signal.SIGKILL
+        committed += complete
+        # the last committed value, whole: not the one being written, nor a mix of the two
+        assert store.get_task("data/smbvol") == {"generation": committed, "blob": _blob(committed)}
     with sqlite3.connect(store_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 

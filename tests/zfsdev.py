@@ -138,7 +138,8 @@ class Namespace:
     def run(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run a setup command in the namespace; fail loudly."""
         proc = subprocess.run(
-            self.host().argv_for(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+            self.host().argv_for(argv), check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=timeout,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()}")
@@ -189,7 +190,8 @@ class ZfsFuse:
         )
 
         def answers() -> bool:
-            probe = subprocess.run(self.ns.host().argv_for(["zpool", "list"]), capture_output=True, timeout=10)
+            probe = subprocess.run(self.ns.host().argv_for(["zpool", "list"]), check=False, capture_output=True,
+                                   timeout=10)
             return probe.returncode == 0
 
         _wait_for(answers, 10, "zfs-fuse to answer")
