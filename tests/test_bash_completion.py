@@ -66,8 +66,8 @@ def complete(tmp_path):
     env = dict(os.environ, OVIOS_ROOT=str(tmp_path / "root"), PATH=path)
 
     def run(*words: str) -> list[str]:
-        proc = subprocess.run(["bash", "-c", completion_script(list(words))], capture_output=True, text=True,
-                              env=env, timeout=60, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(["bash", "-c", completion_script(list(words))], check=False, capture_output=True,
+                              text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr == ""
         return parse(proc.stdout)
@@ -78,10 +78,11 @@ def complete(tmp_path):
 
 
 def test_the_script_registers_the_function_for_both_names():
-    proc = subprocess.run(["bash", "-c", f"source {shlex.quote(str(SCRIPT))}; complete -p ovios-shell /usr/bin/ovios-shell"],
-                          capture_output=True, text=True, timeout=30)
+    script = f"source {shlex.quote(str(SCRIPT))}; complete -p ovios-shell /usr/bin/ovios-shell"
+    proc = subprocess.run(["bash", "-c", script], check=False, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["complete -F _ovios_shell ovios-shell", "complete -F _ovios_shell /usr/bin/ovios-shell"]
+    assert proc.stdout.splitlines() == ["complete -F _ovios_shell ovios-shell",
+                                        "complete -F _ovios_shell /usr/bin/ovios-shell"]
 
 
 def test_verbs(complete):
@@ -122,7 +123,7 @@ def test_option_names_and_values(complete):
     ["init", "--d"],
     ["init", "data/smbvol", "--dr"],
     ["init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl", "--dr"],
-], ids=lambda words: " ".join(words))
+], ids=" ".join)
 def test_dry_run_at_any_position_after_the_subcommand(complete, words):
     assert "--dry-run" in complete("ovios-shell", "retadm", *words)
 
