@@ -12,6 +12,7 @@ of a task record runs inside ``BEGIN IMMEDIATE`` (see :meth:`Store.update_task`)
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,7 +47,7 @@ class StoreError(Exception):
 
 
 class Store:
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path is not None else settings.store_path()
 
     @contextmanager

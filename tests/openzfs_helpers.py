@@ -20,7 +20,10 @@ def last_end(lab, dataset: str) -> str:
 
 
 def sent_bytes(line: str) -> int:
-    return int(re.search(r" bytes=(\d+)", line).group(1))
+    match = re.search(r" bytes=(\d+)", line)
+    if match is None:
+        raise ValueError(f"no bytes= in the log line {line!r}")
+    return int(match.group(1))
 
 
 def when_sent(lab, dataset: str, at_least: int, action: str) -> None:

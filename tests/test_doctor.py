@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from typing import Any
 
 import pytest
 from cmd2.py_bridge import PyBridge
@@ -23,9 +24,9 @@ NOW = 1_800_000_000.0
 
 
 def record(**changes) -> TaskRecord:
-    values = {"dataset": "data/smbvol", "destination": "dst", "remote_dataset": "repl/smbvol",
-              "properties": False, "state": IDLE, "initialised": True, "last_success": NOW - 60,
-              "last_snapshot": "retadm_b", "last_guid": 2, "last_bytes": 1000}
+    values: dict[str, Any] = {"dataset": "data/smbvol", "destination": "dst", "remote_dataset": "repl/smbvol",
+                              "properties": False, "state": IDLE, "initialised": True, "last_success": NOW - 60,
+                              "last_snapshot": "retadm_b", "last_guid": 2, "last_bytes": 1000}
     values.update(changes)
     return TaskRecord(**values)
 

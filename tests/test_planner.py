@@ -418,7 +418,8 @@ def test_input_order_does_not_matter():
     source = snaps(("daily", 1), ("retadm_1", 2), ("weekly", 3))
     obs = settled(source[:2], written=True)
     obs = replace(obs, source=source)
-    reverse = replace(obs, source=source[::-1], destination=obs.destination[::-1])  # type: ignore[index]
+    assert obs.destination is not None
+    reverse = replace(obs, source=source[::-1], destination=obs.destination[::-1])
     assert plan_incremental(obs, TASK, "retadm_2") == plan_incremental(reverse, TASK, "retadm_2")
 
 
@@ -590,8 +591,8 @@ class World:
                 destination = self.side(DST)
                 destination.require(name)
                 destroyed: list[str] = []
-                while destination.newest().name != name:
-                    destroyed.insert(0, destination.newest().name)
+                while (newest := destination.newest()) is not None and newest.name != name:
+                    destroyed.insert(0, newest.name)
                     destination.destroy(destroyed[0])
                 if tuple(destroyed) != lost:
                     raise AssertionError(f"the rollback destroyed {destroyed}, the plan said {lost}")
@@ -676,7 +677,8 @@ def run(world: World, cut: int | None = None) -> Plan | Refusal:
 
 def check_refusal(obs: Observed, refusal: Refusal) -> None:
     """A refusal must be true of the observed state."""
-    source_guids = {p.guid for p in (*obs.source, *obs.source_bookmarks)}
+    source_points: list[Snapshot | Bookmark] = [*obs.source, *obs.source_bookmarks]
+    source_guids = {p.guid for p in source_points}
     match refusal.conflict:
         case DestinationMissing():
             assert obs.destination is None
@@ -693,7 +695,7 @@ def check_refusal(obs: Observed, refusal: Refusal) -> None:
             assert source_guids & {s.guid for s in obs.destination}
         case NameClash(Side.SOURCE, names):
             assert len(names) == 1
-            assert names[0] in {p.name for p in (*obs.source, *obs.source_bookmarks)}
+            assert names[0] in {p.name for p in source_points}
         case NameClash(Side.DESTINATION, names):
             assert obs.destination is not None and names
             on_destination = {s.name: s.guid for s in obs.destination}
