@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -153,9 +152,7 @@ def test_the_hook_does_nothing_when_off_and_spawns_nothing_when_current(root):
     Store().set_option("autosync.enable", "on")
     local = autosync.version_of(files.load())
     Store().update_sync("dst.invalid", autosync.PUSH, lambda old: PushRecord("dst.invalid", pushed=local).to_dict())
-    started = time.monotonic()
     assert autosync.after_command() == [] and autosync._children == []
-    assert time.monotonic() - started < 1.0
     assert not (root / "var/log/ovios/cluster-sync.log").exists()  # no attempt, nothing to log
 
 

@@ -31,6 +31,13 @@ def change_config(lab, lun: int) -> int:
     return int(node_python(lab, "src", code).stdout)
 
 
+def wait_no_pusher(lab, timeout: float = 120) -> None:
+    """Until no background autosync pusher runs on src (the bound only catches a hang)."""
+    sh(lab, "src", f"for i in $(seq {int(timeout * 10)}); do"
+                   " pgrep -f '[o]vios_shell_retadm.config.autosync' >/dev/null || exit 0; sleep 0.1; done;"
+                   " echo 'an autosync pusher is still running' >&2; exit 1")
+
+
 def synced_generation(lab) -> int | None:
     result = lab.exec("dst", ["cat", SYNCED])
     return json.loads(result.stdout)["generation"] if result.returncode == 0 else None
@@ -96,9 +103,11 @@ def test_a_change_arrives_on_the_partner_after_a_shell_command(synced_lab):
     assert len(dst_log) == 1 and dst_log[0].split()[1:4] == ["src", "receive", "end"]
     assert "result=stored" in dst_log[0] and "sender=192.168.0.149" in dst_log[0]
 
-    # nothing changed: the next command pushes nothing (no new line on either side)
+    # nothing changed: the next command pushes nothing (no new line on either side).  A pusher
+    # is started by the command's hook before the command returns, so once none runs on src,
+    # whatever the command set off has finished and logged.
     assert shell(lab, "src", "retadm", "status").stdout.splitlines()[2].endswith("current")
-    time.sleep(2)
+    wait_no_pusher(lab)
     assert len(log(lab, "src")) == 1 and len(log(lab, "dst")) == 1
     # the partner's copy is only readable by root (NT hashes are secrets)
     assert sh(lab, "dst", f"stat -c %a {SYNCED}").stdout.strip() == "600"
@@ -130,7 +139,8 @@ def test_a_partner_that_is_down_does_not_block_the_shell_and_gets_the_change_lat
 
     env = dict(node_env(), PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", NO_COLOR="1")
     argv = lab.exec_argv("src", ["ovios-shell"])
-    session = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8", timeout=30, dimensions=(40, 200))
+    session = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8", timeout=120,  # a hang, not speed
+                            dimensions=(40, 200))
     sh(lab, "dst", "ip link set eth0 down")
     try:
         session.expect_exact(PROMPT)
@@ -149,7 +159,11 @@ def test_a_partner_that_is_down_does_not_block_the_shell_and_gets_the_change_lat
         print(f"partner down: interactive commands took {', '.join(f'{t:.2f}s' for t in timings)}; "
               f"one-shot 'options' {one_shot_took:.2f}s (partner up: {partner_up_took:.2f}s)")
         assert one_shot.returncode == 0
-        assert max(timings) < 2.0 and one_shot_took < 5.0
+        # none of them waited for the partner: when all had returned, the push the first one
+        # started had not failed yet (over the ssh master the first push left, a dead link is
+        # noticed after ServerAlive's ~40 s).  How fast they are is a figure of
+        # benchmarks/bench_commands.py, not a limit asserted here.
+        assert not [line for line in log(lab, "src") if " dst push error " in line]
 
         pending = wait_config_column(lab, "pending: ")
         print(f"status while down: {pending}")

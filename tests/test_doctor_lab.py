@@ -134,9 +134,7 @@ def test_an_unreachable_destination_fails_once_and_skips_the_rest(fresh_lab):
     lab = fresh_lab
     init(lab, "data/smbvol", "smbvol")
     set_task_field(lab, "data/smbvol", "destination", "192.168.0.99")
-    started = time.monotonic()
-    code, checks, out = doctor(lab, "data/smbvol")
-    assert time.monotonic() - started < 30
+    code, checks, out = doctor(lab, "data/smbvol")  # (how fast: benchmarks/bench_commands.py)
     assert code == 1, out
     assert checks["ssh src→192.168.0.99"][0] == "FAIL"
     assert "unreachable" in checks["ssh src→192.168.0.99"][1]

@@ -207,8 +207,8 @@ def test_local_failure_is_one_line() -> None:
 def test_local_timeout() -> None:
     start = time.monotonic()
     with pytest.raises(CommandTimedOut) as info:
-        LocalHost().run(["sleep", "10"], timeout=0.5)
-    assert time.monotonic() - start < 3
+        LocalHost().run(["sleep", "300"], timeout=0.5)
+    assert time.monotonic() - start < 120  # not the sleep's 300 s: the timeout ended it
     assert "timed out" in info.value.short()
 
 
@@ -279,17 +279,12 @@ def test_ssh_input_path_and_status(private_sshd, control_dir: Path) -> None:
 def test_ssh_master_is_reused(private_sshd, control_dir: Path) -> None:
     host = make_host(private_sshd, control_dir)
     before = private_sshd.logins()
-    start = time.monotonic()
     host.run(["true"])
-    first = time.monotonic() - start
     assert host.master_running()
     assert len(list(control_dir.iterdir())) == 1
-    start = time.monotonic()
     for _ in range(3):
         host.run(["true"])
-    later = (time.monotonic() - start) / 3
     assert private_sshd.logins() == before + 1  # one authentication for four commands
-    assert later < first
     host.close()
     assert not host.master_running()
 
@@ -298,8 +293,8 @@ def test_ssh_timeout(private_sshd, control_dir: Path) -> None:
     host = make_host(private_sshd, control_dir)
     start = time.monotonic()
     with pytest.raises(CommandTimedOut):
-        host.run(["sleep", "20"], timeout=1)
-    assert time.monotonic() - start < 5
+        host.run(["sleep", "300"], timeout=1)
+    assert time.monotonic() - start < 120  # not the sleep's 300 s: the timeout ended it
 
 
 def test_ssh_changed_host_key(private_sshd, control_dir: Path) -> None:
@@ -322,12 +317,10 @@ def test_ssh_wrong_key(private_sshd, control_dir: Path) -> None:
         make_host(private_sshd, control_dir, identity=private_sshd.path("wrong_key")).run(["true"])
 
 
-def test_ssh_closed_port_fails_fast(private_sshd, control_dir: Path) -> None:
+def test_ssh_closed_port_is_refused(private_sshd, control_dir: Path) -> None:
     host = make_host(private_sshd, control_dir, port=zfsdev.free_port())
-    start = time.monotonic()
     with pytest.raises(HostUnreachable) as info:
-        host.run(["true"])
-    assert time.monotonic() - start < 5
+        host.run(["true"], timeout=120)  # a hang, not speed: refused at once, not timed out
     assert "Connection refused" in str(info.value)
 
 

@@ -297,7 +297,9 @@ def test_reset_restores_the_initial_state(fresh_lab: Lab) -> None:
     assert actions
     assert {node: sh(lab, node, OBSERVE).stdout for node in lab.nodes} == initial
     assert not stray_process.alive()
-    assert took < 5, f"reset took {took:.1f} s"
+    # mended in place, not rebuilt (how long it takes is printed, not asserted: a busy machine)
+    assert not {"started the lab", "rebuilt the lab"} & set(actions), actions
+    print(f"reset took {took:.1f} s")
     assert lab.reset() == []  # nothing left to do
     # the nodes still talk to each other after sshd got its configuration back
     assert lab.exec("src", ["ssh", "-o", "BatchMode=yes", "dst", "hostname"]).stdout == "dst\n"

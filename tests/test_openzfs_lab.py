@@ -211,10 +211,8 @@ def test_status_reports_vms_services_and_pools(openzfs_lab: OpenZfsLab) -> None:
 def test_up_again_changes_nothing(openzfs_lab: OpenZfsLab) -> None:
     lab = openzfs_lab
     pids = [n.pid for n in lab.status().nodes]
-    started = time.monotonic()
-    result = cli(lab, "up", "--openzfs")
+    result = cli(lab, "up", "--openzfs")  # the same VMs, not booted again (pids below)
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 30
     assert "src  192.168.0.149" in result.stdout and "dst  192.168.0.111" in result.stdout
     assert [n.pid for n in lab.status().nodes] == pids
 
@@ -300,7 +298,9 @@ def test_reset_restores_the_initial_state(fresh_openzfs_lab: OpenZfsLab) -> None
         assert after[node] == initial[node], node
     assert sh(lab, "dst", f"test -d /proc/{stray}", check=False).returncode == 1
     assert sh(lab, "src", "getent passwd labuser", check=False).returncode == 2
-    assert took < 120, f"reset took {took:.1f} s"
+    # mended in place, not rebuilt (how long it takes is printed, not asserted: a busy machine)
+    assert not {"started the lab", "rebuilt the lab"} & set(actions), actions
+    print(f"reset took {took:.1f} s")
     assert lab.reset() == []  # nothing left to do
     assert lab.exec("src", ["ssh", "-o", "BatchMode=yes", "dst", "hostname"]).stdout == "dst\n"
 
@@ -367,10 +367,8 @@ def test_down_leaves_nothing_behind(openzfs_lab: OpenZfsLab) -> None:
     image = lab.status().image
     processes = lab.processes()
     assert len(processes) >= 4  # two VMs, two ssh masters
-    started = time.monotonic()
-    result = cli(lab, "down", "--openzfs")
+    result = cli(lab, "down", "--openzfs")  # (cli's timeout only catches a hang)
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 30
     assert not lab.directory.exists()
     assert not _marked(lab)
     assert not [p for p in processes if Path(f"/proc/{p}").exists()

@@ -382,12 +382,10 @@ def test_one_shot_refusal(refusals: Refusals, case: str) -> None:
     assert state(lab, WATCH) == refusals.state
 
 
-def test_unreachable_destination_is_refused_quickly(refusals: Refusals) -> None:
+def test_unreachable_destination_is_refused(refusals: Refusals) -> None:
+    """(How fast: benchmarks/bench_commands.py; shell's timeout here only catches a hang.)"""
     lab = refusals.lab
-    started = time.monotonic()
     result = shell(lab, "retadm", "init", "data/smbvol", "--dest", "192.168.0.99", "--remote-pool", "repl")
-    seconds = time.monotonic() - started
-    assert seconds < 20, seconds
     line = one_line(result.stderr)
     assert result.returncode == 1
     assert line.startswith("retadm init: 192.168.0.99: unreachable: "), line
