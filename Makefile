@@ -27,8 +27,8 @@ demo: install
 # The two labs' tests run side by side (the VMs mostly wait on emulation; the zfs-fuse
 # tests are built to stand a busy machine): the OpenZFS tier's output follows the rest's.
 # Every status but 0 fails, pytest's 5 (no test selected) included: a tier that ran
-# nothing is not a tier that passed.
-test: install test-tools
+# nothing is not a tier that passed.  The static checks come first: they take seconds.
+test: install test-tools check
 	$(MAKE) debs DEBS="$(DEBS_OPENZFS)"
 	@$(PY) -m pytest -p no:cacheprovider -m openzfs $(PYTEST_ARGS) > $(OPENZFS_LOG) 2>&1 & vms=$$!; \
 	$(PY) -m pytest -m 'not openzfs' $(PYTEST_ARGS); rest=$$?; \
