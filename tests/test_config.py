@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import multiprocessing
 import os
 import re
 import signal
-import time
+import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+from ovios_shell_retadm import settings
 from ovios_shell_retadm.config import files, properties
 from ovios_shell_retadm.config.model import (
     ConfigError,
@@ -110,24 +114,86 @@ def test_concurrent_writers_lose_no_change():
     assert [lun.id for lun in config.target(IQN).luns] == list(range(30)) and config.generation == 30
 
 
-def _rewrite_forever() -> None:
-    n = 0
-    while True:
-        n += 1
-        files.update(lambda c, n=n: with_share(Configuration(), Share(f"s{n}", "data/smbvol")), node="src")
+def _rewritten(round_: int, n: int) -> Configuration:
+    """The content of a writer's ``n``-th update in round ``round_`` (each one different)."""
+    return with_share(Configuration(), Share(f"r{round_}s{n}", "data/smbvol"))
 
 
-def test_a_writer_killed_mid_way_leaves_a_whole_file():
-    files.update(lambda c: sample(), node="src")
-    for _ in range(10):
-        writer = multiprocessing.Process(target=_rewrite_forever)
+def _rewrite_then_stop_mid_write(pipe, round_: int, complete: int, fraction: float) -> None:
+    """``complete`` whole updates of the configuration, then one more that stops part-way
+    through writing its file: ``fraction`` of the text is written (and flushed), then it sends
+    what it was writing to ``pipe`` and waits there to be killed.
+
+    A text file opened for writing goes through ``io.open`` (``os.fdopen``, ``Path.open``,
+    ``Path.write_text``): this process wraps it for the files in the configuration directory."""
+    real_open = io.open
+    directory = settings.etc_dir().resolve()
+    writes = 0
+
+    class StopsMidWrite:
+        def __init__(self, handle, name):
+            self._handle, self._name = handle, name
+
+        def write(self, text):
+            cut = min(len(text) - 1, max(1, int(len(text) * fraction)))
+            self._handle.write(text[:cut])
+            self._handle.flush()
+            pipe.send({"file": self._name, "written": text[:cut], "text": text})
+            threading.Event().wait()  # until the SIGKILL
+
+        def __getattr__(self, name):
+            return getattr(self._handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self._handle.__exit__(*exc)
+
+    def opening(file, mode="r", *args, **kwargs):
+        nonlocal writes
+        handle = real_open(file, mode, *args, **kwargs)
+        name = Path(os.readlink(f"/proc/self/fd/{file}") if isinstance(file, int) else file).resolve()
+        if "w" in mode and "b" not in mode and name.parent == directory:
+            writes += 1
+            if writes > complete:
+                return StopsMidWrite(handle, str(name))
+        return handle
+
+    io.open = opening  # in this process only: it is spawned for the test
+    for n in itertools.count(1):
+        files.update(lambda c, n=n: _rewritten(round_, n), node="src")
+
+
+def test_a_writer_killed_mid_write_leaves_a_whole_file():
+    committed = files.update(lambda c: sample(), node="src")
+    ctx = multiprocessing.get_context("spawn")
+    # (whole updates before the one that is killed, how much of its text it has written)
+    for round_, (complete, fraction) in enumerate([(0, 0.5), (1, 0.01), (2, 0.99), (0, 0.3), (1, 0.7)]):
+        reader, writer_end = ctx.Pipe(duplex=False)
+        writer = ctx.Process(target=_rewrite_then_stop_mid_write, args=(writer_end, round_, complete, fraction))
         writer.start()
-        time.sleep(0.05)
-        os.kill(writer.pid, signal.SIGKILL)
-        writer.join()
+        writer_end.close()
+        try:
+            # a bound that only catches a writer that never gets into its write (a hang)
+            assert reader.poll(120), "the writer never got into the middle of a write"
+            stopped = reader.recv()
+        finally:
+            os.kill(writer.pid, signal.SIGKILL)
+            writer.join()
+        assert writer.exitcode == -signal.SIGKILL
+        # the kill landed mid-write: the file being written holds the first part of the new text only
+        assert 0 < len(stopped["written"]) < len(stopped["text"])
+        assert Path(stopped["file"]).read_text() == stopped["written"]
+        assert parse(stopped["text"]).generation == committed.generation + complete + 1
         config = files.load()  # parses: the old file or a new one, never half
-        rewritten = not config.targets and len(config.shares) == 1 and config.shares[0].name[0] == "s"
-        assert config.content() == sample().content() or rewritten, config
+        # exactly the last whole update: nothing of the killed one, no mix of the two
+        assert config.generation == committed.generation + complete, config
+        if complete == 0:
+            assert config == committed
+        else:
+            assert config.content() == _rewritten(round_, complete).content(), config
+        committed = config
 
 
 def test_a_late_older_push_does_not_replace_a_newer_copy():
