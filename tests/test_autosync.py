@@ -107,7 +107,7 @@ def run_receiver(root, text: str, expected_digest: str | None):
     argv = [sys.executable, "-m", "ovios_shell_retadm.config.receive"]
     if expected_digest:
         argv += ["--digest", expected_digest]
-    return subprocess.run(argv, input=text, capture_output=True, text=True, timeout=30,
+    return subprocess.run(argv, check=False, input=text, capture_output=True, text=True, timeout=30,
                           env=dict(os.environ, OVIOS_ROOT=str(root)))
 
 
@@ -173,8 +173,8 @@ def test_a_change_is_pushed_in_the_background_and_a_failure_stays_pending(root):
 
 def test_push_records_do_not_show_among_the_options(root):
     Store().update_sync("dst", autosync.PUSH, lambda old: PushRecord("dst", pushed=V7).to_dict())
-    result = subprocess.run([sys.executable, "-m", "ovios_shell_retadm.shell", "options"], capture_output=True,
-                            text=True, timeout=60, env=dict(os.environ, OVIOS_ROOT=str(root)))
+    result = subprocess.run([sys.executable, "-m", "ovios_shell_retadm.shell", "options"], check=False,
+                            capture_output=True, text=True, timeout=60, env=dict(os.environ, OVIOS_ROOT=str(root)))
     assert result.returncode == 0
     assert [line.split()[0] for line in result.stdout.splitlines()[2:]] == \
         ["autosync.enable", "cron.enable", "ssh.allow.root"]
@@ -189,11 +189,11 @@ def test_status_json_and_table_carry_the_config_column(root):
                         lambda old: PushRecord("dst.invalid", pushed=Version(local.generation, local.digest)).to_dict())
     env = dict(os.environ, OVIOS_ROOT=str(root))
     shell = [sys.executable, "-m", "ovios_shell_retadm.shell", "retadm", "status"]
-    rows = json.loads(subprocess.run([*shell, "--json"], capture_output=True, text=True, env=env).stdout)
+    rows = json.loads(subprocess.run([*shell, "--json"], check=False, capture_output=True, text=True, env=env).stdout)
     assert rows[0]["config"] == "current" and rows[0]["config_sync"]["pushed_generation"] == 1
     files.update(lambda c: with_lun(c, IQN, 1, "esx/lun02"))
-    table = subprocess.run(shell, capture_output=True, text=True, env=env).stdout.splitlines()
+    table = subprocess.run(shell, check=False, capture_output=True, text=True, env=env).stdout.splitlines()
     assert table[0].split()[-1] == "CONFIG" and table[2].endswith("behind (pushed gen 1, have 2)")
     Store().set_option("autosync.enable", "off")
-    table = subprocess.run(shell, capture_output=True, text=True, env=env).stdout.splitlines()
+    table = subprocess.run(shell, check=False, capture_output=True, text=True, env=env).stdout.splitlines()
     assert table[2].split()[-1] == "-"

@@ -10,6 +10,8 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -101,7 +103,7 @@ def test_update_counts_generations_and_skips_no_op_changes(etc):
 
 def _add_luns(start: int) -> None:
     for lun in range(start, start + 5):
-        files.update(lambda c, lun=lun: with_lun(c, IQN, lun, f"esx/lun{lun:02d}"), node="src")
+        files.update(partial(with_lun, iqn=IQN, lun_id=lun, volume=f"esx/lun{lun:02d}"), node="src")
 
 
 def test_concurrent_writers_lose_no_change():
@@ -112,6 +114,11 @@ def test_concurrent_writers_lose_no_change():
         worker.join()
     config = files.load()
     assert [lun.id for lun in config.target(IQN).luns] == list(range(30)) and config.generation == 30
+
+
+def _replacing_with(config: Configuration) -> Callable[[Configuration], Configuration]:
+    """A change for files.update that replaces the whole configuration."""
+    return lambda _old: config
 
 
 def _rewritten(round_: int, n: int) -> Configuration:
@@ -162,7 +169,7 @@ def _rewrite_then_stop_mid_write(pipe, round_: int, complete: int, fraction: flo
 
     io.open = opening  # in this process only: it is spawned for the test
     for n in itertools.count(1):
-        files.update(lambda c, n=n: _rewritten(round_, n), node="src")
+        files.update(_replacing_with(_rewritten(round_, n)), node="src")
 
 
 def test_a_writer_killed_mid_write_leaves_a_whole_file():

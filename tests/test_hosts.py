@@ -30,6 +30,7 @@ from ovios_shell_retadm.hosts import (
     classify_ssh_failure,
     validate_hostname,
 )
+
 import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
 from tiers import cannot_run
 
@@ -238,18 +239,18 @@ def control_dir():
     for sock in path.rglob("*"):
         if sock.is_socket():
             exit_master = ["ssh", "-F", "/dev/null", "-o", f"ControlPath={sock}", "-O", "exit", "x"]
-            subprocess.run(exit_master, capture_output=True, timeout=10)
+            subprocess.run(exit_master, check=False, capture_output=True, timeout=10)
     shutil.rmtree(path)
 
 
-def make_host(server, control_dir: Path, **overrides) -> SshHost:
-    options = dict(
-        port=server.port,
-        identity=server.path("client_key"),
-        known_hosts=server.path("known_hosts"),
-        config="/dev/null",
-        control_dir=control_dir,
-    )
+def make_host(server, control_dir: Path | None, **overrides) -> SshHost:
+    options = {
+        "port": server.port,
+        "identity": server.path("client_key"),
+        "known_hosts": server.path("known_hosts"),
+        "config": "/dev/null",
+        "control_dir": control_dir,
+    }
     options.update(overrides)
     return SshHost("127.0.0.1", **options)
 
@@ -273,7 +274,7 @@ def test_ssh_input_path_and_status(private_sshd, control_dir: Path) -> None:
     with pytest.raises(CommandFailed) as info:
         host.run(["sh", "-c", "echo remote trouble >&2; exit 255"])
     assert type(info.value) is CommandFailed and info.value.returncode == 255
-    assert info.value.short() == "127.0.0.1:%d: sh -c failed: remote trouble" % private_sshd.port
+    assert info.value.short() == f"127.0.0.1:{private_sshd.port}: sh -c failed: remote trouble"
 
 
 def test_ssh_master_is_reused(private_sshd, control_dir: Path) -> None:
@@ -329,7 +330,8 @@ def test_ssh_unreachable_even_without_check(private_sshd, control_dir: Path) -> 
         make_host(private_sshd, control_dir, port=zfsdev.free_port()).run(["true"], check=False)
 
 
-def test_ssh_default_control_dir_from_settings(private_sshd, monkeypatch: pytest.MonkeyPatch, control_dir: Path) -> None:
+def test_ssh_default_control_dir_from_settings(private_sshd, monkeypatch: pytest.MonkeyPatch,
+                                               control_dir: Path) -> None:
     monkeypatch.setenv("OVIOS_RUN_DIR", str(control_dir))
     host = make_host(private_sshd, None)
     host.run(["true"])

@@ -52,7 +52,7 @@ def cli(*args: str, lab: Lab | None = None, name: str | None = None, directory: 
         env["OVIOS_LAB_NAME"] = name
     if directory is not None:
         env["OVIOS_LAB_DIR"] = str(directory)
-    return subprocess.run(CLI + list(args), input=input, text=True, capture_output=True, env=env,
+    return subprocess.run(CLI + list(args), check=False, input=input, text=True, capture_output=True, env=env,
                           timeout=timeout, stdin=subprocess.DEVNULL if input is None else None)
 
 
@@ -135,10 +135,10 @@ def test_passwordless_ssh_reaches_the_other_node(lab: Lab, node: str, by: str) -
 
 def test_ssh_refuses_unknown_host_keys(lab: Lab) -> None:
     ssh = ["ssh", "-o", "BatchMode=yes"]
-    unknown = lab.exec("src", ssh + ["127.0.0.1", "true"], timeout=60)
+    unknown = lab.exec("src", [*ssh, "127.0.0.1", "true"], timeout=60)
     assert unknown.returncode == 255
     assert "Host key verification failed" in unknown.stderr
-    unlisted = lab.exec("dst", ssh + ["-o", "UserKnownHostsFile=/dev/null", "src", "true"], timeout=60)
+    unlisted = lab.exec("dst", [*ssh, "-o", "UserKnownHostsFile=/dev/null", "src", "true"], timeout=60)
     assert unlisted.returncode == 255
     assert "Host key verification failed" in unlisted.stderr
     config = lab.exec("src", ["ssh", "-G", "dst"]).stdout
@@ -213,7 +213,7 @@ def test_status_reports_nodes_daemons_and_pools(lab: Lab) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"lab {lab.name}: up")
     for node in status.nodes:
-        line = next(l for l in lines if l.strip().startswith(node.name + " "))
+        line = next(entry for entry in lines if entry.strip().startswith(node.name + " "))
         assert f"pid {node.pid}" in line and node.address in line
         assert "zfs-fuse:up sshd:up cron:up" in line
         assert "pools: " + ",".join(sorted(POOLS[node.name])) in line
@@ -231,7 +231,7 @@ def test_up_again_changes_nothing(lab: Lab) -> None:
 def test_shell_runs_ovios_shell_in_the_node(lab: Lab) -> None:
     env = dict(os.environ, OVIOS_LAB_NAME=lab.name, OVIOS_LAB_DIR=str(lab.directory),
                PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", NO_COLOR="1")
-    child = pexpect.spawn(CLI[0], CLI[1:] + ["shell", "dst"], env=env, encoding="utf-8", timeout=30)
+    child = pexpect.spawn(CLI[0], [*CLI[1:], "shell", "dst"], env=env, encoding="utf-8", timeout=30)
     try:
         child.expect("ovios-shell ➤")
         child.sendline("shell hostname")
@@ -380,7 +380,7 @@ class MachineSnapshot:
         files["tree " + str(lab_parent)] = sorted(str(p.relative_to(lab_parent)) for p in lab_parent.rglob("*"))
         return cls(
             processes=_processes(),
-            netns=subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout,
+            netns=subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True).stdout,
             links=sorted(line.split(":")[1].strip() for line in links.stdout.splitlines()),
             mountinfo=Path("/proc/self/mountinfo").read_text(),
             files=files,
@@ -457,7 +457,7 @@ def test_up_recovers_from_a_lab_whose_processes_were_killed(own_lab) -> None:
 
     def kill_holders() -> None:
         state = json.loads((lab_dir / "state.json").read_text())
-        holders = [state["switch"]] + list(state["nodes"].values())
+        holders = [state["switch"], *state["nodes"].values()]
         for holder in holders:
             os.kill(holder["process"][0], signal.SIGKILL)
 

@@ -41,7 +41,7 @@ CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ovios_shel
 
 def cli(lab: OpenZfsLab, *args: str, input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, OVIOS_OPENZFS_LAB_NAME=lab.name, OVIOS_OPENZFS_LAB_DIR=str(lab.directory))
-    return subprocess.run(CLI + list(args), input=input, text=True, capture_output=True, env=env,
+    return subprocess.run(CLI + list(args), check=False, input=input, text=True, capture_output=True, env=env,
                           timeout=timeout, stdin=subprocess.DEVNULL if input is None else None)
 
 
@@ -119,9 +119,9 @@ def test_passwordless_ssh_reaches_the_other_vm(openzfs_lab: OpenZfsLab, node: st
 def test_ssh_checks_host_keys_strictly(openzfs_lab: OpenZfsLab) -> None:
     lab = openzfs_lab
     ssh = ["ssh", "-o", "BatchMode=yes"]
-    unknown = lab.exec("src", ssh + ["127.0.0.1", "true"], timeout=60)
+    unknown = lab.exec("src", [*ssh, "127.0.0.1", "true"], timeout=60)
     assert unknown.returncode == 255 and "Host key verification failed" in unknown.stderr
-    unlisted = lab.exec("dst", ssh + ["-o", "UserKnownHostsFile=/dev/null", "src", "true"], timeout=60)
+    unlisted = lab.exec("dst", [*ssh, "-o", "UserKnownHostsFile=/dev/null", "src", "true"], timeout=60)
     assert unlisted.returncode == 255 and "Host key verification failed" in unlisted.stderr
     config = lab.exec("src", ["ssh", "-G", "dst"]).stdout
     assert re.search(r"^stricthostkeychecking (true|ask)$", config, re.M), config
@@ -200,12 +200,12 @@ def test_status_reports_vms_services_and_pools(openzfs_lab: OpenZfsLab) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"lab {lab.name} (openzfs): up")
     for node in status_.nodes:
-        line = next(l for l in lines if l.strip().startswith(node.name + " "))
+        line = next(entry for entry in lines if entry.strip().startswith(node.name + " "))
         assert f"pid {node.pid}" in line and node.address in line
         assert "sshd:up cron:up zfs:up" in line
         assert "pools: " + ",".join(sorted(POOLS[node.name])) in line
     memory = lab.memory()
-    assert all(0 < rss < 3 * 2 ** 30 for rss in memory.values()), memory
+    assert all(rss is not None and 0 < rss < 3 * 2 ** 30 for rss in memory.values()), memory
 
 
 def test_up_again_changes_nothing(openzfs_lab: OpenZfsLab) -> None:
@@ -221,7 +221,7 @@ def test_shell_runs_ovios_shell_in_the_vm(openzfs_lab: OpenZfsLab) -> None:
     lab = openzfs_lab
     env = dict(os.environ, OVIOS_OPENZFS_LAB_NAME=lab.name, OVIOS_OPENZFS_LAB_DIR=str(lab.directory),
                PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", NO_COLOR="1")
-    child = pexpect.spawn(CLI[0], CLI[1:] + ["shell", "--openzfs", "dst"], env=env, encoding="utf-8", timeout=90)
+    child = pexpect.spawn(CLI[0], [*CLI[1:], "shell", "--openzfs", "dst"], env=env, encoding="utf-8", timeout=90)
     try:
         child.expect("ovios-shell ➤")
         child.sendline("shell hostname")
@@ -347,6 +347,7 @@ def test_up_recovers_from_a_dead_vm(openzfs_lab: OpenZfsLab) -> None:
     lab = openzfs_lab
     old = set(lab.processes())
     src_pid = next(n.pid for n in lab.status().nodes if n.name == "src")
+    assert src_pid is not None, "src's VM is not running"
     os.kill(src_pid, 9)
     deadline = time.monotonic() + 10
     while Path(f"/proc/{src_pid}").exists() and time.monotonic() < deadline:

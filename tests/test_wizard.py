@@ -88,7 +88,7 @@ def state(lab: Lab, extra: str = "") -> tuple:
     """What a refused init must leave alone: both nodes' datasets and snapshots (and what
     ``extra`` prints on each), the tasks."""
     script = "zfs list -H -o name -t all" + (f"; {extra}" if extra else "")
-    return tuple(sh(lab, node, script).stdout for node in lab.nodes) + (sorted(tasks(lab)),)
+    return (*(sh(lab, node, script).stdout for node in lab.nodes), sorted(tasks(lab)))
 
 
 def one_line(text: str) -> str:
@@ -100,6 +100,12 @@ def one_line(text: str) -> str:
 
 def plain(text: str) -> str:
     return _ANSI.sub("", text).replace("\r", "")
+
+
+def _text(value: object) -> str:
+    """What pexpect read before or matched (text: the child is spawned with an encoding)."""
+    assert isinstance(value, str), value
+    return value
 
 
 class Session:
@@ -116,11 +122,11 @@ class Session:
     def prompt(self) -> str:
         """Wait for the shell's prompt; returns what was printed before it (plain text)."""
         self.child.expect_exact(PROMPT)
-        return plain(self.child.before)
+        return plain(_text(self.child.before))
 
     def expect(self, text: str, timeout: float = 30) -> str:
         self.child.expect_exact(text, timeout=timeout)
-        return plain(self.child.before)
+        return plain(_text(self.child.before))
 
     def command(self, line: str) -> str:
         """Run a command line at the shell's prompt; returns its output (plain text)."""
@@ -139,9 +145,9 @@ class Session:
         self.expect("Select the dataset to replicate")
         # the first entry, then whatever else the terminal shows until it is quiet
         self.child.expect(r"1\. \S+")
-        shown = self.child.after
+        shown = _text(self.child.after)
         self.child.expect(pexpect.TIMEOUT, timeout=0.7)
-        return re.findall(r"\d+\. (\S+)", plain(shown + self.child.before))
+        return re.findall(r"\d+\. (\S+)", plain(shown + _text(self.child.before)))
 
     def close(self) -> None:
         if self.child.isalive():
@@ -352,10 +358,13 @@ REFUSALS = {
                       "repl/taken already exists on dst; retadm never overwrites it"),
     "remote-parent-missing": (["data/smbvol", "--dest", "dst", "--remote-pool", "repl", "--remote-name", "a/b"],
                               1, "repl/a does not exist on dst"),
-    "source-missing": (["data/nothere", "--dest", "dst", "--remote-pool", "repl"], 1, "dataset data/nothere does not exist"),
+    "source-missing": (["data/nothere", "--dest", "dst", "--remote-pool", "repl"], 1,
+                       "dataset data/nothere does not exist"),
     "pool-as-dataset": (["data", "--dest", "dst", "--remote-pool", "repl"], 1, "data is a pool"),
-    "already-replicated": (["esx/lun01", "--dest", "dst", "--remote-pool", "repl"], 1, "esx/lun01 is already replicated"),
-    "unresolvable-dest": (["data/smbvol", "--dest", "nosuchnode", "--remote-pool", "repl"], 1, "nosuchnode: unreachable"),
+    "already-replicated": (["esx/lun01", "--dest", "dst", "--remote-pool", "repl"], 1,
+                           "esx/lun01 is already replicated"),
+    "unresolvable-dest": (["data/smbvol", "--dest", "nosuchnode", "--remote-pool", "repl"], 1,
+                          "nosuchnode: unreachable"),
     **{f"hostile-dataset-{i}": ([name, "--dest", "dst", "--remote-pool", "repl"], 2, "invalid dataset name")
        for i, name in enumerate(HOSTILE)},
     "hostile-dest": (["data/smbvol", "--dest", f"dst;touch {PWNED}", "--remote-pool", "repl"], 2, "invalid host"),
