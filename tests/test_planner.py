@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -58,12 +59,12 @@ def snaps(*specs: tuple[str, int]) -> tuple[Snapshot, ...]:
 def observed(
     source: tuple[Snapshot, ...],
     destination: tuple[Snapshot, ...] | None,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> Observed:
     kwargs.setdefault("written", True)
     kwargs.setdefault("capabilities", NO_BOOKMARKS)
     kwargs.setdefault("destination_readonly", True if destination is not None else None)
-    return Observed(source=source, destination=destination, **kwargs)  # type: ignore[arg-type]
+    return Observed(source=source, destination=destination, **kwargs)
 
 
 def held(*names: str) -> frozenset[str]:
