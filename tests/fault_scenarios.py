@@ -9,7 +9,7 @@ lab is emulated and slow).
 
 from __future__ import annotations
 
-from replication_helpers import checksums, guids, init, sh, shell, snapshots, status
+from replication_helpers import checksums, guids, init, node_python, sh, shell, snapshots, status
 
 
 def assert_replicated(lab, user_snapshots: tuple[str, ...] = (), user_files: tuple[str, ...] = ()) -> str:
@@ -40,6 +40,21 @@ def _start(lab) -> str:
     return _inc_ok(lab)
 
 
+def _replication_state(lab) -> dict:
+    """What a dry run must leave as it is: each side's snapshots (guids), holds and readonly,
+    bookmarks, the replica's files and the task's record."""
+    state: dict = {}
+    for node, dataset in (("src", "data/smbvol"), ("dst", "repl/smbvol")):
+        bookmarks = sh(lab, node, f"zfs list -H -o name -t bookmark -d 1 {dataset}", check=False)  # not on zfs-fuse
+        state[node] = (guids(lab, node, dataset),
+                       sh(lab, node, f"zfs get -H -o name,property,value userrefs,readonly -d 1 {dataset}").stdout,
+                       bookmarks.returncode, bookmarks.stdout)
+    state["replica files"] = checksums(lab, "dst", "/repl/smbvol")
+    state["record"] = node_python(lab, "src", "import json; from ovios_shell_retadm.store import Store; "
+                                              "print(json.dumps(Store().get_task('data/smbvol')))").stdout
+    return state
+
+
 def _inc_ok(lab, timeout: float = 600) -> str:
     result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=timeout)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
@@ -59,9 +74,30 @@ def destination_rolled_back(lab, timeout: float = 600) -> None:
     assert doctor.returncode == 0, doctor.stdout  # a warning: the next run copes
     assert "  WARN  common snapshot: @monday (guid " in doctor.stdout, doctor.stdout
     assert f"the recorded @{common} (guid " in doctor.stdout and "is missing on the destination" in doctor.stdout
+    # repair rolls a replica back only when it may have been written since the common snapshot:
+    # OpenZFS tells (``written``), zfs-fuse cannot, so there it may have been
+    written = sh(lab, "dst", "zfs get -H -p -o value written repl/smbvol", check=False)
+    may_be_written = written.returncode != 0 or written.stdout.strip() != "0"
+    before = _replication_state(lab)
     dry = shell(lab, "src", "retadm", "repair", "data/smbvol", "--dry-run", timeout=timeout)
     assert (dry.returncode, dry.stderr) == (0, ""), dry.stderr
-    print(dry.stdout)
+    lines = dry.stdout.splitlines()
+    assert lines[0] == "dry run: data/smbvol -> dst:repl/smbvol (nothing is changed)", dry.stdout
+    steps = [line.strip() for line in lines[1:]]
+    if may_be_written:
+        # back to @monday, the newest snapshot the replica has: no snapshot of it is lost
+        assert steps == ["roll the destination back to @monday: discards its changes since then and destroys "
+                         "no snapshot", "then: a normal run from what the destination has afterwards"], dry.stdout
+    else:
+        # nothing to roll back: the normal run, from @monday, with the source's snapshots after it
+        assert not [step for step in steps if step.startswith(("roll ", "then:"))], dry.stdout
+        sends = [step for step in steps if step.startswith("send ")]
+        assert len(sends) == 1 and sends[0].startswith("send the changes @monday -> @retadm_"), dry.stdout
+        assert sends[0].endswith(" and every snapshot in between"), dry.stdout
+        assert f"destroy @{common} on the source" in steps, dry.stdout  # superseded, released first
+        commands = [step for step in steps if step.startswith("command: ")]
+        assert len(commands) == 1 and "zfs send" in commands[0] and "@monday" in commands[0], dry.stdout
+    assert _replication_state(lab) == before  # a dry run changes nothing
 
     _inc_ok(lab, timeout)
     assert_replicated(lab, user_snapshots=("monday",), user_files=("mine.txt", "tuesday.txt", "wednesday.txt"))
