@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import signal
 import subprocess
 import time
@@ -133,6 +134,18 @@ _DROPIN_NAME = "00-ovios-root-login.conf"
 PRIVSEP_DIR = Path("/run/sshd")
 
 
+def _keyword(line: str) -> str:
+    """The keyword an sshd_config line starts with, lower-cased ("" for blank lines and comments).
+
+    sshd's keywords are case-insensitive and end at white space or at an ``=`` (``Match=all``,
+    ``PermitRootLogin=no`` are valid), as :func:`strdelim` in OpenSSH reads them."""
+    found = _KEYWORD.match(line)
+    return "" if found is None or found.group(1).startswith("#") else found.group(1).lower()
+
+
+_KEYWORD = re.compile(r"\s*([^\s=]+)")
+
+
 def _included_first(config: Path, dropin: Path) -> bool:
     """Whether ``config`` includes ``dropin`` before any setting of its own."""
     try:
@@ -140,12 +153,12 @@ def _included_first(config: Path, dropin: Path) -> bool:
     except OSError:
         return False
     for line in lines:
-        words = line.split()
-        if not words or words[0].startswith("#"):
+        keyword = _keyword(line)
+        if not keyword:
             continue
-        if words[0].lower() != "include":
+        if keyword != "include":
             return False
-        for pattern in words[1:]:
+        for pattern in line.replace("=", " ", 1).split()[1:]:
             path = pattern if os.path.isabs(pattern) else str(config.parent / pattern)
             if fnmatch.fnmatch(str(dropin), path):
                 return True
@@ -153,14 +166,14 @@ def _included_first(config: Path, dropin: Path) -> bool:
 
 
 def _rewrite_permit_root_login(text: str, policy: str) -> str:
-    """Set PermitRootLogin in the global part of an sshd_config (before any Match block)."""
+    """Set PermitRootLogin in the global part of an sshd_config (before any Match block,
+    however ``Match`` is spelt), replacing every global PermitRootLogin line."""
     lines = text.splitlines()
-    match_at = next((i for i, line in enumerate(lines) if line.split()[:1] == ["Match"]), len(lines))
+    match_at = next((i for i, line in enumerate(lines) if _keyword(line) == "match"), len(lines))
     setting = f"PermitRootLogin {policy}"
     global_part: list[str] = []
     for line in lines[:match_at]:
-        words = line.split()
-        if words and words[0].lower() == "permitrootlogin":
+        if _keyword(line) == "permitrootlogin":
             if setting not in global_part:  # sshd reads only the first one: drop the others
                 global_part.append(setting)
         else:
@@ -170,13 +183,19 @@ def _rewrite_permit_root_login(text: str, policy: str) -> str:
     return "\n".join(global_part + lines[match_at:]) + "\n"
 
 
+#: what ``sshd -T`` prints for each policy we set (OpenSSH 9.2 still says without-password)
+_EFFECTIVE = {ROOT_LOGIN_ON: ("prohibit-password", "without-password"), ROOT_LOGIN_OFF: ("no",)}
+
+
 def set_root_login(allow: bool) -> None:
     """Key-only root login (``on``) or none (``off``), validated, then sshd reloaded.
 
     Debian's sshd_config includes ``sshd_config.d/*.conf`` before anything else and
     sshd keeps the first value it reads, so the setting goes into a drop-in there;
     without such an Include the main file's global part is edited.  ``sshd -t`` checks the
-    result before sshd is reloaded; a configuration sshd rejects is rolled back.
+    result, then ``sshd -T`` must show the policy asked for (another file sshd reads first
+    would override it) before sshd is reloaded; otherwise the change is rolled back and sshd
+    is left as it was.
     """
     policy = ROOT_LOGIN_ON if allow else ROOT_LOGIN_OFF
     config = settings.sshd_config_path()
@@ -200,6 +219,12 @@ def set_root_login(allow: bool) -> None:
         if Path(SSH.binary).exists():
             PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)  # sshd -t insists on it, as Debian's init does
             _run([SSH.binary, "-t", "-f", str(config)], "checking the sshd configuration")
+            effective = root_login_policy()
+            if effective not in _EFFECTIVE[policy]:
+                raise ServiceError(
+                    f"sshd would still apply PermitRootLogin {effective or '(unknown: sshd -T failed)'}, "
+                    f"not {policy} (an earlier setting in {config} or a file it includes wins); "
+                    "the change was undone")
     except ServiceError:
         if old_text is None:
             target.unlink()
@@ -216,7 +241,7 @@ def root_login_policy() -> str | None:
             [SSH.binary, "-T", "-f", str(settings.sshd_config_path())], check=False,
             capture_output=True, text=True, timeout=30,
         )
-    except OSError:
+    except (OSError, subprocess.TimeoutExpired):
         return None
     for line in proc.stdout.splitlines():
         key, _, value = line.partition(" ")

@@ -103,6 +103,16 @@ def test_completion_of_names_and_on_off_values(shell):
      "PermitRootLogin no\nMatch User bob\n  PermitRootLogin yes\n"),
     ("Port 22\nMatch User bob\n  X11Forwarding no\n", "no",
      "Port 22\nPermitRootLogin no\nMatch User bob\n  X11Forwarding no\n"),
+    # sshd's keywords are case-insensitive and may be followed by '=': every spelling of Match
+    # starts a block (the global setting goes before it), every spelling of PermitRootLogin counts
+    ("Port 22\nmatch User bob\n  X11Forwarding no\n", "no",
+     "Port 22\nPermitRootLogin no\nmatch User bob\n  X11Forwarding no\n"),
+    ("Port 22\n  MATCH all\n  X11Forwarding no\n", "no",
+     "Port 22\nPermitRootLogin no\n  MATCH all\n  X11Forwarding no\n"),
+    ("match=all\n  X11Forwarding no\n", "no", "PermitRootLogin no\nmatch=all\n  X11Forwarding no\n"),
+    ("permitrootlogin yes\nPERMITROOTLOGIN no\n", "prohibit-password", "PermitRootLogin prohibit-password\n"),
+    ("Port 22\nPermitRootLogin=yes\n", "no", "Port 22\nPermitRootLogin no\n"),
+    ("\tpermitRootLogin = yes\n", "no", "PermitRootLogin no\n"),
 ])
 def test_rewrite_permit_root_login_sets_the_global_value(text, policy, expected):
     assert services._rewrite_permit_root_login(text, policy) == expected
@@ -240,3 +250,43 @@ def test_an_sshd_config_sshd_rejects_is_rolled_back(private_sshd):
     logged_in = sshd.root_login()
     assert (logged_in.returncode, logged_in.stdout) == (0, "logged in\n"), logged_in.stderr
     assert sshd.reloads() == 0
+
+
+def test_ssh_allow_root_off_with_a_lowercase_match_block(private_sshd):
+    """``match`` starts a block as ``Match`` does: the global setting must go before it."""
+    sshd = private_sshd
+    config = sshd.write_config(include=False)
+    text = config.read_text().replace("PermitRootLogin yes\n", "")  # sshd's default: key-only root login
+    config.write_text(text + "match User nobody\n  X11Forwarding no\n")
+    sshd.start()
+    assert sshd.policy() == "without-password"
+
+    changed = sshd.ovios_shell("options", "ssh.allow.root", "off")
+    assert (changed.returncode, changed.stdout) == (0, "Configuration ssh.allow.root updated.\n"), changed.stderr
+    assert sshd.policy() == "no"
+    sshd.wait_listening(reloads=1)
+    refused = sshd.root_login()
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr, refused
+
+
+def test_a_policy_sshd_would_not_apply_is_rolled_back_and_not_stored(private_sshd):
+    """Another drop-in that sshd reads before ours keeps root login on: ``sshd -T`` shows it, so
+    ``options`` says so in one line, exits 1, undoes its change and stores nothing."""
+    sshd = private_sshd
+    config = sshd.write_config(include=True)
+    dropins = config.parent / "sshd_config.d"
+    dropins.mkdir()
+    (dropins / "00-aaa-site.conf").write_text("PermitRootLogin yes\n")
+    sshd.start()
+
+    result = sshd.ovios_shell("options", "ssh.allow.root", "off")
+    assert result.returncode == 1, result
+    assert result.stderr.splitlines() == [
+        "options: ssh.allow.root not changed: sshd would still apply PermitRootLogin yes, not no "
+        f"(an earlier setting in {config} or a file it includes wins); the change was undone"], result.stderr
+    assert sorted(p.name for p in dropins.iterdir()) == ["00-aaa-site.conf"]
+    assert sshd.policy() == "yes"
+    assert Store().get_option("ssh.allow.root") is None
+    assert sshd.reloads() == 0
+    logged_in = sshd.root_login()
+    assert (logged_in.returncode, logged_in.stdout) == (0, "logged in\n"), logged_in.stderr
