@@ -239,3 +239,56 @@ def test_any_built_configuration_round_trips(luns, shares):
     for name in shares:
         config = with_share(config, Share(name, f"data/{name}", read_only=len(name) % 2 == 0))
     assert parse(dump(config)) == config
+
+
+# -- whole values only (a trailing newline is not part of a name), Samba's own sections -----------
+
+def _added_user(d: dict, name: str) -> None:
+    d["users"].append({"name": name, "uid": 2002, "nt_hash": "0" * 32})
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["smb"]["shares"][0].update(name="foo\n"), r"smb.shares[0].name: 'foo\n' is not a share name"),
+    (lambda d: d["smb"]["shares"][0].update(dataset="data/smbvol\n"), "smb.shares[0].dataset: 'data/smbvol\\n'"),
+    (lambda d: d["nfs"]["exports"][0].update(options="rw,sync\n"), "is not a list of export options"),
+    (lambda d: d["nfs"]["exports"][0].update(clients="192.168.0.0/24\n"), "is not a host, network or *"),
+    (lambda d: d["iscsi"]["targets"][0].update(iqn=IQN + "\n"), "iscsi.targets[0].iqn: "),
+    (lambda d: d["iscsi"]["targets"][0].update(acls=["iqn.1998-01.com.vmware:esx1\n"]), "is not an initiator"),
+    (lambda d: d["users"][0].update(nt_hash="0" * 32 + "\n"), "users[0].nt_hash: not 32 hex digits"),
+    (lambda d: _added_user(d, "bob\n"), r"users[1].name: 'bob\n' is not a user name"),
+    (lambda d: d["iscsi"]["targets"][0].update(iqn="iqn.2026-11.com.ovios:esx_1"), "'iqn.2026-11.com.ovios:esx_1'"),
+    (lambda d: d.update(node="src\n"), r"node: 'src\n' is not a node name"),
+    (lambda d: d.update(node="s\x00rc"), r"node: 's\x00rc' is not a node name"),
+])
+def test_a_value_with_a_trailing_newline_or_a_character_lio_refuses_is_refused(change, message):
+    data = json.loads(dump(sample()))
+    change(data)
+    with pytest.raises(ConfigError, match=None) as caught:
+        parse(json.dumps(data))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["global", "homes", "Printers", "IPC$", "HOMES"])
+def test_sambas_own_sections_are_not_share_names(name):
+    data = json.loads(dump(sample()))
+    data["smb"]["shares"][0]["name"] = name
+    with pytest.raises(ConfigError, match=None) as caught:
+        parse(json.dumps(data))
+    assert "smb.shares[0].name: " in str(caught.value)
+
+
+def test_iscsi_names_are_case_insensitive_and_kept_in_lower_case_as_lio_does():
+    data = json.loads(dump(sample()))
+    data["iscsi"]["targets"][0]["iqn"] = "IQN.2026-11.com.OviOS:ESX"
+    data["iscsi"]["targets"][0]["acls"] = ["iqn.1998-01.com.VMware:ESX1"]
+    config = parse(json.dumps(data))
+    assert config.targets[0].iqn == IQN and config.targets[0].acls == ("iqn.1998-01.com.vmware:esx1",)
+    assert parse(dump(config)) == config
+    assert properties.parse_lun_mapping("IQN.2026-11.COM.ovios:Esx,lun3") == [(IQN, 3)]
+
+
+def test_a_synced_file_name_is_a_node_name_without_control_characters():
+    for name in ("src\n", "s\x00rc", "a b", "-x", ""):
+        with pytest.raises(ConfigError):
+            files.synced_path(name)
+    assert files.synced_path("dst-1.example.com").name == "dst-1.example.com.json"

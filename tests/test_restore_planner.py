@@ -354,4 +354,36 @@ def test_names_lio_would_refuse_are_refused_before_anything_is_done():
     result, _ = run(("luns",), None, seen)
     assert result.actions == []
     assert result.refusals == ["iqn.2026-11.ovios:esx: LIO accepts only iSCSI names whose naming authority has a "
-                               "dot in it (iqn.YYYY-MM.<reversed domain>[:name], e.g. iqn.2026-11.com.example:esx)"]
+                               "dot in it and that hold no _ or white space (iqn.YYYY-MM.<reversed domain>[:name], "
+                               "e.g. iqn.2026-11.com.example:esx)"]
+
+
+def test_share_names_and_exports_from_properties_are_whole_values_and_not_sambas_sections():
+    seen = node(datasets=datasets(fs("repl/a", smb_share="foo\n"), fs("repl/b", smb_share="Homes"),
+                                  fs("repl/c", smb_share="ok", nfs_export="*(rw)\n"), fs("repl/d", smb_share="IPC$")))
+    want, notes = desired(None, seen.datasets)
+    assert [s.name for s in want.shares] == ["ok"] and want.exports == ()
+    assert notes == ["ignored ovios:smb.share of repl/a: 'foo\\n' is not a share name (letters, digits, . _ -)",
+                     "ignored ovios:smb.share of repl/b: 'Homes' is Samba's own section, not a share name",
+                     "ignored ovios:nfs.export of repl/c: '*(rw)\\n' is not <clients>(<options>)",
+                     "ignored ovios:smb.share of repl/d: 'IPC$' is Samba's own section, not a share name"]
+
+
+@pytest.mark.parametrize("name", ["global", "HOMES", "printers", "ipc$"])
+def test_a_share_named_like_one_of_sambas_own_sections_is_refused(name):
+    want = planner.Desired(shares=(Share(name, "repl/smbvol"),))
+    result = plan(("shares",), want, node())
+    assert result.actions == [] and result.refusals == [
+        f"SMB share {name} is one of Samba's own sections (global, homes, printers, IPC$): not a share name"]
+
+
+def test_iscsi_names_from_properties_are_lower_cased_as_lio_does_and_underscores_refused():
+    seen = node(datasets=datasets(zvol("repl/lun01", "IQN.2026-11.com.OviOS:ESX,lun0")))
+    result, _ = run(("luns",), None, seen)
+    assert result.refusals == [] and {a.args["iqn"] for a in result.actions if "iqn" in a.args} == {IQN}
+    assert plan(("luns",), desired(None, seen.datasets)[0], applied(seen, result)).actions == []
+    bad = node(datasets=datasets(zvol("repl/lun01", "iqn.2026-11.com.ovios:esx_1,lun0")))
+    refused, _ = run(("luns",), None, bad)
+    assert refused.actions == [] and refused.refusals == [
+        "iqn.2026-11.com.ovios:esx_1: LIO accepts only iSCSI names whose naming authority has a dot in it and that "
+        "hold no _ or white space (iqn.YYYY-MM.<reversed domain>[:name], e.g. iqn.2026-11.com.example:esx)"]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import settings
 from ..fileio import write_atomically
-from .model import ConfigError, Configuration, dump, parse
+from .model import ConfigError, Configuration, dump, node_name_problem, parse
 
 
 def local_path() -> Path:
@@ -34,8 +34,9 @@ def synced_dir() -> Path:
 
 
 def synced_path(node: str) -> Path:
-    if not node or "/" in node or node.startswith("."):
-        raise ConfigError(f"{node!r} is not a node name")
+    problem = node_name_problem(node)
+    if problem:
+        raise ConfigError(problem)
     return synced_dir() / f"{node}.json"
 
 

@@ -35,14 +35,21 @@ from typing import Any
 
 FORMAT = 1
 
-#: iqn.YYYY-MM.<reversed domain>[:name]; the domain has a dot in it, as LIO demands
-_IQN = re.compile(r"^iqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9-]+(\.[a-z0-9-]+)+(:[A-Za-z0-9._:-]+)?$")
-_SHARE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_DATASET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)+$")
-_NT_HASH = re.compile(r"^[0-9A-Fa-f]{32}$")
-_CLIENTS = re.compile(r"^[A-Za-z0-9.:/*_-]+$")
-_NFS_OPTIONS = re.compile(r"^[a-z0-9_=,]+$")
+# Every pattern is used with ``fullmatch``: a whole value, never a prefix of one (``$``
+# would let a trailing newline through, and a share "foo\n" would break smb.conf).
+#: iqn.YYYY-MM.<reversed domain>[:name], in lower case (iSCSI names are case-insensitive and
+#: LIO keeps them in lower case); the domain has a dot in it and no _ anywhere, as LIO demands
+_IQN = re.compile(r"iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9-]+(\.[a-z0-9-]+)+(:[a-z0-9.:-]+)?")
+_SHARE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+#: Samba's own sections (compared in lower case, as Samba does): never a share of ours
+SAMBA_SECTIONS = ("global", "homes", "printers", "ipc$")
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_DATASET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)+")
+_NT_HASH = re.compile(r"[0-9A-Fa-f]{32}")
+_CLIENTS = re.compile(r"[A-Za-z0-9.:/*_-]+")
+_NFS_OPTIONS = re.compile(r"[a-z0-9_=,]+")
+#: a node's name (its host name): what /etc/ovios/synced/<node>.json is called
+_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 
 
 class ConfigError(ValueError):
@@ -190,8 +197,8 @@ def from_json(data: Any) -> Configuration:
                     for i, e in enumerate(_list(_obj(obj.get("nfs", {}), "nfs").get("exports", []), "nfs.exports")))
     users = tuple(_user(u, f"users[{i}]") for i, u in enumerate(_list(obj.get("users", []), "users")))
     return _checked(Configuration(
-        node=_str(obj.get("node", ""), "node"), generation=_int(obj.get("generation", 0), "generation"),
-        updated=_str(obj.get("updated", ""), "updated"), targets=targets, shares=shares, exports=exports,
+        node=_node(obj.get("node", "")), generation=_int(obj.get("generation", 0), "generation"),
+        updated=_printable(obj.get("updated", ""), "updated"), targets=targets, shares=shares, exports=exports,
         users=users))
 
 
@@ -211,6 +218,42 @@ def _checked(config: Configuration) -> Configuration:
     return config
 
 
+def iscsi_name(name: str) -> str:
+    """An iSCSI name as LIO keeps it: in lower case (iSCSI names are case-insensitive)."""
+    return name.lower()
+
+
+def share_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a share of ours (None: it can); one line."""
+    if name.lower() in SAMBA_SECTIONS:
+        return f"{name!r} is Samba's own section, not a share name"
+    if not _SHARE.fullmatch(name):
+        return f"{name!r} is not a share name (letters, digits, . _ -)"
+    return None
+
+
+def node_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a node's name (None: it can); one line."""
+    if not _NODE.fullmatch(name) or ".." in name:
+        return f"{name!r} is not a node name (letters, digits, . _ -)"
+    return None
+
+
+def _node(value: Any) -> str:
+    name = _str(value, "node")
+    problem = node_name_problem(name) if name else None
+    if problem:
+        raise ConfigError(f"node: {problem}")
+    return name
+
+
+def _printable(value: Any, where: str) -> str:
+    text = _str(value, where)
+    if not text.isprintable():
+        raise ConfigError(f"{where}: {text!r} holds control characters")
+    return text
+
+
 def _unique(values: list[str], what: str) -> None:
     seen = set()
     for value in values:
@@ -221,12 +264,12 @@ def _unique(values: list[str], what: str) -> None:
 
 def _target(data: Any, where: str) -> Target:
     obj = _obj(data, where)
-    iqn = _str(obj.get("iqn"), f"{where}.iqn")
-    if not _IQN.match(iqn):
+    iqn = iscsi_name(_str(obj.get("iqn"), f"{where}.iqn"))
+    if not _IQN.fullmatch(iqn):
         raise ConfigError(f"{where}.iqn: {iqn!r} is not an iSCSI qualified name (iqn.YYYY-MM.reversed.domain:name)")
-    acls = tuple(_str(a, f"{where}.acls") for a in _list(obj.get("acls", []), f"{where}.acls"))
+    acls = tuple(iscsi_name(_str(a, f"{where}.acls")) for a in _list(obj.get("acls", []), f"{where}.acls"))
     for acl in acls:
-        if not _IQN.match(acl):
+        if not _IQN.fullmatch(acl):
             raise ConfigError(f"{where}.acls: {acl!r} is not an initiator name (iqn.YYYY-MM.domain:name)")
     luns = []
     for i, lun in enumerate(_list(obj.get("luns", []), f"{where}.luns")):
@@ -241,8 +284,9 @@ def _target(data: Any, where: str) -> Target:
 def _share(data: Any, where: str) -> Share:
     obj = _obj(data, where)
     name = _str(obj.get("name"), f"{where}.name")
-    if not _SHARE.match(name):
-        raise ConfigError(f"{where}.name: {name!r} is not a share name (letters, digits, . _ -)")
+    problem = share_name_problem(name)
+    if problem:
+        raise ConfigError(f"{where}.name: {problem}")
     read_only = obj.get("read_only", False)
     if not isinstance(read_only, bool):
         raise ConfigError(f"{where}.read_only: must be true or false")
@@ -254,10 +298,10 @@ def _share(data: Any, where: str) -> Share:
 def _export(data: Any, where: str) -> Export:
     obj = _obj(data, where)
     clients = _str(obj.get("clients"), f"{where}.clients")
-    if not _CLIENTS.match(clients):
+    if not _CLIENTS.fullmatch(clients):
         raise ConfigError(f"{where}.clients: {clients!r} is not a host, network or *")
     options = _str(obj.get("options", "rw,sync,no_subtree_check"), f"{where}.options")
-    if not _NFS_OPTIONS.match(options):
+    if not _NFS_OPTIONS.fullmatch(options):
         raise ConfigError(f"{where}.options: {options!r} is not a list of export options")
     return Export(_dataset(obj.get("dataset"), f"{where}.dataset"), clients, options)
 
@@ -268,21 +312,21 @@ def _user(data: Any, where: str) -> User:
     if not 1000 <= uid < 60000:
         raise ConfigError(f"{where}.uid: {uid} is not a user id for people (1000-59999)")
     nt = _str(obj.get("nt_hash"), f"{where}.nt_hash")
-    if not _NT_HASH.match(nt):
+    if not _NT_HASH.fullmatch(nt):
         raise ConfigError(f"{where}.nt_hash: not 32 hex digits")
     return User(_user_name(obj.get("name"), f"{where}.name"), uid, nt.upper())
 
 
 def _user_name(value: Any, where: str) -> str:
     name = _str(value, where)
-    if not _USER.match(name):
+    if not _USER.fullmatch(name):
         raise ConfigError(f"{where}: {name!r} is not a user name (lower case letters, digits, _ -)")
     return name
 
 
 def _dataset(value: Any, where: str) -> str:
     name = _str(value, where)
-    if not _DATASET.match(name) or ".." in name or len(name) > 200:
+    if not _DATASET.fullmatch(name) or ".." in name or len(name) > 200:
         raise ConfigError(f"{where}: {name!r} is not a dataset name (pool/name)")
     return name
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import re
 
-from .model import ConfigError, Configuration, Lun, Target, _checked
+from .model import ConfigError, Configuration, Lun, Target, _checked, iscsi_name
 
 LUN_MAPPING = "ovios:lun.mapping"
 SMB_SHARE = "ovios:smb.share"
 NFS_EXPORT = "ovios:nfs.export"
 ALL = (LUN_MAPPING, SMB_SHARE, NFS_EXPORT)
 
-_MAPPING = re.compile(r"^(?P<iqn>iqn\.[^,\s]+),lun(?P<id>\d{1,3})$")
+_MAPPING = re.compile(r"(?P<iqn>[iI][qQ][nN]\.[^,\s]+),lun(?P<id>[0-9]{1,3})")  # fullmatch: whole parts
 
 
 def lun_mapping(targets: tuple[Target, ...], volume: str) -> str | None:
@@ -37,10 +37,10 @@ def parse_lun_mapping(value: str) -> list[tuple[str, int]]:
     """``iqn…,lun0 iqn…,lun3`` → ``[(iqn, 0), (iqn, 3)]``; ConfigError names a bad part."""
     mappings = []
     for part in value.split():
-        match = _MAPPING.match(part)
+        match = _MAPPING.fullmatch(part)
         if match is None:
             raise ConfigError(f"{LUN_MAPPING}: {part!r} is not <target iqn>,lun<id>")
-        mappings.append((match["iqn"], int(match["id"])))
+        mappings.append((iscsi_name(match["iqn"]), int(match["id"])))
     return mappings
 
 

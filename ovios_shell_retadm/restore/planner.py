@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import properties
-from ..config.model import ConfigError, Configuration, Export, Share, User
+from ..config.model import SAMBA_SECTIONS, ConfigError, Configuration, Export, Share, User, share_name_problem
 
 PARTS = ("users", "luns", "shares", "exports")  # the order ``restore all`` applies them in
 
@@ -29,8 +29,9 @@ ACL_ATTRIBUTES = {"generate_node_acls": "0"}
 NEW_TPG_ATTRIBUTES = {"authentication": "0", "cache_dynamic_acls": "0", "demo_mode_write_protect": "1",
                       "generate_node_acls": "0"}
 ZVOL_DIR = "/dev/zvol/"
-#: the iSCSI names LIO (rtslib's normalize_wwn) accepts: a naming authority with a dot in it
-LIO_IQN = re.compile(r"^iqn\.[0-9]{4}-[0-1][0-9]\..*\..*$")
+#: the iSCSI names LIO (rtslib's normalize_wwn) accepts, once in lower case: a naming authority
+#: with a dot in it, no _ and no white space (used with fullmatch: whole names only)
+LIO_IQN = re.compile(r"iqn\.[0-9]{4}-[0-1][0-9]\.[^\s_]*\.[^\s_]*")
 
 
 # -- what is there: local datasets ---------------------------------------------------------
@@ -144,7 +145,7 @@ class Desired:
     users: tuple[User, ...] = ()
 
 
-_EXPORT_PROPERTY = re.compile(r"^(?P<clients>[^()\s]+)\((?P<options>[a-z0-9_=,]+)\)$")
+_EXPORT_PROPERTY = re.compile(r"(?P<clients>[^()\s]+)\((?P<options>[a-z0-9_=,]+)\)")  # fullmatch
 
 
 def desired(config: Configuration | None, datasets: dict[str, DatasetInfo]) -> tuple[Desired, list[str]]:
@@ -190,12 +191,16 @@ def desired(config: Configuration | None, datasets: dict[str, DatasetInfo]) -> t
                     acls.setdefault(iqn, ())
         if info.type == "filesystem" and info.smb_share not in ("", "-"):
             name = info.smb_share
+            problem = share_name_problem(name)
+            if problem:
+                notes.append(f"ignored {properties.SMB_SHARE} of {info.name}: {problem}")
+                continue
             if any(s.name.lower() == name.lower() for s in shares):
                 continue  # the synced configuration has it (and its users)
             if _serveable(info.name, datasets, f"SMB share {name}", notes):
                 shares.append(Share(name, info.name))
         if info.type == "filesystem" and info.nfs_export not in ("", "-"):
-            match = _EXPORT_PROPERTY.match(info.nfs_export)
+            match = _EXPORT_PROPERTY.fullmatch(info.nfs_export)
             if match is None:
                 notes.append(f"ignored {properties.NFS_EXPORT} of {info.name}: {info.nfs_export!r} "
                              "is not <clients>(<options>)")
@@ -351,9 +356,10 @@ def _plan_luns(want: Desired, seen: Observed, out: Plan) -> None:
                 continue
         granted.append(claim)
     for name in sorted({c.iqn for c in granted} | {i for c in granted for i in want.acls.get(c.iqn, ())}):
-        if not LIO_IQN.match(name):
-            out.refusals.append(f"{name}: LIO accepts only iSCSI names whose naming authority has a dot in it "
-                                "(iqn.YYYY-MM.<reversed domain>[:name], e.g. iqn.2026-11.com.example:esx)")
+        if not LIO_IQN.fullmatch(name):
+            out.refusals.append(f"{name}: LIO accepts only iSCSI names whose naming authority has a dot in it and "
+                                "that hold no _ or white space (iqn.YYYY-MM.<reversed domain>[:name], "
+                                "e.g. iqn.2026-11.com.example:esx)")
     if out.refusals:
         return
 
@@ -440,6 +446,10 @@ def _plan_shares(want: Desired, seen: Observed, out: Plan, users_too: bool) -> N
         if share.name.lower() in samba.foreign:
             out.refusals.append(f"SMB share {share.name} is already defined in {samba.config_file}: "
                                 "not defining it twice")
+            continue
+        if share.name.lower() in SAMBA_SECTIONS:
+            out.refusals.append(f"SMB share {share.name} is one of Samba's own sections (global, homes, printers, "
+                                "IPC$): not a share name")
             continue
         info = seen.datasets[share.dataset]
         params = share_parameters(share, info.path or "")
