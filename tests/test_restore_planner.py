@@ -79,7 +79,8 @@ def applied(seen: Observed, result: planner.Plan) -> Observed:
         if action.kind == "create_backstore":
             stores[a["name"]] = Backstore(a["name"], a["device"], a["readonly"])
         elif action.kind == "create_target":
-            targets[a["iqn"]] = LioTarget(a["iqn"], {}, frozenset(), dict(planner.NEW_TPG_ATTRIBUTES),
+            targets[a["iqn"]] = LioTarget(a["iqn"], {}, frozenset(),
+                                          {**planner.NEW_TPG_ATTRIBUTES, **a["attributes"]},
                                           frozenset({planner.PORTAL}))
         elif action.kind == "set_attributes":
             t = targets[a["iqn"]]
@@ -137,7 +138,8 @@ def test_restore_all_on_a_bare_node_does_every_kind_in_order_then_nothing():
     lines = [a.description for a in result.actions]
     assert lines[0] == "add Unix user alice (uid 2001)"
     assert lines[2] == "create read-only LIO block backstore repl-lun01 on /dev/zvol/repl/lun01"
-    assert lines[3] == f"create iSCSI target {IQN} (TPG 1, portal 0.0.0.0:3260)"
+    assert lines[3] == f"create iSCSI target {IQN} (TPG 1, portal 0.0.0.0:3260), only the configured initiators " \
+                       "may log in"
     assert lines[4] == f"map repl/lun01 as LUN 0 of {IQN}"
     assert lines[5] == f"allow initiator {ESX1} on {IQN}"
     assert lines[9] == "export /repl/smbvol to 192.168.0.0/24(rw,sync,no_subtree_check)"
@@ -151,8 +153,8 @@ def test_restore_all_on_a_bare_node_does_every_kind_in_order_then_nothing():
 def test_a_target_without_acls_lets_any_initiator_log_in_and_write():
     seen = node(datasets=datasets(zvol("repl/lun01", mapping=f"{IQN},lun0")))
     result, _ = run(("luns",), None, seen)  # no synced configuration: the replica's property alone
-    assert kinds(result) == ["create_backstore", "create_target", "set_attributes", "add_lun", "save"]
-    assert result.actions[2].args["attributes"] == {"cache_dynamic_acls": "1", "demo_mode_write_protect": "0",
+    assert kinds(result) == ["create_backstore", "create_target", "add_lun", "save"]
+    assert result.actions[1].args["attributes"] == {"cache_dynamic_acls": "1", "demo_mode_write_protect": "0",
                                                      "generate_node_acls": "1"}
     assert result.actions[0].args["readonly"] is False
     assert plan(("luns",), desired(None, seen.datasets)[0], applied(seen, result)).actions == []
@@ -387,3 +389,32 @@ def test_iscsi_names_from_properties_are_lower_cased_as_lio_does_and_underscores
     assert refused.actions == [] and refused.refusals == [
         "iqn.2026-11.com.ovios:esx_1: LIO accepts only iSCSI names whose naming authority has a dot in it and that "
         "hold no _ or white space (iqn.YYYY-MM.<reversed domain>[:name], e.g. iqn.2026-11.com.example:esx)"]
+
+
+# -- an existing target's access is never relaxed -------------------------------------------------
+
+CLOSED = {"authentication": "0", "cache_dynamic_acls": "0", "demo_mode_write_protect": "1", "generate_node_acls": "0"}
+
+
+@pytest.mark.parametrize("config", [None, with_lun(Configuration(), IQN, 0, "repl/lun01")])
+def test_a_lun_claim_without_acls_never_opens_a_target_that_exists_here(config):
+    """From the property or a synced target without ACLs: the LUN is mapped, the target stays closed."""
+    target = LioTarget(IQN, {3: "own"}, frozenset({ESX1}), dict(CLOSED), frozenset({planner.PORTAL}))
+    seen = node(datasets=datasets(zvol("repl/lun01", f"{IQN},lun0")),
+                lio=LioState(backstores=(Backstore("own", "/dev/sdb"),), targets=(target,)))
+    result, _ = run(("luns",), config, seen)
+    assert result.refusals == [] and kinds(result) == ["create_backstore", "add_lun", "save"]
+    assert f"iSCSI target {IQN} already exists here: who may log in stays as it is (restore never opens an " \
+           "existing target; no ACLs are configured for it: add the initiators' ACLs with targetcli)" in result.notes
+    again = plan(("luns",), desired(config, seen.datasets)[0], applied(seen, result))
+    assert again.actions == [] and applied(seen, result).lio.target(IQN).attributes == CLOSED
+
+
+def test_a_new_target_without_acls_is_opened_by_its_create_action_which_says_so():
+    seen = node(datasets=datasets(zvol("repl/lun01", f"{IQN},lun0")))
+    result, _ = run(("luns",), None, seen)
+    create = result.actions[1]
+    assert (create.kind, create.description) == (
+        "create_target", f"create iSCSI target {IQN} (TPG 1, portal 0.0.0.0:3260), open to any initiator (no ACLs "
+                         "configured: cache_dynamic_acls=1 demo_mode_write_protect=0 generate_node_acls=1)")
+    assert "set_attributes" not in kinds(result)

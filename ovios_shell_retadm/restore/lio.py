@@ -106,14 +106,13 @@ def apply(action: Action) -> None:
         _targetcli("/iscsi", "create", a["iqn"], what=action.description)
         if not _observed_target(action).portals:  # targetcli's auto_add_default_portal is off here
             _targetcli(f"/iscsi/{a['iqn']}/tpg1/portals", "create", *PORTAL.split(":"), what=action.description)
+        if a["attributes"]:  # opened by the action that created it, never later (see the planner)
+            _set_attributes(action)
     elif action.kind == "add_portal":
         _targetcli(f"/iscsi/{a['iqn']}/tpg1/portals", "create", *PORTAL.split(":"), what=action.description)
         _check(bool(_observed_target(action).portals), action)
     elif action.kind == "set_attributes":
-        _targetcli(f"/iscsi/{a['iqn']}/tpg1", "set", "attribute",
-                   *(f"{k}={v}" for k, v in sorted(a["attributes"].items())), what=action.description)
-        have = _observed_target(action).attributes
-        _check(all(have.get(k) == v for k, v in a["attributes"].items()), action)
+        _set_attributes(action)
     elif action.kind == "add_lun":
         _targetcli(f"/iscsi/{a['iqn']}/tpg1/luns", "create", f"/backstores/block/{a['backstore']}",
                    f"lun={a['lun']}", what=action.description)
@@ -125,6 +124,14 @@ def apply(action: Action) -> None:
         _targetcli("saveconfig", what=action.description)
     else:  # pragma: no cover - the planner makes no other kind
         raise ApplyError(f"unknown LIO action {action.kind}")
+
+
+def _set_attributes(action: Action) -> None:
+    a = action.args
+    _targetcli(f"/iscsi/{a['iqn']}/tpg1", "set", "attribute",
+               *(f"{k}={v}" for k, v in sorted(a["attributes"].items())), what=action.description)
+    have = _observed_target(action).attributes
+    _check(all(have.get(k) == v for k, v in a["attributes"].items()), action)
 
 
 def _check(ok: bool, action: Action) -> None:

@@ -391,24 +391,13 @@ def _plan_luns(want: Desired, seen: Observed, out: Plan) -> None:
     for iqn in sorted({c.iqn for c in granted}):
         target = lio.target(iqn)
         acls = want.acls.get(iqn, ())
-        wanted_attributes = ACL_ATTRIBUTES if acls else OPEN_ATTRIBUTES
-        attributes: dict[str, str]
-        portals: frozenset[str]
-        have_luns: dict[int, str]
-        have_acls: frozenset[str]
         if target is None:
-            out.add("lio", "create_target", f"create iSCSI target {iqn} (TPG 1, portal {PORTAL})", iqn=iqn)
-            attributes, portals, have_luns, have_acls = NEW_TPG_ATTRIBUTES, frozenset({PORTAL}), {}, frozenset()
+            _create_target(iqn, acls, out)
+            have_luns: dict[int, str] = {}
+            have_acls: frozenset[str] = frozenset()
         else:
-            attributes, portals, have_luns, have_acls = target.attributes, target.portals, target.luns, target.acls
-        if not portals:
-            out.add("lio", "add_portal", f"add portal {PORTAL} to {iqn}", iqn=iqn)
-        change = {k: v for k, v in wanted_attributes.items() if attributes.get(k) != v}
-        if change:
-            what = ("let any initiator log in and write (no ACLs configured)" if not acls
-                    else "only the configured initiators may log in")
-            settings_ = " ".join(f"{k}={v}" for k, v in sorted(change.items()))
-            out.add("lio", "set_attributes", f"{iqn}: {what} ({settings_})", iqn=iqn, attributes=change)
+            _existing_target(target, acls, out)
+            have_luns, have_acls = target.luns, target.acls
         for claim in sorted((c for c in granted if c.iqn == iqn), key=lambda c: c.lun):
             if claim.lun in have_luns:
                 continue
@@ -419,6 +408,38 @@ def _plan_luns(want: Desired, seen: Observed, out: Plan) -> None:
                 out.add("lio", "add_acl", f"allow initiator {initiator} on {iqn}", iqn=iqn, initiator=initiator)
     if any(a.service == "lio" for a in out.actions):
         out.add("lio", "save", "save the LIO configuration (survives a reboot)")
+
+
+def _settings(attributes: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(attributes.items()))
+
+
+def _create_target(iqn: str, acls: tuple[str, ...], out: Plan) -> None:
+    """A new target: with ACLs only their initiators may log in (what a new TPG has); without,
+    it is opened to any initiator by the same action, whose line says so."""
+    wanted = ACL_ATTRIBUTES if acls else OPEN_ATTRIBUTES
+    change = {k: v for k, v in wanted.items() if NEW_TPG_ATTRIBUTES.get(k) != v}
+    access = (f", open to any initiator (no ACLs configured: {_settings(change)})" if not acls
+              else ", only the configured initiators may log in")
+    out.add("lio", "create_target", f"create iSCSI target {iqn} (TPG 1, portal {PORTAL}){access}",
+            iqn=iqn, attributes=change)
+
+
+def _existing_target(target: LioTarget, acls: tuple[str, ...], out: Plan) -> None:
+    """A target that exists here keeps its access: never opened (its own ACLs, or a choice made
+    here, stay), only restricted to ACLs when the configuration names initiators."""
+    if not target.portals:
+        out.add("lio", "add_portal", f"add portal {PORTAL} to {target.iqn}", iqn=target.iqn)
+    if not acls:
+        if any(target.attributes.get(k) != v for k, v in OPEN_ATTRIBUTES.items()):
+            out.note(f"iSCSI target {target.iqn} already exists here: who may log in stays as it is (restore never "
+                     "opens an existing target; no ACLs are configured for it: add the initiators' ACLs with "
+                     "targetcli)")
+        return
+    change = {k: v for k, v in ACL_ATTRIBUTES.items() if target.attributes.get(k) != v}
+    if change:
+        out.add("lio", "set_attributes", f"{target.iqn}: only the configured initiators may log in "
+                f"({_settings(change)})", iqn=target.iqn, attributes=change)
 
 
 # shares -----------------------------------------------------------------------------------------
