@@ -37,6 +37,7 @@ import ipaddress
 import os
 import re
 import shlex
+import stat
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import settings
+from .fileio import make_private_dir
 
 #: Default limit for one command.  Generous because ``zfs destroy`` of a large
 #: snapshot or a busy pool can take a while; pipelines do not go through ``run``.
@@ -395,8 +397,23 @@ class SshHost(Host):
 
     def _ssh(self, *args: str) -> list[str]:
         if self.multiplexed:
-            self.control_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._check_control_dir()
         return ["ssh", *self.ssh_options(), *args]
+
+    def _check_control_dir(self) -> None:
+        """Create the control directory (0700) or, when it exists, make sure it is ours and that
+        no one else may write to it: ssh would otherwise talk through a socket another user
+        could have put there (or replace)."""
+        try:
+            make_private_dir(self.control_dir)
+            info = self.control_dir.stat()
+        except OSError as exc:
+            raise HostError(self.name, f"ssh control directory {self.control_dir}: {exc.strerror}") from exc
+        uid = os.geteuid()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o022:
+            raise HostError(self.name, f"unsafe ssh control directory {self.control_dir} (owner uid {info.st_uid}, "
+                                       f"mode {stat.S_IMODE(info.st_mode):04o}): it must belong to uid {uid} "
+                                       "and be writable by it alone")
 
     def argv_for(self, argv: Sequence[str]) -> list[str]:
         return self._ssh("--", self.address, shlex.join(env_argv(argv)))

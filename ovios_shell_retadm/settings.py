@@ -26,7 +26,10 @@ def _dir(env: str, default: str) -> Path:
 
 
 def etc_dir() -> Path:
-    """Configuration and state: the options store lives here."""
+    """Configuration and state: the options store lives here.
+
+    Private (0700 when the product creates it, the store's files 0600): the synced
+    configurations hold NT password hashes."""
     return _dir("OVIOS_ETC_DIR", "/etc/ovios")
 
 
@@ -36,7 +39,10 @@ def log_dir() -> Path:
 
 
 def run_dir() -> Path:
-    """Volatile runtime files: per-task locks, ssh control sockets."""
+    """Volatile runtime files: per-task locks, ssh control sockets.
+
+    It and its subdirectories (``locks``, ``ssh``, ``progress``, ``zfs-caps``) are created
+    0700 by :func:`fileio.make_private_dir`, whatever the umask."""
     return _dir("OVIOS_RUN_DIR", "/run/ovios")
 
 

@@ -1,5 +1,8 @@
 """The node's persistent state: one SQLite file under ``/etc/ovios``.
 
+The directory is created 0700 and the database with its ``-wal`` and ``-shm`` files is 0600
+(:meth:`Store._make_private`), whatever the umask.
+
 Three tables: ``options`` (name → value text), ``tasks`` (source dataset →
 JSON record) and ``config_sync`` (autosync's per-partner records: what was pushed
 to a partner, what was received from one; kept apart so that ``options`` lists
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import settings
+from .fileio import make_private_dir, make_private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS options (
@@ -50,10 +54,21 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path is not None else settings.store_path()
 
+    def _make_private(self) -> None:
+        """The directory 0700 when it is created, the database and its ``-wal``/``-shm`` files
+        0600 (also those of a store made before, with SQLite's default 0644).
+
+        SQLite gives a new ``-wal`` or ``-shm`` file the database file's mode, so the database
+        is created here, empty, before SQLite opens it."""
+        make_private_dir(self.path.parent)
+        make_private_file(self.path)
+        for suffix in ("-wal", "-shm"):
+            make_private_file(self.path.with_name(self.path.name + suffix), create=False)
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._make_private()
             conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc

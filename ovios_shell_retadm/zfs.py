@@ -39,6 +39,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from . import settings
+from .fileio import make_private_dir
 from .hosts import DEFAULT_TIMEOUT, CommandFailed, Host, Result
 
 # ---------------------------------------------------------------------------
@@ -395,7 +396,7 @@ class _CapabilityCache:
 
     def store(self, caps: Capabilities) -> None:
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".caps-")
             with os.fdopen(fd, "w") as handle:
                 handle.write(caps.to_json())

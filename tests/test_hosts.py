@@ -8,6 +8,7 @@ the machine's own ssh setup is read or changed.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from ovios_shell_retadm.hosts import (
     AuthError,
     CommandFailed,
     CommandTimedOut,
+    HostError,
     HostKeyError,
     HostUnreachable,
     InvalidHost,
@@ -241,6 +243,30 @@ def control_dir():
             exit_master = ["ssh", "-F", "/dev/null", "-o", f"ControlPath={sock}", "-O", "exit", "x"]
             subprocess.run(exit_master, check=False, capture_output=True, timeout=10)
     shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("mode, owner", [(0o777, 0), (0o770, 0), (0o720, 0), (0o702, 0), (0o1777, 0),
+                                         (0o700, 65534), (0o755, 65534)])
+def test_an_unsafe_control_dir_is_refused(control_dir: Path, mode: int, owner: int) -> None:
+    """An existing control directory someone else owns or may write to: another user could put
+    their own socket where ssh looks for the master's, so ssh is never run with it."""
+    os.chown(control_dir, owner, -1)
+    control_dir.chmod(mode)
+    host = SshHost("192.0.2.1", control_dir=control_dir)
+    assert host.multiplexed
+    for attempt in (lambda: host.argv_for(["true"]), lambda: host.run(["true"]), host.master_running):
+        with pytest.raises(HostError) as info:
+            attempt()
+        assert str(info.value) == (
+            f"192.0.2.1: unsafe ssh control directory {control_dir} (owner uid {owner}, mode {mode & 0o7777:04o}): "
+            f"it must belong to uid {os.geteuid()} and be writable by it alone")
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o755, 0o500])
+def test_a_control_dir_of_ours_that_only_we_write_is_used(control_dir: Path, mode: int) -> None:
+    control_dir.chmod(mode)
+    argv = SshHost("192.0.2.1", control_dir=control_dir).argv_for(["true"])
+    assert f"ControlPath={control_dir}/%C" in argv
 
 
 def make_host(server, control_dir: Path | None, **overrides) -> SshHost:

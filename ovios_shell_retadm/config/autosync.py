@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from .. import options, settings
+from ..fileio import make_private_dir
 from ..hosts import HostError, InvalidHost, SshHost
 from ..replication.log import append_line, format_event
 from ..store import Store, StoreError
@@ -174,7 +175,7 @@ class _PartnerLock:
         self.handle: TextIO | None = None
 
     def try_acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         handle = open(self.path, "a")  # noqa: SIM115 - held open: it is the lock, until release()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .. import settings
-from ..fileio import write_atomically
+from ..fileio import make_private_dir, write_atomically
 from .model import ConfigError, Configuration, dump, node_name_problem, parse
 
 
@@ -57,7 +57,7 @@ def load(path: Path | None = None) -> Configuration:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)  # /etc/ovios, /etc/ovios/synced: NT hashes are secrets
     with open(path.with_name(f".{path.name}.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield

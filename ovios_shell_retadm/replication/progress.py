@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from .. import settings
+from ..fileio import make_private_dir
 from .runs import Runner
 
 #: at most one write per this many seconds (pv itself reports once a second)
@@ -72,7 +73,7 @@ class Progress:
 def write_progress(progress: Progress) -> None:
     """Atomically replace the dataset's progress file (temp file + rename)."""
     path = progress_path(progress.dataset)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(progress.to_json())
     os.replace(tmp, path)
