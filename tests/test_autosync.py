@@ -82,9 +82,13 @@ def sample(node: str = "src", generation: int = 3) -> Configuration:
                          targets=config.targets, shares=config.shares)
 
 
+#: the push comes from src, a partner this node knows (see test_receive.py for who is believed)
+SRC = receive.Peer("192.168.0.149", frozenset({"src"}), lambda name: frozenset({"192.168.0.149"}))
+
+
 def test_receiver_check_accepts_a_configuration_whose_digest_matches():
     config = sample()
-    assert receive.check(dump(config), digest(config), "dst") == config
+    assert receive.check(dump(config), digest(config), "dst", SRC) == config
 
 
 @pytest.mark.parametrize("text, expected_digest, message", [
@@ -99,41 +103,45 @@ def test_receiver_check_accepts_a_configuration_whose_digest_matches():
 ])
 def test_receiver_check_refuses_malformed_input_naming_why(text, expected_digest, message):
     with pytest.raises(receive.Refused, match=None) as caught:
-        receive.check(text, expected_digest, "dst")
+        receive.check(text, expected_digest, "dst", SRC)
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
 def run_receiver(root, text: str, expected_digest: str | None):
+    """The receiver as ssh runs it, pushed from 127.0.0.1: "localhost", a task's destination here."""
     argv = [sys.executable, "-m", "ovios_shell_retadm.config.receive"]
     if expected_digest:
         argv += ["--digest", expected_digest]
+    if not TaskStore().get("data/pushed"):
+        TaskStore().create(TaskRecord("data/pushed", "localhost", "data/pushed", True, state=IDLE))
     return subprocess.run(argv, check=False, input=text, capture_output=True, text=True, timeout=30,
-                          env=dict(os.environ, OVIOS_ROOT=str(root)))
+                          env=dict(os.environ, OVIOS_ROOT=str(root), SSH_CONNECTION="127.0.0.1 40000 127.0.0.1 22"))
 
 
 def test_the_receiver_process_stores_keeps_refuses_records_and_logs(root):
-    first = sample(generation=3)
+    first = sample(node="localhost", generation=3)
     result = run_receiver(root, dump(first), digest(first))
     assert (result.returncode, result.stdout, result.stderr) == (0, f"stored generation=3 digest={digest(first)}\n", "")
-    assert files.load(files.synced_path("src")) == first
+    assert files.load(files.synced_path("localhost")) == first
 
     # a late, older generation: the copy stays, and the answer says what is kept
-    older = sample(generation=2)
+    older = sample(node="localhost", generation=2)
     result = run_receiver(root, dump(older), digest(older))
     assert (result.returncode, result.stdout) == (0, f"kept generation=3 digest={digest(first)}\n")
 
     # malformed: one line, EX_DATAERR, and the old copy untouched
-    before = files.synced_path("src").read_bytes()
-    for text in ('{"format": 1, "node": "src", "generation": 9, "users": {}}', dump(sample(generation=9))[:-40]):
+    before = files.synced_path("localhost").read_bytes()
+    for text in ('{"format": 1, "node": "localhost", "generation": 9, "users": {}}',
+                 dump(sample(node="localhost", generation=9))[:-40]):
         result = run_receiver(root, text, None)
         assert result.returncode == receive.REFUSED and result.stdout == ""
         assert result.stderr.startswith("autosync receive: refused: ") and result.stderr.count("\n") == 1
-    assert files.synced_path("src").read_bytes() == before
+    assert files.synced_path("localhost").read_bytes() == before
 
-    record = Store().get_sync("src", receive.RECEIVE)
+    record = Store().get_sync("localhost", receive.RECEIVE)
     assert (record["generation"], record["digest"], record["stored"]) == (3, digest(first), False)
     log = (root / "var/log/ovios/cluster-sync.log").read_text().splitlines()
-    assert [line.split()[1:4] for line in log] == [["src", "receive", "end"], ["src", "receive", "end"],
+    assert [line.split()[1:4] for line in log] == [["localhost", "receive", "end"], ["localhost", "receive", "end"],
                                                   ["-", "receive", "refused"], ["-", "receive", "refused"]]
     assert "result=stored generation=3" in log[0] and "result=kept generation=3 digest=" in log[1]
 

@@ -13,8 +13,16 @@ source::
     stored generation=7 digest=3f2a9c0d11e4b7a8     # the push is the copy here now
     kept generation=9 digest=0b1c...               # the copy here was that generation or newer
 
-and records it (the ``config_sync`` table, direction ``receive``) and logs it
-(``cluster-sync.log``).  Anything malformed is refused with one line on stderr and exit
+and records it (the ``config_sync`` table, direction ``receive``, with the sender's
+address) and logs it (``cluster-sync.log``).
+
+The ``node`` a configuration names is believed only when the push comes from that node
+(:class:`Peer`): the ssh client's address (``SSH_CONNECTION``'s first field) must be a partner
+this node knows — the destination of one of its replication tasks, or the source host of a
+replica here (the host part of its ``ovios:retadm.origin``), by address or by a name that
+resolves to it — and the node's name must be that address here (the address itself, or a
+name that resolves to it: DNS or ``/etc/hosts``).  So a partner cannot replace the copy
+another partner pushed.  Anything malformed is refused with one line on stderr and exit
 status 65 (EX_DATAERR), and the copy here stays as it was; a copy that cannot be
 written: exit 1.
 """
@@ -22,10 +30,16 @@ written: exit 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
 import os
+import socket
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from ..hosts import HostError, LocalHost
 from ..peer import module_argv
 from ..store import Store, StoreError
 from . import files
@@ -43,8 +57,60 @@ class Refused(Exception):
     """The pushed text is not a configuration this node will keep (one line)."""
 
 
-def check(text: str, expected_digest: str | None, this_node: str) -> Configuration:
-    """The configuration ``text`` describes, or :class:`Refused` with the reason. Pure."""
+def address(text: str) -> str:
+    """An address as compared here: an IPv4 address seen on an IPv6 socket as IPv4, other
+    addresses in their canonical form, names in lower case."""
+    try:
+        ip = ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return text.lower()
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
+
+
+def resolve(name: str) -> frozenset[str]:
+    """The addresses ``name`` has here (DNS, /etc/hosts); none when it does not resolve."""
+    try:
+        found = socket.getaddrinfo(name, None)
+    except (OSError, UnicodeError, ValueError):
+        return frozenset()
+    return frozenset(address(str(entry[4][0])) for entry in found)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who pushes, and whom this node knows: the ssh client's address (None: not over ssh),
+    the partners (task destinations, replicas' origin hosts; names or addresses) and how a
+    name is resolved (injected, so that :func:`check` stays a pure function of its inputs)."""
+
+    address: str | None
+    partners: frozenset[str]
+    resolve: Callable[[str], frozenset[str]] = resolve
+
+    def addresses_of(self, name: str) -> frozenset[str]:
+        try:
+            return frozenset({str(ipaddress.ip_address(name))})
+        except ValueError:
+            return frozenset(address(a) for a in self.resolve(name))
+
+
+def _check_sender(node: str, peer: Peer) -> None:
+    if not peer.address:
+        raise Refused("not pushed over ssh (no SSH_CONNECTION): who sent it cannot be checked")
+    sender = address(peer.address)
+    if not any(sender in peer.addresses_of(address(p)) for p in peer.partners):
+        raise Refused(f"{sender} is not a partner of this node (no replication task to it, no replica of its "
+                      "datasets here)")
+    known_as = peer.addresses_of(node)
+    if sender not in known_as:
+        where = f"{node} is {', '.join(sorted(known_as))}" if known_as else f"{node} does not resolve"
+        raise Refused(f"the configuration names node {node}, but comes from {sender}, which is not {node}'s "
+                      f"address here ({where})")
+
+
+def check(text: str, expected_digest: str | None, this_node: str, peer: Peer) -> Configuration:
+    """The configuration ``text`` describes, or :class:`Refused` with the reason. Pure (but
+    for ``peer.resolve``)."""
     if not text.strip():
         raise Refused("empty input (no configuration was sent)")
     try:
@@ -59,6 +125,7 @@ def check(text: str, expected_digest: str | None, this_node: str) -> Configurati
         raise Refused(str(exc)) from None
     if config.node == this_node:
         raise Refused(f"the configuration is this node's own ({this_node}); a node does not sync to itself")
+    _check_sender(config.node, peer)
     if config.generation < 1:
         raise Refused(f"generation {config.generation} is not a pushed generation (1 or more)")
     if expected_digest is not None and digest(config) != expected_digest:
@@ -79,9 +146,33 @@ def _log(peer: str, event: str, **fields: object) -> None:
     log_sync(peer, RECEIVE, event, **fields)
 
 
+def _ssh_client() -> str | None:
+    """The ssh client's address (``SSH_CONNECTION``'s first field); None: not run over ssh."""
+    fields = os.environ.get("SSH_CONNECTION", "").split()
+    return fields[0] if fields else None
+
+
 def _sender() -> str:
-    """Who pushed: the ssh client's address (``SSH_CONNECTION``), for the log."""
-    return (os.environ.get("SSH_CONNECTION") or "local").split()[0]
+    """Who pushed, for the log."""
+    return _ssh_client() or "local"
+
+
+def known_partners(store: Store | None = None) -> frozenset[str]:
+    """The partners this node knows: its tasks' destinations and its replicas' origin hosts."""
+    from ..replication.model import ORIGIN_PROPERTY
+    from ..replication.tasks import TaskStore
+
+    partners: set[str] = set()
+    with contextlib.suppress(StoreError):
+        partners.update(record.destination for record in TaskStore(store).all() if record.destination)
+    try:
+        result = LocalHost().run(["zfs", "get", "-H", "-o", "value", "-t", "filesystem,volume", ORIGIN_PROPERTY],
+                                 timeout=30, check=False)
+    except HostError:
+        return frozenset(partners)
+    if result.returncode == 0:
+        partners.update(value.rsplit(":", 1)[0] for value in result.stdout.split() if ":" in value)
+    return frozenset(partners)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise Refused("not UTF-8 text") from None
-        config = check(text, args.digest, this_node)
+        config = check(text, args.digest, this_node, Peer(_ssh_client(), known_partners()))
     except Refused as exc:
         _log("-", "refused", sender=_sender(), reason=str(exc))
         print(f"autosync receive: refused: {exc}", file=sys.stderr)
