@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from ovios_shell_retadm.hosts import Host, SshHost
+from ovios_shell_retadm.replication.executor import Pair, PlanOutdated
+from ovios_shell_retadm.replication.model import Plan, Rollback, Task
 from ovios_shell_retadm.zfs import (
     MAX_NAME_LEN,
     PROBE_SCRIPT,
@@ -593,3 +595,20 @@ def test_zfs_node_over_ssh(lab, node: ZfsNode, fs: str, tmp_path: Path) -> None:
     finally:
         remote.close()
         shutil.rmtree(control)
+
+
+def test_a_rollback_destroys_exactly_what_its_step_lists_or_nothing(node: ZfsNode, fs: str) -> None:
+    """The executor reads the destination again right before ``rollback -r``: a snapshot
+    taken since the plan was made (not in the step's list) stops it, and nothing is lost."""
+    replica = f"{fs}/child"
+    for name in ("common", "listed", "later"):
+        node.snapshot(replica, name)
+    pair = Pair(Task(fs, "here", replica, False), node, node)
+    with pytest.raises(PlanOutdated, match=rf"^not rolling {replica} back to @common: that would destroy "
+                                           r"@listed, @later, the plan listed @listed$"):
+        pair.execute(Plan((Rollback("common", ("listed",)),), None, "common"))
+    assert [s.name for s in node.snapshots(replica)] == ["common", "listed", "later"]
+    with pytest.raises(PlanOutdated, match="@gone is no longer there"):
+        pair.execute(Plan((Rollback("gone", ()),), None, "gone"))
+    pair.execute(Plan((Rollback("common", ("listed", "later")),), None, "common"))
+    assert [s.name for s in node.snapshots(replica)] == ["common"]

@@ -71,10 +71,10 @@ class FailoverHandlers:
                             initialised=True, state=IDLE, source_address=here)
         preview = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner))
         status = self._preview(preview, title="dry run" if args.dry_run else "reverse")
-        if args.dry_run or status != 0:
+        shown = preview.last_plan
+        if args.dry_run or status != 0 or not isinstance(shown, Plan):
             return status
-        destructive = isinstance(preview.last_plan, Plan) and preview.last_plan.needs_replan
-        if destructive and not args.yes and not self._confirm(
+        if shown.needs_replan and not args.yes and not self._confirm(
                 f"Roll {replica.source_host}:{replica.source_dataset} back as shown? (yes/no) [no]: "):
             raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
         if not tasks.create(record):
@@ -82,7 +82,8 @@ class FailoverHandlers:
         note = failover.tell_partner(partner, ["broken", replica.source_dataset,
                                                f"replicated back from {here}:{replica.dataset} (failback)"])
         try:
-            outcome = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner)).run()
+            outcome = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner),
+                              confirmed=shown).run()
         except RunFailed as exc:
             raise CommandError(f"{exc} (the task stays: 'retadm inc {replica.dataset}' tries again)",
                                exc.status) from exc
@@ -120,7 +121,11 @@ class FailoverHandlers:
             if outcome.common is None:
                 raise RunFailed(f"the run of {args.dataset} ended without a snapshot both sides share")
         except (RunFailed, ZfsError, HostError) as exc:
-            node.set_property(args.dataset, "readonly", "off")
+            try:
+                node.set_property(args.dataset, "readonly", "off")
+            except (ZfsError, HostError) as undo:
+                raise CommandError(f"{exc}; nothing was switched, but {args.dataset} stays read-only: {undo} "
+                                   f"(zfs set readonly=off {args.dataset} makes it writable)") from exc
             raise CommandError(f"{exc}; nothing was switched, {args.dataset} is writable again") from exc
         partner = SshHost(record.destination)
         try:

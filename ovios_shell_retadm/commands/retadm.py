@@ -381,7 +381,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                 raise CommandError("there are no replication tasks ('retadm init' sets one up)")
             if not args.dry_run:
                 autosync.push_before_inc(r.destination for r in records)  # logged; never fails the run
-            statuses = [self._inc_one(record, tasks, args.dry_run) for record in records]
+            statuses = [self._inc_isolated(record, tasks, args.dry_run) for record in records]
             return next((s for s in statuses if s != 0), 0)
         try:
             validate_dataset_name(args.dataset)
@@ -395,6 +395,19 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         if not args.dry_run:
             autosync.push_before_inc([record.destination])  # logged; never fails the run
         return self._inc_one(record, tasks, args.dry_run)
+
+    def _inc_isolated(self, record: TaskRecord, tasks: TaskStore, dry_run: bool) -> int:
+        """One task of ``retadm inc`` without a dataset: whatever goes wrong in it is its own
+        line and status, and the other tasks still run."""
+        try:
+            return self._inc_one(record, tasks, dry_run)
+        except CommandError as exc:
+            self._cmd.perror(f"retadm inc {record.dataset}: {exc}", style=None)
+            return exc.status
+        except Exception as exc:  # noqa: BLE001 - one task's surprise must not cost the others their run
+            self._cmd.perror(f"retadm inc {record.dataset}: internal error: {type(exc).__name__}: {exc}",
+                             style=None)
+            return FAILED
 
     def _inc_one(self, record: TaskRecord, tasks: TaskStore, dry_run: bool) -> int:
         prefix = f"retadm inc {record.dataset}"
@@ -413,7 +426,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         except RunFailed as exc:
             self._cmd.perror(f"{prefix}: {exc}", style=None)
             return exc.status
-        except (HostError, ZfsError) as exc:
+        except (HostError, ZfsError, StoreError, OSError) as exc:
             self._cmd.perror(f"{prefix}: {exc}", style=None)
             return FAILED
         if sys.stdout.isatty():
@@ -432,13 +445,13 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             raise CommandError(f"{args.dataset} has no replication task")
         preview = TaskRun(record, REPAIR, tasks)  # planning marks the repair as planned: a run of its own
         status = self._preview(preview, title="dry run" if args.dry_run else "repair")
-        if args.dry_run or status != 0:
+        shown = preview.last_plan
+        if args.dry_run or status != 0 or not isinstance(shown, Plan):
             return status
-        destructive = isinstance(preview.last_plan, Plan) and preview.last_plan.needs_replan
-        if destructive and not args.yes and not self._confirm("Go ahead? (yes/no) [no]: "):
+        if shown.needs_replan and not args.yes and not self._confirm("Go ahead? (yes/no) [no]: "):
             raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
         try:
-            outcome = TaskRun(record, REPAIR, tasks).run()
+            outcome = TaskRun(record, REPAIR, tasks, confirmed=shown).run()
         except RunFailed as exc:
             raise CommandError(str(exc), exc.status) from exc
         self.out(f"{record.dataset}: repaired; replicated to {record.destination}:{record.remote_dataset} "

@@ -9,7 +9,7 @@ and the next run plans again from what it then observes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .. import zfs
@@ -43,6 +43,10 @@ from .model import (
 )
 from .pipeline import TransferFailed, TransferResult, command_line, transfer
 from .progress import ProgressFile
+
+
+class PlanOutdated(Exception):
+    """What a step would do differs from what its plan said: it was not done."""
 
 
 @dataclass
@@ -185,6 +189,20 @@ class Pair:
             return self.source, self.task.dataset
         return self.destination, self.task.remote_dataset
 
+    def _check_rollback(self, snapshot: str, lost: Sequence[str]) -> None:
+        """``rollback -r`` destroys what the step lists, and nothing else: the destination's
+        snapshots are read again right before, and a difference stops the run."""
+        remote = self.task.remote_dataset
+        names = [s.name for s in self.destination.snapshots(remote)]
+        actual = _rollback_loss(names, snapshot)
+        if actual is None:
+            raise PlanOutdated(f"not rolling {remote} back: @{snapshot} is no longer there")
+        if actual != tuple(lost):
+            def listing(names: Sequence[str]) -> str:
+                return ", ".join(f"@{name}" for name in names) or "no snapshot"
+            raise PlanOutdated(f"not rolling {remote} back to @{snapshot}: that would destroy {listing(actual)}, "
+                               f"the plan listed {listing(lost)}")
+
     def _carry_out(self, step: Step, outcome: Outcome) -> None:
         match step:
             case CreateSnapshot(name):
@@ -229,7 +247,8 @@ class Pair:
                 self.source.bookmark(self.task.dataset, snapshot, bookmark)
             case DestroyBookmark(bookmark):
                 self.source.destroy_bookmark(self.task.dataset, bookmark)
-            case Rollback(snapshot, _lost):
+            case Rollback(snapshot, lost):
+                self._check_rollback(snapshot, lost)
                 self.destination.rollback(self.task.remote_dataset, snapshot)
             case RenameDestination(new_name):
                 self.destination.rename(self.task.remote_dataset, new_name)
@@ -246,6 +265,14 @@ class Pair:
                 outcome.common, outcome.common_guid = snapshot, guid
             case _:
                 raise TypeError(f"unknown step {step!r}")
+
+
+def _rollback_loss(names: Sequence[str], snapshot: str) -> tuple[str, ...] | None:
+    """What ``zfs rollback -r`` to ``snapshot`` destroys among ``names`` (creation order):
+    every later snapshot; None when ``snapshot`` is not there."""
+    if snapshot not in names:
+        return None
+    return tuple(names[names.index(snapshot) + 1:])
 
 
 def _user_value(value_and_source: tuple[str, str]) -> str | None:

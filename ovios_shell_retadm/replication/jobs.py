@@ -12,15 +12,25 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from ..hosts import HostError, LocalHost, SshHost
 from ..zfs import ZfsError, ZfsNode
 from . import leftovers, planner
-from .executor import Outcome, Pair
+from .executor import Outcome, Pair, PlanOutdated
 from .log import log_event
-from .model import TRACKING_PREFIX, Plan, Refusal, ResumeSend, SendFull, SendIncremental
+from .model import (
+    TRACKING_PREFIX,
+    Plan,
+    Refusal,
+    RenameDestination,
+    ResumeSend,
+    Rollback,
+    SendFull,
+    SendIncremental,
+    Step,
+)
 from .pipeline import TransferFailed
 from .progress import ProgressFile
 from .runs import Runner, TaskBusy, TaskLock
@@ -69,10 +79,23 @@ class Preview:
 
 
 class TaskRun:
+    """One run of one task.
+
+    ``confirmed``: the plan the administrator saw and accepted (``repair``, ``reverse``).
+    The run plans again under the task's lock and carries out a destructive step
+    (rollback, keeping the replica aside) only where the confirmed plan had the same
+    one; otherwise it stops, naming the difference.  Without it, no confirmation
+    stands behind the run (cron's ``inc``).
+    """
+
     def __init__(self, record: TaskRecord, kind: str, tasks: TaskStore | None = None,
-                 source: ZfsNode | None = None, destination: ZfsNode | None = None):
+                 source: ZfsNode | None = None, destination: ZfsNode | None = None,
+                 confirmed: Plan | None = None):
         self.record = record
         self.kind = kind
+        self.confirmed = confirmed
+        #: the confirmed destructive steps not carried out yet
+        self._unspent = list(confirmed.destructive) if confirmed is not None else []
         self._repaired = False
         self.last_plan: Plan | Refusal | None = None
         self.tasks = tasks or TaskStore()
@@ -141,6 +164,7 @@ class TaskRun:
         except TaskBusy:
             raise RunFailed(self._busy_message(), STATUS_BUSY) from None
         try:
+            self.record = reread_under_lock(self.record, self.tasks)
             return self._run_locked()
         finally:
             lock.release()
@@ -152,11 +176,31 @@ class TaskRun:
             plan = self.plan()
             if isinstance(plan, Refusal):
                 raise RunFailed(f"refused: {plan.describe()}")
+            if self.confirmed is not None:
+                plan = self._as_confirmed(plan)
             total = _merge(total, self.pair.execute(plan))
             if not plan.needs_replan:
                 return total
         raise RunFailed("the destination still has a partial receive after resuming it; see 'zfs get "
                         f"receive_resume_token {self.record.remote_dataset}' on {self.record.destination}")
+
+    def _as_confirmed(self, plan: Plan) -> Plan:
+        """``plan`` with each destructive step matched to one the administrator confirmed
+        (a replica kept aside keeps the confirmed name); a step without its match stops the run."""
+        steps: list[Step] = []
+        for planned in plan.steps:
+            if not isinstance(planned, Rollback | RenameDestination):
+                steps.append(planned)
+                continue
+            match = next((c for c in self._unspent if _same_change(c, planned)), None)
+            if match is None:
+                confirmed = "; ".join(c.describe() for c in self._unspent) or "nothing destructive"
+                raise RunFailed(f"refused: the destination changed since the plan was confirmed: it now needs "
+                                f"'{planned.describe()}', the confirmed plan had {confirmed}; nothing more was "
+                                f"changed: run the command again to see the new plan")
+            self._unspent.remove(match)
+            steps.append(match)
+        return replace(plan, steps=tuple(steps))
 
     def _end_leftover_receives(self) -> None:
         """Before anything else, after a run that failed or died: stop the ``zfs receive`` it
@@ -213,7 +257,7 @@ class TaskRun:
             outcome = self._execute_with_progress()
         except Exception as exc:  # whatever stops the run, the record must not claim it still runs
             message = str(exc).strip().replace("\n", " ")
-            if not isinstance(exc, (RunFailed, HostError, ZfsError, TransferFailed, OSError)):
+            if not isinstance(exc, (RunFailed, HostError, ZfsError, TransferFailed, PlanOutdated, OSError)):
                 message = f"internal error: {type(exc).__name__}: {message}"
             self.tasks.update(self.record.dataset, state=ERROR, runner=None, error=message)
             self._event("error", message=message, duration=f"{time.monotonic() - started:.1f}s")
@@ -259,6 +303,7 @@ class TaskReset:
             raise RunFailed(f"{self.record.dataset}: a replication run is in progress; reset it when it is idle",
                             STATUS_BUSY) from None
         try:
+            self.record = reread_under_lock(self.record, self.tasks)
             plan, left = self.plan()
             try:
                 outcome = self.pair.execute(plan)
@@ -273,6 +318,27 @@ class TaskReset:
             return plan, left
         finally:
             lock.release()
+
+
+def reread_under_lock(record: TaskRecord, tasks: TaskStore) -> TaskRecord:
+    """The task's record as it is now that its lock is held: the one read before may be of a
+    task that was reset (or reset and set up again) meanwhile, and a run of that one would
+    leave snapshots, holds and ``readonly`` for a task that no longer exists."""
+    current = tasks.get(record.dataset)
+    if current is None:
+        raise RunFailed(f"the task of {record.dataset} was removed meanwhile (retadm reset); nothing was done")
+    if (current.task(), current.created) != (record.task(), record.created):
+        raise RunFailed(f"the task of {record.dataset} was changed meanwhile (now to "
+                        f"{current.destination}:{current.remote_dataset}); nothing was done, run it again")
+    return current
+
+
+def _same_change(confirmed: Rollback | RenameDestination, planned: Rollback | RenameDestination) -> bool:
+    """A rollback is the same when it goes to the same snapshot destroying the same ones; keeping
+    the replica aside is the same whatever name the clock gave it (the confirmed one is used)."""
+    if isinstance(confirmed, RenameDestination):
+        return isinstance(planned, RenameDestination)
+    return confirmed == planned
 
 
 _MAX_ROUNDS = 3  # a resume (or discard), then the normal plan; one spare

@@ -346,6 +346,12 @@ class Plan:
         return any(isinstance(step, SendFull | SendIncremental | ResumeSend) for step in self.steps)
 
     @property
+    def destructive(self) -> tuple[Rollback | RenameDestination, ...]:
+        """The steps that destroy or move what the destination holds: what an administrator
+        confirms before ``repair`` or ``reverse`` goes on, and nothing else may do."""
+        return tuple(step for step in self.steps if isinstance(step, Rollback | RenameDestination))
+
+    @property
     def needs_replan(self) -> bool:
         """A plan that only prepares the ground (a partial receive, a repair): plan again after it."""
         return any(isinstance(step, ResumeSend | AbortResume | Rollback | RenameDestination)
