@@ -43,12 +43,18 @@ ESX1 = "iqn.1998-01.com.vmware:esx1"
 ALICE = User("alice", 2001, nt_hash("secret"))
 
 
-def zvol(name: str, mapping: str = "-", readonly: bool = False) -> DatasetInfo:
-    return DatasetInfo(name, "volume", lun_mapping=mapping, readonly=readonly)
+#: the partner the synced configurations come from; the datasets here are its replicas by default
+SRC = planner.Partner("src", frozenset({"192.168.0.149"}))
 
 
-def fs(name: str, readonly: bool = False, mounted: bool = True, **props) -> DatasetInfo:
-    return DatasetInfo(name, "filesystem", mountpoint=f"/{name}", mounted=mounted, readonly=readonly, **props)
+def zvol(name: str, mapping: str = "-", readonly: bool = False, origin: str | None = None) -> DatasetInfo:
+    return DatasetInfo(name, "volume", lun_mapping=mapping, readonly=readonly,
+                       origin=f"192.168.0.149:{name}" if origin is None else origin)
+
+
+def fs(name: str, readonly: bool = False, mounted: bool = True, origin: str | None = None, **props) -> DatasetInfo:
+    return DatasetInfo(name, "filesystem", mountpoint=f"/{name}", mounted=mounted, readonly=readonly,
+                       origin=f"192.168.0.149:{name}" if origin is None else origin, **props)
 
 
 def datasets(*infos: DatasetInfo) -> dict[str, DatasetInfo]:
@@ -74,6 +80,7 @@ def applied(seen: Observed, result: planner.Plan) -> Observed:
     targets = {t.iqn: t for t in seen.lio.targets}
     users, ours, accounts = dict(seen.unix_users), dict(seen.samba.ours), dict(seen.samba.accounts)
     included, exports = seen.samba.included, dict(seen.nfs.ours)
+    share_owners, export_owners = dict(seen.samba.owners), dict(seen.nfs.owners)
     for action in result.actions:
         a = action.args
         if action.kind == "create_backstore":
@@ -97,18 +104,22 @@ def applied(seen: Observed, result: planner.Plan) -> Observed:
             accounts[a["name"]] = a["nt_hash"]
         elif action.kind == "set_share":
             ours[a["name"]] = a["params"]
+            share_owners[a["name"]] = a["owner"]
         elif action.kind == "remove_share":
             ours.pop(a["name"])
+            share_owners.pop(a["name"], None)
         elif action.kind == "include":
             included = True
         elif action.kind == "set_export":
             exports[a["path"]] = a["spec"]
+            export_owners[a["path"]] = a["owner"]
         elif action.kind == "remove_export":
             exports.pop(a["path"])
+            export_owners.pop(a["path"], None)
     return replace(seen, unix_users=users,
                    lio=replace(seen.lio, backstores=tuple(stores.values()), targets=tuple(targets.values())),
-                   samba=replace(seen.samba, ours=ours, accounts=accounts, included=included),
-                   nfs=replace(seen.nfs, ours=exports))
+                   samba=replace(seen.samba, ours=ours, owners=share_owners, accounts=accounts, included=included),
+                   nfs=replace(seen.nfs, ours=exports, owners=export_owners))
 
 
 def samba_conf(state) -> str:
@@ -120,8 +131,8 @@ def samba_conf(state) -> str:
     return f"[global]\n{dirs}   passdb backend = tdbsam\n"
 
 
-def run(parts, config, seen):
-    want, notes = desired(config, seen.datasets)
+def run(parts, config, seen, partner=SRC):
+    want, notes = desired(config, seen.datasets, partner if config is not None else None)
     return plan(parts, want, seen), notes
 
 
@@ -218,7 +229,7 @@ def test_one_zvol_as_a_second_lun_of_the_same_target_is_refused():
 def test_synced_entries_for_datasets_that_are_not_here_are_skipped_with_a_note():
     config = with_lun(with_share(Configuration(), Share("data", "data/smbvol")), IQN, 0, "esx/lun01")
     seen = node(datasets=datasets(zvol("repl/lun01", f"{IQN},lun0"), fs("repl/smbvol", smb_share="smbvol")))
-    want, notes = desired(config, seen.datasets)
+    want, notes = desired(config, seen.datasets, SRC)
     assert notes == [f"skipped LUN 0 of {IQN}: esx/lun01 is not a zvol on this node",
                      "skipped SMB share data: data/smbvol is not a filesystem on this node"]
     # the replicas' own properties stand in
@@ -252,6 +263,7 @@ def test_a_changed_password_updates_the_account_and_reloads_nothing_extra():
 def test_shares_changes_removals_foreign_names_and_reload():
     old = {"smbvol": {"path": "/old", "read only": "no", "browseable": "yes"}, "gone": {"path": "/x"}}
     seen = node(datasets=datasets(fs("repl/smbvol")), samba=SambaState(ours=old, included=True, running=True,
+                                                                       owners={"smbvol": "src", "gone": "src"},
                                                                        accounts={"alice": ALICE.nt_hash}))
     config = with_share(with_user(Configuration(), ALICE), Share("smbvol", "repl/smbvol", valid_users=("alice",)))
     result, _ = run(("shares",), config, seen)
@@ -418,3 +430,84 @@ def test_a_new_target_without_acls_is_opened_by_its_create_action_which_says_so(
         "create_target", f"create iSCSI target {IQN} (TPG 1, portal 0.0.0.0:3260), open to any initiator (no ACLs "
                          "configured: cache_dynamic_acls=1 demo_mode_write_protect=0 generate_node_acls=1)")
     assert "set_attributes" not in kinds(result)
+
+
+# -- a partner's entries go to that partner's replicas only ---------------------------------------
+
+def test_synced_entries_apply_only_to_the_partners_replicas_by_their_origin_mark():
+    config = Configuration()
+    for name in ("mine", "byname", "local", "other", "renamed"):
+        config = with_share(config, Share(name, f"repl/{name}"))
+        config = with_export(config, Export(f"repl/{name}", "*"))
+    config = with_lun(with_lun(config, IQN, 0, "repl/lun01"), IQN, 1, "repl/lun02")
+    seen = node(datasets=datasets(
+        fs("repl/mine"), fs("repl/byname", origin="src:repl/byname"), fs("repl/local", origin="-"),
+        fs("repl/other", origin="192.168.0.150:repl/other"), fs("repl/renamed", origin="192.168.0.149:data/x"),
+        zvol("repl/lun01"), zvol("repl/lun02", origin="-")))
+    want, notes = desired(config, seen.datasets, SRC)
+    assert [s.dataset for s in want.shares] == ["repl/byname", "repl/mine"]
+    assert [e.dataset for e in want.exports] == ["repl/byname", "repl/mine"]
+    assert [c.volume for c in want.claims] == ["repl/lun01"]
+    assert "skipped SMB share local: repl/local here is not src's repl/local (ovios:retadm.origin is -)" in notes
+    assert "skipped NFS export: repl/other here is not src's repl/other (ovios:retadm.origin is " \
+           "192.168.0.150:repl/other)" in notes
+    assert "skipped SMB share renamed: repl/renamed here is not src's repl/renamed (ovios:retadm.origin is " \
+           "192.168.0.149:data/x)" in notes
+    assert f"skipped LUN 1 of {IQN}: repl/lun02 here is not src's repl/lun02 (ovios:retadm.origin is -)" in notes
+
+
+def test_with_a_partner_the_properties_of_other_datasets_are_not_its_to_apply():
+    seen = node(datasets=datasets(fs("repl/a", smb_share="a"), fs("repl/b", origin="-", smb_share="b"),
+                                  zvol("repl/c", f"{IQN},lun0", origin="192.168.0.150:esx/c")))
+    want, notes = desired(Configuration(node="src"), seen.datasets, SRC)
+    assert [s.name for s in want.shares] == ["a"] and want.claims == ()
+    assert notes == ["skipped the ovios:* properties of repl/b: not a replica of src's datasets "
+                     "(ovios:retadm.origin is -)",
+                     "skipped the ovios:* properties of repl/c: not a replica of src's datasets "
+                     "(ovios:retadm.origin is 192.168.0.150:esx/c)"]
+    alone, _ = desired(None, seen.datasets)  # no synced configuration: every dataset's properties, as before
+    assert [s.name for s in alone.shares] == ["a", "b"] and len(alone.claims) == 1
+
+
+# -- a restore touches only its own partner's entries ---------------------------------------------
+
+PARAMS = {"path": "/repl/a", "read only": "no", "browseable": "yes"}
+
+
+def two_partners(**changes) -> Observed:
+    samba = SambaState(ours={"a": PARAMS, "b": {**PARAMS, "path": "/repl/b"}}, owners={"a": "src", "b": "other"},
+                       included=True, running=True)
+    nfs = NfsState(ours={"/repl/a": "*(rw)", "/repl/b": "*(rw)"}, owners={"/repl/a": "src", "/repl/b": "other"})
+    base = {"samba": samba, "nfs": nfs, "datasets": datasets(fs("repl/a"), fs("repl/b", origin="192.168.0.150:repl/b"))}
+    return node(**{**base, **changes})
+
+
+def test_a_restore_from_one_partner_removes_nothing_restored_from_another():
+    result, _ = run(("shares", "exports"), Configuration(node="src"), two_partners())
+    assert [a.description for a in result.actions] == [
+        "remove SMB share a (not in the configuration any more)", "reload smbd",
+        "stop exporting /repl/a (not in the configuration any more)", "exportfs -ra (the kernel's export table)"]
+
+
+def test_a_restore_never_takes_over_an_entry_of_another_partner():
+    config = with_export(with_share(Configuration(), Share("B", "repl/b")), Export("repl/b", "*", "ro"))
+    seen = two_partners(datasets=datasets(fs("repl/a"), fs("repl/b")))
+    result, _ = run(("shares", "exports"), config, seen)
+    assert result.refusals == [
+        "SMB share B in /etc/samba/ovios-shares.conf was restored from other: not replacing it with the one from src",
+        "the export of /repl/b in /etc/exports.d/ovios.exports was restored from other: not replacing it with the one "
+        "from src"]
+
+
+def test_entries_carry_their_partner_and_unmarked_ones_are_adopted_when_wanted():
+    config = with_export(with_share(Configuration(), Share("a", "repl/a")), Export("repl/a", "*", "rw"))
+    unmarked = two_partners(samba=SambaState(ours={"a": PARAMS}, included=True),
+                            nfs=NfsState(ours={"/repl/a": "*(rw)"}))
+    result, _ = run(("shares", "exports"), config, unmarked)
+    assert [(a.description, a.args.get("owner")) for a in result.actions] == [
+        ("update SMB share a: restored from src", "src"),
+        ("change the export of /repl/a to *(rw) (restored from src)", "src"),
+        ("exportfs -ra (the kernel's export table)", None)]
+    assert run(("shares", "exports"), config, applied(unmarked, result))[0].actions == []
+    bare, _ = run(("shares",), None, node(datasets=datasets(fs("repl/p", smb_share="p"))))
+    assert bare.actions[0].args["owner"] == planner.PROPERTIES_ONLY

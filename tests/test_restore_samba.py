@@ -74,3 +74,25 @@ def test_a_share_named_like_one_of_smb_conf_is_refused(root):
                         Observed(datasets=datasets, samba=samba.observe()))
     assert plan.refusals == [f"SMB share Printers is already defined in {root}/etc/samba/smb.conf: "
                              "not defining it twice"]
+
+
+def test_each_share_names_its_partner_and_a_restore_from_another_leaves_it_alone(root):
+    datasets = {name: DatasetInfo(name, "filesystem", f"/{name}", True, False) for name in ("repl/a", "repl/b")}
+
+    def restore(want: Desired) -> planner.Plan:
+        plan = planner.plan(("shares",), want, Observed(datasets=datasets, samba=samba.observe()))
+        assert plan.refusals == []
+        system.execute(plan, lambda line: None)
+        return plan
+
+    restore(Desired(shares=(Share("a", "repl/a"),), owner="src"))
+    restore(Desired(shares=(Share("b", "repl/b"),), owner="other"))
+    text = (root / "etc/samba/ovios-shares.conf").read_text()
+    assert "\n# ovios-restore from=src\n[a]\n" in text and "\n# ovios-restore from=other\n[b]\n" in text
+    assert samba.observe().owners == {"a": "src", "b": "other"}
+    assert "[a]\n" in samba_view(root) and "[b]\n" in samba_view(root)
+
+    # other's configuration no longer has b: b goes, src's a stays, marker and all
+    gone = restore(Desired(owner="other"))
+    assert [a.kind for a in gone.actions] == ["remove_share"]
+    assert samba.observe().owners == {"a": "src"} and "[a]\n" in samba_view(root) and "[b]" not in samba_view(root)

@@ -66,7 +66,7 @@ class RestoreCommands(OviosCommandSet):
             raise system.RestoreError(source.description.split(":")[0] + ": no users to restore")
         self.out(source.description)
         seen = system.observe(parts, with_datasets=parts != ("users",))
-        want, notes = planner.desired(source.config, seen.datasets)
+        want, notes = planner.desired(source.config, seen.datasets, source.partner)
         plan = planner.plan(parts, want, seen)
         for note in notes + plan.notes:
             self.out(f"note: {note}")

@@ -1,5 +1,6 @@
 """NFS: the exports restore defines, in ``/etc/exports.d/ovios.exports`` (ours, rewritten
-whole; ``/etc/exports`` and other files are never touched), then ``exportfs -ra``."""
+whole; ``/etc/exports`` and other files are never touched), then ``exportfs -ra``.  Each
+export is preceded by a mark naming the partner it was restored from (as in :mod:`.samba`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ..fileio import write_atomically
 from ..hosts import SAFE_PATH
 from .common import ApplyError, moved, os_path, process_running, run
 from .planner import Action, NfsState
+from .samba import MARK, MARK_PATTERN
 
 EXPORTS_FILE = "/etc/exports.d/ovios.exports"
 HEADER = ("# OviOS NFS exports, written by 'ovios-shell restore' from the synced configuration.\n"
@@ -39,8 +41,27 @@ def parse(text: str) -> dict[str, str]:
     return exports
 
 
-def render(exports: dict[str, str]) -> str:
-    return HEADER + "".join(f"{_quote(path)} {spec}\n" for path, spec in sorted(exports.items()))
+def parse_ours(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Our exports file → ({path: spec}, {path: the partner it was restored from}); an export
+    without a mark (written before marks were) has no partner."""
+    owners: dict[str, str] = {}
+    mark: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        found = MARK_PATTERN.fullmatch(line)
+        if found:
+            mark = found.group(1)
+        elif line and not line.startswith("#"):
+            if mark is not None:
+                owners.update((path, mark) for path in parse(line))
+            mark = None
+    return parse(text), owners
+
+
+def render(exports: dict[str, str], owners: dict[str, str] | None = None) -> str:
+    owners = owners or {}
+    return HEADER + "".join((f"{MARK}{owners[path]}\n" if path in owners else "") + f"{_quote(path)} {spec}\n"
+                            for path, spec in sorted(exports.items()))
 
 
 def observe() -> NfsState:
@@ -49,29 +70,30 @@ def observe() -> NfsState:
         return NfsState(available=False, problem="the NFS server is not installed here (no exportfs: "
                                                   "package nfs-kernel-server)", exports_file=exports_file)
     try:
-        ours = parse(exports_path().read_text(errors="replace"))
+        ours, owners = parse_ours(exports_path().read_text(errors="replace"))
     except FileNotFoundError:
-        ours = {}
-    return NfsState(ours=ours, running=process_running("nfsd"), exports_file=exports_file)
+        ours, owners = {}, {}
+    return NfsState(ours=ours, owners=owners, running=process_running("nfsd"), exports_file=exports_file)
 
 
-def _ours() -> dict[str, str]:
+def _ours() -> tuple[dict[str, str], dict[str, str]]:
     try:
-        return parse(exports_path().read_text())
+        return parse_ours(exports_path().read_text())
     except FileNotFoundError:
-        return {}
+        return {}, {}
 
 
 def apply(action: Action) -> None:
     a = action.args
     if action.kind == "set_export":
-        exports = _ours()
-        exports[a["path"]] = a["spec"]
-        write_atomically(exports_path(), render(exports))
+        exports, owners = _ours()
+        exports[a["path"]], owners[a["path"]] = a["spec"], a["owner"]
+        write_atomically(exports_path(), render(exports, owners))
     elif action.kind == "remove_export":
-        exports = _ours()
+        exports, owners = _ours()
         exports.pop(a["path"], None)
-        write_atomically(exports_path(), render(exports))
+        owners.pop(a["path"], None)
+        write_atomically(exports_path(), render(exports, owners))
     elif action.kind == "refresh":
         if not moved():  # exportfs reads the real /etc/exports.d, whatever OVIOS_ROOT says
             run(["exportfs", "-ra"], action.description)

@@ -16,6 +16,8 @@ from typing import Any
 
 from ..config import properties
 from ..config.model import SAMBA_SECTIONS, ConfigError, Configuration, Export, Share, User, share_name_problem
+from ..config.receive import address
+from ..replication.model import ORIGIN_PROPERTY
 
 PARTS = ("users", "luns", "shares", "exports")  # the order ``restore all`` applies them in
 
@@ -49,6 +51,7 @@ class DatasetInfo:
     lun_mapping: str = "-"  # ovios:lun.mapping ("-": none)
     smb_share: str = "-"  # ovios:smb.share
     nfs_export: str = "-"  # ovios:nfs.export
+    origin: str = "-"  # ovios:retadm.origin, "<source host>:<dataset>" on a replica ("-": not one)
 
     @property
     def path(self) -> str | None:
@@ -100,6 +103,7 @@ class SambaState:
     shares_file: str = "/etc/samba/ovios-shares.conf"
     included: bool = False  # smb.conf includes shares_file
     ours: dict[str, dict[str, str]] = field(default_factory=dict)  # share -> parameters, in shares_file
+    owners: dict[str, str] = field(default_factory=dict)  # share -> the partner restored from (none: unmarked)
     foreign: frozenset[str] = frozenset()  # sections of smb.conf itself, lower case
     accounts: dict[str, str] = field(default_factory=dict)  # user -> NT hash (upper case)
     running: bool = False
@@ -111,6 +115,7 @@ class NfsState:
     problem: str = ""
     exports_file: str = "/etc/exports.d/ovios.exports"
     ours: dict[str, str] = field(default_factory=dict)  # path -> "clients(options)"
+    owners: dict[str, str] = field(default_factory=dict)  # path -> the partner restored from (none: unmarked)
     running: bool = False
 
 
@@ -124,6 +129,29 @@ class Observed:
 
 
 # -- what is wanted ---------------------------------------------------------------------------
+
+
+#: the owner of entries a restore without any synced configuration writes (not a node name)
+PROPERTIES_ONLY = "-"
+
+
+@dataclass(frozen=True)
+class Partner:
+    """The node whose synced configuration a restore applies: its name (the synced file's) and
+    the addresses it is known by here (what its pushes came from, what its name resolves to)."""
+
+    name: str
+    addresses: frozenset[str] = frozenset()
+
+    def is_host(self, host: str) -> bool:
+        """Whether the host part of an origin mark (the address a replica's node reached the
+        source at) is this partner: its name, or one of its addresses."""
+        return host.lower() == self.name.lower() or address(host) in {address(a) for a in self.addresses}
+
+    def replica_of(self, info: DatasetInfo) -> str | None:
+        """The partner's dataset ``info`` is a replica of (None: it is not a replica of the partner's)."""
+        host, sep, dataset = info.origin.rpartition(":")
+        return dataset if sep and host and self.is_host(host) else None
 
 
 @dataclass(frozen=True)
@@ -143,71 +171,103 @@ class Desired:
     shares: tuple[Share, ...] = ()
     exports: tuple[Export, ...] = ()
     users: tuple[User, ...] = ()
+    #: whose entries these are: the partner's name (PROPERTIES_ONLY: no synced configuration);
+    #: a restore adds, changes and removes only the entries of the shares and exports files it owns
+    owner: str = PROPERTIES_ONLY
 
 
 _EXPORT_PROPERTY = re.compile(r"(?P<clients>[^()\s]+)\((?P<options>[a-z0-9_=,]+)\)")  # fullmatch
 
 
-def desired(config: Configuration | None, datasets: dict[str, DatasetInfo]) -> tuple[Desired, list[str]]:
+def desired(config: Configuration | None, datasets: dict[str, DatasetInfo],
+            partner: Partner | None = None) -> tuple[Desired, list[str]]:
     """What the synced configuration (None: there is none) and the local datasets'
     properties ask for, and notes on what cannot be served here.
 
     The synced configuration names datasets as they are on the partner; with autosync the
-    guide has them named alike on both nodes.  An entry whose dataset is not here is
-    skipped with a note, so a replica's own properties (its local name) can take its place.
+    guide has them named alike on both nodes.  An entry applies only to the dataset of that
+    name here that is the partner's replica of it (its origin mark names the partner and that
+    dataset); any other is skipped with a note, so a replica's own properties (its local name)
+    can take its place.  With a partner, only its replicas' properties count too.
     """
     notes: list[str] = []
     claims: list[Claim] = []
     acls: dict[str, tuple[str, ...]] = {}
     shares: list[Share] = []
     exports: list[Export] = []
+    if config is not None and partner is None:
+        partner = Partner(config.node)
     config = config or Configuration()
     for target in config.targets:
         acls[target.iqn] = tuple(target.acls)
         for lun in target.luns:
             info = datasets.get(lun.volume)
+            what = f"LUN {lun.id} of {target.iqn}"
             if info is None or info.type != "volume":
-                notes.append(f"skipped LUN {lun.id} of {target.iqn}: {lun.volume} is not a zvol on this node")
-                continue
-            claims.append(Claim(target.iqn, lun.id, lun.volume, "the synced configuration"))
+                notes.append(f"skipped {what}: {lun.volume} is not a zvol on this node")
+            elif _partners(info, lun.volume, partner, what, notes):
+                claims.append(Claim(target.iqn, lun.id, lun.volume, "the synced configuration"))
     for share in config.shares:
-        if _serveable(share.dataset, datasets, f"SMB share {share.name}", notes):
+        what = f"SMB share {share.name}"
+        if _serveable(share.dataset, datasets, what, notes) and _partners(datasets[share.dataset], share.dataset,
+                                                                          partner, what, notes):
             shares.append(share)
     for export in config.exports:
-        if _serveable(export.dataset, datasets, "NFS export", notes):
+        if _serveable(export.dataset, datasets, "NFS export", notes) and _partners(
+                datasets[export.dataset], export.dataset, partner, "NFS export", notes):
             exports.append(export)
 
     for info in sorted(datasets.values(), key=lambda d: d.name):
-        if info.type == "volume" and info.lun_mapping not in ("", "-"):
-            try:
-                mappings = properties.parse_lun_mapping(info.lun_mapping)
-            except ConfigError as exc:
-                notes.append(f"ignored {properties.LUN_MAPPING} of {info.name}: {exc}")
-                mappings = []
-            for iqn, lun_id in mappings:
-                claim = Claim(iqn, lun_id, info.name, f"{properties.LUN_MAPPING} of {info.name}")
-                if not any((c.iqn, c.lun, c.volume) == (iqn, lun_id, info.name) for c in claims):
-                    claims.append(claim)
-                    acls.setdefault(iqn, ())
-        if info.type == "filesystem" and info.smb_share not in ("", "-"):
-            name = info.smb_share
-            problem = share_name_problem(name)
-            if problem:
-                notes.append(f"ignored {properties.SMB_SHARE} of {info.name}: {problem}")
-                continue
-            if any(s.name.lower() == name.lower() for s in shares):
-                continue  # the synced configuration has it (and its users)
-            if _serveable(info.name, datasets, f"SMB share {name}", notes):
-                shares.append(Share(name, info.name))
-        if info.type == "filesystem" and info.nfs_export not in ("", "-"):
-            match = _EXPORT_PROPERTY.fullmatch(info.nfs_export)
-            if match is None:
-                notes.append(f"ignored {properties.NFS_EXPORT} of {info.name}: {info.nfs_export!r} "
-                             "is not <clients>(<options>)")
-            elif (not any(e.dataset == info.name for e in exports)
-                  and _serveable(info.name, datasets, "NFS export", notes)):
-                exports.append(Export(info.name, match["clients"], match["options"]))
-    return Desired(tuple(claims), acls, tuple(shares), tuple(exports), tuple(config.users)), notes
+        if partner is not None and partner.replica_of(info) is None:
+            if any(v not in ("", "-") for v in (info.lun_mapping, info.smb_share, info.nfs_export)):
+                notes.append(f"skipped the ovios:* properties of {info.name}: not a replica of {partner.name}'s "
+                             f"datasets ({ORIGIN_PROPERTY} is {info.origin})")
+            continue
+        _from_properties(info, datasets, claims, acls, shares, exports, notes)
+    owner = partner.name if partner is not None else PROPERTIES_ONLY
+    return Desired(tuple(claims), acls, tuple(shares), tuple(exports), tuple(config.users), owner), notes
+
+
+def _partners(info: DatasetInfo, dataset: str, partner: Partner | None, what: str, notes: list[str]) -> bool:
+    """Whether ``info`` here is the partner's replica of its ``dataset`` (else a note)."""
+    if partner is None or partner.replica_of(info) == dataset:
+        return True
+    notes.append(f"skipped {what}: {info.name} here is not {partner.name}'s {dataset} "
+                 f"({ORIGIN_PROPERTY} is {info.origin})")
+    return False
+
+
+def _from_properties(info: DatasetInfo, datasets: dict[str, DatasetInfo], claims: list[Claim],
+                     acls: dict[str, tuple[str, ...]], shares: list[Share], exports: list[Export],
+                     notes: list[str]) -> None:
+    """What one dataset's ``ovios:*`` properties add (the synced configuration's entries win)."""
+    if info.type == "volume" and info.lun_mapping not in ("", "-"):
+        try:
+            mappings = properties.parse_lun_mapping(info.lun_mapping)
+        except ConfigError as exc:
+            notes.append(f"ignored {properties.LUN_MAPPING} of {info.name}: {exc}")
+            mappings = []
+        for iqn, lun_id in mappings:
+            claim = Claim(iqn, lun_id, info.name, f"{properties.LUN_MAPPING} of {info.name}")
+            if not any((c.iqn, c.lun, c.volume) == (iqn, lun_id, info.name) for c in claims):
+                claims.append(claim)
+                acls.setdefault(iqn, ())
+    if info.type == "filesystem" and info.smb_share not in ("", "-"):
+        name = info.smb_share
+        problem = share_name_problem(name)
+        if problem:
+            notes.append(f"ignored {properties.SMB_SHARE} of {info.name}: {problem}")
+        elif (not any(s.name.lower() == name.lower() for s in shares)  # the synced configuration has it
+              and _serveable(info.name, datasets, f"SMB share {name}", notes)):
+            shares.append(Share(name, info.name))
+    if info.type == "filesystem" and info.nfs_export not in ("", "-"):
+        match = _EXPORT_PROPERTY.fullmatch(info.nfs_export)
+        if match is None:
+            notes.append(f"ignored {properties.NFS_EXPORT} of {info.name}: {info.nfs_export!r} "
+                         "is not <clients>(<options>)")
+        elif (not any(e.dataset == info.name for e in exports)
+              and _serveable(info.name, datasets, "NFS export", notes)):
+            exports.append(Export(info.name, match["clients"], match["options"]))
 
 
 def _serveable(dataset: str, datasets: dict[str, DatasetInfo], what: str, notes: list[str]) -> bool:
@@ -453,9 +513,16 @@ def share_parameters(share: Share, path: str) -> dict[str, str]:
     return params
 
 
+def _source(owner: str | None) -> str:
+    return "the datasets' properties" if owner == PROPERTIES_ONLY else str(owner)
+
+
 def _plan_shares(want: Desired, seen: Observed, out: Plan, users_too: bool) -> None:
+    """Shares of ``want.owner`` only: another partner's entries in our file are never changed,
+    removed or taken over; an entry without a mark (an older restore's) is adopted when wanted."""
     samba = seen.samba
-    if not want.shares and not samba.ours:
+    mine = {name for name in samba.ours if samba.owners.get(name) == want.owner}
+    if not want.shares and not mine:
         return
     if not samba.available:
         if want.shares:
@@ -472,6 +539,12 @@ def _plan_shares(want: Desired, seen: Observed, out: Plan, users_too: bool) -> N
             out.refusals.append(f"SMB share {share.name} is one of Samba's own sections (global, homes, printers, "
                                 "IPC$): not a share name")
             continue
+        same = [n for n in samba.ours if n.lower() == share.name.lower()]
+        others = sorted({samba.owners[n] for n in same if samba.owners.get(n, want.owner) != want.owner})
+        if others:
+            out.refusals.append(f"SMB share {share.name} in {samba.shares_file} was restored from "
+                                f"{_source(others[0])}: not replacing it with the one from {_source(want.owner)}")
+            continue
         info = seen.datasets[share.dataset]
         params = share_parameters(share, info.path or "")
         _readonly_note(info, out)
@@ -484,15 +557,19 @@ def _plan_shares(want: Desired, seen: Observed, out: Plan, users_too: bool) -> N
                 out.note(f"share {share.name}: valid user(s) {' '.join(missing)} have no Samba account "
                          "(restore users)")
         have = samba.ours.get(share.name)
-        if have == params:
+        if have == params and samba.owners.get(share.name) == want.owner:
             continue
         changed = True
         if have is None:
-            out.add("samba", "set_share", f"add SMB share {share.name} ({info.path})", name=share.name, params=params)
+            out.add("samba", "set_share", f"add SMB share {share.name} ({info.path})", name=share.name,
+                    params=params, owner=want.owner)
         else:
-            diff = ", ".join(f"{k} {have.get(k, '-')} → {v}" for k, v in params.items() if have.get(k) != v)
-            out.add("samba", "set_share", f"update SMB share {share.name}: {diff}", name=share.name, params=params)
-    for name in sorted(set(samba.ours) - set(wanted)):
+            diff = [f"{k} {have.get(k, '-')} → {v}" for k, v in params.items() if have.get(k) != v]
+            if samba.owners.get(share.name) != want.owner:
+                diff.append(f"restored from {_source(want.owner)}")
+            out.add("samba", "set_share", f"update SMB share {share.name}: {', '.join(diff)}", name=share.name,
+                    params=params, owner=want.owner)
+    for name in sorted(mine - set(wanted)):
         changed = True
         out.add("samba", "remove_share", f"remove SMB share {name} (not in the configuration any more)", name=name)
     if out.refusals:
@@ -514,8 +591,10 @@ def _samba_reload(changed: bool, serving: bool, samba: SambaState, out: Plan) ->
 
 
 def _plan_exports(want: Desired, seen: Observed, out: Plan) -> None:
+    """Exports of ``want.owner`` only, as for shares (see :func:`_plan_shares`)."""
     nfs = seen.nfs
-    if not want.exports and not nfs.ours:
+    mine = {path for path in nfs.ours if nfs.owners.get(path) == want.owner}
+    if not want.exports and not mine:
         return
     if not nfs.available:
         if want.exports:
@@ -531,13 +610,24 @@ def _plan_exports(want: Desired, seen: Observed, out: Plan) -> None:
         wanted[info.path or ""] = f"{export.clients}({export.options})"
     changed = False
     for path, spec in sorted(wanted.items()):
-        have = nfs.ours.get(path)
-        if have == spec:
+        have, owner = nfs.ours.get(path), nfs.owners.get(path)
+        if have is not None and owner not in (None, want.owner):
+            out.refusals.append(f"the export of {path} in {nfs.exports_file} was restored from {_source(owner)}: "
+                                f"not replacing it with the one from {_source(want.owner)}")
+            continue
+        if have == spec and owner == want.owner:
             continue
         changed = True
-        verb = "export" if have is None else "change the export of"
-        out.add("nfs", "set_export", f"{verb} {path} to {spec}", path=path, spec=spec)
-    for path in sorted(set(nfs.ours) - set(wanted)):
+        if have is None:
+            description = f"export {path} to {spec}"
+        else:
+            description = f"change the export of {path} to {spec}"
+            if owner != want.owner:
+                description += f" (restored from {_source(want.owner)})"
+        out.add("nfs", "set_export", description, path=path, spec=spec, owner=want.owner)
+    if out.refusals:
+        return
+    for path in sorted(mine - set(wanted)):
         changed = True
         out.add("nfs", "remove_export", f"stop exporting {path} (not in the configuration any more)", path=path)
     if changed:

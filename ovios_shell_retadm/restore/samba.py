@@ -3,7 +3,9 @@
 - Shares live in ``/etc/samba/ovios-shares.conf`` (:data:`SHARES_FILE`), which ``smb.conf``
   includes once (a line ``include = …`` at its end, added by restore).  That file is
   ours: restore rewrites it whole, and never edits the sections of ``smb.conf`` itself (a
-  share of the same name there is refused).
+  share of the same name there is refused).  Each share is preceded by a mark naming the
+  partner it was restored from (``# ovios-restore from=src``; ``from=-``: the datasets'
+  properties, no synced configuration), so a restore from one partner leaves another's alone.
 - Accounts are imported with their NT hash: ``pdbedit -i smbpasswd:FILE`` reads a file in
   smbpasswd format and adds the account, or updates it when it exists (no clear-text
   password is ever needed).  The Unix user must exist first (:mod:`.users`).
@@ -30,6 +32,9 @@ HEADER = ("# OviOS SMB shares, written by 'ovios-shell restore' from the synced 
           "# Included from smb.conf; restore rewrites this file whole: edit the configuration, not this file.\n")
 _SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
 _PARAM = re.compile(r"^\s*([^=#;]+?)\s*=\s*(.*?)\s*$")
+#: the mark before each entry of our files: the partner it was restored from
+MARK = "# ovios-restore from="
+MARK_PATTERN = re.compile(r"#\s*ovios-restore\s+from=(\S+)\s*")
 
 
 def config_path() -> Path:
@@ -63,10 +68,30 @@ def parse(text: str) -> tuple[dict[str, dict[str, str]], list[str]]:
     return sections, includes
 
 
-def render(shares: dict[str, dict[str, str]]) -> str:
+def parse_ours(text: str) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Our shares file → ({share: parameters}, {share: the partner it was restored from});
+    a share without a mark (written before marks were) has no partner."""
+    owners: dict[str, str] = {}
+    mark: str | None = None
+    for line in text.splitlines():
+        found = MARK_PATTERN.fullmatch(line.strip())
+        if found:
+            mark = found.group(1)
+            continue
+        section = _SECTION.match(line)
+        if section:
+            if mark is not None:
+                owners[section.group(1).strip()] = mark
+            mark = None
+    return parse(text)[0], owners
+
+
+def render(shares: dict[str, dict[str, str]], owners: dict[str, str] | None = None) -> str:
+    owners = owners or {}
     out = [HEADER]
     for name in sorted(shares, key=str.lower):
-        out.append(f"\n[{name}]\n")
+        out.append(f"\n{MARK}{owners[name]}\n" if name in owners else "\n")
+        out.append(f"[{name}]\n")
         out.extend(f"   {key} = {value}\n" for key, value in shares[name].items())
     return "".join(out)
 
@@ -82,9 +107,9 @@ def observe() -> SambaState:
                           config_file=str(conf), shares_file=str(shares_path()))
     sections, includes = parse(conf.read_text(errors="replace"))
     try:
-        ours, _ = parse(shares_path().read_text(errors="replace"))
+        ours, owners = parse_ours(shares_path().read_text(errors="replace"))
     except FileNotFoundError:
-        ours = {}
+        ours, owners = {}, {}
     accounts: dict[str, str] = {}
     try:
         listing = run([*_pdbedit(), "-L", "-w"], "pdbedit -L")
@@ -94,7 +119,7 @@ def observe() -> SambaState:
         fields = line.split(":")
         if len(fields) >= 4:
             accounts[fields[0]] = fields[3].upper()
-    return SambaState(included=str(shares_path()) in includes, ours=ours,
+    return SambaState(included=str(shares_path()) in includes, ours=ours, owners=owners,
                       foreign=frozenset(name.lower() for name in sections if name.lower() != "global"),
                       accounts=accounts, running=process_running("smbd"),
                       config_file=str(conf), shares_file=str(shares_path()))
@@ -103,13 +128,17 @@ def observe() -> SambaState:
 def apply(action: Action) -> None:
     a = action.args
     if action.kind == "set_share":
-        shares = _ours()
-        shares[a["name"]] = dict(a["params"])
-        write_atomically(shares_path(), render(shares))
+        shares, owners = _ours()
+        for name in [n for n in shares if n.lower() == a["name"].lower()]:  # Samba's names ignore case
+            shares.pop(name)
+            owners.pop(name, None)
+        shares[a["name"]], owners[a["name"]] = dict(a["params"]), a["owner"]
+        write_atomically(shares_path(), render(shares, owners))
     elif action.kind == "remove_share":
-        shares = _ours()
+        shares, owners = _ours()
         shares.pop(a["name"], None)
-        write_atomically(shares_path(), render(shares))
+        owners.pop(a["name"], None)
+        write_atomically(shares_path(), render(shares, owners))
     elif action.kind == "include":
         conf = config_path()
         text = conf.read_text()
@@ -126,11 +155,11 @@ def apply(action: Action) -> None:
         raise ApplyError(f"unknown Samba action {action.kind}")
 
 
-def _ours() -> dict[str, dict[str, str]]:
+def _ours() -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     try:
-        return parse(shares_path().read_text())[0]
+        return parse_ours(shares_path().read_text())
     except FileNotFoundError:
-        return {}
+        return {}, {}
 
 
 def _import_account(name: str, uid: int, nt_hash: str, what: str) -> None:

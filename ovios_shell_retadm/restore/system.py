@@ -10,17 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..config import files, properties
+from ..config import files, properties, receive
 from ..config.model import ConfigError, Configuration
 from ..hosts import HostError, LocalHost
+from ..replication.model import ORIGIN_PROPERTY
+from ..store import Store, StoreError
 from . import lio, nfs, samba, users
 from .common import ApplyError
-from .planner import DatasetInfo, Observed, Plan
+from .planner import DatasetInfo, Observed, Partner, Plan
 
 BACKENDS: dict[str, Callable] = {"lio": lio.apply, "samba": samba.apply, "nfs": nfs.apply, "users": users.apply}
 
 _PROPERTIES = ("type", "mountpoint", "mounted", "readonly", properties.LUN_MAPPING, properties.SMB_SHARE,
-               properties.NFS_EXPORT)
+               properties.NFS_EXPORT, ORIGIN_PROPERTY)
 
 
 class RestoreError(Exception):
@@ -35,6 +37,7 @@ class RestoreError(Exception):
 class Source:
     config: Configuration | None
     description: str  # one line: where the configuration comes from
+    partner: Partner | None = None  # whose it is (None: no synced configuration)
 
 
 def synced_nodes() -> list[str]:
@@ -68,7 +71,21 @@ def source(from_node: str | None) -> Source:
         raise RestoreError(str(exc)) from None
     node = config.node or path.stem
     when = f", {config.updated}" if config.updated else ""
-    return Source(config, f"using the configuration synced from {node} (generation {config.generation}{when})")
+    return Source(config, f"using the configuration synced from {node} (generation {config.generation}{when})",
+                  partner(node))
+
+
+def partner(node: str) -> Partner:
+    """``node`` with the addresses it is known by here: the one its pushes came from (the
+    receiver checked that it is the node's) and those its name resolves to."""
+    addresses = set(receive.resolve(node))
+    try:
+        record = Store().get_sync(node, receive.RECEIVE) or {}
+    except StoreError:
+        record = {}
+    if isinstance(record.get("sender"), str) and record["sender"] != "local":
+        addresses.add(receive.address(record["sender"]))
+    return Partner(node, frozenset(addresses))
 
 
 def datasets() -> dict[str, DatasetInfo]:
@@ -86,7 +103,8 @@ def datasets() -> dict[str, DatasetInfo]:
     return {name: DatasetInfo(
         name=name, type=v.get("type", ""), mountpoint=v.get("mountpoint", "-"), mounted=v.get("mounted") == "yes",
         readonly=v.get("readonly") == "on", lun_mapping=v.get(properties.LUN_MAPPING, "-"),
-        smb_share=v.get(properties.SMB_SHARE, "-"), nfs_export=v.get(properties.NFS_EXPORT, "-"))
+        smb_share=v.get(properties.SMB_SHARE, "-"), nfs_export=v.get(properties.NFS_EXPORT, "-"),
+        origin=v.get(ORIGIN_PROPERTY, "-"))
         for name, v in values.items()}
 
 
