@@ -30,8 +30,8 @@ CONFIG_FILE = "/etc/samba/smb.conf"
 SHARES_FILE = "/etc/samba/ovios-shares.conf"
 HEADER = ("# OviOS SMB shares, written by 'ovios-shell restore' from the synced configuration.\n"
           "# Included from smb.conf; restore rewrites this file whole: edit the configuration, not this file.\n")
-_SECTION = re.compile(r"^\s*\[([^\]]+)\]\s*$")
-_PARAM = re.compile(r"^\s*([^=#;]+?)\s*=\s*(.*?)\s*$")
+_SECTION = re.compile(r"\s*\[([^\]]+)\]\s*")  # fullmatch, as every pattern here
+_PARAM = re.compile(r"\s*([^=#;]+?)\s*=\s*(.*?)\s*")
 #: the mark before each entry of our files: the partner it was restored from
 MARK = "# ovios-restore from="
 MARK_PATTERN = re.compile(r"#\s*ovios-restore\s+from=(\S+)\s*")
@@ -54,11 +54,11 @@ def parse(text: str) -> tuple[dict[str, dict[str, str]], list[str]]:
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith(("#", ";")):
             continue
-        section = _SECTION.match(line)
+        section = _SECTION.fullmatch(line)
         if section:
             current = sections.setdefault(section.group(1).strip(), {})
             continue
-        param = _PARAM.match(line)
+        param = _PARAM.fullmatch(line)
         if param:
             key = " ".join(param.group(1).lower().split())
             if key in ("include", "config file"):
@@ -78,7 +78,7 @@ def parse_ours(text: str) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
         if found:
             mark = found.group(1)
             continue
-        section = _SECTION.match(line)
+        section = _SECTION.fullmatch(line)
         if section:
             if mark is not None:
                 owners[section.group(1).strip()] = mark
