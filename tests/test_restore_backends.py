@@ -33,3 +33,16 @@ def test_a_partner_is_known_by_the_address_its_pushes_came_from(tmp_path, monkey
     assert partner.replica_of(DatasetInfo("repl/x", "filesystem", origin="src:data/x")) == "data/x"
     assert partner.replica_of(DatasetInfo("repl/x", "filesystem", origin="192.168.0.150:data/x")) is None
     assert partner.replica_of(DatasetInfo("repl/x", "filesystem")) is None
+
+
+def test_origin_marks_with_bracketed_ipv6_hosts_or_colons_in_the_dataset_name_the_partner():
+    from ovios_shell_retadm.config import receive
+    from ovios_shell_retadm.restore.planner import DatasetInfo, Partner
+
+    partner = Partner("src", frozenset({"fd00::1", "192.168.0.149"}))
+    for mark, dataset in (("[fd00::1]:data/x", "data/x"), ("fd00:0::1:data/x", "data/x"),
+                          ("192.168.0.149:data/smb:vol", "data/smb:vol"), ("src:data/a:b", "data/a:b")):
+        assert partner.replica_of(DatasetInfo("repl/x", "filesystem", origin=mark)) == dataset, mark
+    assert partner.replica_of(DatasetInfo("repl/x", "filesystem", origin="[fd00::2]:data/x")) is None
+    assert {"fd00::1", "192.168.0.149"} <= set(receive.origin_hosts("[fd00::1]:data/x")) | set(
+        receive.origin_hosts("192.168.0.149:data/smb:vol"))

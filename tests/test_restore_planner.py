@@ -230,8 +230,8 @@ def test_synced_entries_for_datasets_that_are_not_here_are_skipped_with_a_note()
     config = with_lun(with_share(Configuration(), Share("data", "data/smbvol")), IQN, 0, "esx/lun01")
     seen = node(datasets=datasets(zvol("repl/lun01", f"{IQN},lun0"), fs("repl/smbvol", smb_share="smbvol")))
     want, notes = desired(config, seen.datasets, SRC)
-    assert notes == [f"skipped LUN 0 of {IQN}: esx/lun01 is not a zvol on this node",
-                     "skipped SMB share data: data/smbvol is not a filesystem on this node"]
+    assert notes == [f"skipped LUN 0 of {IQN}: no replica of src's esx/lun01 on this node",
+                     "skipped SMB share data: no replica of src's data/smbvol on this node"]
     # the replicas' own properties stand in
     assert [(c.lun, c.volume) for c in want.claims] == [(0, "repl/lun01")]
     assert [(s.name, s.dataset) for s in want.shares] == [("smbvol", "repl/smbvol")]
@@ -511,3 +511,15 @@ def test_entries_carry_their_partner_and_unmarked_ones_are_adopted_when_wanted()
     assert run(("shares", "exports"), config, applied(unmarked, result))[0].actions == []
     bare, _ = run(("shares",), None, node(datasets=datasets(fs("repl/p", smb_share="p"))))
     assert bare.actions[0].args["owner"] == planner.PROPERTIES_ONLY
+
+
+def test_a_partners_entry_goes_to_its_replica_here_whatever_the_replicas_name():
+    config = with_export(with_share(Configuration(), Share("y", "data/y")), Export("data/y", "*"))
+    config = with_lun(config, IQN, 0, "esx/lun01")
+    seen = node(datasets=datasets(fs("repl/y", origin="192.168.0.149:data/y"), fs("data/y", origin="-"),
+                                  zvol("repl/lun01", origin="src:esx/lun01")))
+    result, notes = run(("luns", "shares", "exports"), config, seen)
+    assert notes == [] and result.refusals == []
+    assert [a.description for a in result.actions if a.kind in ("add_lun", "set_share", "set_export")] == [
+        f"map repl/lun01 as LUN 0 of {IQN}", "add SMB share y (/repl/y)",
+        "export /repl/y to *(rw,sync,no_subtree_check)"]

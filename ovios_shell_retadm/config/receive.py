@@ -68,6 +68,24 @@ def address(text: str) -> str:
     return str(mapped or ip)
 
 
+def origin_splits(mark: str) -> list[tuple[str, str]]:
+    """Every way to read an origin mark ``<host>:<dataset>`` (a ``:`` may be in both: an IPv6
+    host, bracketed or not, and ZFS allows it in dataset names), host first; the caller keeps
+    the reading whose host it knows."""
+    splits = []
+    for i, char in enumerate(mark):
+        if char == ":" and 0 < i < len(mark) - 1:
+            host = mark[:i]
+            if host.startswith("[") and host.endswith("]"):
+                host = host[1:-1]
+            splits.append((host, mark[i + 1:]))
+    return splits
+
+
+def origin_hosts(mark: str) -> list[str]:
+    return [host for host, _ in origin_splits(mark)]
+
+
 def resolve(name: str) -> frozenset[str]:
     """The addresses ``name`` has here (DNS, /etc/hosts); none when it does not resolve."""
     try:
@@ -171,7 +189,7 @@ def known_partners(store: Store | None = None) -> frozenset[str]:
     except HostError:
         return frozenset(partners)
     if result.returncode == 0:
-        partners.update(value.rsplit(":", 1)[0] for value in result.stdout.split() if ":" in value)
+        partners.update(host for value in result.stdout.split() for host in origin_hosts(value))
     return frozenset(partners)
 
 

@@ -11,12 +11,12 @@ with no actions: that is what makes ``restore`` idempotent.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import properties
 from ..config.model import SAMBA_SECTIONS, ConfigError, Configuration, Export, Share, User, share_name_problem
-from ..config.receive import address
+from ..config.receive import address, origin_splits
 from ..replication.model import ORIGIN_PROPERTY
 
 PARTS = ("users", "luns", "shares", "exports")  # the order ``restore all`` applies them in
@@ -150,8 +150,7 @@ class Partner:
 
     def replica_of(self, info: DatasetInfo) -> str | None:
         """The partner's dataset ``info`` is a replica of (None: it is not a replica of the partner's)."""
-        host, sep, dataset = info.origin.rpartition(":")
-        return dataset if sep and host and self.is_host(host) else None
+        return next((dataset for host, dataset in origin_splits(info.origin) if self.is_host(host)), None)
 
 
 @dataclass(frozen=True)
@@ -184,11 +183,11 @@ def desired(config: Configuration | None, datasets: dict[str, DatasetInfo],
     """What the synced configuration (None: there is none) and the local datasets'
     properties ask for, and notes on what cannot be served here.
 
-    The synced configuration names datasets as they are on the partner; with autosync the
-    guide has them named alike on both nodes.  An entry applies only to the dataset of that
-    name here that is the partner's replica of it (its origin mark names the partner and that
-    dataset); any other is skipped with a note, so a replica's own properties (its local name)
-    can take its place.  With a partner, only its replicas' properties count too.
+    The synced configuration names datasets as they are on the partner.  An entry goes to
+    the partner's replica of that dataset here: the dataset whose origin mark names the
+    partner and that dataset (whatever its name here; the one of the same name first).  A
+    dataset here without that mark, even of the same name, is not the partner's: the entry
+    is skipped with a note.  With a partner, only its replicas' properties count too.
     """
     notes: list[str] = []
     claims: list[Claim] = []
@@ -201,21 +200,21 @@ def desired(config: Configuration | None, datasets: dict[str, DatasetInfo],
     for target in config.targets:
         acls[target.iqn] = tuple(target.acls)
         for lun in target.luns:
-            info = datasets.get(lun.volume)
             what = f"LUN {lun.id} of {target.iqn}"
-            if info is None or info.type != "volume":
-                notes.append(f"skipped {what}: {lun.volume} is not a zvol on this node")
-            elif _partners(info, lun.volume, partner, what, notes):
-                claims.append(Claim(target.iqn, lun.id, lun.volume, "the synced configuration"))
+            info = _replica(lun.volume, datasets, partner, what, notes)
+            if info is not None and info.type != "volume":
+                notes.append(f"skipped {what}: {info.name} is not a zvol")
+            elif info is not None:
+                claims.append(Claim(target.iqn, lun.id, info.name, "the synced configuration"))
     for share in config.shares:
         what = f"SMB share {share.name}"
-        if _serveable(share.dataset, datasets, what, notes) and _partners(datasets[share.dataset], share.dataset,
-                                                                          partner, what, notes):
-            shares.append(share)
+        info = _replica(share.dataset, datasets, partner, what, notes)
+        if info is not None and _serveable(info.name, datasets, what, notes):
+            shares.append(replace(share, dataset=info.name))
     for export in config.exports:
-        if _serveable(export.dataset, datasets, "NFS export", notes) and _partners(
-                datasets[export.dataset], export.dataset, partner, "NFS export", notes):
-            exports.append(export)
+        info = _replica(export.dataset, datasets, partner, "NFS export", notes)
+        if info is not None and _serveable(info.name, datasets, "NFS export", notes):
+            exports.append(replace(export, dataset=info.name))
 
     for info in sorted(datasets.values(), key=lambda d: d.name):
         if partner is not None and partner.replica_of(info) is None:
@@ -228,13 +227,22 @@ def desired(config: Configuration | None, datasets: dict[str, DatasetInfo],
     return Desired(tuple(claims), acls, tuple(shares), tuple(exports), tuple(config.users), owner), notes
 
 
-def _partners(info: DatasetInfo, dataset: str, partner: Partner | None, what: str, notes: list[str]) -> bool:
-    """Whether ``info`` here is the partner's replica of its ``dataset`` (else a note)."""
-    if partner is None or partner.replica_of(info) == dataset:
-        return True
-    notes.append(f"skipped {what}: {info.name} here is not {partner.name}'s {dataset} "
-                 f"({ORIGIN_PROPERTY} is {info.origin})")
-    return False
+def _replica(dataset: str, datasets: dict[str, DatasetInfo], partner: Partner | None, what: str,
+             notes: list[str]) -> DatasetInfo | None:
+    """The partner's replica of its ``dataset`` here (None, with a note: there is none)."""
+    if partner is None:  # pragma: no cover - a configuration always has its partner
+        return datasets.get(dataset)
+    found = sorted((i for i in datasets.values() if partner.replica_of(i) == dataset),
+                   key=lambda i: (i.name != dataset, i.name))
+    if found:
+        return found[0]
+    same = datasets.get(dataset)
+    if same is not None:
+        notes.append(f"skipped {what}: {dataset} here is not {partner.name}'s {dataset} "
+                     f"({ORIGIN_PROPERTY} is {same.origin})")
+    else:
+        notes.append(f"skipped {what}: no replica of {partner.name}'s {dataset} on this node")
+    return None
 
 
 def _from_properties(info: DatasetInfo, datasets: dict[str, DatasetInfo], claims: list[Claim],
