@@ -107,9 +107,10 @@ class Peer:
 
     def addresses_of(self, name: str) -> frozenset[str]:
         try:
-            return frozenset({str(ipaddress.ip_address(name))})
+            ipaddress.ip_address(name.split("%")[0])
         except ValueError:
             return frozenset(address(a) for a in self.resolve(name))
+        return frozenset({address(name)})
 
 
 def _check_sender(node: str, peer: Peer) -> None:
