@@ -13,6 +13,7 @@ from ..replication import failover, preflight
 from ..replication.failover import FailoverError
 from ..replication.jobs import INC, REPAIR, RunFailed, TaskRun
 from ..replication.model import Plan
+from ..replication.origin import OriginError, format_origin
 from ..replication.preflight import PreflightError
 from ..replication.tasks import IDLE, TaskRecord, TaskStore
 from ..zfs import InvalidName, ZfsError, ZfsNode
@@ -58,16 +59,20 @@ class FailoverHandlers:
         if replica.origin is None or replica.promoted is None:
             raise CommandError(f"{replica.dataset} is not a promoted replica; 'retadm promote {replica.dataset}' "
                                "comes first")
+        try:
+            source_host, source_dataset = replica.source
+        except FailoverError as exc:
+            raise CommandError(str(exc)) from exc
         tasks = TaskStore()
         if tasks.get(replica.dataset) is not None:
             raise CommandError(f"{replica.dataset} already has a replication task (see 'retadm status')")
         try:
-            partner = preflight.destination(replica.source_host)
+            partner = preflight.destination(source_host)
             here = preflight.reverse_ssh(partner)
         except PreflightError as exc:
             raise CommandError(str(exc)) from exc
-        record = TaskRecord(dataset=replica.dataset, destination=replica.source_host,
-                            remote_dataset=replica.source_dataset, properties=args.properties == "yes",
+        record = TaskRecord(dataset=replica.dataset, destination=source_host,
+                            remote_dataset=source_dataset, properties=args.properties == "yes",
                             initialised=True, state=IDLE, source_address=here)
         preview = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner))
         status = self._preview(preview, title="dry run" if args.dry_run else "reverse")
@@ -75,11 +80,11 @@ class FailoverHandlers:
         if args.dry_run or status != 0 or not isinstance(shown, Plan):
             return status
         if shown.needs_replan and not args.yes and not self._confirm(
-                f"Roll {replica.source_host}:{replica.source_dataset} back as shown? (yes/no) [no]: "):
+                f"Roll {source_host}:{source_dataset} back as shown? (yes/no) [no]: "):
             raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
         if not tasks.create(record):
             raise CommandError(f"{replica.dataset} already has a replication task (see 'retadm status')")
-        note = failover.tell_partner(partner, ["broken", replica.source_dataset,
+        note = failover.tell_partner(partner, ["broken", source_dataset,
                                                f"replicated back from {here}:{replica.dataset} (failback)"])
         try:
             outcome = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner),
@@ -87,7 +92,7 @@ class FailoverHandlers:
         except RunFailed as exc:
             raise CommandError(f"{exc} (the task stays: 'retadm inc {replica.dataset}' tries again)",
                                exc.status) from exc
-        self.out(f"{replica.dataset}: replicated back to {replica.source_host}:{replica.source_dataset} at "
+        self.out(f"{replica.dataset}: replicated back to {source_host}:{source_dataset} at "
                  f"@{outcome.common}; 'retadm inc {replica.dataset}' keeps it current until 'retadm switchback'.")
         if note:
             self.warn(f"note: {note}")
@@ -101,7 +106,10 @@ class FailoverHandlers:
         if record is None or replica.promoted is None:
             raise CommandError(f"{args.dataset} is not being replicated back ('retadm reverse {args.dataset}' "
                                "first)")
-        origin = f"{record.destination}:{record.remote_dataset}"
+        try:
+            origin = format_origin(record.destination, record.remote_dataset)
+        except OriginError as exc:
+            raise CommandError(str(exc)) from exc
         self.out(f"{'dry run: ' if args.dry_run else ''}switch back {args.dataset} -> {origin}:")
         for line in (f"make {args.dataset} read-only here (writes to it fail from now on: stop its services first)",
                      f"send the last changes to {origin}",

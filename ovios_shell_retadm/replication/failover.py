@@ -4,7 +4,8 @@ Every replica carries two marks, user properties set *locally* on it (a received
 a mark describes the sender, and is ignored):
 
 - :data:`ORIGIN_PROPERTY` ``<host>:<dataset>``: the source it is a copy of, with the host
-  as this node reaches it; written by the runs that replicate onto it;
+  as this node reaches it (an IPv6 address bracketed; see :mod:`.origin`); written by the
+  runs that replicate onto it;
 - :data:`PROMOTED_PROPERTY` ``<UTC time>``: it was promoted; no run replicates onto it.
 
 The life of a relationship, ``S:data/x`` replicated to ``D:repl/x``:
@@ -32,6 +33,7 @@ from ..peer import module_argv
 from ..zfs import NoSuchDataset, ZfsError, ZfsNode, validate_dataset_name
 from . import leftovers
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, TRACKING_PREFIX
+from .origin import OriginError, parse_origin
 
 #: how long a partner that is down may hold up a promote (it must work with the source gone)
 PARTNER_TIMEOUT = 5
@@ -47,18 +49,31 @@ class Replica:
 
     dataset: str
     kind: str  # "filesystem" or "volume"
-    origin: str | None  # "<host>:<dataset>"
+    origin: str | None  # "<host>:<dataset>" (see :mod:`.origin`)
     promoted: str | None
     readonly: bool
     resume_token: bool
 
     @property
+    def source(self) -> tuple[str, str]:
+        """``(host, dataset)`` of the source; :class:`FailoverError` when the mark is missing
+        or is not one."""
+        if self.origin is None:
+            raise FailoverError(f"{self.dataset} is not a replica made by retadm (it has no {ORIGIN_PROPERTY}); "
+                                "it is writable as it is")
+        try:
+            return parse_origin(self.origin)
+        except OriginError as exc:
+            raise FailoverError(f"{self.dataset}: {exc}; set it to the source's <host>:<dataset> "
+                                f"(zfs set {ORIGIN_PROPERTY}=… {self.dataset}), then try again") from None
+
+    @property
     def source_host(self) -> str:
-        return self.origin.rsplit(":", 1)[0] if self.origin else ""
+        return self.source[0]
 
     @property
     def source_dataset(self) -> str:
-        return self.origin.rsplit(":", 1)[1] if self.origin else ""
+        return self.source[1]
 
 
 def read_replica(node: ZfsNode, dataset: str) -> Replica:
@@ -82,9 +97,7 @@ def read_replica(node: ZfsNode, dataset: str) -> Replica:
 
 def promotion_steps(replica: Replica) -> list[str]:
     """What ``promote`` does, one line each (``--dry-run`` prints these)."""
-    if replica.origin is None:
-        raise FailoverError(f"{replica.dataset} is not a replica made by retadm (it has no {ORIGIN_PROPERTY}); "
-                            "it is writable as it is")
+    host, dataset = replica.source
     steps = []
     if replica.promoted is None:
         if replica.resume_token:
@@ -95,12 +108,22 @@ def promotion_steps(replica: Replica) -> list[str]:
         steps.append(f"make {replica.dataset} writable (readonly=off)")
     if replica.kind == "filesystem":
         steps.append(f"mount {replica.dataset} (if it is not)")
-    steps.append(f"mark the task of {replica.source_dataset} broken on {replica.source_host} (if it answers)")
+    steps.append(f"mark the task of {dataset} broken on {host} (if it answers)")
     return steps
 
 
 def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None) -> str | None:
-    """Promote ``replica`` here; returns a note when the source could not be told."""
+    """Promote ``replica`` here; returns a note when the source could not be told.
+
+    Everything promote needs is checked before anything changes: the origin mark (whom to
+    tell, and about which dataset), the partner's address, and that nothing is receiving.
+    """
+    host, dataset = replica.source
+    if partner is None:
+        try:
+            partner = SshHost(host, connect_timeout=PARTNER_TIMEOUT)
+        except ValueError as exc:  # InvalidHost: parse_origin validated it, so only a changed rule gets here
+            raise FailoverError(f"{replica.dataset}: cannot reach the source {host!r}: {exc}") from None
     receiving = leftovers.parse_receives(node.host.run(leftovers.listing_argv()).stdout, replica.dataset)
     if receiving:
         r = receiving[0]
@@ -117,8 +140,7 @@ def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None) -> 
         if node.value_and_source(replica.dataset, "readonly")[1] == "temporary":
             node.remount(replica.dataset)  # zfs-fuse keeps the old mount's readonly option
     reason = f"the replica was promoted on its partner at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-    return tell_partner(partner or SshHost(replica.source_host, connect_timeout=PARTNER_TIMEOUT),
-                        ["broken", replica.source_dataset, reason])
+    return tell_partner(partner, ["broken", dataset, reason])
 
 
 def tell_partner(host: SshHost, args: list[str]) -> str | None:
