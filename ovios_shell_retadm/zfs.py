@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import settings
 from .fileio import make_private_dir
-from .hosts import DEFAULT_TIMEOUT, CommandFailed, Host, Result
+from .hosts import DEFAULT_TIMEOUT, CommandFailed, Host, HostError, Result
 
 # ---------------------------------------------------------------------------
 # Names
@@ -52,6 +52,10 @@ MAX_NAME_LEN = 255
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
 _ALLOWED = "letters, digits, '_', '.', ':' and '-'"
+#: snapshot and bookmark names may also hold spaces, as ZFS allows (``@before upgrade``): they
+#: are the user's, and only ever travel as one argv element or one tab-separated field
+_SHORT_NAME_CHARS = _NAME_CHARS | {" "}
+_SHORT_ALLOWED = "letters, digits, spaces, '_', '.', ':' and '-'"
 #: a native or user property, or one that takes a snapshot or bookmark (``written@monday``)
 _PROPERTY = re.compile(r"[a-z0-9][a-z0-9_.:+-]*([@#][A-Za-z0-9_.:+-]+)?")
 _TOKEN = re.compile(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*")
@@ -79,14 +83,15 @@ class DatasetBusy(CommandFailed):
     released), or being sent."""
 
 
-def _check_component(kind: str, whole: str, part: str) -> None:
+def _check_component(kind: str, whole: str, part: str, chars: frozenset[str] = _NAME_CHARS,
+                     allowed: str = _ALLOWED) -> None:
     if part == "":
         raise InvalidName(f"invalid {kind} {whole!r}: empty name component")
     if part in (".", ".."):
         raise InvalidName(f"invalid {kind} {whole!r}: {part!r} is not a name")
     for ch in part:
-        if ch not in _NAME_CHARS:
-            raise InvalidName(f"invalid {kind} {whole!r}: character {ch!r} not allowed (use {_ALLOWED})")
+        if ch not in chars:
+            raise InvalidName(f"invalid {kind} {whole!r}: character {ch!r} not allowed (use {allowed})")
 
 
 def _check_text(kind: str, value: object) -> str:
@@ -125,22 +130,27 @@ def validate_pool_name(name: str) -> str:
     return name
 
 
-def _validate_short(kind: str, name: str) -> str:
+def _validate_short(kind: str, name: str, *, spaces: bool = False) -> str:
     _check_text(kind, name)
-    _check_component(kind, name, name)
+    if spaces:
+        _check_component(kind, name, name, _SHORT_NAME_CHARS, _SHORT_ALLOWED)
+    else:
+        _check_component(kind, name, name)
     if name[0] in "-.":
         raise InvalidName(f"invalid {kind} {name!r}: must not begin with {name[0]!r}")
     return name
 
 
 def validate_snapshot_name(name: str) -> str:
-    """Return ``name`` if it is a snapshot's own name (the part after ``@``)."""
-    return _validate_short("snapshot name", name)
+    """Return ``name`` if it is a snapshot's own name (the part after ``@``); spaces are
+    allowed, as ZFS allows them (``zfs snapshot 'data/smbvol@before upgrade'``)."""
+    return _validate_short("snapshot name", name, spaces=True)
 
 
 def validate_bookmark_name(name: str) -> str:
-    """Return ``name`` if it is a bookmark's own name (the part after ``#``)."""
-    return _validate_short("bookmark name", name)
+    """Return ``name`` if it is a bookmark's own name (the part after ``#``); spaces as for
+    snapshots."""
+    return _validate_short("bookmark name", name, spaces=True)
 
 
 def validate_tag(tag: str) -> str:
@@ -522,6 +532,54 @@ def parse_send_size(text: str) -> int | None:
 
 
 # ---------------------------------------------------------------------------
+# Resume tokens
+# ---------------------------------------------------------------------------
+
+#: the token's snapshot can still be sent from: resume
+RESUME_VALID = "valid"
+#: ZFS says the token's snapshot (or its incremental source) is gone: the partial receive
+#: can never complete, and only then may it be discarded
+RESUME_STALE = "stale"
+#: the check itself failed (ZFS busy, a timeout, a corrupt token, …): keep the partial receive
+RESUME_UNKNOWN = "unknown"
+
+#: What ``zfs send -t`` prints (libzfs ``zfs_send_resume_impl``, after "cannot resume send: ")
+#: when what the token names no longer exists: the snapshot it was sending is gone, or was
+#: destroyed and taken again under its name, or the incremental source (``%#llx``) is gone.
+_STALE_TOKEN = re.compile(
+    r"'[^']+' used in the initial send no longer exists"
+    r"|'[^']+' is no longer the same snapshot used in the initial send"
+    r"|incremental source 0x[0-9a-f]+ no longer exists"
+)
+
+
+@dataclass(frozen=True)
+class ResumeCheck:
+    """What a resume token's check found; ``detail`` is ZFS's own line where it failed."""
+
+    state: str  # RESUME_VALID, RESUME_STALE or RESUME_UNKNOWN
+    detail: str = ""
+
+
+class ResumeCheckFailed(ZfsError):
+    """Whether an interrupted transfer can be resumed could not be told: nothing is done
+    about it (in particular it is not discarded) until it can."""
+
+
+def classify_resume_check(returncode: int | None, output: str) -> ResumeCheck:
+    """The outcome of ``zfs send -n -v -t TOKEN`` (its exit status, stdout and stderr
+    together) as a :class:`ResumeCheck` (pure, for tests)."""
+    if returncode == 0:
+        return ResumeCheck(RESUME_VALID)
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    stale = next((line for line in lines if _STALE_TOKEN.search(line)), None)
+    if stale is not None:
+        return ResumeCheck(RESUME_STALE, stale)
+    detail = lines[-1] if lines else f"exit {returncode}, no message"
+    return ResumeCheck(RESUME_UNKNOWN, detail)
+
+
+# ---------------------------------------------------------------------------
 # The node
 # ---------------------------------------------------------------------------
 
@@ -677,13 +735,16 @@ class ZfsNode:
             return None
         return None if value in ("", "-") else value
 
-    def can_resume_from(self, token: str) -> bool:
-        """Whether this (sending) node can still send from ``token`` (``zfs send -n -v -t``).
-
-        False when the snapshot the interrupted transfer was sending is gone.
-        """
+    def check_resume_token(self, token: str) -> ResumeCheck:
+        """Whether this (sending) node can still send from ``token`` (``zfs send -n -v -t``):
+        :data:`RESUME_VALID`, :data:`RESUME_STALE` (ZFS says the snapshot the interrupted
+        transfer was sending is gone) or :data:`RESUME_UNKNOWN` (anything else went wrong)."""
         argv = resume_send_argv(token, caps=self.capabilities())
-        return self._run([*argv[:2], "-n", "-v", *argv[2:]], check=False).returncode == 0
+        try:
+            result = self._run([*argv[:2], "-n", "-v", *argv[2:]], check=False)
+        except HostError as exc:  # timed out, or the host could not run it
+            return ResumeCheck(RESUME_UNKNOWN, str(exc))
+        return classify_resume_check(result.returncode, result.stdout + "\n" + result.stderr)
 
     def rollback(self, dataset: str, snapshot: str) -> None:
         """``zfs rollback -r``: back to ``dataset@snapshot``, destroying later snapshots."""

@@ -126,9 +126,17 @@ def test_invalid_dataset_names(name: str, why: str) -> None:
 
 def test_snapshot_tag_and_property_names() -> None:
     assert validate_snapshot_name("retadm-20260101-0000") == "retadm-20260101-0000"
-    for bad in ("", "a@b", "a/b", "a b", "-r", ".hidden", "..", "a;b", "$(x)", "a%b", "a,b", "a#b"):
+    for bad in ("", "a@b", "a/b", "-r", ".hidden", "..", "a;b", "$(x)", "a%b", "a,b", "a#b", "a\tb", "a\nb", "it's"):
         with pytest.raises(InvalidName):
             validate_snapshot_name(bad)
+    # ZFS allows spaces in snapshot names (zfs snapshot 'data/smbvol@before upgrade'); so do we
+    assert validate_snapshot_name("before upgrade") == "before upgrade"
+    assert split_snapshot("data/smbvol@before upgrade") == ("data/smbvol", "before upgrade")
+    assert send_argv("data/smbvol", "retadm_2", base="before upgrade", caps=ZFS_FUSE) == [
+        "zfs", "send", "-I", "data/smbvol@before upgrade", "data/smbvol@retadm_2"]
+    for bad_dataset in ("data/smb vol", "data smbvol"):  # datasets and tags stay strict
+        with pytest.raises(InvalidName):
+            validate_dataset_name(bad_dataset)
     assert validate_tag("retadm:data/smbvol".replace("/", "_")) == "retadm:data_smbvol"
     for bad in (".keep", "-x", "a b", ""):
         with pytest.raises(InvalidName):
@@ -480,7 +488,8 @@ def test_destroy_snapshot_never_destroys_a_dataset(node: ZfsNode, fs: str) -> No
         (fs.split("/")[0], ""),
     ]
     for dataset, name in attempts:
-        with pytest.raises(InvalidName):
+        # "s1 -r" is a valid snapshot name (spaces are): one argument, which zfs does not find
+        with pytest.raises(NoSuchDataset if name == "s1 -r" else InvalidName):
             node.destroy_snapshot(dataset, name)
     assert node.exists(fs) and node.exists(f"{fs}/child")
     assert [s.name for s in node.snapshots(fs)] == ["s1", "s2"]
@@ -612,3 +621,125 @@ def test_a_rollback_destroys_exactly_what_its_step_lists_or_nothing(node: ZfsNod
         pair.execute(Plan((Rollback("gone", ()),), None, "gone"))
     pair.execute(Plan((Rollback("common", ("listed", "later")),), None, "common"))
     assert [s.name for s in node.snapshots(replica)] == ["common"]
+
+
+def test_a_user_snapshot_with_a_space_is_held_sent_received_and_rolled_back_to(ns, node: ZfsNode, fs: str) -> None:
+    """ZFS allows spaces in snapshot names: such a snapshot, held by someone else, oldest
+    and then the common one, goes through everything a run does with it."""
+    mountpoint = Path(zfs_value(ns, "mountpoint", fs))
+    ns.run("zfs", "snapshot", f"{fs}@before upgrade")
+    ns.run("zfs", "hold", "backup", f"{fs}@before upgrade")
+    ns.run("dd", "if=/dev/urandom", f"of={mountpoint}/file", "bs=64k", "count=2")
+    node.snapshot(fs, "retadm_1")
+    copy = fs.replace("tank/", "tank/copy-")
+    pair = Pair(Task(fs, "here", copy, False), node, node)
+    observed = pair.observe()  # holds are probed on every held snapshot: the spaced one too
+    assert [s.name for s in observed.source] == ["before upgrade", "retadm_1"]
+    assert observed.source_holds == frozenset() and observed.destination is None
+    caps = node.capabilities()
+    pipe(node.host, send_argv(fs, "before upgrade", caps=caps), receive_argv(copy, caps))  # the oldest, in full
+    pipe(node.host, send_argv(fs, "retadm_1", base="before upgrade", caps=caps), receive_argv(copy, caps))
+    node.hold("retadm", [f"{fs}@before upgrade", f"{copy}@before upgrade"])
+    assert node.holds([f"{fs}@before upgrade"], tags=["retadm", "backup"]) == {
+        f"{fs}@before upgrade": {"retadm", "backup"}}
+    assert pair.observe().source_holds == frozenset({"before upgrade"})
+    node.release("retadm", [f"{fs}@before upgrade", f"{copy}@before upgrade"])
+    node.rollback(copy, "before upgrade")  # the common snapshot, as a rollback target
+    assert [s.name for s in node.snapshots(copy)] == ["before upgrade"]
+    assert [zfs_value(ns, "userrefs", f"{n}@before upgrade") for n in (fs, copy)] == ["1", "0"]
+    ns.run("zfs", "release", "backup", f"{fs}@before upgrade")
+    node.destroy_snapshot(fs, "before upgrade")
+    assert [s.name for s in node.snapshots(fs)] == ["retadm_1"]
+
+
+# -- resume tokens: valid, stale (ZFS says its snapshot is gone) or unknown ------------------
+
+#: ``zfs send -n -v -t <token>`` on OpenZFS: the token's contents on stdout, then libzfs's
+#: error (zfs_send_resume_impl) on stderr
+_TOKEN_CONTENTS = """resume token contents:
+nvlist version: 0
+\tfromguid = 0x595d9f81aa9dddab
+\tobject = 0x1
+\toffset = 0x0
+\tbytes = 0x0
+\ttoguid = 0x854f02a2dd32cf0d
+\ttoname = pool1/test@b
+"""
+
+
+@pytest.mark.parametrize("stderr", [
+    "cannot resume send: 'pool1/test@b' used in the initial send no longer exists",
+    "cannot resume send: 'pool1/test@b' is no longer the same snapshot used in the initial send",
+    "cannot resume send: incremental source 0x595d9f81aa9dddab no longer exists",
+    "cannot resume send: 'data/smbvol@before upgrade' used in the initial send no longer exists",
+])
+def test_a_token_whose_snapshot_zfs_says_is_gone_is_stale(stderr: str) -> None:
+    from ovios_shell_retadm.zfs import RESUME_STALE, classify_resume_check
+
+    check = classify_resume_check(1, _TOKEN_CONTENTS + "\n" + stderr + "\n")
+    assert (check.state, check.detail) == (RESUME_STALE, stderr)
+
+
+@pytest.mark.parametrize("returncode, output", [
+    (1, "cannot resume send: resume token is corrupt (invalid format)"),
+    (1, "cannot resume send: resume token is corrupt (invalid version 2)"),
+    (1, _TOKEN_CONTENTS + "cannot resume send: unable to access 'pool1/test@b'"),
+    (1, _TOKEN_CONTENTS + "cannot resume send: resume token is corrupt"),
+    (1, "internal error: Input/output error"),
+    (1, "cannot open 'pool1/test': pool I/O is currently suspended"),
+    (255, "ssh: connect to host src port 22: Connection refused"),
+    (-9, ""),
+    (None, "timed out after 60 s"),
+])
+def test_any_other_failure_of_the_check_is_unknown(returncode, output) -> None:
+    from ovios_shell_retadm.zfs import RESUME_UNKNOWN, classify_resume_check
+
+    check = classify_resume_check(returncode, output)
+    assert check.state == RESUME_UNKNOWN and check.detail and "\n" not in check.detail
+
+
+def test_a_token_the_source_can_send_from_is_valid() -> None:
+    from ovios_shell_retadm.zfs import RESUME_VALID, classify_resume_check
+
+    assert classify_resume_check(0, _TOKEN_CONTENTS + "full\tpool1/test@b\t1234\n").state == RESUME_VALID
+
+
+class _ResumeHost(Host):
+    """A sending node whose ``zfs send -n -v -t`` answers as given; no other command runs."""
+
+    def __init__(self, returncode: int, stderr: str, name: str = "src"):
+        self.name = name
+        self.answer = (returncode, stderr)
+        self.calls: list[list[str]] = []
+
+    def argv_for(self, argv):
+        return list(argv)
+
+    def run(self, argv, *, timeout=None, check=True, input=None):
+        from ovios_shell_retadm.hosts import Result
+
+        self.calls.append(list(argv))
+        return Result(self.answer[0], _TOKEN_CONTENTS, self.answer[1], tuple(argv))
+
+
+@pytest.mark.parametrize("returncode, stderr, expected", [
+    (0, "", True),
+    (1, "cannot resume send: 'pool1/test@b' used in the initial send no longer exists", False),
+    (1, "cannot resume send: unable to access 'pool1/test@b'", None),
+])
+def test_a_run_discards_a_partial_receive_only_when_zfs_says_its_snapshot_is_gone(returncode, stderr, expected):
+    from ovios_shell_retadm.zfs import ResumeCheckFailed
+
+    source = ZfsNode(_ResumeHost(returncode, stderr))
+    source._caps = Capabilities(resume_tokens=True)
+    pair = Pair(Task("pool1/test", "dst", "repl/test", False), source, ZfsNode(_ResumeHost(0, "", "dst")))
+    if expected is None:
+        with pytest.raises(ResumeCheckFailed) as info:
+            pair._resume_token_valid("1-abc-def")
+        assert str(info.value) == (
+            "cannot tell whether the interrupted transfer into repl/test on dst can be resumed (zfs send -n -v -t: "
+            "cannot resume send: unable to access 'pool1/test@b'); its partial receive was kept: the next run "
+            "checks again ('zfs receive -A repl/test' on dst discards it)")
+    else:
+        assert pair._resume_token_valid("1-abc-def") is expected
+    assert source.host.calls == [["zfs", "send", "-n", "-v", "-t", "1-abc-def"]]

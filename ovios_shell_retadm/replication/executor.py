@@ -110,7 +110,7 @@ class Pair:
             destination=tuple(_point(s, model.Snapshot) for s in destination.snapshots) if destination else None,
             source_bookmarks=tuple(_point(b, model.Bookmark) for b in source.bookmarks),
             resume_token=token,
-            resume_token_valid=self.source.can_resume_from(token) if token else None,
+            resume_token_valid=self._resume_token_valid(token) if token else None,
             source_holds=source_holds,
             destination_holds=destination_holds,
             written=self.source.written_since_newest(self.task.dataset),
@@ -121,6 +121,19 @@ class Pair:
             destination_origin=origin,
             destination_promoted=promoted,
         )
+
+    def _resume_token_valid(self, token: str) -> bool:
+        """True: the source can send from ``token``; False: ZFS says its snapshot is gone (the
+        partial receive may be discarded).  When the check itself fails nothing may be decided:
+        :class:`zfs.ResumeCheckFailed`, and the partial receive stays for a later run."""
+        check = self.source.check_resume_token(token)
+        if check.state == zfs.RESUME_UNKNOWN:
+            remote, partner = self.task.remote_dataset, self.destination.host.name
+            raise zfs.ResumeCheckFailed(
+                f"cannot tell whether the interrupted transfer into {remote} on {partner} can be resumed "
+                f"(zfs send -n -v -t: {check.detail}); its partial receive was kept: the next run checks again "
+                f"('zfs receive -A {remote}' on {partner} discards it)")
+        return check.state == zfs.RESUME_VALID
 
     @staticmethod
     def _held(node: ZfsNode, snapshots) -> frozenset[str]:

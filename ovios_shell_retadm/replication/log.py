@@ -5,6 +5,12 @@ so lines from concurrent runs (cron, the background full send, the shell) never
 interleave inside a line.  Format::
 
     2026-11-26T06:10:00+0000 data/smbvol inc start to=dst:repl/smbvol pid=4242
+    2026-11-26T06:10:01+0000 data/smbvol inc step what='hold @before upgrade on the source'
+
+A value is written as it is when it is one plain word; otherwise (empty, whitespace
+anywhere -- a snapshot may be named ``before upgrade`` -- quotes, backslashes, anything
+unprintable) it is quoted as a Python string literal, which keeps it on one line and
+says exactly what it was (``ast.literal_eval`` reads it back).
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from .. import settings
 
 
 def _format_value(value: object) -> str:
-    text = str(value).replace("\n", " ").strip()
-    return repr(text) if (" " in text or not text) else text
+    text = str(value)
+    plain = text and text.isprintable() and not any(ch.isspace() or ch in "'\"\\" for ch in text)
+    return text if plain else repr(text)
 
 
 def format_event(dataset: str, kind: str, event: str, fields: dict[str, object]) -> str:
