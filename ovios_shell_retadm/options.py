@@ -10,9 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import services
-from .store import Store
+from .store import Store, StoreError
 
 ON_OFF = ("on", "off")
+#: how long a transfer may move no byte before the run stops it (see :func:`stall_timeout`)
+STALL_TIMEOUT = "retadm.stall.timeout"
 
 
 class OptionError(Exception):
@@ -34,12 +36,30 @@ class Option:
     description: str
     choices: tuple[str, ...] = ON_OFF
     apply: Callable[[str], None] | None = None
+    #: for a value that is not one of ``choices`` (then empty): the normalised value, or
+    #: :class:`OptionError`'s reason ("expected …")
+    parse: Callable[[str], str] | None = None
 
     def validate(self, value: str) -> str:
         normalised = value.strip().lower()
+        if self.parse is not None:
+            try:
+                return self.parse(normalised)
+            except ValueError as exc:
+                raise OptionError(f"invalid value {value!r} for {self.name}: {exc}") from None
         if normalised not in self.choices:
             raise OptionError(f"invalid value {value!r} for {self.name}: expected {' or '.join(self.choices)}")
         return normalised
+
+
+#: the longest stall limit accepted: a day
+_MAX_STALL = 86400
+
+
+def _seconds(value: str) -> str:
+    if not value.isdigit() or int(value) > _MAX_STALL:
+        raise ValueError(f"expected whole seconds from 0 (no limit) to {_MAX_STALL}")
+    return str(int(value))
 
 
 CATALOGUE: dict[str, Option] = {
@@ -58,6 +78,11 @@ CATALOGUE: dict[str, Option] = {
         Option(
             "autosync.enable", "off",
             "push configuration changes (targets, mappings, shares, users) to the replication partners",
+        ),
+        Option(
+            STALL_TIMEOUT, "600",
+            "seconds a replication transfer may move no data before it is stopped (0: never)",
+            choices=(), parse=_seconds,
         ),
     )
 }
@@ -96,3 +121,15 @@ def set_value(name: str, value: str, store: Store | None = None) -> str:
             raise OptionNotApplied(f"{name} not changed: {exc}") from exc
     (store or Store()).set_option(name, value)
     return value
+
+
+def stall_timeout(store: Store | None = None) -> float | None:
+    """Seconds a replication transfer may move no data before it is stopped; None: never.
+    A store that cannot be read gives the default: a wedged transfer must not hold its
+    task's lock for ever because of it."""
+    option = CATALOGUE[STALL_TIMEOUT]
+    try:
+        value = int(get(STALL_TIMEOUT, store))
+    except (StoreError, OSError, ValueError):
+        value = int(option.default)
+    return float(value) if value > 0 else None

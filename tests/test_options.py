@@ -38,7 +38,8 @@ def test_list_shows_every_option_with_its_default(shell):
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["OPTION", "VALUE", "DESCRIPTION"]
     values = {line.split()[0]: line.split()[1] for line in lines[2:]}
-    assert values == {"autosync.enable": "off", "cron.enable": "off", "ssh.allow.root": "off"}
+    assert values == {"autosync.enable": "off", "cron.enable": "off", "retadm.stall.timeout": "600",
+                      "ssh.allow.root": "off"}
 
 
 def test_set_prints_the_guides_message_and_persists(shell, node):
@@ -59,10 +60,12 @@ def test_values_are_normalised(shell):
 
 @pytest.mark.parametrize("line, message", [
     ("options nosuch", "options: unknown option 'nosuch'; known options: "
-                       "autosync.enable, cron.enable, ssh.allow.root"),
+                       "autosync.enable, cron.enable, retadm.stall.timeout, ssh.allow.root"),
     ("options nosuch on", "options: unknown option 'nosuch'; known options: "
-                          "autosync.enable, cron.enable, ssh.allow.root"),
+                          "autosync.enable, cron.enable, retadm.stall.timeout, ssh.allow.root"),
     ("options autosync.enable yes", "options: invalid value 'yes' for autosync.enable: expected on or off"),
+    ("options retadm.stall.timeout soon", "options: invalid value 'soon' for retadm.stall.timeout: expected whole "
+                                          "seconds from 0 (no limit) to 86400"),
 ])
 def test_refusals_are_one_line_with_status_2_and_store_nothing(shell, line, message):
     _app, run = shell
@@ -87,7 +90,8 @@ def test_a_setting_the_system_refuses_is_not_stored(shell, monkeypatch):
 
 def test_completion_of_names_and_on_off_values(shell):
     app, _run = shell
-    assert app.complete("", "options ", 8, 8).to_strings() == ("autosync.enable", "cron.enable", "ssh.allow.root")
+    assert app.complete("", "options ", 8, 8).to_strings() == ("autosync.enable", "cron.enable", "retadm.stall.timeout",
+                                                                  "ssh.allow.root")
     assert app.complete("ss", "options ss", 8, 10).to_strings() == ("ssh.allow.root",)
     assert app.complete("o", "options cron.enable o", 20, 21).to_strings() == ("off", "on")
     assert app.complete("", "options nosuch ", 15, 15).to_strings() == ()

@@ -6,10 +6,16 @@ running count is read beside the stream.  The kernel's per-process counters are
 no substitute: zfs-fuse's daemon, not the ``zfs send`` process, writes the stream,
 and an ssh multiplexing client hands its stdin to the master without reading it.
 Without ``pv`` the stream goes straight from sender to receiver, uncounted.
+
+A transfer whose count does not move for ``stall_timeout`` seconds (the option
+``retadm.stall.timeout``) is stopped: every stage is killed and :class:`TransferStalled`
+says so, so that a wedged send (a receiver stopped, a link that carries nothing) ends
+its run and frees the task's lock instead of holding it for ever.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -41,9 +47,19 @@ class TransferFailed(Exception):
         self.receiver_words = receiver_words
 
 
+class TransferStalled(TransferFailed):
+    """No byte moved for the stall timeout: the pipeline was killed."""
+
+
+#: ``stall_timeout`` not given: the configured one (the option ``retadm.stall.timeout``)
+CONFIGURED: float = -1.0
+
+
 def _lines(handle: IO[bytes]) -> list[str]:
-    handle.seek(0)
-    return [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+    # pread: the stage writing to this file shares its offset, which a seek would move under it
+    fd = handle.fileno()
+    data = os.pread(fd, os.fstat(fd).st_size, 0)
+    return [line.strip() for line in data.decode(errors="replace").splitlines() if line.strip()]
 
 
 def _count(handle: IO[bytes]) -> int | None:
@@ -54,6 +70,15 @@ def _count(handle: IO[bytes]) -> int | None:
 def _last_words(handle: IO[bytes]) -> str:
     lines = _lines(handle)
     return lines[-1] if lines else ""
+
+
+def _kill(stages: Sequence[subprocess.Popen]) -> None:
+    """Kill every stage still running and reap them all."""
+    for stage in stages:
+        if stage.poll() is None:
+            stage.kill()
+    for stage in stages:
+        stage.wait()
 
 
 def _meter() -> list[str] | None:
@@ -72,8 +97,17 @@ def transfer(
     receive_argv: Sequence[str],
     *,
     on_progress: Callable[[int], None] | None = None,
+    stall_timeout: float | None = CONFIGURED,
 ) -> TransferResult:
-    """Run ``send_argv | receive_argv``; raise :class:`TransferFailed` unless both succeed."""
+    """Run ``send_argv | receive_argv``; raise :class:`TransferFailed` unless both succeed.
+
+    ``stall_timeout``: seconds without a byte moving after which the pipeline is killed and
+    :class:`TransferStalled` raised; None: never; by default the configured value.
+    """
+    if stall_timeout == CONFIGURED:
+        from .. import options  # the store is read only by a run that transfers
+
+        stall_timeout = options.stall_timeout()
     meter_argv = _meter()
     started = time.monotonic()
     with tempfile.TemporaryFile() as send_err, tempfile.TemporaryFile() as recv_err, \
@@ -96,11 +130,22 @@ def transfer(
             for stage in stages[:-1]:
                 if stage.stdout is not None:  # always: every stage but the last writes to a pipe
                     stage.stdout.close()  # each read end now belongs to the next stage only
+        # Without a meter nothing tells a stalled stream from a slow one: it is never stopped.
+        watch = meter_argv is not None and stall_timeout is not None
+        moved, moved_at = 0, time.monotonic()
         while any(stage.poll() is None for stage in stages):
-            if on_progress is not None:
-                sent = _count(counts)
-                if sent is not None:
-                    on_progress(sent)
+            sent = _count(counts) if (on_progress is not None or watch) else None
+            if sent is not None and on_progress is not None:
+                on_progress(sent)
+            now = time.monotonic()
+            if sent is not None and sent > moved:
+                moved, moved_at = sent, now
+            elif watch and stall_timeout is not None and now - moved_at >= stall_timeout:
+                _kill(stages)
+                raise TransferStalled(
+                    f"no data moved for {stall_timeout:g} s: the transfer was stopped ({moved} bytes had moved; "
+                    f"the limit is the option retadm.stall.timeout)",
+                    stages[0].returncode, stages[-1].returncode, _last_words(recv_err))
             time.sleep(_POLL)
         sender, receiver = stages[0], stages[-1]
         if sender.returncode != 0 or receiver.returncode != 0:
