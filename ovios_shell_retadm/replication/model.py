@@ -100,8 +100,10 @@ class Observed:
     source_bookmarks: tuple[Bookmark, ...] = ()
     #: The destination's ``receive_resume_token``: an interrupted resumable receive.
     resume_token: str | None = None
-    #: Whether the source can still send from that token (its snapshot still exists);
-    #: None when not checked.
+    #: Whether the source can still send from that token: False only where ZFS says the
+    #: token's snapshot is gone (then the partial receive may be discarded); None when not
+    #: checked.  A check that cannot tell stops the observation (``Pair.observe`` raises
+    #: ``ResumeCheckFailed``): an unknown token is never discarded.
     resume_token_valid: bool | None = None
     #: Names of the snapshots that carry a :data:`HOLD_TAG` hold, per side.
     source_holds: frozenset[str] = frozenset()
