@@ -1,6 +1,7 @@
 """The autosync receiver believes a pushed configuration's ``node`` only when it comes from that
 node: the ssh peer (``SSH_CONNECTION``) must be a partner this node knows (a task's destination,
-a replica's origin) and the node's name must be that address here."""
+a replica's origin) and the node's name must be that address here — or, for a name that does
+not resolve here, the address its first accepted push came from."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def sample(node: str = "src") -> Configuration:
     return Configuration(node=node, generation=3, shares=config.shares)
 
 
-def peer(address: str | None, *partners: str) -> receive.Peer:
-    return receive.Peer(address, frozenset(partners), resolve)
+def peer(address: str | None, *partners: str, earlier: str | None = None) -> receive.Peer:
+    return receive.Peer(address, frozenset(partners), resolve, lambda _node: earlier)
 
 
 @pytest.mark.parametrize("sender", [
@@ -40,6 +41,15 @@ def test_a_push_from_a_known_partner_naming_itself_is_accepted(sender):
     assert receive.check(dump(config), digest(config), "dst", sender) == config
 
 
+def test_a_name_that_does_not_resolve_here_belongs_to_the_address_that_pushed_it_first():
+    """Nodes that know each other by address (the guide's set-up): the partner's host name is
+    nobody's here, so its first accepted push binds it, and only that address may push it again."""
+    config = sample("ghost")
+    assert receive.check(dump(config), digest(config), "dst", peer("192.168.0.149", "src")) == config
+    assert receive.check(dump(config), digest(config), "dst",
+                         peer("192.168.0.149", "src", earlier="192.168.0.149")) == config
+
+
 @pytest.mark.parametrize("node, sender, message", [
     ("src", peer(None, "src"), "not pushed over ssh (no SSH_CONNECTION): who sent it cannot be checked"),
     ("src", peer("192.168.0.7", "src"), "192.168.0.7 is not a partner of this node (no replication task to it, "
@@ -47,8 +57,10 @@ def test_a_push_from_a_known_partner_naming_itself_is_accepted(sender):
     ("other", peer("192.168.0.149", "src", "other"), "the configuration names node other, but comes from "
                                                      "192.168.0.149, which is not other's address here "
                                                      "(other is 192.168.0.150)"),
-    ("ghost", peer("192.168.0.149", "src"), "the configuration names node ghost, but comes from 192.168.0.149, "
-                                            "which is not ghost's address here (ghost does not resolve)"),
+    ("ghost", peer("192.168.0.150", "src", "other", earlier="192.168.0.149"),
+     "the configuration names node ghost, whose pushes came from 192.168.0.149, but comes from 192.168.0.150 "
+     "(ghost does not resolve here; remove /etc/ovios/synced/ghost.json and its record to let another address "
+     "take it over)"),
 ])
 def test_a_push_whose_node_is_not_its_sender_is_refused(node, sender, message):
     config = sample(node)
@@ -70,6 +82,7 @@ def run_receiver(root, text: str, ssh_connection: str | None):
 def root(tmp_path, monkeypatch):
     monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
     TaskStore().create(TaskRecord("data/smbvol", "localhost", "data/smbvol", True, state=IDLE))
+    TaskStore().create(TaskRecord("data/other", "127.0.0.2", "data/other", True, state=IDLE))
     return tmp_path
 
 
@@ -77,13 +90,18 @@ def test_the_receiver_process_refuses_a_node_that_is_not_the_ssh_peer_with_one_l
     config = sample("localhost")
     stored = run_receiver(root, dump(config), "127.0.0.1 40000 127.0.0.1 22")
     assert (stored.returncode, stored.stderr) == (0, "") and files.load(files.synced_path("localhost")) == config
+    # a name that does not resolve: the first accepted push binds it to its address
+    ghost = run_receiver(root, dump(sample("ovios-ghost-node.invalid")), "127.0.0.1 40000 127.0.0.1 22")
+    assert (ghost.returncode, ghost.stderr) == (0, "")
     for text, ssh in ((dump(sample("localhost")), "10.9.9.9 40000 127.0.0.1 22"),
                       (dump(sample("localhost")), None),
-                      (dump(sample("src")), "127.0.0.1 40000 127.0.0.1 22")):
+                      (dump(sample("ovios-ghost-node.invalid")), "127.0.0.2 40000 127.0.0.1 22")):
         refused = run_receiver(root, text, ssh)
         assert refused.returncode == receive.REFUSED and refused.stdout == ""
         assert refused.stderr.startswith("autosync receive: refused: ") and refused.stderr.count("\n") == 1
-    assert sorted(p.name for p in files.synced_dir().iterdir() if not p.name.startswith(".")) == ["localhost.json"]
+        assert "ghost" not in text or "whose pushes came from 127.0.0.1, but comes from 127.0.0.2" in refused.stderr
+    assert sorted(p.name for p in files.synced_dir().iterdir() if not p.name.startswith(".")) == [
+        "localhost.json", "ovios-ghost-node.invalid.json"]
 
 
 @pytest.mark.parametrize("node", ["s\\u0000rc", "src\\n", "s\\u001brc"])

@@ -21,8 +21,9 @@ The ``node`` a configuration names is believed only when the push comes from tha
 this node knows — the destination of one of its replication tasks, or the source host of a
 replica here (the host part of its ``ovios:retadm.origin``), by address or by a name that
 resolves to it — and the node's name must be that address here (the address itself, or a
-name that resolves to it: DNS or ``/etc/hosts``).  So a partner cannot replace the copy
-another partner pushed.  Anything malformed is refused with one line on stderr and exit
+name that resolves to it: DNS or ``/etc/hosts``).  A name that does not resolve here (nodes
+that know each other by address, as in the guide) belongs to the address its first accepted
+push came from, and to no other.  So a partner cannot replace the copy another partner pushed.  Anything malformed is refused with one line on stderr and exit
 status 65 (EX_DATAERR), and the copy here stays as it was; a copy that cannot be
 written: exit 1.
 """
@@ -104,6 +105,8 @@ class Peer:
     address: str | None
     partners: frozenset[str]
     resolve: Callable[[str], frozenset[str]] = resolve
+    #: the address a node's earlier pushes came from (None: none received yet)
+    earlier_sender: Callable[[str], str | None] = lambda _node: None
 
     def addresses_of(self, name: str) -> frozenset[str]:
         try:
@@ -121,10 +124,18 @@ def _check_sender(node: str, peer: Peer) -> None:
         raise Refused(f"{sender} is not a partner of this node (no replication task to it, no replica of its "
                       "datasets here)")
     known_as = peer.addresses_of(node)
-    if sender not in known_as:
-        where = f"{node} is {', '.join(sorted(known_as))}" if known_as else f"{node} does not resolve"
-        raise Refused(f"the configuration names node {node}, but comes from {sender}, which is not {node}'s "
-                      f"address here ({where})")
+    if known_as:
+        if sender not in known_as:
+            raise Refused(f"the configuration names node {node}, but comes from {sender}, which is not {node}'s "
+                          f"address here ({node} is {', '.join(sorted(known_as))})")
+        return
+    # a name this node cannot resolve (nodes know each other by address, as in the guide):
+    # it belongs to the partner whose push named it first, and to no other
+    earlier = peer.earlier_sender(node)
+    if earlier is not None and address(earlier) != sender:
+        raise Refused(f"the configuration names node {node}, whose pushes came from {earlier}, but comes from "
+                      f"{sender} ({node} does not resolve here; remove /etc/ovios/synced/{node}.json and its record "
+                      "to let another address take it over)")
 
 
 def check(text: str, expected_digest: str | None, this_node: str, peer: Peer) -> Configuration:
@@ -176,6 +187,15 @@ def _sender() -> str:
     return _ssh_client() or "local"
 
 
+def _earlier_sender(node: str) -> str | None:
+    try:
+        record = Store().get_sync(node, RECEIVE)
+    except StoreError:
+        return None
+    sender = (record or {}).get("sender")
+    return sender if isinstance(sender, str) and sender != "local" else None
+
+
 def known_partners(store: Store | None = None) -> frozenset[str]:
     """The partners this node knows: its tasks' destinations and its replicas' origin hosts."""
     from ..replication.model import ORIGIN_PROPERTY
@@ -209,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise Refused("not UTF-8 text") from None
-        config = check(text, args.digest, this_node, Peer(_ssh_client(), known_partners()))
+        config = check(text, args.digest, this_node, Peer(_ssh_client(), known_partners(), resolve,
+                                                          _earlier_sender))
     except Refused as exc:
         _log("-", "refused", sender=_sender(), reason=str(exc))
         print(f"autosync receive: refused: {exc}", file=sys.stderr)
