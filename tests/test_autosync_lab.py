@@ -7,6 +7,7 @@ Run with a lab of your own: ``OVIOS_LAB_NAME=sync pytest tests/test_autosync_lab
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pexpect
@@ -91,7 +92,7 @@ def test_a_change_arrives_on_the_partner_after_a_shell_command(synced_lab):
     started = time.monotonic()
     result = shell(lab, "src", "options")
     took = time.monotonic() - started
-    assert result.returncode == 0 and "autosync.enable  on" in result.stdout
+    assert result.returncode == 0 and re.search(r"^autosync\.enable +on ", result.stdout, re.M), result.stdout
     arrived = wait_synced(lab, generation)
     print(f"one-shot 'options' took {took:.2f}s; the change was on dst {arrived:.2f}s after it returned")
     assert same_config(lab)

@@ -23,9 +23,9 @@ replica here (the host part of its ``ovios:retadm.origin``), by address or by a 
 resolves to it — and the node's name must be that address here (the address itself, or a
 name that resolves to it: DNS or ``/etc/hosts``).  A name that does not resolve here (nodes
 that know each other by address, as in the guide) belongs to the address its first accepted
-push came from, and to no other.  So a partner cannot replace the copy another partner pushed.  Anything malformed is refused with one line on stderr and exit
-status 65 (EX_DATAERR), and the copy here stays as it was; a copy that cannot be
-written: exit 1.
+push came from, and to no other.  So a partner cannot replace the copy another partner
+pushed.  Anything malformed is refused with one line on stderr and exit status 65
+(EX_DATAERR), and the copy here stays as it was; a copy that cannot be written: exit 1.
 """
 
 from __future__ import annotations
@@ -204,13 +204,15 @@ def known_partners(store: Store | None = None) -> frozenset[str]:
     partners: set[str] = set()
     with contextlib.suppress(StoreError):
         partners.update(record.destination for record in TaskStore(store).all() if record.destination)
-    try:
-        result = LocalHost().run(["zfs", "get", "-H", "-o", "value", "-t", "filesystem,volume", ORIGIN_PROPERTY],
+    try:  # (no -t: zfs-fuse has none; snapshots and inherited or received values are skipped)
+        result = LocalHost().run(["zfs", "get", "-H", "-o", "name,value,source", ORIGIN_PROPERTY],
                                  timeout=30, check=False)
     except HostError:
         return frozenset(partners)
     if result.returncode == 0:
-        partners.update(host for value in result.stdout.split() for host in origin_hosts(value))
+        rows = (line.split("\t") for line in result.stdout.splitlines())
+        partners.update(host for row in rows if len(row) == 3 and "@" not in row[0] and row[2] == "local"
+                        for host in origin_hosts(row[1]))
     return frozenset(partners)
 
 
