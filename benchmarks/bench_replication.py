@@ -297,10 +297,12 @@ class Bench:
         return summarise_execs(text)
 
     def cleanup(self) -> None:
+        # the task's own holds (its tag) go with the task; the datasets then go below
+        self.run(SRC, f"{self.shell} retadm reset {DATASET} --yes", check=False)
         for node, datasets in self.made.items():
             for dataset in reversed(datasets):
-                # retadm holds its snapshots (tag retadm); zfs-fuse cannot list holds, so
-                # release the tag on every snapshot, then destroy the dataset
+                # a task set up before task identities held with tag retadm; zfs-fuse cannot
+                # list holds, so release that tag on every snapshot, then destroy the dataset
                 script = (f"zfs list -H -o name {dataset} >/dev/null 2>&1 || exit 0\n"
                           f"for s in $(zfs list -H -o name -t snapshot -r {dataset}); do "
                           f"zfs release {HOLD_TAG} \"$s\" 2>/dev/null; done\n"

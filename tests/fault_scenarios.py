@@ -66,7 +66,8 @@ def destination_rolled_back(lab, timeout: float = 600) -> None:
     hold on the newer tracking snapshot released first, as ZFS demands).  Nothing on the
     source is lost; the next run sends from the snapshot the two sides still share."""
     common = _start(lab)
-    sh(lab, "dst", f"zfs release retadm repl/smbvol@{common}; zfs rollback -r repl/smbvol@monday")
+    tag = status(lab)["data/smbvol"]["hold_tag"]
+    sh(lab, "dst", f"zfs release {tag} repl/smbvol@{common}; zfs rollback -r repl/smbvol@monday")
     assert snapshots(lab, "dst", "repl/smbvol") == ["monday"]
     sh(lab, "src", "echo wednesday > /data/smbvol/wednesday.txt")
 
@@ -137,10 +138,12 @@ def destination_modified(lab, timeout: float = 600) -> None:
 def holds_released(lab, timeout: float = 600) -> None:
     """Our holds released by hand on both sides: doctor says so, the next run puts them back."""
     common = _start(lab)
-    sh(lab, "src", f"zfs release retadm data/smbvol@{common}")
-    sh(lab, "dst", f"zfs release retadm repl/smbvol@{common}")
+    tag = status(lab)["data/smbvol"]["hold_tag"]
+    assert tag.startswith("retadm_")  # the task's own tag, not every task's
+    sh(lab, "src", f"zfs release {tag} data/smbvol@{common}")
+    sh(lab, "dst", f"zfs release {tag} repl/smbvol@{common}")
     doctor = shell(lab, "src", "retadm", "doctor", "data/smbvol", timeout=timeout)
-    warning = f"  WARN  holds: @{common} is not held (tag retadm) on the source and the destination: "
+    warning = f"  WARN  holds: @{common} is not held (tag {tag}) on the source and the destination: "
     assert warning in doctor.stdout, doctor.stdout
     _inc_ok(lab, timeout)
     # held again on both sides (OpenZFS sees that nothing was written and re-holds the same

@@ -71,11 +71,12 @@ def test_things_broken_on_purpose(fresh_lab):
 
     # our hold released by hand on the destination: a warning that says how to put it back
     common = row["last_snapshot"]
-    sh(lab, "dst", f"zfs release retadm repl/smbvol@{common}")
+    tag = row["hold_tag"]
+    sh(lab, "dst", f"zfs release {tag} repl/smbvol@{common}")
     code, checks, out = doctor(lab, "data/smbvol")
     assert code == 0 and not_ok(checks) == {"holds": "WARN"}, out
-    assert checks["holds"][1].startswith(f"@{common} is not held (tag retadm) on the destination")
-    assert f"zfs hold retadm repl/smbvol@{common} (on dst)" in checks["holds"][1]
+    assert checks["holds"][1].startswith(f"@{common} is not held (tag {tag}) on the destination")
+    assert f"zfs hold {tag} repl/smbvol@{common} (on dst)" in checks["holds"][1]
 
     # cron stopped
     assert shell(lab, "src", "options", "cron.enable", "off").returncode == 0

@@ -418,7 +418,8 @@ def test_tracking_snapshot_destroyed_on_the_source_goes_on_from_a_user_snapshot(
     tracking = status(lab)["data/smbvol"]["last_snapshot"]
     assert snapshots(lab, "dst", "repl/smbvol") == ["monday", tracking]
     # by hand on the source: our hold released, our snapshot destroyed; then more changes
-    sh(lab, "src", f"zfs release retadm data/smbvol@{tracking}; zfs destroy data/smbvol@{tracking};"
+    tag = status(lab)["data/smbvol"]["hold_tag"]
+    sh(lab, "src", f"zfs release {tag} data/smbvol@{tracking}; zfs destroy data/smbvol@{tracking};"
                    " echo after > /data/smbvol/after.txt")
     assert status(lab)["data/smbvol"]["status"] == "idle"  # the last run did succeed
     doctor = shell(lab, "src", "retadm", "doctor", "data/smbvol")
@@ -440,9 +441,10 @@ def test_tracking_snapshot_destroyed_on_the_source_goes_on_from_a_user_snapshot(
 def test_holds_released_by_hand_are_put_back_by_the_next_run(fresh_lab):
     lab = fresh_lab
     _settle_user_state(lab)
-    common = init(lab, "data/smbvol", "smbvol")["last_snapshot"]
-    sh(lab, "src", f"zfs release retadm data/smbvol@{common}")
-    sh(lab, "dst", f"zfs release retadm repl/smbvol@{common}")
+    row = init(lab, "data/smbvol", "smbvol")
+    common, tag = row["last_snapshot"], row["hold_tag"]
+    sh(lab, "src", f"zfs release {tag} data/smbvol@{common}")
+    sh(lab, "dst", f"zfs release {tag} repl/smbvol@{common}")
     for node, dataset in (("src", "data/smbvol"), ("dst", "repl/smbvol")):
         assert sh(lab, node, f"zfs get -H -o value userrefs {dataset}@{common}").stdout.strip() == "0"
 

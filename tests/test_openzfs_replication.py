@@ -89,7 +89,7 @@ def test_inc_still_works_after_the_last_replicated_snapshot_was_destroyed(fresh_
     lab = fresh_openzfs_lab
     first = init(lab, "data/smbvol", "smbvol")
     snap = first["last_snapshot"]
-    sh(lab, "src", f"zfs release retadm data/smbvol@{snap}; zfs destroy data/smbvol@{snap};"
+    sh(lab, "src", f"zfs release {first['hold_tag']} data/smbvol@{snap}; zfs destroy data/smbvol@{snap};"
                    " echo after > /data/smbvol/after.txt")
     result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
     assert result.returncode == 0, result.stderr
@@ -100,7 +100,7 @@ def test_inc_still_works_after_the_last_replicated_snapshot_was_destroyed(fresh_
 
 def test_a_stale_resume_token_is_cleared_then_replication_goes_on(fresh_openzfs_lab):
     lab = fresh_openzfs_lab
-    init(lab, "data/smbvol", "smbvol")
+    tag = init(lab, "data/smbvol", "smbvol")["hold_tag"]
     sh(lab, "src", "dd if=/dev/urandom of=/data/smbvol/blob bs=1M count=32 status=none")
     sh(lab, "src", "setsid ovios-shell retadm inc data/smbvol >/dev/null 2>&1 </dev/null &")
     kill_transfer_when(lab, "data/smbvol", 4 << 20)
@@ -108,7 +108,7 @@ def test_a_stale_resume_token_is_cleared_then_replication_goes_on(fresh_openzfs_
     assert token not in ("", "-")
     # the snapshot the interrupted transfer was sending: the newest tracking one on the source
     newest = [s for s in snapshots(lab, "src", "data/smbvol") if s.startswith("retadm_")][-1]
-    sh(lab, "src", f"zfs release retadm data/smbvol@{newest} 2>/dev/null; zfs destroy data/smbvol@{newest}")
+    sh(lab, "src", f"zfs release {tag} data/smbvol@{newest} 2>/dev/null; zfs destroy data/smbvol@{newest}")
 
     result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
     assert result.returncode == 0, result.stderr

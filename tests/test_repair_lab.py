@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pexpect
 import pytest
+
+from ovios_shell_retadm.lab.fuse_lab import node_env
 
 from replication_helpers import checksums, init, sh, shell, snapshots, status
 
@@ -40,12 +43,42 @@ def test_repair_rolls_a_diverged_destination_back_after_showing_what_is_lost(fre
     assert shell(lab, "src", "retadm", "inc", "data/smbvol").returncode == 0
 
 
-def test_repair_with_nothing_in_common_keeps_the_old_replica_and_sends_in_full(fresh_lab):
+def test_repair_carries_out_only_the_rollback_that_was_confirmed(fresh_lab):
+    """A snapshot taken on the destination while the prompt is open is not destroyed: the
+    run plans again under the lock, finds a rollback that destroys more than was shown,
+    and refuses, naming both; a repair asked again shows the new plan."""
     lab = fresh_lab
     init(lab, "data/smbvol", "smbvol")
+    _diverge(lab)
+    argv = lab.exec_argv("src", ["ovios-shell"])
+    env = dict(node_env(), PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", NO_COLOR="1")
+    session = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8", timeout=120, dimensions=(40, 200))
+    try:
+        session.expect_exact("ovios-shell ➤")
+        session.sendline("retadm repair data/smbvol")
+        session.expect_exact("Go ahead? (yes/no) [no]:")
+        assert "destroys @dstonly" in session.before and "@later" not in session.before
+        sh(lab, "dst", "echo more > /repl/smbvol/more.txt; zfs snapshot repl/smbvol@later")
+        session.sendline("yes")
+        session.expect_exact("ovios-shell ➤")
+        said = session.before
+    finally:
+        session.close(force=True)
+    assert "refused: the destination changed since the plan was confirmed: it now needs 'roll the destination " \
+           "back to @retadm_" in said and "destroys @dstonly, @later'" in said, said
+    assert snapshots(lab, "dst", "repl/smbvol")[-2:] == ["dstonly", "later"]
+    assert sh(lab, "dst", "cat /repl/smbvol/more.txt").stdout == "more\n"
+
+    again = shell(lab, "src", "retadm", "repair", "data/smbvol", "--dry-run")
+    assert "destroys @dstonly, @later" in again.stdout, again.stdout
+
+
+def test_repair_with_nothing_in_common_keeps_the_old_replica_and_sends_in_full(fresh_lab):
+    lab = fresh_lab
+    tag = init(lab, "data/smbvol", "smbvol")["hold_tag"]
     # every snapshot the two sides shared is gone from the source (zfs-fuse has no bookmarks)
     for snap in snapshots(lab, "src", "data/smbvol"):
-        sh(lab, "src", f"zfs release retadm data/smbvol@{snap} 2>/dev/null; zfs destroy data/smbvol@{snap}")
+        sh(lab, "src", f"zfs release {tag} data/smbvol@{snap} 2>/dev/null; zfs destroy data/smbvol@{snap}")
     refused = shell(lab, "src", "retadm", "inc", "data/smbvol")
     assert "no snapshot in common" in refused.stderr
 

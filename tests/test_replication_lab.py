@@ -190,12 +190,12 @@ def test_inc_refusals_are_one_line(fresh_lab, args, status_code, message):
 
 def test_inc_without_a_dataset_runs_every_task_past_a_failing_one(fresh_lab):
     lab = fresh_lab
-    init(lab, "data/smbvol", "smbvol")
+    tag = init(lab, "data/smbvol", "smbvol")["hold_tag"]
     init(lab, "esx/lun01", "lun01")
     # the first task breaks: its replica is destroyed on the destination (our hold released first)
     # (zfs-fuse calls a pool busy for a moment after a receive into it: retry)
     sh(lab, "dst", "for s in $(zfs list -H -o name -t snapshot | grep ^repl/smbvol@); do"
-                   " zfs release retadm $s 2>/dev/null; done;"
+                   f" zfs release {tag} $s 2>/dev/null; done;"
                    " for i in 1 2 3 4 5 6 7 8 9 10; do zfs destroy -r repl/smbvol && break; sleep 0.5; done")
     sh(lab, "src", "echo next > /esx/lun01/next.txt")
     result = shell(lab, "src", "retadm", "inc")
@@ -212,8 +212,9 @@ def test_inc_without_a_dataset_runs_every_task_past_a_failing_one(fresh_lab):
 def test_data_that_landed_without_its_bookkeeping_is_not_sent_again(fresh_lab):
     lab = fresh_lab
     first = init(lab, "data/smbvol", "smbvol")
-    # a run whose send completed but which died before its bookkeeping: done by hand
-    landed = "retadm_20991231T235959.000Z"
+    # a run whose send completed but which died before its bookkeeping: done by hand, with the
+    # task's own prefix (retadm_<identity>_)
+    landed = f"{first['hold_tag']}_20991231T235959.000Z"
     sh(lab, "src", f"echo landed > /data/smbvol/landed.txt; zfs snapshot data/smbvol@{landed};"
                    f" zfs send -I data/smbvol@{first['last_snapshot']} data/smbvol@{landed}"
                    f" | ssh dst zfs receive repl/smbvol")

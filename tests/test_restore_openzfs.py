@@ -45,9 +45,8 @@ def test_restore_luns_from_the_replicas_property_serves_the_lun_to_the_other_nod
            "it is promoted (retadm promote repl/lun01)" in lines
     assert [line for line in lines if line.startswith("would ")] == [
         "would create read-only LIO block backstore repl-lun01 on /dev/zvol/repl/lun01",
-        f"would create iSCSI target {IQN} (TPG 1, portal 0.0.0.0:3260)",
-        f"would {IQN}: let any initiator log in and write (no ACLs configured) (cache_dynamic_acls=1 "
-        "demo_mode_write_protect=0 generate_node_acls=1)",
+        f"would create iSCSI target {IQN} (TPG 1, portal 0.0.0.0:3260), open to any initiator (no ACLs "
+        "configured: cache_dynamic_acls=1 demo_mode_write_protect=0 generate_node_acls=1)",
         f"would map repl/lun01 as LUN 0 of {IQN}",
         "would save the LIO configuration (survives a reboot)"]
     assert sh(lab, "dst", LIO_STATE).stdout == before
@@ -84,12 +83,14 @@ def test_restore_luns_from_the_replicas_property_serves_the_lun_to_the_other_nod
     assert sh(lab, "dst", LIO_STATE).stdout == applied
 
 
+#: src's configuration as autosync brings it: src's own dataset names (restore finds their
+#: replicas here by their origin mark)
 SYNCED = """
 from dataclasses import replace
 from ovios_shell_retadm.config import files, model
 c = model.with_user(model.Configuration(), model.User("alice", 2001, model.nt_hash("Secret-1")))
-c = model.with_share(c, model.Share("smbvol", "repl/smbvol", valid_users=("alice",)))
-c = model.with_export(c, model.Export("repl/smbvol", "192.168.0.0/24", "ro,sync,no_subtree_check"))
+c = model.with_share(c, model.Share("smbvol", "data/smbvol", valid_users=("alice",)))
+c = model.with_export(c, model.Export("data/smbvol", "192.168.0.0/24", "ro,sync,no_subtree_check"))
 assert files.store_synced(replace(c, node="src", generation=1, updated="2026-11-26T09:00:00Z"))
 """
 

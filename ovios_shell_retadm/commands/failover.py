@@ -12,7 +12,7 @@ from ..peer import module_argv
 from ..replication import failover, preflight
 from ..replication.failover import FailoverError
 from ..replication.jobs import INC, REPAIR, RunFailed, TaskRun
-from ..replication.model import Plan
+from ..replication.model import Plan, chain_identity
 from ..replication.origin import OriginError, format_origin
 from ..replication.preflight import PreflightError
 from ..replication.tasks import IDLE, TaskRecord, TaskStore
@@ -73,7 +73,8 @@ class FailoverHandlers:
             raise CommandError(str(exc)) from exc
         record = TaskRecord(dataset=replica.dataset, destination=source_host,
                             remote_dataset=source_dataset, properties=args.properties == "yes",
-                            initialised=True, state=IDLE, source_address=here)
+                            initialised=True, state=IDLE, source_address=here,
+                            identity=chain_identity([s.name for s in node.snapshots(replica.dataset)]))
         preview = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner))
         status = self._preview(preview, title="dry run" if args.dry_run else "reverse")
         shown = preview.last_plan

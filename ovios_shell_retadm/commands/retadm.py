@@ -19,7 +19,16 @@ from ..replication import doctor, preflight, progress
 from ..replication.jobs import FULL, INC, REPAIR, STATUS_BUSY, RunFailed, TaskReset, TaskRun, start_full_in_background
 from ..replication.model import Plan
 from ..replication.preflight import PreflightError
-from ..replication.tasks import ERROR, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore, effective_status
+from ..replication.tasks import (
+    ERROR,
+    RUNNING_FULL,
+    RUNNING_INC,
+    Status,
+    TaskRecord,
+    TaskStore,
+    effective_status,
+    new_identity,
+)
 from ..store import StoreError
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
 from .base import FAILED, USAGE, CommandError, OviosCommandSet
@@ -236,6 +245,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         config = autosync.partner_statuses({r.destination for r in records})  # local records only: no ssh
         for record in records:
             status = effective_status(record)
+            task = record.task()
             rows.append({
                 "dataset": record.dataset,
                 "destination": record.destination,
@@ -248,6 +258,8 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                 "last_snapshot": record.last_snapshot,
                 "last_bytes": record.last_bytes,
                 "properties": record.properties,
+                "hold_tag": task.tag,
+                "cascade": task.cascade,
                 "config": config[record.destination].text,
                 "config_sync": config[record.destination].to_json(),
             })
@@ -335,7 +347,8 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         except PreflightError as exc:
             raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
         record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties,
-                            source_address=source_address)
+                            source_address=source_address, identity=new_identity(),
+                            cascade=preflight.is_replica(local, dataset))
         if args.dry_run:
             return self._preview(TaskRun(record, FULL, tasks, source=local, destination=dest))
         if not tasks.create(record):

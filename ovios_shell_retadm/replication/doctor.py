@@ -60,7 +60,7 @@ from ..zfs import ZfsError, ZfsNode, pool_of
 from . import planner, preflight
 from .executor import Pair
 from .jobs import new_snapshot_name
-from .model import HOLD_TAG, Bookmark, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
+from .model import Bookmark, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
 from .progress import format_duration
 from .runs import TaskLock
 from .tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
@@ -318,11 +318,12 @@ def check_holds(name: str, observed: Observed, record: TaskRecord, common) -> Ch
     on_dst = next((s.name for s in observed.destination or () if s.guid == common.guid), None)
     if on_dst is not None and on_dst not in observed.destination_holds:
         missing.append(("the destination", f"{record.remote_dataset}@{on_dst}", f"on {record.destination}"))
+    tag = record.task().tag
     if not missing:
-        return Check(name, OK, f"tag {HOLD_TAG} on @{common.name} on both sides")
+        return Check(name, OK, f"tag {tag} on @{common.name} on both sides")
     sides = " and ".join(side for side, _, _ in missing)
-    fixes = "; ".join(f"zfs hold {HOLD_TAG} {full} ({where})" for _, full, where in missing)
-    return Check(name, WARN, f"@{common.name} is not held (tag {HOLD_TAG}) on {sides}: nothing stops it being "
+    fixes = "; ".join(f"zfs hold {tag} {full} ({where})" for _, full, where in missing)
+    return Check(name, WARN, f"@{common.name} is not held (tag {tag}) on {sides}: nothing stops it being "
                  "destroyed, which would break the chain",
                  f"the next 'retadm inc {record.dataset}' holds the new common snapshot; now: {fixes}")
 
@@ -339,7 +340,8 @@ def check_readonly(name: str, observed: Observed, record: TaskRecord) -> Check:
 
 
 def check_divergence(name: str, observed: Observed, record: TaskRecord) -> Check:
-    plan = planner.plan_incremental(observed, record.task(), new_snapshot_name())
+    task = record.task()
+    plan = planner.plan_incremental(observed, task, new_snapshot_name(task))
     repair = (f"'retadm repair {record.dataset} --dry-run' shows what a rollback discards; "
               f"'retadm repair {record.dataset}' does it")
     if isinstance(plan, Refusal):

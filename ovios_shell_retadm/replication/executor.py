@@ -17,7 +17,6 @@ from ..hosts import HostError, SshHost
 from ..zfs import ZfsNode
 from . import model
 from .model import (
-    HOLD_TAG,
     ORIGIN_PROPERTY,
     PROMOTED_PROPERTY,
     AbortResume,
@@ -135,13 +134,14 @@ class Pair:
                 f"('zfs receive -A {remote}' on {partner} discards it)")
         return check.state == zfs.RESUME_VALID
 
-    @staticmethod
-    def _held(node: ZfsNode, snapshots) -> frozenset[str]:
+    def _held(self, node: ZfsNode, snapshots) -> frozenset[str]:
+        """The snapshots that carry this task's hold (its tag; other tags are other tasks')."""
         held = [s.full for s in snapshots if s.userrefs > 0]  # only these can carry our tag
         if not held:
             return frozenset()
-        holds = node.holds(held, tags=[HOLD_TAG])
-        return frozenset(zfs.split_snapshot(name)[1] for name, tags in holds.items() if HOLD_TAG in tags)
+        tag = self.task.tag
+        holds = node.holds(held, tags=[tag])
+        return frozenset(zfs.split_snapshot(name)[1] for name, tags in holds.items() if tag in tags)
 
     # -- commands ----------------------------------------------------------------
 
@@ -237,14 +237,16 @@ class Pair:
                     else outcome.bytes + result.bytes
                 outcome.seconds += result.seconds
                 outcome.sends += 1
-            case Hold(side, snapshot):
+            case Hold(side, snapshot, tag):
                 node, dataset = self._node(side)
-                node.hold(HOLD_TAG, [zfs.snapshot_full_name(dataset, snapshot)])
-            case Release(side, snapshot):
+                node.hold(tag, [zfs.snapshot_full_name(dataset, snapshot)])
+            case Release(side, snapshot, tag):
+                if tag != self.task.tag:  # the planner never asks; refuse anyway
+                    raise RuntimeError(f"refusing to release the {tag} hold on @{snapshot}: not this task's")
                 node, dataset = self._node(side)
-                node.release(HOLD_TAG, [zfs.snapshot_full_name(dataset, snapshot)])
+                node.release(tag, [zfs.snapshot_full_name(dataset, snapshot)])
             case DestroySnapshot(side, snapshot):
-                if not self.task.owns(snapshot):  # the planner never asks; refuse anyway
+                if not self.task.may_destroy(snapshot, side):  # the planner never asks; refuse anyway
                     raise RuntimeError(f"refusing to destroy @{snapshot}: not a tracking snapshot")
                 node, dataset = self._node(side)
                 try:

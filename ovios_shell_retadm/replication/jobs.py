@@ -21,7 +21,6 @@ from . import leftovers, planner
 from .executor import Outcome, Pair, PlanOutdated
 from .log import log_event
 from .model import (
-    TRACKING_PREFIX,
     Plan,
     Refusal,
     RenameDestination,
@@ -30,6 +29,7 @@ from .model import (
     SendFull,
     SendIncremental,
     Step,
+    Task,
 )
 from .pipeline import TransferFailed
 from .progress import ProgressFile
@@ -54,9 +54,12 @@ class RunFailed(Exception):
 STATUS_BUSY = 75
 
 
-def new_snapshot_name(now: datetime | None = None) -> str:
+def new_snapshot_name(task: Task, now: datetime | None = None) -> str | None:
+    """The name of the task's next tracking snapshot; None for a cascade, which takes none."""
+    if task.cascade:
+        return None
     now = now or datetime.now(UTC)
-    return f"{TRACKING_PREFIX}{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z"
+    return f"{task.prefix}{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z"
 
 
 def keep_name(remote_dataset: str, now: datetime | None = None) -> str:
@@ -127,7 +130,7 @@ class TaskRun:
                 return repair
         full = self.kind in (FULL, REPAIR) and observed.destination is None
         plan_for = planner.plan_full if full else planner.plan_incremental
-        return plan_for(observed, self.pair.task, new_snapshot_name())
+        return plan_for(observed, self.pair.task, new_snapshot_name(self.pair.task))
 
     def preview(self) -> Preview:
         """The plan and its command lines; reads both sides and changes nothing."""

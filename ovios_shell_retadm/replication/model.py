@@ -11,14 +11,46 @@ says which datasets they belong to, and a step says on which :class:`Side` it ac
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-#: The tag of every hold retadm places; holds with other tags belong to someone else.
+#: Every task has an identity of its own, in its tracking snapshots' names
+#: (``retadm_<identity>_<timestamp>``) and its holds' tag (``retadm_<identity>``), so that
+#: tasks on the same data (a cascade's, several tasks on one node) never release, prune or
+#: roll back each other's.  A task set up before identities existed has none and goes on
+#: with the tag and prefix below, owning only the names no identified task can have.
+
+#: The hold tag of a task without an identity; holds with other tags belong to someone else.
 HOLD_TAG = "retadm"
 
-#: Tracking snapshots are named ``prefix + <timestamp>``; only those are ever destroyed.
+#: Tracking snapshots are named ``prefix + <timestamp>``; only a task's own are ever destroyed.
 TRACKING_PREFIX = "retadm_"
+
+#: A task identity: 8 lowercase hex digits.
+IDENTITY = re.compile(r"[0-9a-f]{8}")
+_IDENTIFIED_NAME = re.compile(r"retadm_([0-9a-f]{8})_")
+#: Any task's tracking snapshot, identified or not (what a cascade relays from upstream).
+TRACKING_NAME = re.compile(r"retadm_(?:[0-9a-f]{8}_)?\d{8}T\d{6}\.\d{3}Z")
+
+
+def tracking_prefix(identity: str | None) -> str:
+    """The tracking snapshot prefix of the task with this identity (None: none)."""
+    return f"{TRACKING_PREFIX}{identity}_" if identity else TRACKING_PREFIX
+
+
+def hold_tag(identity: str | None) -> str:
+    """The hold tag of the task with this identity (None: none)."""
+    return f"{HOLD_TAG}_{identity}" if identity else HOLD_TAG
+
+
+def chain_identity(names: Sequence[str]) -> str | None:
+    """The identity in the newest of these snapshot names (creation order) that carries one:
+    the task whose chain a dataset continues (``retadm reverse`` goes on with it, so that after
+    the switch back the original task owns what the reverse runs left)."""
+    found = [m.group(1) for m in map(_IDENTIFIED_NAME.match, names) if m]
+    return found[-1] if found else None
 
 #: On a replica: the source it is a copy of, ``<host>:<dataset>``, with the host as the
 #: replica's node reaches the source (what ``retadm promote`` and failback go back to).
@@ -53,7 +85,12 @@ class Side(Enum):
 
 @dataclass(frozen=True)
 class Task:
-    """One replicated dataset: ``dataset`` here to ``remote_dataset`` on host ``destination``."""
+    """One replicated dataset: ``dataset`` here to ``remote_dataset`` on host ``destination``.
+
+    ``cascade``: the dataset is itself a replica (of a task on another node): this task
+    sends on the snapshots that arrive, and creates none of its own on it, since a
+    snapshot taken on a replica would be divergence to the task that feeds it.
+    """
 
     dataset: str
     destination: str
@@ -62,15 +99,36 @@ class Task:
     prefix: str = TRACKING_PREFIX
     #: what the replica's :data:`ORIGIN_PROPERTY` says (None: not known yet, not written)
     origin: str | None = None
+    tag: str = HOLD_TAG
+    cascade: bool = False
 
     def __post_init__(self) -> None:
         # An empty prefix would make every snapshot "ours", and therefore prunable.
         if not self.prefix:
             raise ValueError("the tracking prefix must not be empty")
 
+    @classmethod
+    def identified(cls, dataset: str, destination: str, remote_dataset: str, properties: bool,
+                   identity: str | None, **rest) -> Task:
+        """The task with that identity's prefix and hold tag (None: a task without one)."""
+        if identity is not None and not IDENTITY.fullmatch(identity):
+            raise ValueError(f"{identity!r} is not a task identity (8 hex digits)")
+        return cls(dataset, destination, remote_dataset, properties, prefix=tracking_prefix(identity),
+                   tag=hold_tag(identity), **rest)
+
     def owns(self, name: str) -> bool:
-        """Whether a snapshot or bookmark name is one of this task's tracking points."""
-        return name.startswith(self.prefix)
+        """Whether a snapshot or bookmark name is one of this task's tracking points.
+
+        A task without an identity owns ``retadm_…`` names, except those of identified tasks."""
+        if not name.startswith(self.prefix):
+            return False
+        return self.prefix != TRACKING_PREFIX or not _IDENTIFIED_NAME.match(name)
+
+    def may_destroy(self, name: str, side: Side) -> bool:
+        """Whether the task may ever destroy this snapshot: its own tracking snapshots and, on
+        a cascade's destination, the upstream tasks' tracking snapshots it relayed there."""
+        relayed = self.cascade and side is Side.DESTINATION and TRACKING_NAME.fullmatch(name) is not None
+        return self.owns(name) or relayed
 
 
 @dataclass(frozen=True)
@@ -105,7 +163,7 @@ class Observed:
     #: checked.  A check that cannot tell stops the observation (``Pair.observe`` raises
     #: ``ResumeCheckFailed``): an unknown token is never discarded.
     resume_token_valid: bool | None = None
-    #: Names of the snapshots that carry a :data:`HOLD_TAG` hold, per side.
+    #: Names of the snapshots that carry the task's hold (its tag), per side.
     source_holds: frozenset[str] = frozenset()
     destination_holds: frozenset[str] = frozenset()
     #: Whether the source was written since its newest snapshot; None when ZFS cannot tell.
@@ -223,22 +281,26 @@ class RenameDestination:
 
 @dataclass(frozen=True)
 class Hold:
-    """``zfs hold retadm``: nobody's pruning can destroy the snapshot while it is held."""
+    """``zfs hold TAG``: nobody's pruning can destroy the snapshot while it is held."""
 
     side: Side
     snapshot: str
+    tag: str = HOLD_TAG
 
     def describe(self) -> str:
-        return f"hold @{self.snapshot} on the {self.side.value} (tag {HOLD_TAG})"
+        return f"hold @{self.snapshot} on the {self.side.value} (tag {self.tag})"
 
 
 @dataclass(frozen=True)
 class Release:
+    """Only ever the task's own hold (its tag)."""
+
     side: Side
     snapshot: str
+    tag: str = HOLD_TAG
 
     def describe(self) -> str:
-        return f"release the {HOLD_TAG} hold on @{self.snapshot} on the {self.side.value}"
+        return f"release the {self.tag} hold on @{self.snapshot} on the {self.side.value}"
 
 
 @dataclass(frozen=True)
@@ -430,6 +492,17 @@ class NameClash:
 
 
 @dataclass(frozen=True)
+class NothingToRelay:
+    """A cascade sends the snapshots that arrive on its source, and there are none yet."""
+
+    dataset: str
+
+    def describe(self) -> str:
+        return (f"{self.dataset} has no snapshot to send on: a replica's task sends the snapshots that arrive "
+                "from its own source, and creates none")
+
+
+@dataclass(frozen=True)
 class DestinationPromoted:
     """The replica was promoted (failover): it is a dataset in its own right now, and
     replicating onto it would destroy what was written there since."""
@@ -443,7 +516,7 @@ class DestinationPromoted:
 
 
 Conflict = (DestinationMissing | DestinationExists | NoCommonSnapshot | DestinationDiverged | NameClash
-            | DestinationPromoted)
+            | DestinationPromoted | NothingToRelay)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ the chain is protected at every point where a run can stop.
 The common snapshot is found by guid, never by name.  Nothing is ever overwritten on
 the destination: divergence and name clashes are refusals, for ``repair`` to handle.
 Pure functions only: the clock (the new snapshot's name) and ZFS state are arguments.
+
+Every task touches only its own: holds with its tag, tracking snapshots and bookmarks with
+its prefix.  A cascade (a task whose source is itself a replica) takes no snapshot: it
+sends on the newest snapshot that arrived, and prunes on its destination the tracking
+snapshots its source no longer has (the upstream task pruned them there).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .model import (
     MarkOrigin,
     NameClash,
     NoCommonSnapshot,
+    NothingToRelay,
     Observed,
     Plan,
     RecordCommon,
@@ -91,7 +97,7 @@ def plan_reset(observed: Observed, task: Task) -> Plan:
     sides = {Side.SOURCE: observed.source, Side.DESTINATION: observed.destination or ()}
     for side, snapshots in sides.items():
         names = _names(snapshots)
-        steps += [Release(side, name) for name in names if name in observed.holds(side)]
+        steps += [Release(side, name, task.tag) for name in names if name in observed.holds(side)]
         steps += [DestroySnapshot(side, name) for name in names if task.owns(name)]
     steps += [DestroyBookmark(name) for name in _names(observed.source_bookmarks) if task.owns(name)]
     return Plan(tuple(steps), None, "")
@@ -118,31 +124,39 @@ def plan_repair(observed: Observed, task: Task, keep_as: str) -> Plan | Refusal 
     extra = _after(observed.destination, common.guid)
     if not extra and observed.destination_written is False:
         return None
-    return _roll_back(observed, common, extra)
+    return _roll_back(observed, task, common, extra)
 
 
-def plan_full(observed: Observed, task: Task, new_snapshot: str) -> Plan | Refusal:
+def plan_full(observed: Observed, task: Task, new_snapshot: str | None) -> Plan | Refusal:
     """Initialise a task: the remote dataset is created from the source's whole history.
 
     The oldest existing snapshot goes in full, then ``-I`` up to the new tracking
-    snapshot, so every snapshot the user already has travels too.
+    snapshot, so every snapshot the user already has travels too.  A cascade takes no
+    snapshot (``new_snapshot`` None): it sends up to the newest one there is.
     """
-    _require_tracking_name(task, new_snapshot)
     if observed.destination is not None:
         return Refusal(DestinationExists(task.remote_dataset))
-    if _taken_on_source(observed, new_snapshot):
-        return Refusal(NameClash(Side.SOURCE, (new_snapshot,)))
     source = _names(observed.source)
-    landed = (*source, new_snapshot)
+    if task.cascade:
+        if not source:
+            return Refusal(NothingToRelay(task.dataset))
+        target, create = source[-1], []
+        source = source[:-1]
+    else:
+        target = _require_tracking_name(task, new_snapshot)
+        if _taken_on_source(observed, target):
+            return Refusal(NameClash(Side.SOURCE, (target,)))
+        create = [CreateSnapshot(target)]
+    landed = (*source, target)
     steps = [
-        CreateSnapshot(new_snapshot),
-        *_full_sends(source, new_snapshot, task.properties),
-        *_settle(observed, task, new_snapshot, None, {Side.SOURCE: landed, Side.DESTINATION: landed}),
+        *create,
+        *_full_sends(source, target, task.properties),
+        *_settle(observed, task, target, None, {Side.SOURCE: landed, Side.DESTINATION: landed}),
     ]
-    return Plan(tuple(steps), None, new_snapshot)
+    return Plan(tuple(steps), None, target)
 
 
-def plan_incremental(observed: Observed, task: Task, new_snapshot: str) -> Plan | Refusal:
+def plan_incremental(observed: Observed, task: Task, new_snapshot: str | None) -> Plan | Refusal:
     """One cron run: send what the source has after the last common snapshot.
 
     If the source's newest snapshot is already the common one (a previous run's data
@@ -153,8 +167,11 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str) -> Plan 
     If the destination's only snapshots after the common one are the task's own tracking
     snapshots that the source lost (see :func:`_only_lost_tracking`), the plan rolls the
     destination back to the common snapshot and asks to be planned again.
+
+    A cascade (``new_snapshot`` None) sends up to the newest snapshot its source has.
     """
-    _require_tracking_name(task, new_snapshot)
+    if not task.cascade:
+        _require_tracking_name(task, new_snapshot)
     if observed.destination is None:
         return Refusal(DestinationMissing(task.remote_dataset))
     if observed.destination_promoted is not None:
@@ -164,7 +181,7 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str) -> Plan 
         return Refusal(NoCommonSnapshot())
     extra = _after(observed.destination, common.guid)
     if extra and _only_lost_tracking(observed, task, extra):
-        return _roll_back(observed, common, extra)
+        return _roll_back(observed, task, common, extra)
     if extra:
         return Refusal(DestinationDiverged(common.name, extra))
     protect: list[Step] = [SetReadonly()] if observed.destination_readonly is False else []
@@ -174,27 +191,36 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str) -> Plan 
         landed = {Side.SOURCE: source, Side.DESTINATION: destination}
         steps = [*protect, *_settle(observed, task, common.name, common.guid, landed)]
         return Plan(tuple(steps), common, common.name)
-    travelling = (*_names(s for s in observed.source if s.createtxg > common.createtxg), new_snapshot)
-    clash = _clash(observed, new_snapshot, travelling)
+    later = _names(s for s in observed.source if s.createtxg > common.createtxg)
+    if task.cascade:
+        target, create, travelling = later[-1], [], later
+        clash = _clash(observed, None, travelling)
+    else:
+        target = _require_tracking_name(task, new_snapshot)
+        create = [CreateSnapshot(target)]
+        travelling = (*later, target)
+        clash = _clash(observed, target, travelling)
     if clash is not None:
         return Refusal(clash)
-    landed = {Side.SOURCE: (*source, new_snapshot), Side.DESTINATION: (*destination, *travelling)}
+    landed = {Side.SOURCE: (*source, *([] if task.cascade else [target])),
+              Side.DESTINATION: (*destination, *travelling)}
     steps = [
         *protect,
-        CreateSnapshot(new_snapshot),
-        *_incremental_sends(observed.source, common, new_snapshot, task.properties),
-        *_settle(observed, task, new_snapshot, None, landed),
+        *create,
+        *_incremental_sends(observed.source, common, target, task.properties),
+        *_settle(observed, task, target, None, landed),
     ]
-    return Plan(tuple(steps), common, new_snapshot)
+    return Plan(tuple(steps), common, target)
 
 
 # -- deciding -----------------------------------------------------------------------------
 
 
-def _require_tracking_name(task: Task, new_snapshot: str) -> None:
+def _require_tracking_name(task: Task, new_snapshot: str | None) -> str:
     # A tracking snapshot without the prefix would count as the user's and never be pruned.
-    if not task.owns(new_snapshot):
+    if new_snapshot is None or not task.owns(new_snapshot):
         raise ValueError(f"tracking snapshot {new_snapshot!r} lacks the prefix {task.prefix!r}")
+    return new_snapshot
 
 
 def _up_to_date(observed: Observed, task: Task, common: Snapshot | Bookmark) -> bool:
@@ -202,9 +228,12 @@ def _up_to_date(observed: Observed, task: Task, common: Snapshot | Bookmark) -> 
 
     ``written`` unknown counts as written.  A user snapshot as the newest common one
     still gets a tracking snapshot on top, so the hold that anchors the chain never
-    blocks the user's own pruning.
+    blocks the user's own pruning.  A cascade is up to date once the newest snapshot its
+    source has is the common one (what is written there is its own source's to send).
     """
     newest = max(observed.source, key=lambda snapshot: snapshot.createtxg, default=None)
+    if task.cascade:
+        return common == newest
     return common == newest and task.owns(common.name) and observed.written is False
 
 
@@ -232,11 +261,11 @@ def _only_lost_tracking(observed: Observed, task: Task, extra: Sequence[str]) ->
     return not observed.destination_written
 
 
-def _roll_back(observed: Observed, common: Snapshot | Bookmark, extra: Sequence[str]) -> Plan:
+def _roll_back(observed: Observed, task: Task, common: Snapshot | Bookmark, extra: Sequence[str]) -> Plan:
     """Our holds off the destination's snapshots after the common one, then a rollback to
     it (which destroys them); the caller plans again from what is left."""
     anchor = next(s.name for s in observed.destination or () if s.guid == common.guid)
-    ours = [Release(Side.DESTINATION, name) for name in extra if name in observed.destination_holds]
+    ours = [Release(Side.DESTINATION, name, task.tag) for name in extra if name in observed.destination_holds]
     return Plan((*ours, Rollback(anchor, tuple(extra))), common, anchor)
 
 
@@ -245,8 +274,8 @@ def _taken_on_source(observed: Observed, name: str) -> bool:
     return name in _names(observed.source) or name in _names(observed.source_bookmarks)
 
 
-def _clash(observed: Observed, new_snapshot: str, travelling: Sequence[str]) -> NameClash | None:
-    if _taken_on_source(observed, new_snapshot):
+def _clash(observed: Observed, new_snapshot: str | None, travelling: Sequence[str]) -> NameClash | None:
+    if new_snapshot is not None and _taken_on_source(observed, new_snapshot):
         return NameClash(Side.SOURCE, (new_snapshot,))
     on_destination = set(_names(observed.destination or ()))
     clashing = tuple(name for name in travelling if name in on_destination)
@@ -301,22 +330,25 @@ def _settle(
     "not the target".  The new hold and bookmark go on before any old one comes off.
     """
     return [
-        *_hold(observed, target),
-        *_bookmark(observed, target),
+        *_hold(observed, task, target),
+        *_bookmark(observed, task, target),
         *_mark_origin(observed, task),
         *_record(observed, target, guid),
-        *(step for side in Side for step in _release(side, landed[side], observed.holds(side), target)),
+        *(step for side in Side for step in _release(task, side, landed[side], observed.holds(side), target)),
         *(step for side in Side for step in _prune(task, side, landed[side], target)),
+        *_prune_relayed(observed, task, landed[Side.DESTINATION], target),
         *_prune_bookmarks(observed, task, target),
     ]
 
 
-def _hold(observed: Observed, target: str) -> list[Step]:
-    return [Hold(side, target) for side in Side if target not in observed.holds(side)]
+def _hold(observed: Observed, task: Task, target: str) -> list[Step]:
+    return [Hold(side, target, task.tag) for side in Side if target not in observed.holds(side)]
 
 
-def _bookmark(observed: Observed, target: str) -> list[Step]:
-    if not observed.capabilities.bookmarks or target in _names(observed.source_bookmarks):
+def _bookmark(observed: Observed, task: Task, target: str) -> list[Step]:
+    """A cascade's source is a replica: its bookmarks would be named after another task's
+    snapshots, which this task could not tell from anybody's; it keeps none."""
+    if task.cascade or not observed.capabilities.bookmarks or target in _names(observed.source_bookmarks):
         return []
     return [CreateBookmark(target, target)]
 
@@ -333,14 +365,26 @@ def _record(observed: Observed, target: str, guid: int | None) -> list[Step]:
     return [RecordCommon(target, guid)]
 
 
-def _release(side: Side, snapshots: Sequence[str], held: frozenset[str], target: str) -> list[Step]:
+def _release(task: Task, side: Side, snapshots: Sequence[str], held: frozenset[str], target: str) -> list[Step]:
     """Our holds on every other snapshot, the user's included: they are no longer needed."""
-    return [Release(side, name) for name in snapshots if name in held and name != target]
+    return [Release(side, name, task.tag) for name in snapshots if name in held and name != target]
 
 
 def _prune(task: Task, side: Side, snapshots: Sequence[str], target: str) -> list[Step]:
     """The task's own older tracking snapshots; never the user's, never the target."""
     return [DestroySnapshot(side, name) for name in snapshots if task.owns(name) and name != target]
+
+
+def _prune_relayed(observed: Observed, task: Task, destination: Sequence[str], target: str) -> list[Step]:
+    """A cascade's destination: the upstream task's tracking snapshots that arrived through
+    it and that its source no longer has (the upstream task pruned them there), older than
+    the new common one.  Nobody else would ever destroy them."""
+    if not task.cascade:
+        return []
+    on_source = {s.name for s in observed.source}
+    older = destination[:destination.index(target)] if target in destination else ()
+    return [DestroySnapshot(Side.DESTINATION, name) for name in older
+            if name not in on_source and not task.owns(name) and task.may_destroy(name, Side.DESTINATION)]
 
 
 def _prune_bookmarks(observed: Observed, task: Task, target: str) -> list[Step]:

@@ -11,6 +11,7 @@ import socket
 
 from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, SshHost, validate_hostname
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name, validate_pool_name
+from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY
 from .tasks import TaskStore
 
 
@@ -142,6 +143,16 @@ def source_dataset(node: ZfsNode, dataset: str, tasks: TaskStore) -> str:
     if record is not None:
         raise PreflightError(f"{dataset} is already replicated (see 'retadm status')")
     return kind
+
+
+def is_replica(node: ZfsNode, dataset: str) -> bool:
+    """Whether ``dataset`` is a replica (marked with its origin here) not promoted: a task
+    from it is a cascade, which sends on what arrives and takes no snapshot of its own."""
+    try:
+        marks = node.values_and_sources(dataset, [ORIGIN_PROPERTY, PROMOTED_PROPERTY])
+    except (HostError, ZfsError) as exc:
+        raise PreflightError(f"zfs does not answer here: {exc}") from exc
+    return marks[ORIGIN_PROPERTY][1] == "local" and marks[PROMOTED_PROPERTY][1] != "local"
 
 
 def replicable_datasets(node: ZfsNode, tasks: TaskStore) -> list[str]:

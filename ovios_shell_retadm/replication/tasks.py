@@ -7,6 +7,7 @@ runner is alive (see :func:`effective_status`).
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -43,6 +44,11 @@ class TaskRecord:
     last_seconds: float | None = None
     #: this node's address as the destination reaches it (for failover and failback)
     source_address: str | None = None
+    #: the task's own name in its tracking snapshots and hold tag (see model.py); None for a
+    #: task set up before identities existed (it goes on as it was, without a full send)
+    identity: str | None = None
+    #: the dataset is itself a replica: the task sends on what arrives and takes no snapshot
+    cascade: bool = False
 
     @classmethod
     def from_dict(cls, data: dict) -> TaskRecord:
@@ -54,7 +60,13 @@ class TaskRecord:
 
     def task(self) -> Task:
         origin = f"{self.source_address}:{self.dataset}" if self.source_address else None
-        return Task(self.dataset, self.destination, self.remote_dataset, self.properties, origin=origin)
+        return Task.identified(self.dataset, self.destination, self.remote_dataset, self.properties, self.identity,
+                               origin=origin, cascade=self.cascade)
+
+
+def new_identity() -> str:
+    """A new task's identity (see model.IDENTITY)."""
+    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True)
