@@ -7,12 +7,14 @@ runner is alive (see :func:`effective_status`).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, fields
 
 from ..store import Store
 from .model import Task
+from .origin import OriginError, format_origin
 from .runs import Runner
 
 IDLE = "idle"
@@ -59,7 +61,10 @@ class TaskRecord:
         return asdict(self)
 
     def task(self) -> Task:
-        origin = f"{self.source_address}:{self.dataset}" if self.source_address else None
+        origin = None
+        if self.source_address:
+            with contextlib.suppress(OriginError):  # (an address not fit for a mark: none is written)
+                origin = format_origin(self.source_address, self.dataset)
         return Task.identified(self.dataset, self.destination, self.remote_dataset, self.properties, self.identity,
                                origin=origin, cascade=self.cascade)
 
