@@ -33,7 +33,9 @@ def when_sent(lab, dataset: str, at_least: int, action: str) -> None:
     (The patterns start with a bracket so that they do not match this script itself.)
     """
     script = (
-        f"for i in $(seq 600); do pid=$(pgrep -f '[z]fs send.*{dataset}' | head -1);"
+        # the sender, not the size estimate (``zfs send -nvP``) that may run just before it
+        f"for i in $(seq 600); do pid=$(for p in $(pgrep -f '[z]fs send.*{dataset}'); do"
+        f" tr '\\0' ' ' </proc/$p/cmdline 2>/dev/null | grep -qv -- ' -n' && echo $p; done | head -1);"
         f" [ -n \"$pid\" ] && break; sleep 0.1; done;"
         f" while :; do n=$(sed -n 's/^wchar: //p' /proc/$pid/io 2>/dev/null || echo 0);"
         f" [ \"${{n:-0}}\" -ge {at_least} ] && break; kill -0 $pid 2>/dev/null || exit 3; sleep 0.1; done;"

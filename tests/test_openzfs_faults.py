@@ -58,11 +58,12 @@ def test_holds_released_by_hand_are_reported_and_put_back(fresh_openzfs_lab):
     lab = fresh_openzfs_lab
     fault_scenarios.holds_released(lab, timeout=SLOW)
     # real ZFS lists holds: exactly ours, on the one common snapshot, on each side
-    common = status(lab)["data/smbvol"]["last_snapshot"]
+    row = status(lab)["data/smbvol"]
+    common, tag = row["last_snapshot"], row["hold_tag"]
     for node, dataset in (("src", "data/smbvol"), ("dst", "repl/smbvol")):
         held = sh(lab, node,
                   f"zfs holds -H $(zfs list -H -o name -t snapshot -d 1 {dataset}) | cut -f1,2").stdout.split("\n")
-        assert [line for line in held if line] == [f"{dataset}@{common}\tretadm"], (node, held)
+        assert [line for line in held if line] == [f"{dataset}@{common}\t{tag}"], (node, held)
 
 
 def test_destination_pool_full_under_a_zvol_is_a_clear_error_that_leaves_nothing_behind(fresh_openzfs_lab):
