@@ -198,7 +198,7 @@ def _earlier_sender(node: str) -> str | None:
 
 def known_partners(store: Store | None = None) -> frozenset[str]:
     """The partners this node knows: its tasks' destinations and its replicas' origin hosts."""
-    from ..replication.model import ORIGIN_PROPERTY
+    from ..replication.model import ORIGIN_PROPERTY, own_mark
     from ..replication.tasks import TaskStore
 
     partners: set[str] = set()
@@ -211,8 +211,8 @@ def known_partners(store: Store | None = None) -> frozenset[str]:
         return frozenset(partners)
     if result.returncode == 0:
         rows = (line.split("\t") for line in result.stdout.splitlines())
-        partners.update(host for row in rows if len(row) == 3 and "@" not in row[0] and row[2] == "local"
-                        for host in origin_hosts(row[1]))
+        marks = (own_mark((row[1], row[2])) for row in rows if len(row) == 3 and "@" not in row[0])
+        partners.update(host for mark in marks if mark is not None for host in origin_hosts(mark))
     return frozenset(partners)
 
 

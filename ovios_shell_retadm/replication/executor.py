@@ -39,6 +39,7 @@ from .model import (
     Side,
     Step,
     Task,
+    own_mark,
 )
 from .pipeline import TransferFailed, TransferResult, command_line, transfer
 from .progress import ProgressFile
@@ -102,7 +103,7 @@ class Pair:
             # a mount's own option (source "temporary") hides the dataset's setting: zfs-fuse
             # shows every mounted readonly=on replica so; then it is not known (None)
             readonly = None if where == "temporary" else value == "on"
-            origin, promoted = (_user_value(marks[p]) for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY))
+            origin, promoted = (own_mark(marks[p]) for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY))
         token = self.destination.resume_token(remote) if destination else None
         return Observed(
             source=tuple(_point(s, model.Snapshot) for s in source.snapshots),
@@ -288,14 +289,6 @@ def _rollback_loss(names: Sequence[str], snapshot: str) -> tuple[str, ...] | Non
     if snapshot not in names:
         return None
     return tuple(names[names.index(snapshot) + 1:])
-
-
-def _user_value(value_and_source: tuple[str, str]) -> str | None:
-    """A mark's value where it was set on this dataset itself; None otherwise (unset,
-    inherited, or *received*: a source that was once a replica sends its own marks along
-    with ``send -p``, and those describe the sender, not this copy)."""
-    value, source = value_and_source
-    return value if source == "local" and value != "-" else None
 
 
 def _point(value, kind):

@@ -32,7 +32,7 @@ from ..hosts import HostError, SshHost
 from ..peer import module_argv
 from ..zfs import NoSuchDataset, ZfsError, ZfsNode, validate_dataset_name
 from . import leftovers
-from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, TRACKING_PREFIX
+from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, TRACKING_PREFIX, own_mark
 from .origin import OriginError, parse_origin
 
 #: how long a partner that is down may hold up a promote (it must work with the source gone)
@@ -84,8 +84,7 @@ def read_replica(node: ZfsNode, dataset: str) -> Replica:
         props = node.values_and_sources(dataset, ["type", "readonly", ORIGIN_PROPERTY, PROMOTED_PROPERTY])
     except NoSuchDataset:
         raise FailoverError(f"{dataset} does not exist on this node") from None
-    mark = {p: props[p][0] if props[p][1] == "local" and props[p][0] != "-" else None
-            for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY)}
+    mark = {p: own_mark(props[p]) for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY)}
     value, source = props["readonly"]
     readonly = value == "on" or source == "temporary"  # zfs-fuse: a readonly mount hides the setting
     return Replica(dataset, props["type"][0], mark[ORIGIN_PROPERTY], mark[PROMOTED_PROPERTY],

@@ -35,6 +35,14 @@ _IDENTIFIED_NAME = re.compile(r"retadm_([0-9a-f]{8})_")
 TRACKING_NAME = re.compile(r"retadm_(?:[0-9a-f]{8}_)?\d{8}T\d{6}\.\d{3}Z")
 
 
+def own_mark(value_and_source: tuple[str, str]) -> str | None:
+    """A mark's value (``zfs get`` value and source) where it was set on this dataset itself;
+    None otherwise (unset, inherited, or *received*: a source that was once a replica sends
+    its own marks along with ``send -p``, and those describe the sender, not this copy)."""
+    value, source = value_and_source
+    return value if source == "local" and value != "-" else None
+
+
 def tracking_prefix(identity: str | None) -> str:
     """The tracking snapshot prefix of the task with this identity (None: none)."""
     return f"{TRACKING_PREFIX}{identity}_" if identity else TRACKING_PREFIX

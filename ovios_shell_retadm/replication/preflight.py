@@ -11,7 +11,7 @@ import socket
 
 from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, SshHost, validate_hostname
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name, validate_pool_name
-from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY
+from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, own_mark
 from .tasks import TaskStore
 
 
@@ -152,7 +152,7 @@ def is_replica(node: ZfsNode, dataset: str) -> bool:
         marks = node.values_and_sources(dataset, [ORIGIN_PROPERTY, PROMOTED_PROPERTY])
     except (HostError, ZfsError) as exc:
         raise PreflightError(f"zfs does not answer here: {exc}") from exc
-    return marks[ORIGIN_PROPERTY][1] == "local" and marks[PROMOTED_PROPERTY][1] != "local"
+    return own_mark(marks[ORIGIN_PROPERTY]) is not None and own_mark(marks[PROMOTED_PROPERTY]) is None
 
 
 def replicable_datasets(node: ZfsNode, tasks: TaskStore) -> list[str]:
