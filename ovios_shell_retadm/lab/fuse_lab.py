@@ -329,6 +329,7 @@ class Lab:
     def up(self) -> Lab:
         """Start the lab; nothing happens if it is already up and healthy."""
         self._require_runnable()
+        ensure_ovios_shell_link()  # (the nodes mount their own script over the file it names)
         with self._locked(create=True):
             state = self._load_state()
             if state is None or not self._healthy(state):
@@ -338,7 +339,6 @@ class Lab:
                 except BaseException:
                     self._remove_directory()
                     raise
-        ensure_ovios_shell_link()
         return self
 
     def down(self) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .rootfs import PRISTINE, Override, copy_tree
+from .shell_link import node_shell
 from .spec import LabError, NodeSpec
 
 #: node path -> globs (relative to it) removed from the machine's copy
@@ -113,6 +114,10 @@ def overrides(spec: NodeSpec, paths: NodePaths) -> list[Override]:
     result += [Override(pool.mountpoint, "bind", str(paths.private(pool.mountpoint)))
                for pool in spec.pools]
     result.append(Override("/run", "tmpfs", mode=0o755))
+    # the node runs the ovios-shell of the checkout that brought it up, not the machine's
+    shell_path, own_script = node_shell()
+    if shell_path != own_script:
+        result.append(Override(shell_path, "bind", own_script))
     return result
 
 
