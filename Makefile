@@ -70,9 +70,11 @@ debs:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+# The product, and beside it the labs (lab/: a project of their own, never in the product's wheel)
+$(VENV)/.installed: setup.cfg pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ./lab
 	touch $@
 
 lab-down:

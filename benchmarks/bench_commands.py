@@ -44,7 +44,7 @@ from typing import TypeVar
 
 from bench_replication import BenchError  # benchmarks/ is sys.path[0] when run as a script
 
-from ovios_shell_retadm.lab import Lab, LabError
+from ovios_lab import Lab, LabError
 from ovios_shell_retadm.peer import python_argv
 
 SRC, DST = "src", "dst"

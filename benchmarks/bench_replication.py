@@ -418,8 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     # before the lab package is imported: it reads the vdev size once
     os.environ["OVIOS_LAB_VDEV_SIZE"] = str(vdev_bytes(args.size_mib))
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from ovios_shell_retadm.lab import Lab
-    from ovios_shell_retadm.lab.spec import LabError
+    from ovios_lab import Lab
+    from ovios_lab.spec import LabError
 
     lab = Lab(args.lab_name)
     bench = Bench(lab, args.size_mib, args.repeat, args.verbose)

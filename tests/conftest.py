@@ -1,6 +1,6 @@
 """Shared fixtures.
 
-Lab 1 (two zfs-fuse nodes in namespaces, see ``ovios_shell_retadm.lab``):
+Lab 1 (two zfs-fuse nodes in namespaces, see ``ovios_lab``):
 
 - ``lab`` (session): the lab named by $OVIOS_LAB_NAME (default ``ovlab``), brought up
   once per session and taken down at the end unless ``OVIOS_LAB_KEEP=1``.
@@ -9,7 +9,7 @@ Lab 1 (two zfs-fuse nodes in namespaces, see ``ovios_shell_retadm.lab``):
 - ``lab_machine`` (session): only checks that a lab can run here (for tests that
   start labs of their own).
 
-Lab 2 (two QEMU VMs with OpenZFS 2.x, see ``ovios_shell_retadm.lab.openzfs_lab``):
+Lab 2 (two QEMU VMs with OpenZFS 2.x, see ``ovios_lab.openzfs_lab``):
 
 - ``openzfs_lab`` (session): the lab named by $OVIOS_OPENZFS_LAB_NAME (default ``ovzfs``),
   its image built first when missing (several minutes, cached in /var/cache/ovios-lab),
@@ -28,8 +28,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ovios_shell_retadm.lab import Lab, LabError, openzfs_image, preflight
-from ovios_shell_retadm.lab.openzfs_lab import OpenZfsLab, preflight as openzfs_preflight
+from ovios_lab import Lab, LabError, openzfs_image, preflight
+from ovios_lab.openzfs_lab import OpenZfsLab, preflight as openzfs_preflight
 
 from tiers import FIXTURE_TIERS, cannot_run
 

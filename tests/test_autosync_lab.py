@@ -13,7 +13,7 @@ import time
 import pexpect
 import pytest
 
-from ovios_shell_retadm.lab.fuse_lab import node_env
+from ovios_lab.fuse_lab import node_env
 
 from replication_helpers import init, node_python, sh, shell, status
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ovios_shell_retadm.lab import Lab
+from ovios_lab import Lab
 from ovios_shell_retadm.replication.tasks import IDLE, TaskRecord, TaskStore
 from ovios_shell_retadm.store import Store
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from ovios_shell_retadm.lab import Lab
-from ovios_shell_retadm.lab.osutil import ProcessId
-from ovios_shell_retadm.lab.spec import ENV_MEMBER, LUN01_FILES, SMBVOL_FILES
+from ovios_lab import Lab
+from ovios_lab.osutil import ProcessId
+from ovios_lab.spec import ENV_MEMBER, LUN01_FILES, SMBVOL_FILES
 
 pytestmark = pytest.mark.lab
 
@@ -35,7 +35,7 @@ DATASETS = {
     "dst": {"repl": "/repl"},
 }
 _SCRIPT = Path(sys.executable).parent / "ovios-lab"
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ovios_shell_retadm.lab.cli"]
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ovios_lab.cli"]
 
 
 def sh(lab: Lab, node: str, script: str, **kwargs) -> subprocess.CompletedProcess:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from ovios_shell_retadm.lab.openzfs_guest import ZVOL_SIZE, volume_digest
-from ovios_shell_retadm.lab.openzfs_lab import OpenZfsLab
-from ovios_shell_retadm.lab.spec import LUN01_FILES, SMBVOL_FILES, LabError
+from ovios_lab.openzfs_guest import ZVOL_SIZE, volume_digest
+from ovios_lab.openzfs_lab import OpenZfsLab
+from ovios_lab.spec import LUN01_FILES, SMBVOL_FILES, LabError
 
 from replication_helpers import checksums, node_python, sh, shell, status, wait_for
 
@@ -36,7 +36,7 @@ DATASETS = {  # name -> (type, mountpoint, mounted)
 }
 LUN01 = LUN01_FILES["lun01.img"]
 _SCRIPT = Path(sys.executable).parent / "ovios-lab"
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ovios_shell_retadm.lab.cli"]
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ovios_lab.cli"]
 
 
 def cli(lab: OpenZfsLab, *args: str, input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

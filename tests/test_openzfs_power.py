@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ovios_shell_retadm.lab import LabError
+from ovios_lab import LabError
 
 from openzfs_helpers import zvol_digest
 from replication_helpers import sh

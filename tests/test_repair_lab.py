@@ -5,7 +5,7 @@ from __future__ import annotations
 import pexpect
 import pytest
 
-from ovios_shell_retadm.lab.fuse_lab import node_env
+from ovios_lab.fuse_lab import node_env
 
 from replication_helpers import checksums, init, sh, shell, snapshots, status
 

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 import pexpect
 import pytest
 
-from ovios_shell_retadm.lab import Lab
-from ovios_shell_retadm.lab.fuse_lab import node_env
+from ovios_lab import Lab
+from ovios_lab.fuse_lab import node_env
 
 pytestmark = pytest.mark.lab
 

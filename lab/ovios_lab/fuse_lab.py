@@ -454,7 +454,7 @@ class Lab:
         spec = dict(spec, ready_fd=write_fd, lab=self.name)
         spec_path.write_text(json.dumps(spec))
         argv = ["setsid", "-f", "unshare", *flags, "--", sys.executable, "-I", "-m",
-                "ovios_shell_retadm.lab.holder", str(spec_path)]
+                "ovios_lab.holder", str(spec_path)]
         env = {"PATH": STD_PATH, "LANG": "C.UTF-8", ENV_MEMBER: self.member_tag}
         try:
             with open(err_log, "ab") as err:

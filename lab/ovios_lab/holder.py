@@ -1,7 +1,7 @@
 """The process that holds a lab namespace open.
 
 Started as ``unshare --mount --net --uts --propagation private -- python -m
-ovios_shell_retadm.lab.holder SPEC.json`` (for a node) or ``unshare --net -- …`` (for
+ovios_lab.holder SPEC.json`` (for a node) or ``unshare --net -- …`` (for
 the lab's switch).  A node holder assembles the node's root filesystem (see
 :mod:`.rootfs`), pivots into it, sets the hostname, reports ``ok`` on the ready
 pipe whose fd number is in the spec, and then sleeps until killed.  Everything

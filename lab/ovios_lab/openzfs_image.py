@@ -451,7 +451,7 @@ def build(force: bool = False, log: Callable[[str], None] = print) -> Image:
     return image
 
 
-def main(argv: list[str] | None = None) -> int:  # python -m ovios_shell_retadm.lab.openzfs_image
+def main(argv: list[str] | None = None) -> int:  # python -m ovios_lab.openzfs_image
     args = sys.argv[1:] if argv is None else argv
     try:
         image = build(force="--force" in args)

@@ -1,7 +1,7 @@
 """Test labs.  Lab 1: two ZFS nodes (zfs-fuse) in Linux namespaces on this machine.
 Lab 2: two QEMU VMs with Debian 12 and OpenZFS 2.x (``OpenZfsLab``).
 
->>> from ovios_shell_retadm.lab import Lab, OpenZfsLab
+>>> from ovios_lab import Lab, OpenZfsLab
 >>> lab = Lab("labdev").up()
 >>> lab.exec("src", ["zpool", "list"]).stdout
 >>> vms = OpenZfsLab("vmdev").up()
