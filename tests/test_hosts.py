@@ -207,6 +207,17 @@ def test_local_failure_is_one_line() -> None:
     assert result.returncode == 4
 
 
+def test_local_run_without_input_gives_end_of_file_and_decodes_what_it_can() -> None:
+    local = LocalHost()
+    # stdin is closed at once: a command that reads it ends instead of waiting (the 60 s bound
+    # only catches a hang)
+    assert local.run(["cat"], timeout=60).stdout == ""
+    assert local.run(["sh", "-c", r"printf 'caf\303\251 \377\n'; printf 'err\377' >&2"]).stdout == "café \ufffd\n"
+    assert local.run(["sh", "-c", r"printf 'err\377' >&2"]).stderr == "err\ufffd"
+    killed = local.run(["sh", "-c", "kill -9 $$"], check=False)
+    assert killed.returncode == -9
+
+
 def test_local_timeout() -> None:
     start = time.monotonic()
     with pytest.raises(CommandTimedOut) as info:

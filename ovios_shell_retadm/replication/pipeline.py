@@ -11,6 +11,12 @@ A transfer whose count does not move for ``stall_timeout`` seconds (the option
 ``retadm.stall.timeout``) is stopped: every stage is killed and :class:`TransferStalled`
 says so, so that a wedged send (a receiver stopped, a link that carries nothing) ends
 its run and frees the task's lock instead of holding it for ever.
+
+The stages are ``subprocess.Popen`` objects, not ``sh`` commands (which run every other
+``zfs`` and ``ssh`` call, see ``hosts.py``): the pipeline polls, kills and reaps three
+processes joined by OS pipes itself, and sh's own waiting polls each process every 0.1 s
+(measured: 119 ms per command with ``_timeout`` against 16 ms), where a small increment
+takes a fraction of a second.
 """
 
 from __future__ import annotations
