@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from ovios_shell_retadm.commands.options import replication_partners
 from ovios_shell_retadm.config import autosync, files, receive
 from ovios_shell_retadm.config.autosync import PushRecord, Version, status_text, to_push
 from ovios_shell_retadm.config.model import Configuration, Share, digest, dump, with_lun, with_share
@@ -109,7 +110,7 @@ def test_receiver_check_refuses_malformed_input_naming_why(text, expected_digest
 
 def run_receiver(root, text: str, expected_digest: str | None):
     """The receiver as ssh runs it, pushed from 127.0.0.1: "localhost", a task's destination here."""
-    argv = [sys.executable, "-m", "ovios_shell_retadm.config.receive"]
+    argv = [sys.executable, "-m", "ovios_shell_retadm.autosync_receive"]
     if expected_digest:
         argv += ["--digest", expected_digest]
     if not TaskStore().get("data/pushed"):
@@ -156,11 +157,11 @@ def test_the_hook_does_nothing_when_off_and_spawns_nothing_when_current(root):
     Store().set_option("autosync.enable", "off")
     _task("dst.invalid")
     files.update(lambda c: with_lun(c, IQN, 0, "esx/lun01"), node="src")
-    assert autosync.after_command() == []  # off
+    assert autosync.after_command(replication_partners) == []  # off
     Store().set_option("autosync.enable", "on")
     local = autosync.version_of(files.load())
     Store().update_sync("dst.invalid", autosync.PUSH, lambda old: PushRecord("dst.invalid", pushed=local).to_dict())
-    assert autosync.after_command() == [] and autosync._children == []
+    assert autosync.after_command(replication_partners) == [] and autosync._children == []
     assert not (root / "var/log/ovios/cluster-sync.log").exists()  # no attempt, nothing to log
 
 
@@ -168,14 +169,14 @@ def test_a_change_is_pushed_in_the_background_and_a_failure_stays_pending(root):
     Store().set_option("autosync.enable", "on")
     _task("dst.invalid")  # cannot resolve: the push fails at once
     files.update(lambda c: with_lun(c, IQN, 0, "esx/lun01"), node="src")
-    assert autosync.after_command() == ["dst.invalid"]
+    assert autosync.after_command(replication_partners) == ["dst.invalid"]
     child = autosync._children[-1]
     assert child.wait(timeout=30) == 1
     record = autosync.push_records()["dst.invalid"]
     assert record.pushed is None and "Could not resolve hostname" in record.error
     text = autosync.partner_statuses(["dst.invalid"])["dst.invalid"].text
     assert text.startswith("pending: dst.invalid: unreachable: ")
-    assert autosync.after_command() == ["dst.invalid"]  # the next trigger tries again
+    assert autosync.after_command(replication_partners) == ["dst.invalid"]  # the next trigger tries again
     autosync._children[-1].wait(timeout=30)
 
 

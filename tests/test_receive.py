@@ -74,7 +74,7 @@ def run_receiver(root, text: str, ssh_connection: str | None):
     env.pop("SSH_CONNECTION", None)
     if ssh_connection:
         env["SSH_CONNECTION"] = ssh_connection
-    return subprocess.run([sys.executable, "-m", "ovios_shell_retadm.config.receive"], check=False, input=text,
+    return subprocess.run([sys.executable, "-m", "ovios_shell_retadm.autosync_receive"], check=False, input=text,
                           capture_output=True, text=True, timeout=60, env=env)
 
 

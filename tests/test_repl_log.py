@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from ovios_shell_retadm.replication.log import format_event
+from ovios_shell_retadm.eventlog import format_event
 
 
 def _fields(line: str) -> dict[str, str]:

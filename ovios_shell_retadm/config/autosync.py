@@ -30,14 +30,14 @@ import fcntl
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
 from .. import options, settings
+from ..eventlog import log_sync
 from ..fileio import make_private_dir
 from ..hosts import HostError, InvalidHost, SshHost
-from ..replication.log import append_line, format_event
 from ..store import Store, StoreError
 from . import files, receive
 from .model import ConfigError, Configuration, digest, dump
@@ -147,11 +147,6 @@ def status_text(enabled: bool, local: Version | None, record: PushRecord | None,
 
 
 # -- records, log, lock ----------------------------------------------------------------------
-
-
-def log_sync(peer: str, kind: str, event: str, **fields: object) -> None:
-    """One line in ``cluster-sync.log`` (``repl.log``'s format); never raises."""
-    append_line(settings.cluster_sync_log_path(), format_event(peer, kind, event, fields))
 
 
 def push_records(store: Store | None = None) -> dict[str, PushRecord]:
@@ -279,12 +274,6 @@ _attempted: dict[str, Version] = {}
 _children: list[subprocess.Popen] = []
 
 
-def _task_partners(store: Store) -> list[str]:
-    from ..replication.tasks import TaskStore
-
-    return partners_of(record.destination for record in TaskStore(store).all())
-
-
 def spawn_background(partners: list[str]) -> int:
     """Start the detached pusher (its own session: it outlives the shell); its pid."""
     argv = [sys.executable, "-m", "ovios_shell_retadm.config.autosync", PUSH, *partners]
@@ -294,8 +283,9 @@ def spawn_background(partners: list[str]) -> int:
     return proc.pid
 
 
-def after_command() -> list[str]:
+def after_command(destinations: Callable[[], Iterable[str]]) -> list[str]:
     """The post-command hook's work: the partners a background push was started for.
+    ``destinations`` lists the partners replication sends to (asked only with autosync on).
 
     Cheap when nothing changed (a look at the option, config.json and the records; no
     ssh); never raises, never waits for a partner."""
@@ -307,7 +297,7 @@ def after_command() -> list[str]:
         if not options.is_on(OPTION, store):
             return []
         local = version_of(files.load())
-        wanted = to_push(True, local, _task_partners(store), push_records(store), skip)
+        wanted = to_push(True, local, partners_of(destinations()), push_records(store), skip)
         if wanted:
             spawn_background(wanted)
         return wanted

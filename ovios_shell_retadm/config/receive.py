@@ -1,8 +1,10 @@
 """The partner's side of autosync: take a pushed configuration, atomically, or refuse it.
 
-The source runs it over ssh with the configuration (format 1 JSON) on stdin::
+The source runs it over ssh with the configuration (format 1 JSON) on stdin (the command,
+``ovios_shell_retadm.autosync_receive``, gathers the partners this node knows, which takes
+the replication tasks and replicas, and calls :func:`check`)::
 
-    python3 -m ovios_shell_retadm.config.receive --digest 3f2a9c0d11e4b7a8
+    python3 -m ovios_shell_retadm.autosync_receive --digest 3f2a9c0d11e4b7a8
 
 It parses the text, checks that its :func:`~.model.digest` is the one the source
 computed (a stream cut short or damaged on the way is refused, never half-stored) and
@@ -30,19 +32,12 @@ pushed.  Anything malformed is refused with one line on stderr and exit status 6
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import ipaddress
-import os
 import socket
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..hosts import HostError, LocalHost
 from ..peer import module_argv
-from ..store import Store, StoreError
 from . import files
 from .model import ConfigError, Configuration, digest, parse
 
@@ -167,94 +162,4 @@ def check(text: str, expected_digest: str | None, this_node: str, peer: Peer) ->
 def remote_argv(expected_digest: str) -> list[str]:
     """The argv the source runs on the partner (through :class:`~..hosts.SshHost`), with
     the Python that has this package there (see :mod:`..peer`)."""
-    return module_argv("ovios_shell_retadm.config.receive", "--digest", expected_digest)
-
-
-def _log(peer: str, event: str, **fields: object) -> None:
-    from .autosync import log_sync  # the log line format lives beside the source's side
-
-    log_sync(peer, RECEIVE, event, **fields)
-
-
-def _ssh_client() -> str | None:
-    """The ssh client's address (``SSH_CONNECTION``'s first field); None: not run over ssh."""
-    fields = os.environ.get("SSH_CONNECTION", "").split()
-    return fields[0] if fields else None
-
-
-def _sender() -> str:
-    """Who pushed, for the log."""
-    return _ssh_client() or "local"
-
-
-def _earlier_sender(node: str) -> str | None:
-    try:
-        record = Store().get_sync(node, RECEIVE)
-    except StoreError:
-        return None
-    sender = (record or {}).get("sender")
-    return sender if isinstance(sender, str) and sender != "local" else None
-
-
-def known_partners(store: Store | None = None) -> frozenset[str]:
-    """The partners this node knows: its tasks' destinations and its replicas' origin hosts."""
-    from ..replication.model import ORIGIN_PROPERTY, own_mark
-    from ..replication.tasks import TaskStore
-
-    partners: set[str] = set()
-    with contextlib.suppress(StoreError):
-        partners.update(record.destination for record in TaskStore(store).all() if record.destination)
-    try:  # (no -t: zfs-fuse has none; snapshots and inherited or received values are skipped)
-        result = LocalHost().run(["zfs", "get", "-H", "-o", "name,value,source", ORIGIN_PROPERTY],
-                                 timeout=30, check=False)
-    except HostError:
-        return frozenset(partners)
-    if result.returncode == 0:
-        rows = (line.split("\t") for line in result.stdout.splitlines())
-        marks = (own_mark((row[1], row[2])) for row in rows if len(row) == 3 and "@" not in row[0])
-        partners.update(host for mark in marks if mark is not None for host in origin_hosts(mark))
-    return frozenset(partners)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m ovios_shell_retadm.config.receive",
-                                     description="Keep a configuration a partner pushes on stdin (autosync).")
-    parser.add_argument("--digest", help="the digest the sender computed; a mismatch is refused")
-    args = parser.parse_args(argv)
-    started = time.monotonic()
-    data = sys.stdin.buffer.read(MAX_BYTES + 1)
-    this_node = os.uname().nodename
-    try:
-        if len(data) > MAX_BYTES:
-            raise Refused(f"more than {MAX_BYTES} bytes: not a configuration")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Refused("not UTF-8 text") from None
-        config = check(text, args.digest, this_node, Peer(_ssh_client(), known_partners(), resolve,
-                                                          _earlier_sender))
-    except Refused as exc:
-        _log("-", "refused", sender=_sender(), reason=str(exc))
-        print(f"autosync receive: refused: {exc}", file=sys.stderr)
-        return REFUSED
-    try:
-        stored = files.store_synced(config)
-        have = config if stored else files.load(files.synced_path(config.node))
-        version = {"generation": have.generation, "digest": digest(have)}
-        Store().update_sync(config.node, RECEIVE, lambda old: {
-            **version, "received_at": time.time(), "sender": _sender(),
-            "offered_generation": config.generation, "stored": stored})
-    except (ConfigError, StoreError, OSError) as exc:
-        message = str(exc).replace("\n", " ")
-        _log(config.node, "error", generation=config.generation, sender=_sender(), message=message)
-        print(f"autosync receive: cannot keep the configuration of {config.node}: {message}", file=sys.stderr)
-        return FAILED
-    word = "stored" if stored else "kept"
-    _log(config.node, "end", result=word, generation=version["generation"], digest=version["digest"],
-         offered=config.generation, sender=_sender(), duration=f"{time.monotonic() - started:.2f}s")
-    print(f"{word} generation={version['generation']} digest={version['digest']}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return module_argv("ovios_shell_retadm.autosync_receive", "--digest", expected_digest)

@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from ..eventlog import log_event
 from ..hosts import HostError, LocalHost, SshHost
 from ..zfs import ZfsError, ZfsNode
 from . import leftovers, planner
 from .executor import Outcome, Pair, PlanOutdated
-from .log import log_event
 from .model import (
     Plan,
     Refusal,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import sys
 
+from ..eventlog import log_event
 from ..hosts import HostError, LocalHost
 from ..store import StoreError
 from ..zfs import ZfsError, ZfsNode
 from .failover import FailoverError, take_over
-from .log import log_event
 from .tasks import BROKEN, IDLE, TaskStore
 
 

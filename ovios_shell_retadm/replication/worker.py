@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from ..eventlog import log_event
 from .jobs import FULL, RunFailed, TaskRun
-from .log import log_event
 from .tasks import TaskStore
 
 

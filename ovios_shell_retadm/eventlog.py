@@ -1,4 +1,6 @@
-"""``/var/log/ovios/repl.log``: one line per event, from any number of processes.
+"""The node's event logs, one line per event, from any number of processes:
+``/var/log/ovios/repl.log`` (replication, :func:`log_event`) and ``cluster-sync.log``
+(autosync, :func:`log_sync`).
 
 Each line goes out in a single ``write`` on a descriptor opened with ``O_APPEND``,
 so lines from concurrent runs (cron, the background full send, the shell) never
@@ -19,7 +21,7 @@ import os
 import sys
 import time
 
-from .. import settings
+from . import settings
 
 
 def _format_value(value: object) -> str:
@@ -37,6 +39,11 @@ def format_event(dataset: str, kind: str, event: str, fields: dict[str, object])
 def log_event(dataset: str, kind: str, event: str, **fields: object) -> None:
     """Append one event line; a log that cannot be written never stops a replication."""
     append_line(settings.repl_log_path(), format_event(dataset, kind, event, fields))
+
+
+def log_sync(peer: str, kind: str, event: str, **fields: object) -> None:
+    """One line in ``cluster-sync.log`` (``repl.log``'s format); never raises."""
+    append_line(settings.cluster_sync_log_path(), format_event(peer, kind, event, fields))
 
 
 def append_line(path, text: str) -> None:
