@@ -22,8 +22,9 @@ import os
 import sys
 
 from . import openzfs_image
-from .fuse_lab import Lab, LabStatus, node_env
-from .openzfs_lab import OpenZfsLab, OpenZfsLabStatus
+from .base import TwoNodeLab
+from .fuse_lab import Lab
+from .openzfs_lab import OpenZfsLab
 from .spec import NODE_NAMES, LabError
 
 PROG = "ovios-lab"
@@ -68,61 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def format_nodes(lab: Lab | OpenZfsLab) -> str:
-    lines = [f"lab {lab.name} is up ({lab.directory})"]
-    lines += [f"  {node:<4} {lab.node_address(node)}" for node in lab.nodes]
-    return "\n".join(lines)
-
-
-def format_status(status: LabStatus) -> str:
-    state = "up" if status.up else "down"
-    head = f"lab {status.name}: {state} ({status.directory})"
-    if status.up_seconds is not None and status.up:
-        head += f", started in {status.up_seconds:.1f} s"
-    lines = [head]
-    if status.switch_pid is not None:
-        lines.append(f"  switch  pid {status.switch_pid}")
-    for node in status.nodes:
-        pid = node.pid if node.pid is not None else "-"
-        daemons = " ".join(f"{name}:{'up' if alive else 'DOWN'}" for name, alive in node.daemons.items())
-        pools = ",".join(node.pools) or "-"
-        lines.append(f"  {node.name:<4} pid {pid}  {node.address}  {daemons}  pools: {pools}")
-    return "\n".join(lines)
-
-
-def _size(value: int | None) -> str:
-    return "-" if value is None else f"{value / 2 ** 30:.2f} GiB"
-
-
-def format_openzfs_status(status: OpenZfsLabStatus) -> str:
-    state = "up" if status.up else "down"
-    head = f"lab {status.name} (openzfs): {state} ({status.directory})"
-    if status.up_seconds is not None and status.up:
-        head += f", started in {status.up_seconds:.0f} s"
-    lines = [head]
-    if status.image:
-        lines.append(f"  image {status.image}")
-    for node in status.nodes:
-        pid = node.pid if node.pid is not None else "-"
-        ssh = f"127.0.0.1:{node.ssh_port}" if node.ssh_port else "-"
-        services = " ".join(f"{name}:{'up' if alive else 'DOWN'}" for name, alive in node.services.items())
-        if node.pid is not None and not node.reachable:
-            services = "unreachable"
-        if node.powered_off:
-            services = "powered off"
-        lines.append(f"  {node.name:<4} pid {pid}  {node.address}  ssh {ssh}  {services or '-'}  "
-                     f"{node.zfs_version or '-'}  pools: {','.join(node.pools) or '-'}  rss {_size(node.rss_bytes)}")
-    return "\n".join(lines)
-
-
 DEMO_INIT = ["ovios-shell", "retadm", "init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl",
              "--properties", "yes"]
 
 
-def demo(lab: Lab | OpenZfsLab) -> None:
+def demo(lab: TwoNodeLab) -> None:
     """The guide's example on the lab: data/smbvol replicated to dst's pool repl."""
     lab.up()
-    print(format_nodes(lab))
+    print(lab.summary())
     tasks = lab.exec("src", ["ovios-shell", "retadm", "status", "--json"], check=True).stdout
     if '"data/smbvol"' not in tasks:
         print("$ " + " ".join(DEMO_INIT))
@@ -159,47 +113,35 @@ def run(args: argparse.Namespace) -> int:
         info = image.info()
         print(f"{image.directory}  (kernel {info.get('kernel', '?')}, zfs {info.get('zfs', '?')})")
         return 0
-    lab: Lab | OpenZfsLab = OpenZfsLab(args.name, log=_log) if args.openzfs else Lab(args.name)
-    env = lab.exec_env() if isinstance(lab, OpenZfsLab) else node_env()
+    lab: TwoNodeLab = OpenZfsLab(args.name, log=_log) if args.openzfs else Lab(args.name)
     if args.verb == "up":
         lab.up()
-        print(format_nodes(lab))
+        print(lab.summary())
     elif args.verb == "down":
         lab.down()
         print(f"lab {lab.name} is down")
     elif args.verb == "status":
-        if isinstance(lab, OpenZfsLab):
-            openzfs_status = lab.status()
-            print(format_openzfs_status(openzfs_status))
-            return 0 if openzfs_status.up else 3
         status = lab.status()
-        print(format_status(status))
+        print(status.text())
         return 0 if status.up else 3
-    elif args.verb in ("power-off", "power-on"):
-        if not isinstance(lab, OpenZfsLab):
-            raise LabError("only the OpenZFS lab's VMs can be powered off and on: "
-                           f"ovios-lab {args.verb} --openzfs NODE")
-        if args.verb == "power-off":
-            lab.power_off(args.node)
-            print(f"{args.node} is powered off")
-        else:
-            seconds = lab.power_on(args.node)
-            print(f"{args.node} is on" + (f" (powered on in {seconds:.0f} s)" if seconds else ""))
+    elif args.verb == "power-off":
+        lab.power_off(args.node)
+        print(f"{args.node} is powered off")
+    elif args.verb == "power-on":
+        seconds = lab.power_on(args.node)
+        print(f"{args.node} is on" + (f" (powered on in {seconds:.0f} s)" if seconds else ""))
     elif args.verb == "exec":
-        argv = lab.exec_argv(args.node, command)
-        sys.stdout.flush()
-        os.execvpe(argv[0], argv, env)
+        _exec(lab, lab.exec_argv(args.node, command))
     elif args.verb in ("shell", "demo"):
         if args.verb == "demo":
             demo(lab)
-        node = getattr(args, "node", "src")
-        if isinstance(lab, OpenZfsLab):
-            argv = lab.exec_argv(node, ["/usr/bin/ovios-shell"], tty=True)
-        else:
-            argv = lab.exec_argv(node, ["/usr/bin/ovios-shell"])
-        sys.stdout.flush()
-        os.execvpe(argv[0], argv, env)
+        _exec(lab, lab.exec_argv(getattr(args, "node", "src"), ["/usr/bin/ovios-shell"], tty=True))
     return 0
+
+
+def _exec(lab: TwoNodeLab, argv: list[str]) -> None:
+    sys.stdout.flush()
+    os.execvpe(argv[0], argv, lab.exec_env())
 
 
 def main(argv: list[str] | None = None) -> int:

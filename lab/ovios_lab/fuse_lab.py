@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import nodefiles, osutil
+from .base import LabReport, TwoNodeLab
 from .nodefiles import NodePaths
 from .pools import NodeZfs
 from .shell_link import ensure_ovios_shell_link
@@ -119,13 +120,28 @@ class NodeStatus:
 
 
 @dataclass
-class LabStatus:
+class LabStatus(LabReport):
     name: str
     directory: Path
     up: bool
     switch_pid: int | None = None
     nodes: list[NodeStatus] = field(default_factory=list)
     up_seconds: float | None = None
+
+    def text(self) -> str:
+        state = "up" if self.up else "down"
+        head = f"lab {self.name}: {state} ({self.directory})"
+        if self.up_seconds is not None and self.up:
+            head += f", started in {self.up_seconds:.1f} s"
+        lines = [head]
+        if self.switch_pid is not None:
+            lines.append(f"  switch  pid {self.switch_pid}")
+        for node in self.nodes:
+            pid = node.pid if node.pid is not None else "-"
+            daemons = " ".join(f"{name}:{'up' if alive else 'DOWN'}" for name, alive in node.daemons.items())
+            pools = ",".join(node.pools) or "-"
+            lines.append(f"  {node.name:<4} pid {pid}  {node.address}  {daemons}  pools: {pools}")
+        return "\n".join(lines)
 
 
 class Node:
@@ -292,7 +308,7 @@ def _ip_batch(pid: int, commands: str) -> None:
         raise LabError(f"network setup failed: {result.stderr.strip()}")
 
 
-class Lab:
+class Lab(TwoNodeLab):
     """The two-node lab.  ``Lab("ovlab").up()`` … ``.down()``."""
 
     def __init__(self, name: str | None = None, directory: str | os.PathLike | None = None):
@@ -314,9 +330,7 @@ class Lab:
 
     # -- public API ------------------------------------------------------------------
 
-    @property
-    def nodes(self) -> tuple[str, ...]:
-        return NODE_NAMES
+    nodes = NODE_NAMES
 
     def node(self, name: str) -> Node:
         spec = node_spec(name)
@@ -369,9 +383,13 @@ class Lab:
             raise TypeError("argv must be a list of strings, e.g. ['sh', '-c', script]")
         return self._running_node(node).run(argv, input=input, check=check, timeout=timeout)
 
-    def exec_argv(self, node: str, argv: list[str]) -> list[str]:
-        """The command line that runs ``argv`` inside ``node`` (for os.execvp)."""
+    def exec_argv(self, node: str, argv: list[str], tty: bool = False) -> list[str]:
+        """The command line that runs ``argv`` inside ``node`` (for os.execvp); nsenter keeps
+        the caller's terminal, so ``tty`` needs nothing."""
         return self._running_node(node).enter_argv(list(argv))
+
+    def exec_env(self) -> dict[str, str]:
+        return node_env()
 
     def reset(self) -> list[str]:
         """Bring a running lab back to its initial state; returns what had to be done.

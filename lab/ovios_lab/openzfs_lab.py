@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import openzfs_guest as guest, openzfs_image, osutil
+from .base import LabReport, TwoNodeLab
 from .fuse_lab import NodeCommandError
 from .openzfs_image import REPO_ROOT, Image
 from .spec import ENV_MEMBER, NODE_NAMES, NODES, LabError, NodeSpec, node_spec, validate_name
@@ -181,7 +182,7 @@ class VmStatus:
 
 
 @dataclass
-class OpenZfsLabStatus:
+class OpenZfsLabStatus(LabReport):
     name: str
     directory: Path
     up: bool
@@ -189,8 +190,33 @@ class OpenZfsLabStatus:
     up_seconds: float | None = None
     image: str = ""
 
+    def text(self) -> str:
+        state = "up" if self.up else "down"
+        head = f"lab {self.name} (openzfs): {state} ({self.directory})"
+        if self.up_seconds is not None and self.up:
+            head += f", started in {self.up_seconds:.0f} s"
+        lines = [head]
+        if self.image:
+            lines.append(f"  image {self.image}")
+        for node in self.nodes:
+            pid = node.pid if node.pid is not None else "-"
+            ssh = f"127.0.0.1:{node.ssh_port}" if node.ssh_port else "-"
+            services = " ".join(f"{name}:{'up' if alive else 'DOWN'}" for name, alive in node.services.items())
+            if node.pid is not None and not node.reachable:
+                services = "unreachable"
+            if node.powered_off:
+                services = "powered off"
+            lines.append(f"  {node.name:<4} pid {pid}  {node.address}  ssh {ssh}  {services or '-'}  "
+                         f"{node.zfs_version or '-'}  pools: {','.join(node.pools) or '-'}  "
+                         f"rss {_size(node.rss_bytes)}")
+        return "\n".join(lines)
 
-class OpenZfsLab:
+
+def _size(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2 ** 30:.2f} GiB"
+
+
+class OpenZfsLab(TwoNodeLab):
     """Lab 2: the VMs ``src`` and ``dst`` with OpenZFS (see the module's docstring)."""
 
     nodes: tuple[str, ...] = NODE_NAMES
