@@ -17,8 +17,9 @@ import time
 
 from .config import files
 from .config.model import ConfigError, digest
-from .config.receive import FAILED, MAX_BYTES, RECEIVE, REFUSED, Peer, Refused, check, origin_hosts, resolve
+from .config.receive import MAX_BYTES, RECEIVE, Peer, Refused, check, origin_hosts, resolve
 from .eventlog import log_sync
+from .exit_status import DATA_REFUSED, FAILED
 from .hosts import HostError, LocalHost
 from .replication.model import ORIGIN_PROPERTY, own_mark
 from .replication.tasks import TaskStore
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as exc:
         _log("-", "refused", sender=_sender(), reason=str(exc))
         print(f"autosync receive: refused: {exc}", file=sys.stderr)
-        return REFUSED
+        return DATA_REFUSED
     try:
         stored = files.store_synced(config)
         have = config if stored else files.load(files.synced_path(config.node))

@@ -10,7 +10,8 @@ It runs interactively with no arguments, and one-shot with arguments
 line, run once, and the process exit status says whether it succeeded.
 
 Exit status convention: a command stores an ``int`` in ``app.last_result``
-(see :mod:`ovios_shell_retadm.commands.base`).  Besides that, the host itself turns
+(see :mod:`ovios_shell_retadm.commands.base`; every status is named in
+:mod:`ovios_shell_retadm.exit_status`).  Besides that, the host itself turns
 an unknown command (127), a bad command line (2), an unhandled exception (1) and
 Ctrl-C (130) into a non-zero status; cmd2 alone leaves all of those at 0.
 """
@@ -24,13 +25,10 @@ from typing import Any
 
 import cmd2
 
+from .exit_status import FAILED, INTERRUPTED, UNKNOWN_COMMAND, USAGE
+
 PROMPT = "ovios-shell ➤ "
 PLUGIN_GROUP = "ovios_shell.commands"
-
-STATUS_FAILED = 1
-STATUS_USAGE = 2
-STATUS_UNKNOWN_COMMAND = 127
-STATUS_INTERRUPTED = 130
 
 
 class OviosShell(cmd2.Cmd):
@@ -75,13 +73,13 @@ class OviosShell(cmd2.Cmd):
         return data
 
     def default(self, statement: cmd2.Statement) -> bool | None:
-        self._status = STATUS_UNKNOWN_COMMAND
+        self._status = UNKNOWN_COMMAND
         return super().default(statement)
 
     def pexcept(self, exception: BaseException, **kwargs: Any) -> None:
         # Commands handle the errors a user can cause; what reaches here is a bug,
         # reported on one line (set `debug true` for the traceback).
-        self._status = STATUS_FAILED
+        self._status = FAILED
         if self.debug:
             super().pexcept(exception, **kwargs)
         else:
@@ -94,21 +92,21 @@ class OviosShell(cmd2.Cmd):
         try:
             self.onecmd_plus_hooks(line, raise_keyboard_interrupt=True)
         except KeyboardInterrupt:
-            return STATUS_INTERRUPTED
+            return INTERRUPTED
         if self._status is not None:
             return self._status
         if self.exit_code:
             return int(self.exit_code)
         if not self._command_finished:
             # argparse or quoting error: cmd2 printed the usage and skipped the hooks
-            return STATUS_USAGE if line.strip() else 0
+            return USAGE if line.strip() else 0
         return status_of(self.last_result)
 
 
 def status_of(result: Any) -> int:
     """Map a command's ``last_result`` to an exit status."""
     if isinstance(result, bool):  # cmd2's own commands store True/False
-        return 0 if result else STATUS_FAILED
+        return 0 if result else FAILED
     if isinstance(result, int):
         return result
     return 0
@@ -141,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             line = command_line(argv)
         except ValueError as exc:
             print(f"ovios-shell: {exc}", file=sys.stderr)
-            return STATUS_USAGE
+            return USAGE
     app = OviosShell()
     if argv:
         return app.run_line(line)

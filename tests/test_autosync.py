@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from ovios_shell_retadm import exit_status
 from ovios_shell_retadm.commands.options import replication_partners
 from ovios_shell_retadm.config import autosync, files, receive
 from ovios_shell_retadm.config.autosync import PushRecord, Version, status_text, to_push
@@ -135,7 +136,7 @@ def test_the_receiver_process_stores_keeps_refuses_records_and_logs(root):
     for text in ('{"format": 1, "node": "localhost", "generation": 9, "users": {}}',
                  dump(sample(node="localhost", generation=9))[:-40]):
         result = run_receiver(root, text, None)
-        assert result.returncode == receive.REFUSED and result.stdout == ""
+        assert result.returncode == exit_status.DATA_REFUSED and result.stdout == ""
         assert result.stderr.startswith("autosync receive: refused: ") and result.stderr.count("\n") == 1
     assert files.synced_path("localhost").read_bytes() == before
 

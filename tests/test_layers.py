@@ -4,7 +4,7 @@ Every import counts, the ones inside functions too (a lazy import is still a dep
 The layers, lowest first:
 
 - the node's basics: ``settings``, ``fileio``, ``store``, ``hosts``, ``services``, ``options``,
-  ``cron``, ``peer``, ``eventlog`` (the node's event logs);
+  ``cron``, ``peer``, ``eventlog`` (the node's event logs), ``exit_status``;
 - ``zfs`` (typed ZFS commands on a host);
 - ``replication`` (the engine) and ``config`` (the configuration and its sync), which know
   nothing of each other;
@@ -23,7 +23,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "ovios_shell_retadm"
 NAME = PACKAGE.name
 
-BASICS = {"settings", "fileio", "store", "hosts", "services", "options", "cron", "peer", "eventlog", "__init__"}
+BASICS = {"settings", "fileio", "store", "hosts", "services", "options", "cron", "peer", "eventlog", "exit_status",
+          "__init__"}
 LAYER_OF_COMPONENT = {**dict.fromkeys(BASICS, 0), "zfs": 1, "replication": 2, "config": 2, "restore": 3,
                       "commands": 4, "shell": 4, "autosync_receive": 4}
 

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from ovios_shell_retadm import exit_status
 from ovios_shell_retadm.config import files, receive
 from ovios_shell_retadm.config.model import Configuration, Share, digest, dump, with_share
 from ovios_shell_retadm.replication.tasks import IDLE, TaskRecord, TaskStore
@@ -97,7 +98,7 @@ def test_the_receiver_process_refuses_a_node_that_is_not_the_ssh_peer_with_one_l
                       (dump(sample("localhost")), None),
                       (dump(sample("ovios-ghost-node.invalid")), "127.0.0.2 40000 127.0.0.1 22")):
         refused = run_receiver(root, text, ssh)
-        assert refused.returncode == receive.REFUSED and refused.stdout == ""
+        assert refused.returncode == exit_status.DATA_REFUSED and refused.stdout == ""
         assert refused.stderr.startswith("autosync receive: refused: ") and refused.stderr.count("\n") == 1
         assert "ghost" not in text or "whose pushes came from 127.0.0.1, but comes from 127.0.0.2" in refused.stderr
     assert sorted(p.name for p in files.synced_dir().iterdir() if not p.name.startswith(".")) == [
@@ -108,5 +109,5 @@ def test_the_receiver_process_refuses_a_node_that_is_not_the_ssh_peer_with_one_l
 def test_a_node_name_with_a_control_character_is_one_line_and_exit_65(root, node):
     text = dump(sample("src")).replace('"node": "src"', f'"node": "{node}"')
     result = run_receiver(root, text, "127.0.0.1 40000 127.0.0.1 22")
-    assert result.returncode == receive.REFUSED and "Traceback" not in result.stderr
+    assert result.returncode == exit_status.DATA_REFUSED and "Traceback" not in result.stderr
     assert result.stderr.startswith("autosync receive: refused: node: ") and result.stderr.count("\n") == 1

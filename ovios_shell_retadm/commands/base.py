@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import cmd2
 
-OK = 0
-FAILED = 1
-USAGE = 2
+from ..exit_status import FAILED, OK
 
 
 class CommandError(Exception):

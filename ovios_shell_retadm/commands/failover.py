@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..exit_status import USAGE
 from ..hosts import HostError, LocalHost, SshHost
 from ..peer import module_argv
 from ..replication import failover, preflight
@@ -17,7 +18,7 @@ from ..replication.origin import OriginError, format_origin
 from ..replication.preflight import PreflightError
 from ..replication.tasks import IDLE, TaskRecord, TaskStore
 from ..zfs import InvalidName, ZfsError, ZfsNode
-from .base import USAGE, CommandError
+from .base import CommandError
 
 
 class FailoverHandlers:

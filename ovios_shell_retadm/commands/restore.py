@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import cmd2
 
+from ..exit_status import FAILED, OK, USAGE
 from ..restore import planner, system
 from ..restore.common import ApplyError
-from .base import FAILED, OK, USAGE, OviosCommandSet
+from .base import OviosCommandSet
 
 SUBCOMMANDS = ("all", "luns", "shares", "exports", "users")
 USAGE_LINE = f"usage: restore [{'|'.join(SUBCOMMANDS)}] [--from NODE] [--dry-run]"

@@ -14,9 +14,10 @@ from tabulate import tabulate
 
 from .. import options, settings
 from ..config import autosync
+from ..exit_status import BUSY, FAILED, INTERRUPTED, USAGE
 from ..hosts import HostError, LocalHost
 from ..replication import doctor, preflight, progress
-from ..replication.jobs import FULL, INC, REPAIR, STATUS_BUSY, RunFailed, TaskReset, TaskRun, start_full_in_background
+from ..replication.jobs import FULL, INC, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
 from ..replication.model import Plan
 from ..replication.preflight import PreflightError
 from ..replication.tasks import (
@@ -31,7 +32,7 @@ from ..replication.tasks import (
 )
 from ..store import StoreError
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
-from .base import FAILED, USAGE, CommandError, OviosCommandSet
+from .base import CommandError, OviosCommandSet
 from .failover import FailoverHandlers
 
 SUBCOMMANDS = ("status", "init", "inc", "reset", "doctor", "repair", "watch")  # the guide's order
@@ -90,7 +91,7 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
     inc = sub.add_parser("inc", help="send the changes since the last common snapshot",
                          description="Send everything since the last common snapshot (user snapshots too). "
                          "Without a dataset: every task, one after the other. "
-                         f"Exit status {STATUS_BUSY} when a run of the task is still in progress.")
+                         f"Exit status {BUSY} when a run of the task is still in progress.")
     inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
     inc.add_argument("--dry-run", action="store_true", help="show what would be sent; change nothing")
 
@@ -181,7 +182,6 @@ def _add_watch_parser(sub) -> None:
 _RUNNING = (RUNNING_FULL, RUNNING_INC)
 _WATCH_POLL = 0.5  # seconds between two looks at the progress file
 _PLAIN_INTERVAL = 2.0  # without a terminal: at most one line per this many seconds
-_INTERRUPTED = 130
 
 
 class _Shown:
@@ -429,7 +429,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             if effective_status(record).word == RUNNING_FULL:
                 self._cmd.perror(f"{prefix}: the full replication is still running; try again when it is idle",
                                  style=None)
-                return STATUS_BUSY
+                return BUSY
             kind = FULL  # the full replication did not complete: finish it (resumed where ZFS can)
         try:
             run = TaskRun(record, kind, tasks)
@@ -558,7 +558,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             self._end_line(tty, shown)
             self.out(f"stopped watching; the transfer of {dataset} goes on in the background "
                      f"('retadm status', {settings.repl_log_path()})")
-            return _INTERRUPTED
+            return INTERRUPTED
         self._end_line(tty, shown)
         self.out(_result_line(record, status))
         return FAILED if status.word == ERROR else 0

@@ -44,8 +44,6 @@ from .model import ConfigError, Configuration, digest, parse
 #: a configuration is kilobytes; refuse to read more than this from a partner
 MAX_BYTES = 8 * 1024 * 1024
 
-REFUSED = 65  # sysexits' EX_DATAERR
-FAILED = 1
 RECEIVE = "receive"
 
 

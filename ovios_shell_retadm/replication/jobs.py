@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from ..eventlog import log_event
+from ..exit_status import BUSY
 from ..hosts import HostError, LocalHost, SshHost
 from ..zfs import ZfsError, ZfsNode
 from . import leftovers, planner
@@ -51,7 +52,6 @@ class RunFailed(Exception):
 
 #: ``inc`` refused because another run of the task holds its lock (sysexits' EX_TEMPFAIL:
 #: nothing is wrong, try later — cron's next tick will).
-STATUS_BUSY = 75
 
 
 def new_snapshot_name(task: Task, now: datetime | None = None) -> str | None:
@@ -165,7 +165,7 @@ class TaskRun:
         try:
             lock.acquire()
         except TaskBusy:
-            raise RunFailed(self._busy_message(), STATUS_BUSY) from None
+            raise RunFailed(self._busy_message(), BUSY) from None
         try:
             self.record = reread_under_lock(self.record, self.tasks)
             return self._run_locked()
@@ -304,7 +304,7 @@ class TaskReset:
             lock.acquire()
         except TaskBusy:
             raise RunFailed(f"{self.record.dataset}: a replication run is in progress; reset it when it is idle",
-                            STATUS_BUSY) from None
+                            BUSY) from None
         try:
             self.record = reread_under_lock(self.record, self.tasks)
             plan, left = self.plan()

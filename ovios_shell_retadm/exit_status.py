@@ -1,0 +1,18 @@
+"""Every exit status ``ovios-shell`` and the commands it runs give, in one place.
+
+A command of the shell reports its status by storing it in the app's ``last_result``; the
+shell turns it into the process's exit status in one-shot runs (see :mod:`.shell`).
+"""
+
+OK = 0
+#: the command ran and failed (one line on stderr says why)
+FAILED = 1
+#: bad arguments or values
+USAGE = 2
+#: sysexits' EX_DATAERR: the partner refused a pushed configuration (``autosync_receive``)
+DATA_REFUSED = 65
+#: sysexits' EX_TEMPFAIL: another run of the task holds its lock; cron tries again next time
+BUSY = 75
+UNKNOWN_COMMAND = 127
+#: Ctrl-C (128 + SIGINT)
+INTERRUPTED = 130
