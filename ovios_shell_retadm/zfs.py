@@ -31,15 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from . import settings
-from .fileio import make_private_dir
+from .fileio import make_private_dir, write_atomically
 from .hosts import DEFAULT_TIMEOUT, CommandFailed, Host, HostError, Result
 
 # ---------------------------------------------------------------------------
@@ -407,10 +405,7 @@ class _CapabilityCache:
     def store(self, caps: Capabilities) -> None:
         try:
             make_private_dir(self.path.parent)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".caps-")
-            with os.fdopen(fd, "w") as handle:
-                handle.write(caps.to_json())
-            os.replace(tmp, self.path)
+            write_atomically(self.path, caps.to_json(), mode=0o600)
         except OSError:
             pass
 

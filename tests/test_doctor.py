@@ -15,8 +15,9 @@ from ovios_shell_retadm import cron
 from ovios_shell_retadm.hosts import HostUnreachable, Result
 from ovios_shell_retadm.replication import doctor
 from ovios_shell_retadm.replication.doctor import FAIL, OK, SKIP, WARN, Check
+from ovios_shell_retadm.replication.leftovers import Receive
 from ovios_shell_retadm.replication.model import Bookmark, Observed, Snapshot
-from ovios_shell_retadm.replication.runs import Runner, TaskLock
+from ovios_shell_retadm.replication.runs import Runner, TaskLock, lock_holder
 from ovios_shell_retadm.replication.tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore
 from ovios_shell_retadm.shell import OviosShell
 
@@ -137,32 +138,20 @@ def test_cron_line():
     assert check.hint == "'edit-cron' and add e.g.: */5 * * * * /usr/bin/ovios-shell retadm inc data/other"
 
 
-PS = """\
-  PID ELAPSED COMMAND
-    1   99999 /sbin/init
-  812    7300 zfs receive repl/smbvol
-  813    7300 zfs receive -s repl/smbvol-old
-  900      12 /usr/sbin/zfs recv -u repl/smbvol
-  901    9000 sh -c zfs receive repl/smbvol
-  902    9999 grep zfs receive repl/smbvol
-"""
-
-
-def test_receives_are_found_by_program_and_dataset():
-    found = doctor.receives_into(PS, "repl/smbvol")
-    assert [(r.pid, r.seconds) for r in found] == [(812, 7300), (900, 12)]
-    assert found[1].args == "/usr/sbin/zfs recv -u repl/smbvol"
+#: what leftovers.parse_receives finds on the partner (its own tests: test_leftovers.py)
+RECEIVES = [Receive(812, 7300, ("192.168.0.149", 40630, "192.168.0.111", 22), "zfs receive repl/smbvol"),
+            Receive(900, 12, None, "/usr/sbin/zfs recv -u repl/smbvol")]
 
 
 def test_a_receive_older_than_an_hour_without_its_run_is_hung():
-    receives = doctor.receives_into(PS, "repl/smbvol")
+    receives = RECEIVES
     hung = doctor.check_receives("receive on dst", record(), receives, run_age=None)
     assert hung.level == WARN and "(pid 812) has been running for 2h01m" in hung.message
     assert hung.hint.startswith("if it is stuck, on dst: kill 812")
     # the running transfer of the task explains it
     assert doctor.check_receives("r", record(), receives, run_age=7400).level == OK
     # young receives are not hung; none at all is fine
-    young = doctor.receives_into(PS.replace("7300", "300"), "repl/smbvol")
+    young = [Receive(812, 300, None, "zfs receive repl/smbvol"), RECEIVES[1]]
     assert doctor.check_receives("r", record(), young, run_age=None).level == OK
     assert doctor.check_receives("r", record(), [], run_age=None).message == \
         "no zfs receive into repl/smbvol is running"
@@ -263,19 +252,19 @@ def test_lock_holder_reads_proc_locks_without_taking_the_lock(tmp_path, monkeypa
     path = TaskLock("data/smbvol").path
     path.parent.mkdir(parents=True)
     path.touch()
-    assert doctor.lock_holder(path) is None
+    assert lock_holder(path) is None
     fd = os.open(path, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
-        assert doctor.lock_holder(path) == os.getpid()
+        assert lock_holder(path) == os.getpid()
     finally:
         os.close(fd)
-    assert doctor.lock_holder(path) is None
+    assert lock_holder(path) is None
     st = os.stat(path)
     dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    assert doctor.lock_holder(path, f"1: FLOCK  ADVISORY  WRITE 77 {dev} 0 EOF\n"
+    assert lock_holder(path, f"1: FLOCK  ADVISORY  WRITE 77 {dev} 0 EOF\n"
                                     f"1: -> FLOCK  ADVISORY  WRITE 78 {dev} 0 EOF\n") == 77
-    assert doctor.lock_holder(tmp_path / "nothere") is None
+    assert lock_holder(tmp_path / "nothere") is None
 
 
 # -- one task, with the partner unreachable ---------------------------------------------------

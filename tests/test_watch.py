@@ -13,7 +13,7 @@ from cmd2.py_bridge import PyBridge
 from ovios_shell_retadm.commands.retadm import _result_line
 from ovios_shell_retadm.replication import progress
 from ovios_shell_retadm.replication.progress import Progress, ProgressFile, RateMeter
-from ovios_shell_retadm.replication.runs import Runner, _start_time, boot_id
+from ovios_shell_retadm.replication.runs import Runner, boot_id, start_ticks
 from ovios_shell_retadm.replication.tasks import ERROR, IDLE, RUNNING_INC, Status, TaskRecord, TaskStore
 from ovios_shell_retadm.shell import OviosShell
 
@@ -176,7 +176,7 @@ def run(root):
 def live_runner():
     """The identity of a process that is alive (a sleep), as a run's record has it."""
     proc = subprocess.Popen(["sleep", "60"])
-    yield Runner(proc.pid, _start_time(proc.pid), boot_id()).to_record()
+    yield Runner(proc.pid, start_ticks(proc.pid), boot_id()).to_record()
     proc.kill()
     proc.wait()
 

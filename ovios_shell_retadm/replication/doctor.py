@@ -46,13 +46,11 @@ lag                 the last success against the schedule: 3 × N minutes for a 
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from .. import cron, options, services, settings
 from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, LocalHost, SshHost
@@ -60,9 +58,10 @@ from ..zfs import ZfsError, ZfsNode, pool_of
 from . import planner, preflight
 from .executor import Pair
 from .jobs import new_snapshot_name
+from .leftovers import Receive, listing_argv, parse_receives
 from .model import Bookmark, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
-from .progress import format_duration
-from .runs import TaskLock
+from .progress import format_bytes, format_duration
+from .runs import TaskLock, process_age
 from .tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
 
 OK = "OK"
@@ -195,9 +194,9 @@ def check_lag(name: str, record: TaskRecord, status: Status, schedules: Sequence
 def check_space(name: str, available: int, used: int, last_bytes: int | None) -> Check:
     size = available + used
     fraction = available / size if size > 0 else 0.0
-    text = f"{_size(available)} free ({fraction:.0%} of {_size(size)})"
+    text = f"{format_bytes(available)} free ({fraction:.0%} of {format_bytes(size)})"
     if last_bytes and available < FREE_RUNS * last_bytes:
-        return Check(name, WARN, f"{text}, less than {FREE_RUNS} × the last run's {_size(last_bytes)}",
+        return Check(name, WARN, f"{text}, less than {FREE_RUNS} × the last run's {format_bytes(last_bytes)}",
                      "free space on the destination pool (or add capacity) before the next big change")
     if fraction < FREE_FRACTION:
         return Check(name, WARN, f"{text}, under {FREE_FRACTION:.0%}",
@@ -225,26 +224,6 @@ def check_cron_line(name: str, dataset: str, entries: Sequence[cron.Entry]) -> t
                      f"'edit-cron' and add e.g.: */5 * * * * {cron.CRON_COMMAND} {dataset}"), []
     lines = ", ".join(f"'{e.schedule}' (line {e.line})" for e in mine)
     return Check(name, OK, lines), [e.schedule for e in mine]
-
-
-@dataclass(frozen=True)
-class Receive:
-    pid: int
-    seconds: int
-    args: str
-
-
-def receives_into(ps_output: str, remote_dataset: str) -> list[Receive]:
-    """``zfs receive``/``recv`` processes into ``remote_dataset`` in ``ps -eo pid,etimes,args`` output."""
-    found = []
-    for line in ps_output.splitlines():
-        words = line.split()
-        if len(words) < 4 or not words[0].isdigit() or not words[1].isdigit():
-            continue
-        args = words[2:]  # the process's own program first: not a shell or grep naming it
-        if os.path.basename(args[0]) == "zfs" and args[1] in ("receive", "recv") and remote_dataset in args[2:]:
-            found.append(Receive(int(words[0]), int(words[1]), " ".join(args)))
-    return found
 
 
 def check_receives(name: str, record: TaskRecord, receives: Sequence[Receive], run_age: float | None) -> Check:
@@ -376,47 +355,6 @@ def check_resume(name: str, observed: Observed, record: TaskRecord, running: boo
                      f"'retadm inc {record.dataset}' discards it and replicates")
     return Check(name, WARN, f"an interrupted transfer waits on {record.destination} (resume token)",
                  f"'retadm inc {record.dataset}' resumes it where it stopped")
-
-
-def lock_holder(path: Path, proc_locks: str | None = None) -> int | None:
-    """The pid holding the ``flock`` on ``path``, read from ``/proc/locks`` (no lock is taken)."""
-    try:
-        st = os.stat(path)
-        text = Path("/proc/locks").read_text() if proc_locks is None else proc_locks
-    except OSError:
-        return None
-    want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 6 or fields[1] != "FLOCK":
-            continue  # other lock kinds, and "->" lines (waiters)
-        try:
-            major, minor, inode = fields[5].split(":")
-            if (int(major, 16), int(minor, 16), int(inode)) == want:
-                return int(fields[4])
-        except ValueError:
-            continue
-    return None
-
-
-def process_age(pid: int) -> float | None:
-    """Seconds since process ``pid`` started (from /proc); None when it does not exist."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-    except (OSError, ValueError):
-        return None
-    start_ticks = int(stat[stat.rindex(")") + 2:].split()[19])
-    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _size(count: float) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 # -- what every task shares ------------------------------------------------------------------
@@ -663,17 +601,17 @@ class TaskDoctor:
         return self._need("observed", *more) if more else self._facts["observed"]
 
     def last_run(self, name: str) -> Check:
-        return check_run(name, self.record, self._status, lock_holder(TaskLock(self.record.dataset).path))
+        return check_run(name, self.record, self._status, TaskLock(self.record.dataset).holder())
 
     def receive_on_destination(self, name: str) -> Check:
         host = self._need("ssh")
-        result = host.run(["ps", "-eo", "pid,etimes,args"], timeout=_SSH_TIMEOUT, check=False)
+        result = host.run(listing_argv(), timeout=_SSH_TIMEOUT, check=False)
         if result.returncode != 0:
             return Check(name, WARN, f"cannot list its processes: {(result.stderr.strip() or 'ps failed')[:200]}")
         run_age = None
         if self._status.word in (RUNNING_FULL, RUNNING_INC):
             run_age = process_age(int((self.record.runner or {}).get("pid", 0)))
-        return check_receives(name, self.record, receives_into(result.stdout, self.record.remote_dataset), run_age)
+        return check_receives(name, self.record, parse_receives(result.stdout, self.record.remote_dataset), run_age)
 
     def cron_line(self, name: str) -> Check:
         entries, problem = self.env.crontab()

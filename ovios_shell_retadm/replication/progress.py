@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from .. import settings
-from ..fileio import make_private_dir
+from ..fileio import make_private_dir, write_atomically
 from .runs import Runner
 
 #: at most one write per this many seconds (pv itself reports once a second)
@@ -71,12 +70,10 @@ class Progress:
 
 
 def write_progress(progress: Progress) -> None:
-    """Atomically replace the dataset's progress file (temp file + rename)."""
+    """Atomically replace the dataset's progress file."""
     path = progress_path(progress.dataset)
     make_private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(progress.to_json())
-    os.replace(tmp, path)
+    write_atomically(path, progress.to_json())
 
 
 def read_progress(dataset: str) -> Progress | None:

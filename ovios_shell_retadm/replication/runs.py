@@ -26,7 +26,7 @@ class Runner:
 
     @classmethod
     def current(cls) -> Runner:
-        return cls(os.getpid(), _start_time(os.getpid()) or 0, boot_id())
+        return cls(os.getpid(), start_ticks(os.getpid()) or 0, boot_id())
 
     @classmethod
     def from_record(cls, data: dict | None) -> Runner | None:
@@ -38,7 +38,7 @@ class Runner:
         return asdict(self)
 
     def is_alive(self) -> bool:
-        return self.boot_id == boot_id() and _start_time(self.pid) == self.start_time
+        return self.boot_id == boot_id() and start_ticks(self.pid) == self.start_time
 
     def why_dead(self) -> str:
         if self.boot_id != boot_id():
@@ -53,7 +53,9 @@ def boot_id() -> str:
         return "unknown"
 
 
-def _start_time(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/<pid>/stat``); None
+    when it does not exist."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -61,6 +63,37 @@ def _start_time(pid: int) -> int | None:
     # the command name (field 2) may contain spaces and parentheses: split after its last ')'
     fields = stat[stat.rindex(")") + 2:].split()
     return int(fields[19])
+
+
+def process_age(pid: int) -> float | None:
+    """Seconds since process ``pid`` started; None when it does not exist."""
+    ticks = start_ticks(pid)
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError):
+        return None
+    return None if ticks is None else uptime - ticks / os.sysconf("SC_CLK_TCK")
+
+
+def lock_holder(path: Path, proc_locks: str | None = None) -> int | None:
+    """The pid holding the ``flock`` on ``path``, read from ``/proc/locks`` (no lock is taken)."""
+    try:
+        st = os.stat(path)
+        text = Path("/proc/locks").read_text() if proc_locks is None else proc_locks
+    except OSError:
+        return None
+    want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK":
+            continue  # other lock kinds, and "->" lines (waiters)
+        try:
+            major, minor, inode = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) == want:
+                return int(fields[4])
+        except ValueError:
+            continue
+    return None
 
 
 class TaskBusy(Exception):
@@ -73,6 +106,10 @@ class TaskLock:
     def __init__(self, dataset: str):
         self.path = settings.run_dir() / "locks" / (dataset.replace("/", "%") + ".lock")
         self._fd: int | None = None
+
+    def holder(self) -> int | None:
+        """The pid that holds this lock now, if any (see :func:`lock_holder`)."""
+        return lock_holder(self.path)
 
     def acquire(self) -> None:
         make_private_dir(self.path.parent)
