@@ -783,17 +783,6 @@ class ZfsNode:
             return None
         return out.strip()
 
-    def pool_free(self, pool: str) -> int | None:
-        """Bytes datasets can still use in the pool (its root's ``available``).
-
-        ``zpool list -o free`` would count space ZFS keeps back, and has no
-        ``-p`` on older implementations.  None when there is no such pool.
-        """
-        try:
-            return int(self.get_properties(validate_pool_name(pool), ["available"])["available"])
-        except NoSuchDataset:
-            return None
-
     # -- snapshots and bookmarks ---------------------------------------------
 
     def history(self, dataset: str) -> History:

@@ -46,8 +46,8 @@ from ovios_shell_retadm.replication.model import (
 from ovios_shell_retadm.replication.planner import find_common, plan_full, plan_incremental
 
 TASK = Task("data/smbvol", "node2", "repl/smbvol", properties=True)
-BOOKMARKS = Capabilities(bookmarks=True, resume=True)
-NO_BOOKMARKS = Capabilities(bookmarks=False, resume=False)
+BOOKMARKS = Capabilities(bookmarks=True)
+NO_BOOKMARKS = Capabilities(bookmarks=False)
 SRC, DST = Side.SOURCE, Side.DESTINATION
 
 

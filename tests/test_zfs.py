@@ -541,9 +541,6 @@ def test_properties(ns, node: ZfsNode, fs: str) -> None:
 def test_pool_and_feature_queries(node: ZfsNode, fs: str) -> None:
     assert node.pool_health("tank") == "ONLINE"
     assert node.pool_health("nopool") is None
-    free = node.pool_free("tank")
-    assert isinstance(free, int) and 0 < free < 128 << 20
-    assert node.pool_free("nopool") is None
     # zfs-fuse: no `written`, no resume tokens, no bookmarks, no estimates
     assert node.written_since_newest(fs) is None
     assert node.resume_token(fs) is None

@@ -75,16 +75,10 @@ class Pair:
 
     # -- observing ---------------------------------------------------------------
 
-    def capabilities(self, *, source_only: bool = False) -> model.Capabilities:
-        src = self.source.capabilities()
-        bookmarks = src.bookmarks_on(zfs.pool_of(self.task.dataset))
-        if source_only:
-            return model.Capabilities(bookmarks=bookmarks)
-        dst = self.destination.capabilities()
-        return model.Capabilities(
-            bookmarks=bookmarks,
-            resume=src.resume_tokens and dst.resumable_on(zfs.pool_of(self.task.remote_dataset)),
-        )
+    def capabilities(self) -> model.Capabilities:
+        """What the planner needs to know: the source's.  (What the destination can do
+        matters to how a step runs, not to the plan: the executor asks it when it receives.)"""
+        return model.Capabilities(bookmarks=self.source.capabilities().bookmarks_on(zfs.pool_of(self.task.dataset)))
 
     def observe(self, recorded_guid: int | None = None, *, source_only: bool = False) -> Observed:
         """Both sides as the planner sees them (``source_only``: as if the replica were absent)."""
@@ -114,7 +108,7 @@ class Pair:
             source_holds=source_holds,
             destination_holds=destination_holds,
             written=self.source.written_since_newest(self.task.dataset),
-            capabilities=self.capabilities(source_only=source_only),
+            capabilities=self.capabilities(),
             destination_readonly=readonly,
             destination_written=self.destination.written_since_newest(remote) if destination else None,
             recorded_guid=recorded_guid,

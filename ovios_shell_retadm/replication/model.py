@@ -144,11 +144,9 @@ class Capabilities:
     """What the pair of ZFS implementations can do.
 
     ``bookmarks``: the source can create bookmarks and send from them.
-    ``resume``: both sides do resumable receives (carried for the resume work; unused here).
     """
 
     bookmarks: bool = False
-    resume: bool = False
 
 
 @dataclass(frozen=True)
