@@ -369,3 +369,12 @@ def test_doctor_and_watch_complete_replicated_datasets(tmp_path, monkeypatch):
     for sub in ("doctor", "watch"):
         line = f"retadm {sub} "
         assert app.complete("", line, len(line), len(line)).to_strings() == ("data/smbvol",)
+
+
+def test_the_check_table_is_what_runs_and_what_help_shows():
+    env = doctor.Environment()
+    names = [name for name, _ in doctor.TaskDoctor(record(), env).checks()]
+    assert len(names) == len(doctor.CHECKS) and names[0] == "local zfs" and names[-1] == "lag"
+    assert {f"ssh {env.hostname()}→dst", "destination pool repl", "replica repl/smbvol"} <= set(names)
+    help_text = doctor.check_table()
+    assert [line.split()[0] for line in help_text.splitlines()] == [spec.title.split()[0] for spec in doctor.CHECKS]

@@ -162,6 +162,9 @@ def _add_doctor_parser(sub) -> None:
         description="Read-only checks of a task, one line each: OK, WARN or FAIL with a hint saying what to run "
         "(SKIP: not checked because an earlier check failed). Without a dataset: every task. "
         "Exit status 1 when any check FAILs, else 0.",
+        epilog="The checks, in order, with the worst level each can give (DS the dataset, dst its "
+        "destination):\n" + doctor.check_table(),
+        formatter_class=cmd2.RawDescriptionCmd2HelpFormatter,
     )
     doctor_.add_argument("dataset", nargs="?", help="only this task", choices_provider=_replicated)
     doctor_.add_argument("--json", action="store_true", help="machine-readable output for monitoring")

@@ -12,35 +12,7 @@ Doctor only reads.  The one exception is inherited from :meth:`Pair.observe` on 
 implementations that cannot list holds (zfs-fuse): there a hold is detected by trying
 to place it, and the probe's new holds are released at once.
 
-The checks, in order (``DS`` the dataset, ``dst`` the destination):
-
-==================  ============================================================  ======================
-check               what it looks at                                              worst level
-==================  ============================================================  ======================
-local zfs           ``zfs list DS`` here: ZFS answers and DS exists               FAIL
-ssh here→dst        ``ssh dst true`` with BatchMode (a password prompt fails)     FAIL
-ssh dst→here        from dst, ``ssh`` back to the address dst sees us at          FAIL
-remote zfs          ``zpool list`` on dst                                         FAIL
-destination pool    the remote dataset's pool exists and is ONLINE                FAIL
-free space          pool ``available`` < 2 × the last run's bytes or < 10 %        WARN
-replica             the remote dataset exists (the full send completed)           FAIL
-common snapshot     newest snapshot with the same guid on both sides; matches     FAIL
-                    the task record
-holds               our hold (tag ``retadm``) on the common snapshot, both sides  WARN
-read-only           ``readonly=on`` on the replica (unknown on zfs-fuse: a note)  WARN
-divergence          the planner's view: snapshots on dst the source lacks, name   FAIL
-                    clashes, a replica written since the common snapshot
-resume token        an interrupted resumable receive waiting on dst               WARN
-last run            a run that died, a failed last run, a lock held by a          WARN
-                    process that is not the task's run
-receive on dst      a ``zfs receive`` into the replica running for over an hour   WARN
-                    that is not the task's running transfer
-cron line           root's crontab runs ``retadm inc DS``                         WARN
-cron service        ``cron.enable`` is on and the cron daemon runs                WARN
-lag                 the last success against the schedule: 3 × N minutes for a    WARN
-                    ``*/N * * * *`` line (also ``* * * * *``, hourly, daily
-                    lines); 1 hour without such a line
-==================  ============================================================  ======================
+The checks, in order, are :data:`CHECKS` (``retadm doctor --help`` prints them).
 """
 
 from __future__ import annotations
@@ -357,6 +329,54 @@ def check_resume(name: str, observed: Observed, record: TaskRecord, running: boo
                  f"'retadm inc {record.dataset}' resumes it where it stopped")
 
 
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check of :class:`TaskDoctor`: its title (``{here}``, ``{dst}``, ``{pool}`` and
+    ``{replica}`` are the task's), the method that runs it, what it looks at, its worst level."""
+
+    title: str
+    method: str
+    looks_at: str
+    worst: str
+
+
+#: every check, in the order they run: the one list of them (``retadm doctor --help`` prints it)
+CHECKS = (
+    CheckSpec("local zfs", "local_zfs", "'zfs list DS' here: ZFS answers and the dataset exists", FAIL),
+    CheckSpec("ssh {here}→{dst}", "ssh_forward", "'ssh dst true' with BatchMode (a password prompt fails)", FAIL),
+    CheckSpec("ssh {dst}→{here}", "ssh_reverse", "from dst, ssh back to the address dst sees this node at", FAIL),
+    CheckSpec("remote zfs on {dst}", "remote_zfs", "'zpool list' on dst", FAIL),
+    CheckSpec("destination pool {pool}", "destination_pool", "the replica's pool exists and is ONLINE", FAIL),
+    CheckSpec("free space on {pool}", "free_space",
+              f"the pool's 'available' below {FREE_RUNS} × the last run's bytes or {FREE_FRACTION:.0%}", WARN),
+    CheckSpec("replica {replica}", "replica", "the replica exists (the full send completed)", FAIL),
+    CheckSpec("common snapshot", "common_snapshot",
+              "the newest snapshot with the same guid on both sides; it matches the task record", FAIL),
+    CheckSpec("holds", "holds", "the task's hold on the common snapshot, on both sides", WARN),
+    CheckSpec("read-only", "read_only", "readonly=on on the replica (unknown on zfs-fuse: a note)", WARN),
+    CheckSpec("divergence", "divergence", "the planner's view: snapshots on dst the source lacks, name clashes, "
+              "a replica written since the common snapshot", FAIL),
+    CheckSpec("resume token", "resume_token", "an interrupted resumable receive waiting on dst", WARN),
+    CheckSpec("last run", "last_run",
+              "a run that died, a failed last run, a lock held by a process that is not the task's run", WARN),
+    CheckSpec("receive on {dst}", "receive_on_destination",
+              "a 'zfs receive' into the replica running for over an hour that is not the task's transfer", WARN),
+    CheckSpec("cron line", "cron_line", "root's crontab runs 'retadm inc DS'", WARN),
+    CheckSpec("cron service", "cron_service", "cron.enable is on and the cron daemon runs", WARN),
+    CheckSpec("lag", "lag", f"the last success against the schedule: {LAG_INTERVALS} × N minutes for a "
+              "'*/N * * * *' line (hourly and daily lines alike); 1 hour without such a line", WARN),
+)
+
+
+def check_table() -> str:
+    """:data:`CHECKS` as text, for ``retadm doctor --help`` (``DS`` the dataset, ``dst`` its
+    destination)."""
+    names = {"here": "here", "dst": "dst", "pool": "POOL", "replica": "REPLICA"}
+    rows = [(spec.title.format(**names), spec.worst, spec.looks_at) for spec in CHECKS]
+    width = max(len(title) for title, _, _ in rows)
+    return "\n".join(f"  {title:<{width}}  {worst:<4}  {looks_at}" for title, worst, looks_at in rows)
+
+
 # -- what every task shares ------------------------------------------------------------------
 
 
@@ -428,27 +448,10 @@ class TaskDoctor:
     # -- running -----------------------------------------------------------------------------
 
     def checks(self) -> list[tuple[str, Callable[[str], Check]]]:
-        here, dest = self.env.hostname(), self.record.destination
-        pool = pool_of(self.record.remote_dataset)
-        return [
-            ("local zfs", self.local_zfs),
-            (f"ssh {here}→{dest}", self.ssh_forward),
-            (f"ssh {dest}→{here}", self.ssh_reverse),
-            (f"remote zfs on {dest}", self.remote_zfs),
-            (f"destination pool {pool}", self.destination_pool),
-            (f"free space on {pool}", self.free_space),
-            (f"replica {self.record.remote_dataset}", self.replica),
-            ("common snapshot", self.common_snapshot),
-            ("holds", self.holds),
-            ("read-only", self.read_only),
-            ("divergence", self.divergence),
-            ("resume token", self.resume_token),
-            ("last run", self.last_run),
-            (f"receive on {dest}", self.receive_on_destination),
-            ("cron line", self.cron_line),
-            ("cron service", self.cron_service),
-            ("lag", self.lag),
-        ]
+        """:data:`CHECKS` for this task: each one's title and the method that runs it."""
+        names = {"here": self.env.hostname(), "dst": self.record.destination,
+                 "pool": pool_of(self.record.remote_dataset), "replica": self.record.remote_dataset}
+        return [(spec.title.format(**names), getattr(self, spec.method)) for spec in CHECKS]
 
     def run(self) -> Diagnosis:
         results = []
