@@ -296,3 +296,45 @@ def test_load_key_never_puts_the_secret_on_a_command_line() -> None:
     with pytest.raises(zfs.InvalidName):
         node.load_key("repl/secret", key_file="relative/key")
 
+
+# -- restore and doctor name a replica whose key is not loaded ----------------------------------------
+
+
+def test_restore_names_an_encrypted_replica_whose_key_is_not_loaded() -> None:
+    from ovios_shell_retadm.config.model import Configuration, Export, with_export
+    from ovios_shell_retadm.restore import planner as restore
+    from ovios_shell_retadm.restore.nfs import NfsState
+
+    def notes(key_loaded: bool) -> list[str]:
+        info = restore.DatasetInfo("repl/secret", "filesystem", mountpoint="/repl/secret", mounted=key_loaded,
+                                   readonly=True, origin="192.168.0.149:repl/secret", key_loaded=key_loaded)
+        seen = restore.Observed(datasets={info.name: info}, nfs=NfsState())
+        partner = restore.Partner("src", frozenset({"192.168.0.149"}))
+        want, _ = restore.desired(with_export(Configuration(), Export("repl/secret", "*")), seen.datasets, partner)
+        return restore.plan(("exports",), want, seen).notes
+
+    locked = [n for n in notes(False) if "encrypted" in n]
+    assert locked == ["repl/secret is encrypted and its key is not loaded here: it cannot be mounted or served "
+                      "until it is (retadm promote repl/secret --key-file PATH loads it)"]
+    assert not any("encrypted" in n for n in notes(True))
+
+
+def test_doctor_names_the_mode_and_the_key() -> None:
+    from ovios_shell_retadm.replication.doctor import FAIL, OK, WARN, check_encryption
+
+    src = Encryption("aes-256-gcm", "data/secret", "available")
+    locked = Encryption("aes-256-gcm", "repl/secret", "unavailable")
+    plain = Encryption("off", "", "")
+
+    def record(mode):
+        return TaskRecord("data/secret", "dst", "repl/secret", False, send_mode=mode)
+
+    check = check_encryption("encryption", record(RAW), src, locked)
+    assert check.level == OK and "key is not loaded on dst" in check.message
+    assert check_encryption("encryption", record(RAW), src, plain).level == FAIL
+    check = check_encryption("encryption", record(DECRYPTED), src, plain)
+    assert check.level == WARN and "--decrypted" in check.message and "not encrypted" in check.message
+    check = check_encryption("encryption", record(None), src, plain)  # a task from before raw sends
+    assert check.level == WARN and "set up before" in check.message and check.hint and "retadm reset" in check.hint
+    assert check_encryption("encryption", record(PLAIN), plain, plain).level == OK
+    assert check_encryption("encryption", record(None), None, None).level == OK  # zfs-fuse
