@@ -338,3 +338,46 @@ def test_doctor_names_the_mode_and_the_key() -> None:
     assert check.level == WARN and "set up before" in check.message and check.hint and "retadm reset" in check.hint
     assert check_encryption("encryption", record(PLAIN), plain, plain).level == OK
     assert check_encryption("encryption", record(None), None, None).level == OK  # zfs-fuse
+
+
+# -- the commands (the shell, its parsing, lines and statuses are real; ZFS is not asked) ---------------
+
+
+@pytest.fixture
+def shell(tmp_path, monkeypatch):
+    from cmd2.py_bridge import PyBridge
+
+    from ovios_shell_retadm.shell import OviosShell
+
+    monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
+    return PyBridge(OviosShell())
+
+
+def test_status_says_which_replicas_are_raw_and_which_decrypted(shell) -> None:
+    from ovios_shell_retadm.replication.tasks import IDLE, TaskStore
+
+    store = TaskStore()
+    for dataset, mode_ in (("data/a", RAW), ("data/b", DECRYPTED), ("data/c", PLAIN), ("data/d", None)):
+        assert store.create(TaskRecord(dataset, "dst", f"repl/{dataset[5:]}", False, state=IDLE, initialised=True,
+                                       send_mode=mode_))
+    result = shell("retadm status")
+    lines = [line for line in result.stdout.splitlines() if "encrypted" in line]
+    assert lines == [
+        "data/a: encrypted, replicated raw: the replica stays encrypted, its key is only here ('retadm promote' "
+        "on the partner needs it)",
+        "data/b: encrypted, but replicated DECRYPTED: the replica on dst is not encrypted",
+    ]
+    rows = json.loads(shell("retadm status --json").stdout)
+    assert [row["send_mode"] for row in rows] == [RAW, DECRYPTED, PLAIN, None]
+
+
+def test_promote_without_a_terminal_or_with_a_missing_key_file_is_one_line(shell, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(failover, "read_replica", lambda node, dataset: LOCKED)
+    result = shell("retadm promote repl/secret")
+    assert result.stderr.splitlines() == [f"retadm promote: {failover.key_missing(LOCKED)}"]
+    assert result.data == 1
+    result = shell(f"retadm promote repl/secret --key-file {tmp_path}/missing.key")
+    assert result.stderr.splitlines() == [f"retadm promote: --key-file {tmp_path}/missing.key: no readable file there"]
+    assert result.data == 2
+    dry = shell("retadm promote repl/secret --dry-run")
+    assert dry.data == 0 and "load the encryption key of repl/secret (zfs load-key)" in dry.stdout
