@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -381,3 +382,33 @@ def test_promote_without_a_terminal_or_with_a_missing_key_file_is_one_line(shell
     assert result.data == 2
     dry = shell("retadm promote repl/secret --dry-run")
     assert dry.data == 0 and "load the encryption key of repl/secret (zfs load-key)" in dry.stdout
+
+
+@pytest.mark.parametrize(("answer", "expected"), [("yes", DECRYPTED), ("no", None), ("", None)])
+def test_the_wizard_asks_before_a_decrypted_replica(tmp_path, monkeypatch, answer, expected) -> None:
+    from ovios_shell_retadm.commands.base import CommandError
+    from ovios_shell_retadm.commands.retadm import RetadmCommands
+    from ovios_shell_retadm.shell import OviosShell
+
+    monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
+    app = OviosShell()
+    commands: Any = app.find_commandsets(RetadmCommands)[0]
+    prompts: list[str] = []
+
+    def read_input(prompt: str) -> str:
+        prompts.append(prompt)
+        return answer
+
+    monkeypatch.setattr(RetadmCommands, "_interactive", lambda self: True)
+    monkeypatch.setattr(app, "read_input", read_input)
+    source, dest = Node(OPENZFS, ENCRYPTED, name="src"), Node(OPENZFS)
+    if expected is None:
+        with pytest.raises(CommandError, match="not replicated decrypted without a yes"):
+            commands._send_mode(source, "data/secret", dest, "plain", False)
+    else:
+        assert commands._send_mode(source, "data/secret", dest, "plain", False) == expected
+    assert prompts == ["Replicate it decrypted (the replica is not encrypted)? (yes/no) [no]: "]
+    # raw possible: nothing asked
+    prompts.clear()
+    assert commands._send_mode(source, "data/secret", dest, "repl", False) == RAW
+    assert prompts == []
