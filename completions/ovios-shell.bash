@@ -24,10 +24,10 @@ _ovios_shell_words() {
 # the options of a retadm subcommand
 _ovios_shell_retadm_options() {
     case "$1" in
-        init)   echo "--dest --remote-pool --remote-name --properties --dry-run --help" ;;
+        init)   echo "--dest --remote-pool --remote-name --properties --decrypted --dry-run --help" ;;
         inc|watch)    echo "--dry-run --help" ;;
         reset|repair|switchback) echo "--dry-run --yes --help" ;;
-        promote)      echo "--dry-run --help" ;;
+        promote)      echo "--key-file --dry-run --help" ;;
         reverse)      echo "--properties --dry-run --yes --help" ;;
         doctor)       echo "--json --dry-run --help" ;;
         status)       echo "--json --help" ;;
@@ -49,11 +49,12 @@ _ovios_shell() {
                 case "$sub:$prev" in
                     init:--properties|reverse:--properties) words="yes no" ;;
                     init:--dest|init:--remote-pool|init:--remote-name) ;;  # free text
+                    promote:--key-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;  # a file
                     *)
                         # the dataset, unless one was given already
                         for ((i = 3; i < COMP_CWORD; i++)); do
                             case "${COMP_WORDS[i]}" in
-                                --dest|--remote-pool|--remote-name|--properties) ((i++)) ;;
+                                --dest|--remote-pool|--remote-name|--properties|--key-file) ((i++)) ;;
                                 -*) ;;
                                 *) positional=${COMP_WORDS[i]} ;;
                             esac

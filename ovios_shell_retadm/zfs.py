@@ -34,7 +34,7 @@ import json
 import re
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from . import settings
 from .fileio import make_private_dir, write_atomically
@@ -252,6 +252,23 @@ class Bookmark:
 
 
 @dataclass(frozen=True)
+class Encryption:
+    """A dataset's native encryption as ``zfs get`` reports it."""
+
+    encryption: str  # "off", "aes-256-gcm", ...
+    encryptionroot: str  # the dataset whose key unlocks this one; "" when not encrypted
+    keystatus: str  # "available", "unavailable"; "" when not encrypted
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption not in ("off", "-", "")
+
+    @property
+    def key_loaded(self) -> bool:
+        return not self.encrypted or self.keystatus == "available"
+
+
+@dataclass(frozen=True)
 class History:
     """A dataset's own snapshots and bookmarks, oldest first."""
 
@@ -264,7 +281,7 @@ class History:
 # ---------------------------------------------------------------------------
 
 #: Pool features whose state the probe reads (``feature@...`` on OpenZFS).
-_FEATURES = ("bookmarks", "extensible_dataset", "large_blocks", "embedded_data")
+_FEATURES = ("bookmarks", "extensible_dataset", "large_blocks", "embedded_data", "encryption")
 
 #: (key, shell command) pairs.  Options are probed by the CLI's own getopt: with
 #: no operand a known flag ends in "missing ... argument", an unknown one in
@@ -278,6 +295,7 @@ _PROBES: tuple[tuple[str, str], ...] = (
     ("send_estimate", "zfs send -n -v -P"),
     ("send_large_blocks", "zfs send -L"),
     ("send_compressed", "zfs send -c"),
+    ("send_raw", "zfs send -w"),
     ("bookmark", "zfs bookmark"),
     ("holds", "zfs holds -H"),
     ("dev_zfs", "test -c /dev/zfs && echo present"),
@@ -311,6 +329,8 @@ class Capabilities:
     written: bool = False  # the `written` property
     zvols: bool = False
     holds_list: bool = False  # `zfs holds` works
+    send_raw: bool = False  # send -w: an encrypted dataset as it is on disk (the key stays here)
+    encryption: bool = False  # the `encryption` property (native encryption)
     pool_features: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def has_feature(self, pool: str, feature: str) -> bool:
@@ -323,6 +343,11 @@ class Capabilities:
     def resumable_on(self, pool: str) -> bool:
         return self.resume_tokens and self.has_feature(pool, "extensible_dataset")
 
+    def encryption_on(self, pool: str) -> bool:
+        """Whether ``pool`` can hold encrypted datasets (receive a raw stream): its
+        ``feature@encryption`` is enabled."""
+        return self.encryption and self.has_feature(pool, "encryption")
+
     def to_json(self) -> str:
         data = asdict(self)
         data["pool_features"] = {pool: sorted(feats) for pool, feats in self.pool_features.items()}
@@ -331,6 +356,9 @@ class Capabilities:
     @classmethod
     def from_json(cls, text: str) -> Capabilities:
         data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        if not known >= data.keys() or not data.keys() >= known:  # written by another version: probe again
+            raise KeyError("capability cache of another version")
         data["pool_features"] = {pool: frozenset(feats) for pool, feats in data["pool_features"].items()}
         return cls(**data)
 
@@ -375,6 +403,8 @@ def parse_probe(output: str) -> Capabilities:
         written="written" in properties,
         zvols="present" in out.get("dev_zfs", ""),
         holds_list=accepted("holds"),
+        send_raw=accepted("send_raw"),
+        encryption="encryption" in properties,
         pool_features={pool: frozenset(feats) for pool, feats in features.items()},
     )
 
@@ -427,6 +457,7 @@ def send_argv(
     compressed: bool = False,
     large_blocks: bool = False,
     progress: bool = False,
+    raw: bool = False,
 ) -> list[str]:
     """``zfs send`` of ``dataset@snapshot``: full, or incremental from ``base``.
 
@@ -434,12 +465,16 @@ def send_argv(
     same dataset, by its own name.  ``intermediates`` sends every snapshot in
     between (``-I``, so user snapshots travel too); a bookmark base only allows
     ``-i``.  ``progress`` adds ``-v -P``: parsable per-second progress on stderr.
+    ``raw`` is ``-w``: an encrypted dataset's blocks as they are on disk, so the replica
+    stays encrypted and the key never leaves this node (``-w`` carries the encryption
+    properties itself; with ``-p`` the others travel too).
     A flag the node lacks raises :class:`Unsupported` rather than being dropped.
     """
     argv = ["zfs", "send"]
     if properties:
         argv.append("-p")
     for wanted, supported, flag in (
+        (raw, caps.send_raw, "-w"),
         (large_blocks, caps.send_large_blocks, "-L"),
         (compressed, caps.send_compressed, "-c"),
         (progress, caps.send_estimate, "-v -P"),
@@ -698,6 +733,35 @@ class ZfsNode:
     def inherit_property(self, name: str, prop: str) -> None:
         """Drop the local setting (a user property: remove it)."""
         self._zfs("inherit", validate_property_name(prop), _validate_target(name))
+
+    def encryption(self, dataset: str) -> Encryption | None:
+        """The dataset's encryption, encryption root and key status; None where this ZFS has no
+        native encryption (zfs-fuse): nothing there is encrypted."""
+        validate_dataset_name(dataset)
+        if not self.capabilities().encryption:
+            return None
+        values = self.get_properties(dataset, ["encryption", "encryptionroot", "keystatus"])
+
+        def value(prop: str) -> str:
+            found = values.get(prop, "-")
+            return "" if found == "-" else found
+        return Encryption(value("encryption") or "off", value("encryptionroot"), value("keystatus"))
+
+    def load_key(self, dataset: str, *, key_file: str | None = None, secret: str | None = None) -> None:
+        """``zfs load-key`` for the encryption root ``dataset``: from ``key_file`` (an absolute
+        path; ``-L file://``), or ``secret`` (a passphrase) on stdin (``-L prompt``).  The
+        secret never appears on a command line."""
+        validate_dataset_name(dataset)
+        if (key_file is None) == (secret is None):
+            raise ValueError("give exactly one of key_file and secret")
+        if key_file is not None:
+            if not key_file.startswith("/") or any(ch in key_file for ch in "\0\n"):
+                raise InvalidName(f"invalid key file {key_file!r}: give an absolute path")
+            self._zfs("load-key", "-L", f"file://{key_file}", dataset)
+            return
+        assert secret is not None
+        # (a failure names the command and ZFS's complaint, never the input)
+        self.host.run(["zfs", "load-key", "-L", "prompt", dataset], input=secret + "\n", timeout=self.timeout)
 
     def mount(self, dataset: str) -> None:
         """Mount a filesystem (already mounted: nothing to do)."""

@@ -103,7 +103,7 @@ def test_retadm_subcommands(complete):
     assert complete("ovios-shell", "retadm", "") == ["doctor", "inc", "init", "promote", "repair", "reset", "reverse",
                                                      "status", "switchback", "watch"]
     assert complete("ovios-shell", "retadm", "reverse", "repl/smbvol", "--properties", "") == ["no", "yes"]
-    assert complete("ovios-shell", "retadm", "promote", "repl/smbvol", "-") == ["--dry-run", "--help"]
+    assert complete("ovios-shell", "retadm", "promote", "repl/smbvol", "-") == ["--dry-run", "--help", "--key-file"]
     assert complete("ovios-shell", "retadm", "in") == ["inc", "init"]
     assert complete("ovios-shell", "retadm", "re") == ["repair", "reset", "reverse"]
     assert complete("ovios-shell", "retadm", "st") == ["status"]
@@ -138,8 +138,13 @@ def test_each_subcommand_offers_its_own_options(complete):
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--properties", "") == ["no", "yes"]
     # the value of --dest is free text: nothing offered, where the option before it offers its values
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--dest", "-") == [
-        "--dest", "--dry-run", "--help", "--properties", "--remote-name", "--remote-pool"]
+        "--decrypted", "--dest", "--dry-run", "--help", "--properties", "--remote-name", "--remote-pool"]
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--dest", "") == []
+    # promote's --key-file takes a file
+    (complete.root.parent / "secret.key").write_text("x")
+    prefix = str(complete.root.parent / "secr")
+    assert complete("ovios-shell", "retadm", "promote", "repl/x", "--key-file", prefix) == \
+        [str(complete.root.parent / "secret.key")]
 
 
 def test_no_tasks_no_replicated_datasets(complete):

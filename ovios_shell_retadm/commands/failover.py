@@ -5,6 +5,8 @@ Prompts and rendering only; what is done is in :mod:`ovios_shell_retadm.replicat
 
 from __future__ import annotations
 
+import getpass
+import os
 from typing import TYPE_CHECKING
 
 from ..exit_status import USAGE
@@ -16,7 +18,7 @@ from ..replication.jobs import INC, REPAIR, RunFailed, TaskRun
 from ..replication.model import Plan, chain_identity
 from ..replication.origin import OriginError, format_origin
 from ..replication.preflight import PreflightError
-from ..replication.tasks import IDLE, TaskRecord, TaskStore
+from ..replication.tasks import IDLE, PLAIN, RAW, TaskRecord, TaskStore
 from ..zfs import InvalidName, ZfsError, ZfsNode
 from .base import CommandError
 
@@ -28,6 +30,7 @@ class FailoverHandlers:
         def out(self, text: str = "") -> None: ...
         def warn(self, text: str) -> None: ...
         def _confirm(self, prompt: str) -> bool: ...
+        def _interactive(self) -> bool: ...
         def _preview(self, run: TaskRun, title: str = "dry run") -> int: ...
 
     def _promote(self, args) -> int:
@@ -44,8 +47,9 @@ class FailoverHandlers:
             self.out(f"  {line}")
         if args.dry_run:
             return 0
+        key = self._promote_key(replica, args.key_file)
         try:
-            note = failover.promote(node, replica)
+            note = failover.promote(node, replica, key=key)
         except (FailoverError, ZfsError, HostError) as exc:
             raise CommandError(str(exc)) from exc
         self.out(f"{replica.dataset} is promoted: writable here, no longer replicated onto. Next: 'restore all', "
@@ -53,6 +57,26 @@ class FailoverHandlers:
         if note:
             self.warn(f"note: {note}")
         return 0
+
+    def _promote_key(self, replica: failover.Replica, key_file: str | None) -> failover.Key | None:
+        """The key of an encrypted replica whose key is not loaded: the file given, else a
+        passphrase typed on the terminal (not echoed), else one line saying what to give."""
+        if replica.needs_key is None:
+            return None
+        if key_file is not None:
+            path = os.path.abspath(key_file)
+            if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                raise CommandError(f"--key-file {key_file}: no readable file there", USAGE)
+            return failover.Key(file=path)
+        if not self._interactive():
+            raise CommandError(failover.key_missing(replica))
+        try:
+            secret = getpass.getpass(f"Passphrase of {replica.needs_key}: ")
+        except (EOFError, KeyboardInterrupt):
+            raise CommandError("cancelled; nothing was changed") from None
+        if not secret:
+            raise CommandError(failover.key_missing(replica))
+        return failover.Key(passphrase=secret)
 
     def _reverse(self, args) -> int:
         node = ZfsNode(LocalHost())
@@ -75,7 +99,8 @@ class FailoverHandlers:
         record = TaskRecord(dataset=replica.dataset, destination=source_host,
                             remote_dataset=source_dataset, properties=args.properties == "yes",
                             initialised=True, state=IDLE, source_address=here,
-                            identity=chain_identity([s.name for s in node.snapshots(replica.dataset)]))
+                            identity=chain_identity([s.name for s in node.snapshots(replica.dataset)]),
+                            send_mode=self._reverse_mode(node, replica.dataset))
         preview = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner))
         status = self._preview(preview, title="dry run" if args.dry_run else "reverse")
         shown = preview.last_plan
@@ -99,6 +124,15 @@ class FailoverHandlers:
         if note:
             self.warn(f"note: {note}")
         return 0
+
+    @staticmethod
+    def _reverse_mode(node: ZfsNode, dataset: str) -> str:
+        """An encrypted promoted replica goes back raw, as it came (its old source's chain is raw)."""
+        try:
+            encryption = node.encryption(dataset)
+        except (ZfsError, HostError) as exc:
+            raise CommandError(str(exc)) from exc
+        return RAW if encryption is not None and encryption.encrypted else PLAIN
 
     def _switchback(self, args) -> int:
         tasks = TaskStore()

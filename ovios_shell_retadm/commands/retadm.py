@@ -21,7 +21,9 @@ from ..replication.jobs import FULL, INC, REPAIR, RunFailed, TaskReset, TaskRun,
 from ..replication.model import Plan
 from ..replication.preflight import PreflightError
 from ..replication.tasks import (
+    DECRYPTED,
     ERROR,
+    RAW,
     RUNNING_FULL,
     RUNNING_INC,
     Status,
@@ -86,6 +88,9 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
     init.add_argument("--remote-name", help="dataset name on the destination (default: the last component)")
     init.add_argument("--properties", choices=("yes", "no"),
                       help="replicate the dataset's properties (a LUN's mappings, a volume's SMB/NFS options)")
+    init.add_argument("--decrypted", action="store_true",
+                      help="an encrypted dataset that cannot travel raw (encrypted, the key staying here) is "
+                      "replicated decrypted: the replica is not encrypted")
     init.add_argument("--dry-run", action="store_true", help="check and show what would be done; change nothing")
 
     inc = sub.add_parser("inc", help="send the changes since the last common snapshot",
@@ -130,6 +135,9 @@ def _add_failover_parsers(sub) -> None:
     )
     promote.add_argument("dataset", help="the replica on this node (e.g. repl/smbvol)",
                          choices_provider=_local_unreplicated)
+    promote.add_argument("--key-file", metavar="PATH",
+                         help="an encrypted replica's key (what its keyformat says: passphrase, hex or raw), "
+                         "loaded before the mount; on a terminal promote asks for a passphrase instead")
     promote.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
 
     reverse = sub.add_parser(
@@ -263,6 +271,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                 "properties": record.properties,
                 "hold_tag": task.tag,
                 "cascade": task.cascade,
+                "send_mode": record.send_mode,
                 "config": config[record.destination].text,
                 "config_sync": config[record.destination].to_json(),
             })
@@ -295,6 +304,13 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         for row in rows:
             if row["reason"]:
                 self.out(f"{row['dataset']}: {row['reason']}")
+        for row in rows:
+            if row["send_mode"] == RAW:
+                self.out(f"{row['dataset']}: encrypted, replicated raw: the replica stays encrypted, its key is "
+                         "only here ('retadm promote' on the partner needs it)")
+            elif row["send_mode"] == DECRYPTED:
+                self.out(f"{row['dataset']}: encrypted, but replicated DECRYPTED: the replica on "
+                         f"{row['destination']} is not encrypted")
 
     # -- init ---------------------------------------------------------------------------------
 
@@ -346,12 +362,18 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             remote = f"{pool}/{name}"
             preflight.remote_absent(dest, remote)
             properties = self._ask_properties(args.properties, kind)
+            mode = self._send_mode(local, dataset, dest, pool, args.decrypted)
             self._warn_autosync(dataset, remote, properties)
         except PreflightError as exc:
             raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
         record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties,
                             source_address=source_address, identity=new_identity(),
-                            cascade=preflight.is_replica(local, dataset))
+                            cascade=preflight.is_replica(local, dataset), send_mode=mode)
+        if mode == RAW:
+            self.out(f"{dataset} is encrypted: it is replicated raw (the replica stays encrypted; its key stays "
+                     "here, and 'retadm promote' on the partner needs it)")
+        elif mode == DECRYPTED:
+            self.warn(f"warning: {dataset} is encrypted, but its replica on {dest_address} will NOT be (--decrypted)")
         if args.dry_run:
             return self._preview(TaskRun(record, FULL, tasks, source=local, destination=dest))
         if not tasks.create(record):
@@ -377,6 +399,22 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             self.warn(f"warning: autosync is on but {' and '.join(problems)}: the synced configuration names "
                       f"{dataset}, so after a failover 'restore' will not match it (use the same pool/name and "
                       "--properties yes)")
+
+    def _send_mode(self, local: ZfsNode, dataset: str, dest: ZfsNode, pool: str, decrypted: bool) -> str:
+        """Raw for an encrypted dataset; where it cannot be, a refusal with the reason, unless
+        a decrypted replica is asked for (--decrypted, or yes in the wizard)."""
+        try:
+            return preflight.send_mode(local, dataset, dest, pool, decrypted=decrypted)
+        except preflight.RawImpossible as exc:
+            if not self._interactive():
+                raise
+            self.out(str(exc))
+        answer = self._ask("Replicate it decrypted (the replica is not encrypted)? (yes/no) [no]: ", None,
+                           "--decrypted", "no").lower()
+        if not answer.startswith("y"):
+            raise CommandError("cancelled: an encrypted dataset is not replicated decrypted without a yes; "
+                               "nothing was changed")
+        return DECRYPTED
 
     def _ask_properties(self, given: str | None, kind: str) -> bool:
         what = "its LUN mapping properties" if kind == "volume" else "its SMB and NFS options"

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 
 from .. import cron, options, services, settings
 from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, LocalHost, SshHost
-from ..zfs import ZfsError, ZfsNode, pool_of
+from ..zfs import Encryption, ZfsError, ZfsNode, pool_of
 from . import planner, preflight
 from .executor import Pair
 from .jobs import new_snapshot_name
@@ -34,7 +34,7 @@ from .leftovers import Receive, listing_argv, parse_receives
 from .model import Bookmark, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
 from .progress import format_bytes, format_duration
 from .runs import TaskLock, process_age
-from .tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
+from .tasks import DECRYPTED, ERROR, IDLE, RAW, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
 
 OK = "OK"
 WARN = "WARN"
@@ -239,6 +239,28 @@ def check_run(name: str, record: TaskRecord, status: Status, lock_holder: int | 
     return Check(name, OK, status.word)
 
 
+def check_encryption(name: str, record: TaskRecord, source: Encryption | None, replica: Encryption | None) -> Check:
+    """Whether an encrypted source's replica is encrypted too (sent raw), and whether its key
+    is loaded there (promote needs it); a decrypted replica of an encrypted source is named."""
+    dest, ds = record.destination, record.dataset
+    if source is None or not source.encrypted:
+        return Check(name, OK, "the source is not encrypted")
+    again = (f"to have it encrypted: 'retadm reset {ds}', remove {record.remote_dataset} on {dest}, "
+             f"'retadm init {ds}' (it is then sent raw)")
+    if record.send_mode == RAW:
+        if replica is None or not replica.encrypted:
+            return Check(name, FAIL, f"the source is encrypted and sent raw, but {record.remote_dataset} on {dest} "
+                         "is not encrypted", again)
+        key = ("its key is loaded there" if replica.key_loaded else
+               f"its key is not loaded on {dest} (it stays here): 'retadm promote --key-file' there needs it")
+        return Check(name, OK, f"{source.encryption}, replicated raw: the replica is encrypted; {key}")
+    why = ("replicated decrypted, as asked (--decrypted)" if record.send_mode == DECRYPTED else
+           "set up before encrypted datasets were sent raw, so it goes on decrypted (a raw incremental onto its "
+           "replica would fail)")
+    return Check(name, WARN, f"{source.encryption} here, but {why}: {record.remote_dataset} on {dest} is not "
+                 "encrypted", again)
+
+
 def check_common(name: str, observed: Observed, record: TaskRecord) -> tuple[Check, Snapshot | Bookmark | None]:
     """The newest common snapshot (by guid) against the task record's; returns it too."""
     common = planner.find_common(observed.source, observed.destination or (), observed.source_bookmarks)
@@ -350,6 +372,8 @@ CHECKS = (
     CheckSpec("free space on {pool}", "free_space",
               f"the pool's 'available' below {FREE_RUNS} × the last run's bytes or {FREE_FRACTION:.0%}", WARN),
     CheckSpec("replica {replica}", "replica", "the replica exists (the full send completed)", FAIL),
+    CheckSpec("encryption", "encryption", "an encrypted source's replica is encrypted (sent raw), or decrypted "
+              "by choice; whether its key is loaded on dst", FAIL),
     CheckSpec("common snapshot", "common_snapshot",
               "the newest snapshot with the same guid on both sides; it matches the task record", FAIL),
     CheckSpec("holds", "holds", "the task's hold on the common snapshot, on both sides", WARN),
@@ -571,6 +595,12 @@ class TaskDoctor:
                          f"it was destroyed or renamed there; 'retadm repair {ds}' sends it again in full")
         self._facts["observed"] = observed
         return Check(name, OK, f"exists; {len(observed.destination)} snapshot(s)")
+
+    def encryption(self, name: str) -> Check:
+        source, dest = self._need("source", "dest")
+        self._need_observed()
+        return check_encryption(name, self.record, source.encryption(self.record.dataset),
+                                dest.encryption(self.record.remote_dataset))
 
     def common_snapshot(self, name: str) -> Check:
         observed = self._need_observed()

@@ -148,12 +148,13 @@ class Pair:
         if isinstance(step, ResumeSend):
             argv = zfs.resume_send_argv(step.token, caps=caps)
         elif isinstance(step, SendFull):
-            argv = zfs.send_argv(self.task.dataset, step.snapshot, properties=step.properties, caps=caps)
+            argv = zfs.send_argv(self.task.dataset, step.snapshot, properties=step.properties, caps=caps,
+                                 raw=step.raw)
         else:
             argv = zfs.send_argv(self.task.dataset, step.target, base=step.base,
                                  base_is_bookmark=step.base_is_bookmark,
                                  intermediates=not step.base_is_bookmark,
-                                 properties=step.properties, caps=caps)
+                                 properties=step.properties, caps=caps, raw=step.raw)
         return argv
 
     def estimate_send(self, step: SendFull | SendIncremental | ResumeSend) -> int | None:
@@ -167,7 +168,8 @@ class Pair:
 
     def receive_argv(self) -> list[str]:
         # mounted (read-only) like any replica the administrator may browse; -s where
-        # both sides support it, so an interrupted transfer can resume
+        # both sides support it, so an interrupted transfer can resume.  (A raw replica, whose
+        # key stays on the source, is received all the same and stays unmounted: OpenZFS 2.x)
         argv = zfs.receive_argv(self.task.remote_dataset, self.destination.capabilities(), no_mount=False)
         return self.destination.host.argv_for(argv)
 

@@ -26,9 +26,9 @@ Steps on the partner run its own copy of this module (:mod:`.partner`) over ssh.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..hosts import HostError, SshHost
+from ..hosts import CommandFailed, HostError, SshHost
 from ..peer import module_argv
 from ..zfs import NoSuchDataset, ZfsError, ZfsNode, validate_dataset_name
 from . import leftovers
@@ -53,6 +53,8 @@ class Replica:
     promoted: str | None
     readonly: bool
     resume_token: bool
+    #: an encrypted replica (sent raw) whose key is not loaded: the encryption root to load it for
+    needs_key: str | None = None
 
     @property
     def source(self) -> tuple[str, str]:
@@ -87,8 +89,25 @@ def read_replica(node: ZfsNode, dataset: str) -> Replica:
     mark = {p: own_mark(props[p]) for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY)}
     value, source = props["readonly"]
     readonly = value == "on" or source == "temporary"  # zfs-fuse: a readonly mount hides the setting
+    encryption = node.encryption(dataset)
+    needs_key = None if encryption is None or encryption.key_loaded else (encryption.encryptionroot or dataset)
     return Replica(dataset, props["type"][0], mark[ORIGIN_PROPERTY], mark[PROMOTED_PROPERTY],
-                   readonly, node.resume_token(dataset) is not None)
+                   readonly, node.resume_token(dataset) is not None, needs_key)
+
+
+@dataclass(frozen=True)
+class Key:
+    """The key of an encrypted replica, as ``promote`` is given it: a file (path) or a
+    passphrase typed on the terminal.  Never on a command line, never logged."""
+
+    file: str | None = None
+    passphrase: str | None = field(default=None, repr=False)
+
+
+def key_missing(replica: Replica) -> str:
+    """The one line ``promote`` says when an encrypted replica's key is not loaded and not given."""
+    return (f"{replica.dataset} is encrypted and its key is not loaded (it stays on the source): give it with "
+            f"--key-file PATH, or run promote on a terminal to type the passphrase of {replica.needs_key}")
 
 
 # -- promote --------------------------------------------------------------------------------
@@ -98,6 +117,8 @@ def promotion_steps(replica: Replica) -> list[str]:
     """What ``promote`` does, one line each (``--dry-run`` prints these)."""
     host, dataset = replica.source
     steps = []
+    if replica.needs_key is not None:
+        steps.append(f"load the encryption key of {replica.needs_key} (zfs load-key)")
     if replica.promoted is None:
         if replica.resume_token:
             steps.append(f"discard the partial receive into {replica.dataset} (zfs receive -A): its data never "
@@ -111,13 +132,16 @@ def promotion_steps(replica: Replica) -> list[str]:
     return steps
 
 
-def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None) -> str | None:
+def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None, key: Key | None = None) -> str | None:
     """Promote ``replica`` here; returns a note when the source could not be told.
 
     Everything promote needs is checked before anything changes: the origin mark (whom to
-    tell, and about which dataset), the partner's address, and that nothing is receiving.
+    tell, and about which dataset), the partner's address, that nothing is receiving, and
+    an encrypted replica's key (loaded first: a replica that cannot be mounted is no failover).
     """
     host, dataset = replica.source
+    if replica.needs_key is not None and key is None:
+        raise FailoverError(key_missing(replica))
     if partner is None:
         try:
             partner = SshHost(host, connect_timeout=PARTNER_TIMEOUT)
@@ -128,6 +152,12 @@ def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None) -> 
         r = receiving[0]
         raise FailoverError(f"'{r.args}' (pid {r.pid}) is receiving into {replica.dataset}: stop the source's run "
                             "or wait for it, then promote")
+    if replica.needs_key is not None and key is not None:
+        try:
+            node.load_key(replica.needs_key, key_file=key.file, secret=key.passphrase)
+        except CommandFailed as exc:
+            raise FailoverError(f"the key of {replica.needs_key} was not loaded: {exc.reason()}; nothing was "
+                                "changed") from None
     if replica.promoted is None:
         if replica.resume_token:
             node.abort_resume(replica.dataset)

@@ -35,7 +35,7 @@ from .model import (
 from .pipeline import TransferFailed
 from .progress import ProgressFile
 from .runs import Runner, TaskBusy, TaskLock
-from .tasks import BROKEN, ERROR, IDLE, RUNNING_FULL, RUNNING_INC, TaskRecord, TaskStore
+from .tasks import BROKEN, DECRYPTED, ERROR, IDLE, PLAIN, RUNNING_FULL, RUNNING_INC, TaskRecord, TaskStore
 
 FULL = "full"
 INC = "inc"
@@ -243,6 +243,17 @@ class TaskRun:
             self.pair.progress = None
             progress.close()
 
+    def _recorded_mode(self) -> dict[str, str]:
+        """For a task set up before send modes existed: the mode it has always had (never raw),
+        so that status and doctor can say a replica of an encrypted source is decrypted."""
+        if self.record.send_mode is not None:
+            return {}
+        try:
+            encryption = self.pair.source.encryption(self.record.dataset)
+        except (HostError, ZfsError):
+            return {}  # the next run tries again
+        return {"send_mode": DECRYPTED if encryption is not None and encryption.encrypted else PLAIN}
+
     def _busy_message(self) -> str:
         record = self.tasks.get(self.record.dataset) or self.record
         runner = Runner.from_record(record.runner)
@@ -268,7 +279,7 @@ class TaskRun:
         self.tasks.update(
             self.record.dataset, state=IDLE, runner=None, error=None, initialised=True,
             last_success=time.time(), last_snapshot=outcome.common, last_guid=outcome.common_guid,
-            last_bytes=outcome.bytes, last_seconds=round(outcome.seconds, 3),
+            last_bytes=outcome.bytes, last_seconds=round(outcome.seconds, 3), **self._recorded_mode(),
         )
         self._event("end", snapshot=outcome.common, bytes="unknown" if outcome.bytes is None else outcome.bytes,
                     sends=outcome.sends,

@@ -109,6 +109,9 @@ class Task:
     origin: str | None = None
     tag: str = HOLD_TAG
     cascade: bool = False
+    #: the source is encrypted and travels raw (``send -w``): the replica stays encrypted and
+    #: its key never leaves the source; every send of the task, incrementals too, is raw
+    raw: bool = False
 
     def __post_init__(self) -> None:
         # An empty prefix would make every snapshot "ours", and therefore prunable.
@@ -208,9 +211,11 @@ class SendFull:
 
     snapshot: str
     properties: bool
+    #: ``send -w``: the encrypted blocks as they are (see :attr:`Task.raw`)
+    raw: bool = False
 
     def describe(self) -> str:
-        return f"send @{self.snapshot} in full{_with_properties(self.properties)}"
+        return f"send @{self.snapshot} in full{_raw(self.raw)}{_with_properties(self.properties)}"
 
 
 @dataclass(frozen=True)
@@ -226,13 +231,14 @@ class SendIncremental:
     base_is_bookmark: bool
     target: str
     properties: bool
+    raw: bool = False
 
     def describe(self) -> str:
         if self.base_is_bookmark:
-            return f"send the changes #{self.base} -> @{self.target}{_with_properties(self.properties)}"
+            return f"send the changes #{self.base} -> @{self.target}{_raw(self.raw)}{_with_properties(self.properties)}"
         return (
             f"send the changes @{self.base} -> @{self.target} and every snapshot in between"
-            f"{_with_properties(self.properties)}"
+            f"{_raw(self.raw)}{_with_properties(self.properties)}"
         )
 
 
@@ -391,6 +397,10 @@ Step = (
     | MarkOrigin
     | RecordCommon
 )
+
+
+def _raw(raw: bool) -> str:
+    return ", raw (encrypted, the key stays on the source)" if raw else ""
 
 
 def _with_properties(properties: bool) -> str:

@@ -150,7 +150,7 @@ def plan_full(observed: Observed, task: Task, new_snapshot: str | None) -> Plan 
     landed = (*source, target)
     steps = [
         *create,
-        *_full_sends(source, target, task.properties),
+        *_full_sends(source, target, task.properties, task.raw),
         *_settle(observed, task, target, None, {Side.SOURCE: landed, Side.DESTINATION: landed}),
     ]
     return Plan(tuple(steps), None, target)
@@ -207,7 +207,7 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str | None) -
     steps = [
         *protect,
         *create,
-        *_incremental_sends(observed.source, common, target, task.properties),
+        *_incremental_sends(observed.source, common, target, task.properties, task.raw),
         *_settle(observed, task, target, None, landed),
     ]
     return Plan(tuple(steps), common, target)
@@ -285,31 +285,32 @@ def _clash(observed: Observed, new_snapshot: str | None, travelling: Sequence[st
 # -- sending ------------------------------------------------------------------------------
 
 
-def _full_sends(source: Sequence[str], new_snapshot: str, properties: bool) -> list[Step]:
+def _full_sends(source: Sequence[str], new_snapshot: str, properties: bool, raw: bool) -> list[Step]:
     """Oldest snapshot in full, then ``-I`` to the new one; readonly as soon as the
     dataset exists, so nothing writes to it before the incremental receive."""
     if not source:
-        return [SendFull(new_snapshot, properties), SetReadonly()]
+        return [SendFull(new_snapshot, properties, raw), SetReadonly()]
     oldest = source[0]
     return [
-        SendFull(oldest, properties),
+        SendFull(oldest, properties, raw),
         SetReadonly(),
-        SendIncremental(oldest, False, new_snapshot, properties),
+        SendIncremental(oldest, False, new_snapshot, properties, raw),
     ]
 
 
 def _incremental_sends(
-    source: Sequence[Snapshot], common: Snapshot | Bookmark, new_snapshot: str, properties: bool
+    source: Sequence[Snapshot], common: Snapshot | Bookmark, new_snapshot: str, properties: bool, raw: bool
 ) -> list[Step]:
     """From a snapshot one ``-I`` send; from a bookmark ``-i`` to the first snapshot after
-    it, then ``-I`` from there, so intermediate snapshots travel either way."""
+    it, then ``-I`` from there, so intermediate snapshots travel either way.  A raw task's
+    incrementals are raw too (ZFS refuses a non-raw one onto a raw replica)."""
     if isinstance(common, Snapshot):
-        return [SendIncremental(common.name, False, new_snapshot, properties)]
+        return [SendIncremental(common.name, False, new_snapshot, properties, raw)]
     later = _names(s for s in source if s.createtxg > common.createtxg)
     first = later[0] if later else new_snapshot
-    steps: list[Step] = [SendIncremental(common.name, True, first, properties)]
+    steps: list[Step] = [SendIncremental(common.name, True, first, properties, raw)]
     if first != new_snapshot:
-        steps.append(SendIncremental(first, False, new_snapshot, properties))
+        steps.append(SendIncremental(first, False, new_snapshot, properties, raw))
     return steps
 
 

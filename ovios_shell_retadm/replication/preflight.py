@@ -12,11 +12,15 @@ import socket
 from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, SshHost, validate_hostname
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name, validate_pool_name
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, own_mark
-from .tasks import TaskStore
+from .tasks import DECRYPTED, PLAIN, RAW, TaskStore
 
 
 class PreflightError(Exception):
     pass
+
+
+class RawImpossible(PreflightError):
+    """An encrypted dataset cannot be replicated raw, and no decrypted replica was asked for."""
 
 
 class InvalidValue(PreflightError):
@@ -143,6 +147,42 @@ def source_dataset(node: ZfsNode, dataset: str, tasks: TaskStore) -> str:
     if record is not None:
         raise PreflightError(f"{dataset} is already replicated (see 'retadm status')")
     return kind
+
+
+def send_mode(source: ZfsNode, dataset: str, destination: ZfsNode, pool: str, *, decrypted: bool) -> str:
+    """How the task sends ``dataset`` (tasks.PLAIN, RAW or DECRYPTED), from its encryption here.
+
+    An encrypted dataset travels raw (``send -w``): the replica stays encrypted and the key
+    never leaves this node.  That needs ``send -w`` here and ``feature@encryption`` on the
+    destination pool; where either is missing the task is refused with the reason, unless
+    the administrator asked for a decrypted replica (``decrypted``).  Asking for one for an
+    encrypted dataset that can go raw is honoured too: it is the administrator's call.
+    """
+    try:
+        encryption = source.encryption(dataset)
+    except (HostError, ZfsError) as exc:
+        raise PreflightError(f"zfs does not answer here: {exc}") from exc
+    if encryption is None or not encryption.encrypted:
+        return PLAIN
+    if decrypted:
+        return DECRYPTED
+    try:
+        # the pool may be new since the last probe: ask again (init is rare, the probe one call)
+        dest_caps = destination.capabilities(refresh=True)
+        can_send = source.capabilities().send_raw
+    except (HostError, ZfsError) as exc:
+        raise PreflightError(f"zfs does not answer on {destination.host.name}: {exc}") from exc
+    if not can_send:
+        why = "this node's zfs cannot send raw (zfs send -w)"
+    elif not dest_caps.encryption_on(pool):
+        why = (f"pool {pool} on {destination.host.name} cannot hold encrypted datasets "
+               "(feature@encryption is not enabled)")
+    else:
+        return RAW
+    raise RawImpossible(
+        f"{dataset} is encrypted ({encryption.encryption}) and would be replicated decrypted: {why}; "
+        "use a destination pool with encryption, or --decrypted for an unencrypted replica"
+    )
 
 
 def is_replica(node: ZfsNode, dataset: str) -> bool:

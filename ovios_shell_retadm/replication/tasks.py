@@ -25,6 +25,15 @@ ERROR = "error"
 BROKEN = "broken"
 STATES = (IDLE, RUNNING_FULL, RUNNING_INC, ERROR, BROKEN)
 
+#: How a task sends its dataset (``TaskRecord.send_mode``), decided at ``init``:
+#: the source is not encrypted: a plain send, as ever
+PLAIN = "plain"
+#: the source is encrypted and travels raw (``send -w``): the replica stays encrypted, the key stays here
+RAW = "raw"
+#: the source is encrypted but the administrator asked for a decrypted replica (``--decrypted``)
+DECRYPTED = "decrypted"
+SEND_MODES = (PLAIN, RAW, DECRYPTED)
+
 
 @dataclass
 class TaskRecord:
@@ -51,6 +60,10 @@ class TaskRecord:
     identity: str | None = None
     #: the dataset is itself a replica: the task sends on what arrives and takes no snapshot
     cascade: bool = False
+    #: one of SEND_MODES; None for a task set up before send modes existed: it goes on as it
+    #: was (never raw: an incremental raw stream onto its non-raw replica would fail), and
+    #: its first run records what that is (PLAIN, or DECRYPTED for an encrypted source)
+    send_mode: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TaskRecord:
@@ -66,7 +79,7 @@ class TaskRecord:
             with contextlib.suppress(OriginError):  # (an address not fit for a mark: none is written)
                 origin = format_origin(self.source_address, self.dataset)
         return Task.identified(self.dataset, self.destination, self.remote_dataset, self.properties, self.identity,
-                               origin=origin, cascade=self.cascade)
+                               origin=origin, cascade=self.cascade, raw=self.send_mode == RAW)
 
 
 def new_identity() -> str:

@@ -52,6 +52,7 @@ class DatasetInfo:
     smb_share: str = "-"  # ovios:smb.share
     nfs_export: str = "-"  # ovios:nfs.export
     origin: str = "-"  # ovios:retadm.origin, "<source host>:<dataset>" on a replica ("-": not one)
+    key_loaded: bool = True  # False: an encrypted dataset (a raw replica) whose key is not loaded
 
     @property
     def path(self) -> str | None:
@@ -329,6 +330,9 @@ def plan(parts: tuple[str, ...], want: Desired, seen: Observed) -> Plan:
 
 
 def _readonly_note(info: DatasetInfo, plan_: Plan) -> None:
+    if not info.key_loaded:
+        plan_.note(f"{info.name} is encrypted and its key is not loaded here: it cannot be mounted or served "
+                   f"until it is (retadm promote {info.name} --key-file PATH loads it)")
     if info.readonly:
         plan_.note(f"{info.name} is read-only (a replica not promoted yet): clients can read it, "
                    f"writes fail until it is promoted (retadm promote {info.name})")

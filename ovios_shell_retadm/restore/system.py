@@ -15,6 +15,7 @@ from ..config.model import ConfigError, Configuration
 from ..hosts import HostError, LocalHost
 from ..replication.model import ORIGIN_PROPERTY
 from ..store import Store, StoreError
+from ..zfs import ZfsError, ZfsNode
 from . import lio, nfs, samba, users
 from .common import ApplyError
 from .planner import DatasetInfo, Observed, Partner, Plan
@@ -91,7 +92,8 @@ def partner(node: str) -> Partner:
 def datasets() -> dict[str, DatasetInfo]:
     """Every local filesystem and zvol with what restore needs to know (one ``zfs get``)."""
     try:
-        result = LocalHost().run(["zfs", "get", "-H", "-p", "-o", "name,property,value", ",".join(_PROPERTIES),
+        wanted = (*_PROPERTIES, "keystatus") if _encryption_here() else _PROPERTIES
+        result = LocalHost().run(["zfs", "get", "-H", "-p", "-o", "name,property,value", ",".join(wanted),
                                   "-t", "filesystem,volume"], timeout=60)
     except HostError as exc:
         raise RestoreError(f"cannot list the datasets: {exc}") from None
@@ -104,8 +106,16 @@ def datasets() -> dict[str, DatasetInfo]:
         name=name, type=v.get("type", ""), mountpoint=v.get("mountpoint", "-"), mounted=v.get("mounted") == "yes",
         readonly=v.get("readonly") == "on", lun_mapping=v.get(properties.LUN_MAPPING, "-"),
         smb_share=v.get(properties.SMB_SHARE, "-"), nfs_export=v.get(properties.NFS_EXPORT, "-"),
-        origin=v.get(ORIGIN_PROPERTY, "-"))
+        origin=v.get(ORIGIN_PROPERTY, "-"), key_loaded=v.get("keystatus", "-") != "unavailable")
         for name, v in values.items()}
+
+
+def _encryption_here() -> bool:
+    """Whether this node's ZFS knows ``keystatus`` (zfs-fuse's ``zfs get`` refuses it)."""
+    try:
+        return ZfsNode(LocalHost()).capabilities().encryption
+    except (HostError, ZfsError):
+        return False
 
 
 def observe(parts: tuple[str, ...], with_datasets: bool = True) -> Observed:
