@@ -44,12 +44,12 @@ class FailoverHandlers:
         if args.dry_run:
             return 0
         try:
-            note = failover.promote(node, replica)
+            notes = failover.promote(node, replica)
         except (FailoverError, ZfsError, HostError) as exc:
             raise CommandError(str(exc)) from exc
         self.out(f"{replica.dataset} is promoted: writable here, no longer replicated onto. Next: 'restore all', "
                  "then start the services.")
-        if note:
+        for note in notes:
             self.warn(f"note: {note}")
         return 0
 
