@@ -108,3 +108,26 @@ def test_promote_mounts_at_the_free_mountpoint_and_switchback_puts_each_side_bac
     assert files == checksums(lab, "dst", "/repl/smbvol")
     assert {"./one.txt", "./failover.txt", "./home.txt"} <= set(files)
     assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
+
+
+def test_a_replica_an_older_retadm_mounted_at_the_sources_path_is_reported_then_moved_by_its_next_run(share_lab):
+    lab = share_lab
+    source_at_share(lab, dst_files=False)
+    init(lab, "data/smbvol", "smbvol", properties="yes")
+    sh(lab, "dst", "zfs inherit -S mountpoint repl/smbvol")  # where receives used to mount it
+    assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == SHARE
+
+    doctor = shell(lab, "src", "retadm", "doctor", "data/smbvol")
+    line = next(line for line in doctor.stdout.splitlines() if line.startswith("  WARN  mountpoint: "))
+    assert f"mounted at the source's mountpoint {SHARE}, outside its pool" in line, doctor.stdout
+
+    sh(lab, "src", f"echo two > {SHARE}/two.txt")
+    result = shell(lab, "src", "retadm", "inc", "data/smbvol")
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
+    assert checksums(lab, "src", SHARE) == checksums(lab, "dst", "/repl/smbvol")
+    assert sh(lab, "dst", f"ls -A {SHARE} 2>/dev/null || true").stdout.split() == []
+    assert f"mount repl/smbvol under its pool, not at the source's mountpoint {SHARE}" in \
+        sh(lab, "src", "cat /var/log/ovios/repl.log").stdout
+    doctor = shell(lab, "src", "retadm", "doctor", "data/smbvol")
+    assert "  OK    mountpoint: /repl/smbvol (under its pool)" in doctor.stdout, doctor.stdout

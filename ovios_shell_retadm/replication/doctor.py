@@ -28,6 +28,8 @@ common snapshot     newest snapshot with the same guid on both sides; matches   
                     the task record
 holds               our hold (tag ``retadm``) on the common snapshot, both sides  WARN
 read-only           ``readonly=on`` on the replica (unknown on zfs-fuse: a note)  WARN
+mountpoint          the replica is mounted under its pool, not at the mountpoint  WARN
+                    it received from the source (made by an older retadm)
 divergence          the planner's view: snapshots on dst the source lacks, name   FAIL
                     clashes, a replica written since the common snapshot
 resume token        an interrupted resumable receive waiting on dst               WARN
@@ -339,6 +341,20 @@ def check_readonly(name: str, observed: Observed, record: TaskRecord) -> Check:
                  f"(the next 'retadm inc {record.dataset}' sets it too)")
 
 
+def check_mountpoint(name: str, kind: str, mountpoint: str, where: str, record: TaskRecord) -> Check:
+    """Where the replica is mounted: ``where`` is the mountpoint's source (``zfs get``)."""
+    if kind != "filesystem":
+        return Check(name, OK, "a zvol: no mountpoint")
+    if where == "received":
+        return Check(name, WARN, f"mounted at the source's mountpoint {mountpoint}, outside its pool: it may cover "
+                     f"{record.destination}'s own files there",
+                     f"the next 'retadm inc {record.dataset}' mounts it under its pool; now, on "
+                     f"{record.destination}: zfs inherit mountpoint {record.remote_dataset}")
+    if where == "local":
+        return Check(name, OK, f"{mountpoint} (set on the replica itself)")
+    return Check(name, OK, f"{mountpoint} (under its pool)")
+
+
 def check_divergence(name: str, observed: Observed, record: TaskRecord) -> Check:
     task = record.task()
     plan = planner.plan_incremental(observed, task, new_snapshot_name(task))
@@ -503,6 +519,7 @@ class TaskDoctor:
             ("common snapshot", self.common_snapshot),
             ("holds", self.holds),
             ("read-only", self.read_only),
+            ("mountpoint", self.mount_point),
             ("divergence", self.divergence),
             ("resume token", self.resume_token),
             ("last run", self.last_run),
@@ -647,6 +664,12 @@ class TaskDoctor:
     def read_only(self, name: str) -> Check:
         observed = self._need_observed()
         return check_readonly(name, observed, self.record)
+
+    def mount_point(self, name: str) -> Check:
+        self._need_observed()
+        props = self._need("dest").values_and_sources(self.record.remote_dataset, ["type", "mountpoint"])
+        mountpoint, where = props["mountpoint"]
+        return check_mountpoint(name, props["type"][0], mountpoint, where, self.record)
 
     def divergence(self, name: str) -> Check:
         observed, _common = self._need_observed("common")
