@@ -11,7 +11,10 @@ test lab).  Verified against zfs-fuse 0.7.0 here:
 * no ``zfs holds`` (it needs a missing ``pyzfs.py``), no bookmarks, no resume
   tokens (``receive -s``), no ``receive -o``, no ``send -n/-v/-P/-L/-c``, no
   ``written`` property, no zvols (no ``/dev/zfs``).
-* ``receive -u`` is accepted (undocumented in its usage text) and works.
+* ``receive -u`` is accepted (undocumented in its usage text) and works; ``receive -x``
+  is not.  Received properties work as on OpenZFS: ``zfs get -o received``,
+  ``zfs inherit`` hides a received value (the local "inherit" wins over what later
+  receives bring), ``zfs inherit -S`` reverts to it.
 * ``hold``/``release`` report per snapshot ("tag already exists on this
   dataset" / "no such tag on this dataset"), like OpenZFS.
 
@@ -292,6 +295,7 @@ _PROBES: tuple[tuple[str, str], ...] = (
     ("receive_u", "zfs receive -u"),
     ("receive_s", "zfs receive -s"),
     ("receive_o", "zfs receive -o readonly=on"),
+    ("receive_x", "zfs receive -x mountpoint"),
     ("send_estimate", "zfs send -n -v -P"),
     ("send_large_blocks", "zfs send -L"),
     ("send_compressed", "zfs send -c"),
@@ -323,6 +327,7 @@ class Capabilities:
     resume_tokens: bool = False  # receive -s, receive_resume_token, send -t
     receive_u: bool = False  # receive without mounting
     receive_o: bool = False  # receive -o property=value
+    receive_x: bool = False  # receive -x property (the received value stays hidden)
     send_estimate: bool = False  # send -n -v -P (size estimate, parsable progress)
     send_large_blocks: bool = False  # send -L
     send_compressed: bool = False  # send -c
@@ -397,6 +402,7 @@ def parse_probe(output: str) -> Capabilities:
         resume_tokens=accepted("receive_s") and "receive_resume_token" in properties,
         receive_u=accepted("receive_u"),
         receive_o=accepted("receive_o"),
+        receive_x=accepted("receive_x"),
         send_estimate=accepted("send_estimate"),
         send_large_blocks=accepted("send_large_blocks"),
         send_compressed=accepted("send_compressed"),
@@ -513,6 +519,7 @@ def receive_argv(
     force: bool = False,
     no_mount: bool | None = None,
     props: Mapping[str, str] | None = None,
+    exclude: Sequence[str] = (),
 ) -> list[str]:
     """``zfs receive`` into ``dataset`` (the exact destination name).
 
@@ -522,6 +529,9 @@ def receive_argv(
     missing raises :class:`Unsupported`, as do ``props`` (``-o``) without
     ``receive -o`` -- set those after the receive instead.  ``force`` is ``-F``
     (roll back and destroy divergent snapshots): the caller decides when.
+    ``exclude`` (``-x``): properties whose received value is kept but not used (the
+    dataset inherits them), :class:`Unsupported` without ``receive -x`` -- then
+    ``zfs inherit`` them right after the receive, which has the same effect.
     """
     validate_dataset_name(dataset)
     argv = ["zfs", "receive"]
@@ -539,6 +549,11 @@ def receive_argv(
             raise Unsupported("zfs receive -o is not supported here")
         for name, value in props.items():
             argv += ["-o", f"{validate_property_name(name)}={_validate_value(name, value)}"]
+    if exclude:
+        if not caps.receive_x:
+            raise Unsupported("zfs receive -x is not supported here")
+        for name in exclude:
+            argv += ["-x", validate_property_name(name)]
     argv.append(dataset)
     return argv
 
@@ -726,6 +741,17 @@ class ZfsNode:
             prop, value, source = [*line.split("\t"), "", ""][:3]
             found[prop] = (value, source)
         return {p: found.get(p, ("-", "-")) for p in names}
+
+    def received_value(self, name: str, prop: str) -> str:
+        """The value of ``prop`` the last receive brought (``zfs get -o received``), whether
+        it is in effect or not; ``"-"`` when none was received."""
+        out = self._zfs("get", "-H", "-p", "-o", "received", validate_property_name(prop),
+                        _validate_target(name)).stdout
+        return out.strip() or "-"
+
+    def revert_to_received(self, name: str, prop: str) -> None:
+        """``zfs inherit -S``: use the received value again (none: inherit)."""
+        self._zfs("inherit", "-S", validate_property_name(prop), _validate_target(name))
 
     def set_property(self, name: str, prop: str, value: str) -> None:
         self._zfs("set", f"{validate_property_name(prop)}={_validate_value(prop, value)}", _validate_target(name))

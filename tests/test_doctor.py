@@ -218,6 +218,16 @@ def test_read_only():
     assert off.level == WARN and off.hint.startswith("on dst: zfs set readonly=on repl/smbvol")
 
 
+def test_mountpoint():
+    at_source = doctor.check_mountpoint("m", "filesystem", "/srv/share", "received", record())
+    assert at_source.level == WARN and "mounted at the source's mountpoint /srv/share, outside its pool" in \
+        at_source.message
+    assert at_source.hint.endswith("now, on dst: zfs inherit mountpoint repl/smbvol")
+    for where in ("default", "inherited from repl", "local"):
+        assert doctor.check_mountpoint("m", "filesystem", "/repl/smbvol", where, record()).level == OK
+    assert doctor.check_mountpoint("m", "volume", "-", "-", record()).level == OK
+
+
 def test_divergence():
     assert doctor.check_divergence("d", observed(), record()).level == OK
     diverged = observed(destination=snaps(("retadm_b", 2), ("dstonly", 7)))
@@ -309,7 +319,8 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
     assert levels == {
         "local zfs": OK, "ssh src→dst": FAIL, "ssh dst→src": SKIP, "remote zfs on dst": SKIP,
         "destination pool repl": SKIP, "free space on repl": SKIP, "replica repl/smbvol": SKIP,
-        "encryption": SKIP, "common snapshot": SKIP, "holds": SKIP, "read-only": SKIP, "divergence": SKIP,
+        "encryption": SKIP, "common snapshot": SKIP, "holds": SKIP, "read-only": SKIP, "mountpoint": SKIP,
+        "divergence": SKIP,
         "resume token": SKIP,
         "last run": OK, "receive on dst": SKIP, "cron line": OK, "cron service": OK, "lag": OK,
     }
@@ -319,7 +330,7 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
     skipped = next(c for c in diagnosis.checks if c.name == "holds")
     assert skipped.message == "not checked: dst cannot be reached over ssh"
     assert diagnosis.failed
-    assert doctor.summary([diagnosis]) == "1 task: 5 OK, 0 WARN, 1 FAIL, 12 SKIP"
+    assert doctor.summary([diagnosis]) == "1 task: 5 OK, 0 WARN, 1 FAIL, 13 SKIP"
     data = json.loads(doctor.to_json([diagnosis]))
     assert data[0]["failed"] is True and data[0]["checks"][1] == {
         "name": "ssh src→dst", "level": FAIL, "message": ssh.message, "hint": ssh.hint}

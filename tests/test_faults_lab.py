@@ -270,7 +270,7 @@ def test_network_cut_mid_transfer_fails_in_bounded_time_then_inc_succeeds(fresh_
         took = time.monotonic() - started
         assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), result.stderr
     log = sh(lab, "src", f"cat {LOG}").stdout
-    assert (f"inc step what=\"stop 'zfs receive repl/smbvol' (pid {stale[0].pid}, " in log
+    assert (f"inc step what=\"stop 'zfs receive -u repl/smbvol' (pid {stale[0].pid}, " in log
             and "s old) on dst: a dead run left it, the connection that fed it is gone\"" in log), log
     _assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "big.bin"))
     assert _dst_receives(lab) == []

@@ -105,7 +105,7 @@ class FakePartner:
 def test_promote_tells_the_source_about_the_whole_dataset_name():
     node, partner = RecordingNode(), FakePartner()
     replica = Replica("repl/smb:vol", "filesystem", "192.168.0.149:data/smb:vol", None, True, False)
-    assert failover.promote(node, replica, partner) is None
+    assert failover.promote(node, replica, partner) == []
     assert [call[-3:-1] for call in partner.calls] == [["broken", "data/smb:vol"]]
 
 
@@ -119,3 +119,48 @@ def test_promote_changes_nothing_when_the_mark_cannot_be_used(origin):
     assert "\n" not in str(info.value)
     with pytest.raises(FailoverError):
         failover.promotion_steps(replica)
+
+
+class MountHost(FakeHost):
+    """Answers promote's look at the source's mountpoint with ``why`` (empty: free)."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def run(self, argv, **_kwargs):
+        if failover._OCCUPIED in argv:
+            return Result(0, self.why, "", tuple(argv))
+        return super().run(argv)
+
+
+class MountNode(RecordingNode):
+    def __init__(self, why: str):
+        super().__init__()
+        self.host = MountHost(why)
+
+    def revert_to_received(self, dataset, prop):
+        self.changes.append(("inherit -S", dataset, prop))
+
+
+def _at_pool(**kwargs) -> Replica:
+    return Replica("repl/smbvol", "filesystem", "192.168.0.149:data/smbvol", None, True, False,
+                   mountpoint="/repl/smbvol", source_mountpoint="/srv/share", **kwargs)
+
+
+def test_promote_mounts_a_replica_at_the_sources_mountpoint_when_it_is_free():
+    node = MountNode("")
+    assert "mount repl/smbvol at the source's mountpoint /srv/share if that directory is empty (else it stays " \
+           "at /repl/smbvol)" in failover.promotion_steps(_at_pool())
+    assert failover.promote(node, _at_pool(), FakePartner()) == []
+    assert ("inherit -S", "repl/smbvol", "mountpoint") in node.changes
+    assert node.changes[-1] == ("mount", "repl/smbvol")
+
+
+@pytest.mark.parametrize("why", ["is not empty", "has something mounted on it", "is not a directory"])
+def test_promote_never_mounts_over_something_and_says_how_in_one_line(why):
+    node = MountNode(why + "\n")
+    notes = failover.promote(node, _at_pool(), FakePartner())
+    assert notes == [f"repl/smbvol stays mounted at /repl/smbvol: /srv/share {why}; once it is, "
+                     "'zfs inherit -S mountpoint repl/smbvol' mounts it there"]
+    assert not [c for c in node.changes if c[0] == "inherit -S"]
+    assert node.changes[-1] == ("mount", "repl/smbvol")

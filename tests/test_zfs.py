@@ -20,7 +20,7 @@ import pytest
 
 from ovios_shell_retadm.hosts import Host, SshHost
 from ovios_shell_retadm.replication.executor import Pair, PlanOutdated
-from ovios_shell_retadm.replication.model import Plan, Rollback, Task
+from ovios_shell_retadm.replication.model import Plan, Rollback, SendFull, SendIncremental, SetReadonly, Task
 from ovios_shell_retadm.zfs import (
     MAX_NAME_LEN,
     PROBE_SCRIPT,
@@ -56,6 +56,7 @@ OPENZFS = Capabilities(
     resume_tokens=True,
     receive_u=True,
     receive_o=True,
+    receive_x=True,
     send_estimate=True,
     send_large_blocks=True,
     send_compressed=True,
@@ -211,6 +212,41 @@ def test_receive_argv() -> None:
         receive_argv("repl/fs", OPENZFS, props={"readonly": "on\n"})
     with pytest.raises(InvalidName):
         receive_argv("repl/fs@x", OPENZFS)
+    # -x: the received value is kept (zfs get -o received) but the dataset inherits
+    assert receive_argv("repl/fs", OPENZFS, exclude=("mountpoint",)) == [
+        "zfs", "receive", "-s", "-u", "-x", "mountpoint", "repl/fs",
+    ]  # fmt: skip
+    with pytest.raises(Unsupported, match="receive -x"):
+        receive_argv("repl/fs", ZFS_FUSE, exclude=("mountpoint",))
+    with pytest.raises(InvalidName):
+        receive_argv("repl/fs", OPENZFS, exclude=("mountpoint -F",))
+
+
+class _TypedNode:
+    """Just what Pair.receive_argv asks of its nodes."""
+
+    def __init__(self, kind: str, caps: Capabilities):
+        self.kind, self.caps, self.host = kind, caps, self
+
+    def argv_for(self, argv: list[str]) -> list[str]:
+        return argv
+
+    def dataset_type(self, _name: str) -> str:
+        return self.kind
+
+    def capabilities(self) -> Capabilities:
+        return self.caps
+
+
+@pytest.mark.parametrize("kind, caps, argv", [
+    ("filesystem", OPENZFS, ["zfs", "receive", "-s", "-u", "-x", "mountpoint", "repl/fs"]),
+    ("volume", OPENZFS, ["zfs", "receive", "-s", "-u", "repl/fs"]),  # -x mountpoint fails on a zvol
+    ("filesystem", ZFS_FUSE, ["zfs", "receive", "-u", "repl/fs"]),  # settle_mount inherits after
+])
+def test_a_run_never_lets_a_receive_mount_the_replica(kind, caps, argv) -> None:
+    node = _TypedNode(kind, caps)
+    pair = Pair(Task("data/fs", "dst", "repl/fs", True), node, node)  # type: ignore[arg-type]
+    assert pair.receive_argv() == argv
 
 
 def test_resume_and_estimate_argv() -> None:
@@ -265,6 +301,8 @@ usage:
 missing snapshot argument
 @@receive_o
 missing snapshot argument
+@@receive_x
+missing snapshot argument
 @@send_estimate
 missing snapshot argument
 @@send_large_blocks
@@ -287,7 +325,7 @@ repl\tfeature@large_blocks\tdisabled
 def test_parse_probe_openzfs() -> None:
     caps = parse_probe(OPENZFS_PROBE)
     assert caps.version == "zfs-2.3.2-1"
-    assert caps.bookmarks and caps.resume_tokens and caps.receive_u and caps.receive_o
+    assert caps.bookmarks and caps.resume_tokens and caps.receive_u and caps.receive_o and caps.receive_x
     assert caps.send_estimate and caps.send_large_blocks and caps.send_compressed
     assert caps.written and caps.zvols and caps.holds_list
     assert caps.pool_features == {"repl": frozenset({"bookmarks", "extensible_dataset"})}
@@ -575,6 +613,39 @@ def test_send_receive_with_builders(ns, node: ZfsNode, fs: str) -> None:
     assert [(s.name, s.guid) for s in source] == [(s.name, s.guid) for s in target]
     assert zfs_value(ns, "mounted", copy) == "no"  # receive -u works on zfs-fuse
     assert [zfs_value(ns, "userrefs", s.full) for s in source] == ["0", "0", "0"]
+
+
+def test_a_replica_is_mounted_under_its_pool_not_at_the_mountpoint_it_received(ns, node: ZfsNode, fs: str) -> None:
+    """With properties, the stream carries the source's own mountpoint: a run's receive
+    must not mount the replica there (here the source itself is mounted there: zfs-fuse
+    refused the mount and failed the receive before), incrementals must not move it back,
+    and the received value stays for promote."""
+    share = f"/run/share-{fs.rsplit('/', 1)[1]}"  # the namespace's own /run
+    ns.run("zfs", "set", f"mountpoint={share}", fs)
+    ns.run("sh", "-c", f"echo one > {share}/one.txt")
+    node.snapshot(fs, "s1")
+    copy = fs.replace("tank/", "tank/copy-")
+    lines: list[str] = []
+    pair = Pair(Task(fs, "here", copy, True), node, node, log=lines.append)
+    pair.execute(Plan((SendFull("s1", True), SetReadonly()), None, ""))  # read-only, as a run's plan makes it
+    assert lines == [SendFull("s1", True).describe(),
+                     f"mount {copy} under its pool, not at the source's mountpoint {share} (promote mounts it there)",
+                     SetReadonly().describe()]
+    under_pool = f"{zfs_value(ns, 'mountpoint', 'tank')}/{copy.split('/', 1)[1]}"
+    assert [zfs_value(ns, p, copy) for p in ("mountpoint", "mounted")] == [under_pool, "yes"]
+    assert node.received_value(copy, "mountpoint") == share
+    assert ns.run("cat", f"{under_pool}/one.txt").stdout == "one\n"
+    assert zfs_value(ns, "mounted", fs) == "yes" and ns.run("cat", f"{share}/one.txt").stdout == "one\n"
+
+    ns.run("sh", "-c", f"echo two > {share}/two.txt")
+    node.snapshot(fs, "s2")
+    pair.execute(Plan((SendIncremental("s1", False, "s2", True),), None, "s1"))
+    assert [zfs_value(ns, p, copy) for p in ("mountpoint", "mounted")] == [under_pool, "yes"]
+    assert ns.run("cat", f"{under_pool}/two.txt").stdout == "two\n"
+    assert len(lines) == 4  # nothing more to move
+    ns.run("zfs", "set", f"mountpoint={share}-moved", fs)  # the directory is free now
+    node.revert_to_received(copy, "mountpoint")  # what promote does when the directory is free
+    assert zfs_value(ns, "mountpoint", copy) == share
 
 
 def test_zfs_node_over_ssh(lab, node: ZfsNode, fs: str, tmp_path: Path) -> None:

@@ -49,12 +49,12 @@ class FailoverHandlers:
             return 0
         key = self._promote_key(replica, args.key_file)
         try:
-            note = failover.promote(node, replica, key=key)
+            notes = failover.promote(node, replica, key=key)
         except (FailoverError, ZfsError, HostError) as exc:
             raise CommandError(str(exc)) from exc
         self.out(f"{replica.dataset} is promoted: writable here, no longer replicated onto. Next: 'restore all', "
                  "then start the services.")
-        if note:
+        for note in notes:
             self.warn(f"note: {note}")
         return 0
 

@@ -312,6 +312,20 @@ def check_readonly(name: str, observed: Observed, record: TaskRecord) -> Check:
                  f"(the next 'retadm inc {record.dataset}' sets it too)")
 
 
+def check_mountpoint(name: str, kind: str, mountpoint: str, where: str, record: TaskRecord) -> Check:
+    """Where the replica is mounted: ``where`` is the mountpoint's source (``zfs get``)."""
+    if kind != "filesystem":
+        return Check(name, OK, "a zvol: no mountpoint")
+    if where == "received":
+        return Check(name, WARN, f"mounted at the source's mountpoint {mountpoint}, outside its pool: it may cover "
+                     f"{record.destination}'s own files there",
+                     f"the next 'retadm inc {record.dataset}' mounts it under its pool; now, on "
+                     f"{record.destination}: zfs inherit mountpoint {record.remote_dataset}")
+    if where == "local":
+        return Check(name, OK, f"{mountpoint} (set on the replica itself)")
+    return Check(name, OK, f"{mountpoint} (under its pool)")
+
+
 def check_divergence(name: str, observed: Observed, record: TaskRecord) -> Check:
     task = record.task()
     plan = planner.plan_incremental(observed, task, new_snapshot_name(task))
@@ -378,6 +392,8 @@ CHECKS = (
               "the newest snapshot with the same guid on both sides; it matches the task record", FAIL),
     CheckSpec("holds", "holds", "the task's hold on the common snapshot, on both sides", WARN),
     CheckSpec("read-only", "read_only", "readonly=on on the replica (unknown on zfs-fuse: a note)", WARN),
+    CheckSpec("mountpoint", "mount_point", "the replica is mounted under its pool, not at the mountpoint it "
+              "received from the source (made by an older retadm)", WARN),
     CheckSpec("divergence", "divergence", "the planner's view: snapshots on dst the source lacks, name clashes, "
               "a replica written since the common snapshot", FAIL),
     CheckSpec("resume token", "resume_token", "an interrupted resumable receive waiting on dst", WARN),
@@ -618,6 +634,12 @@ class TaskDoctor:
     def read_only(self, name: str) -> Check:
         observed = self._need_observed()
         return check_readonly(name, observed, self.record)
+
+    def mount_point(self, name: str) -> Check:
+        self._need_observed()
+        props = self._need("dest").values_and_sources(self.record.remote_dataset, ["type", "mountpoint"])
+        mountpoint, where = props["mountpoint"]
+        return check_mountpoint(name, props["type"][0], mountpoint, where, self.record)
 
     def divergence(self, name: str) -> Check:
         observed, _common = self._need_observed("common")

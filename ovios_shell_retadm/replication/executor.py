@@ -72,6 +72,8 @@ class Pair:
     log: Callable[[str], None] = field(default=lambda _line: None)
     #: where a run publishes its transfers' progress (``retadm watch``); None: nowhere
     progress: ProgressFile | None = None
+    #: the source dataset's type, read once (a zvol has no mountpoint)
+    _kind: str | None = field(default=None, init=False, repr=False)
 
     # -- observing ---------------------------------------------------------------
 
@@ -167,11 +169,44 @@ class Pair:
             return None
 
     def receive_argv(self) -> list[str]:
-        # mounted (read-only) like any replica the administrator may browse; -s where
-        # both sides support it, so an interrupted transfer can resume.  (A raw replica, whose
-        # key stays on the source, is received all the same and stays unmounted: OpenZFS 2.x)
-        argv = zfs.receive_argv(self.task.remote_dataset, self.destination.capabilities(), no_mount=False)
+        # -s where both sides support it, so an interrupted transfer can resume.  A receive
+        # never mounts (-u): with properties, the stream carries the source's mountpoint,
+        # which may be a directory of the partner's own (/srv/share); -x mountpoint keeps
+        # that value for promote without using it.  The replica is mounted (read-only, for
+        # the administrator to browse) under its own pool after the receive: settle_mount.
+        # (A raw replica, whose key stays on the source, is received all the same and stays
+        # unmounted: OpenZFS 2.x)
+        caps = self.destination.capabilities()
+        exclude = ("mountpoint",) if caps.receive_x and self._filesystem() else ()
+        argv = zfs.receive_argv(self.task.remote_dataset, caps, exclude=exclude)
         return self.destination.host.argv_for(argv)
+
+    def _filesystem(self) -> bool:
+        if self._kind is None:
+            self._kind = self.source.dataset_type(self.task.dataset) or ""
+        return self._kind == "filesystem"
+
+    def settle_mount(self) -> None:
+        """After a receive: the replica mounted under its own pool, never at the mountpoint it
+        received (the source's).  A replica made before receives hid that value is moved
+        under its pool here, at its next run.  Not done (a busy mount): logged, the data has
+        arrived all the same, and the next run tries again."""
+        if not self._filesystem():
+            return  # a zvol has no mountpoint
+        node, remote = self.destination, self.task.remote_dataset
+        try:
+            props = node.values_and_sources(remote, ["mountpoint", "canmount", "mounted"])
+            value, where = props["mountpoint"]
+            if where == "received":
+                self.log(f"mount {remote} under its pool, not at the source's mountpoint {value} "
+                         "(promote mounts it there)")
+                node.inherit_property(remote, "mountpoint")  # what -x does, where it is missing
+                props = node.values_and_sources(remote, ["mountpoint", "canmount", "mounted"])
+            if props["canmount"][0] == "on" and props["mounted"][0] == "no" \
+                    and props["mountpoint"][0] not in ("none", "legacy") and not self.task.raw:
+                node.mount(remote)  # (a raw replica cannot be: its key stays on the source)
+        except (HostError, zfs.ZfsError) as exc:
+            self.log(f"{remote} on {node.host.name} was not mounted under its pool: {exc}")
 
     def pipeline_text(self, step: SendFull | SendIncremental | ResumeSend) -> str:
         return command_line(self.send_argv(step), self.receive_argv())
@@ -228,6 +263,7 @@ class Pair:
                     if lost is None:
                         raise
                     raise lost from exc
+                self.settle_mount()
                 if self.progress is not None:
                     self.progress.end_send(result.bytes)
                 outcome.bytes = None if outcome.bytes is None or result.bytes is None \

@@ -12,13 +12,16 @@ The life of a relationship, ``S:data/x`` replicated to ``D:repl/x``:
 
 1. **promote** (on D, S may be down): ``repl/x`` marked promoted, writable, mounted; S's
    task marked ``broken`` when S can be reached (else S's next run finds the mark and
-   refuses).
+   refuses).  A replica lives under its pool (``/repl/x``) whatever mountpoint it received
+   from S (see ``Pair.settle_mount``); promote mounts it at that mountpoint (``zfs inherit
+   -S``) when the directory there is empty, and otherwise leaves it and says how.
 2. **reverse** (on D, once S is back): a task ``repl/x`` → ``S:data/x``; the normal repair
    rolls ``data/x`` back to the last common snapshot after showing what that discards,
    then D replicates onto it (read-only, marked a replica of D).
 3. **switchback** (on D, planned): ``repl/x`` read-only, a last incremental to S, then
    ``data/x`` promoted on S with S's original task idle again, and ``repl/x`` a replica
-   again (D's reverse task gone); S's next run goes on from the snapshot they share.
+   again (D's reverse task gone), back under its pool; S's next run goes on from the
+   snapshot they share.
 
 Steps on the partner run its own copy of this module (:mod:`.partner`) over ssh.
 """
@@ -55,6 +58,9 @@ class Replica:
     resume_token: bool
     #: an encrypted replica (sent raw) whose key is not loaded: the encryption root to load it for
     needs_key: str | None = None
+    mountpoint: str = "-"  # where it is mounted (filesystems)
+    #: the source's mountpoint, received but not in effect: promote mounts it there
+    source_mountpoint: str | None = None
 
     @property
     def source(self) -> tuple[str, str]:
@@ -83,7 +89,8 @@ def read_replica(node: ZfsNode, dataset: str) -> Replica:
     if "/" not in dataset:
         raise FailoverError(f"{dataset} is a pool; give the replicated dataset (pool/name)")
     try:
-        props = node.values_and_sources(dataset, ["type", "readonly", ORIGIN_PROPERTY, PROMOTED_PROPERTY])
+        props = node.values_and_sources(dataset, ["type", "readonly", "mountpoint", ORIGIN_PROPERTY,
+                                                  PROMOTED_PROPERTY])
     except NoSuchDataset:
         raise FailoverError(f"{dataset} does not exist on this node") from None
     mark = {p: own_mark(props[p]) for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY)}
@@ -91,8 +98,14 @@ def read_replica(node: ZfsNode, dataset: str) -> Replica:
     readonly = value == "on" or source == "temporary"  # zfs-fuse: a readonly mount hides the setting
     encryption = node.encryption(dataset)
     needs_key = None if encryption is None or encryption.key_loaded else (encryption.encryptionroot or dataset)
+    mountpoint, where = props["mountpoint"]
+    wanted = None
+    if props["type"][0] == "filesystem" and where != "local":  # a local one is the administrator's
+        received = node.received_value(dataset, "mountpoint")
+        if received.startswith("/") and received != mountpoint:
+            wanted = received
     return Replica(dataset, props["type"][0], mark[ORIGIN_PROPERTY], mark[PROMOTED_PROPERTY],
-                   readonly, node.resume_token(dataset) is not None, needs_key)
+                   readonly, node.resume_token(dataset) is not None, needs_key, mountpoint, wanted)
 
 
 @dataclass(frozen=True)
@@ -126,14 +139,18 @@ def promotion_steps(replica: Replica) -> list[str]:
         steps.append(f"mark {replica.dataset} promoted ({PROMOTED_PROPERTY}): no replication onto it any more")
     if replica.readonly:
         steps.append(f"make {replica.dataset} writable (readonly=off)")
-    if replica.kind == "filesystem":
+    if replica.source_mountpoint:
+        steps.append(f"mount {replica.dataset} at the source's mountpoint {replica.source_mountpoint} if that "
+                     f"directory is empty (else it stays at {replica.mountpoint})")
+    elif replica.kind == "filesystem":
         steps.append(f"mount {replica.dataset} (if it is not)")
     steps.append(f"mark the task of {dataset} broken on {host} (if it answers)")
     return steps
 
 
-def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None, key: Key | None = None) -> str | None:
-    """Promote ``replica`` here; returns a note when the source could not be told.
+def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None, key: Key | None = None) -> list[str]:
+    """Promote ``replica`` here; returns notes: it stayed where it was mounted (the source's
+    mountpoint is not free), the source could not be told.
 
     Everything promote needs is checked before anything changes: the origin mark (whom to
     tell, and about which dataset), the partner's address, that nothing is receiving, and
@@ -164,12 +181,38 @@ def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None, key
         node.set_property(replica.dataset, PROMOTED_PROPERTY, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     if replica.readonly:
         node.set_property(replica.dataset, "readonly", "off")
+    notes = []
     if replica.kind == "filesystem":
+        if note := _mount_at_source_mountpoint(node, replica):
+            notes.append(note)
         node.mount(replica.dataset)
         if node.value_and_source(replica.dataset, "readonly")[1] == "temporary":
             node.remount(replica.dataset)  # zfs-fuse keeps the old mount's readonly option
     reason = f"the replica was promoted on its partner at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-    return tell_partner(partner, ["broken", dataset, reason])
+    if note := tell_partner(partner, ["broken", dataset, reason]):
+        notes.append(note)
+    return notes
+
+
+#: prints why a directory must not be mounted over: it holds files, or something is mounted
+#: there; nothing when it is free (missing: ZFS creates it)
+_OCCUPIED = ('test -e "$1" || exit 0; test -d "$1" || { echo "is not a directory"; exit 0; }; '
+             'mountpoint -q "$1" && { echo "has something mounted on it"; exit 0; }; '
+             'test -z "$(ls -A "$1")" || echo "is not empty"')
+
+
+def _mount_at_source_mountpoint(node: ZfsNode, replica: Replica) -> str | None:
+    """Move the promoted replica to the source's mountpoint (so the shares' paths work) unless
+    that would cover something; then a note says so and how to move it later."""
+    target = replica.source_mountpoint
+    if target is None:
+        return None
+    why = node.host.run(["sh", "-c", _OCCUPIED, "sh", target]).stdout.strip()
+    if why:
+        return (f"{replica.dataset} stays mounted at {replica.mountpoint}: {target} {why}; once it is, "
+                f"'zfs inherit -S mountpoint {replica.dataset}' mounts it there")
+    node.revert_to_received(replica.dataset, "mountpoint")
+    return None
 
 
 def tell_partner(host: SshHost, args: list[str]) -> str | None:
@@ -187,6 +230,9 @@ def demote(node: ZfsNode, dataset: str, origin: str) -> None:
     node.set_property(dataset, "readonly", "on")
     node.set_property(dataset, ORIGIN_PROPERTY, origin)
     _drop(node, dataset, PROMOTED_PROPERTY)
+    if node.value_and_source(dataset, "mountpoint")[1] == "received":  # promote put it there
+        _drop(node, dataset, "mountpoint")  # back under its pool: the source's mountpoint is the source's
+        node.mount(dataset)
     for bookmark in node.bookmarks(dataset):
         if bookmark.name.startswith(TRACKING_PREFIX):
             node.destroy_bookmark(dataset, bookmark.name)
