@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from openzfs_helpers import SLOW
+from openzfs_helpers import SLOW, kill_transfer_when, last_end, sent_bytes
 from replication_helpers import checksums, sh, shell, snapshots, status, wait_for
 
 pytestmark = pytest.mark.openzfs
@@ -111,3 +111,49 @@ def test_a_pool_without_encryption_is_refused_unless_a_decrypted_replica_is_aske
     assert "replicated DECRYPTED" in shell(lab, "src", "retadm", "status").stdout
     assert sh(lab, "dst", "zfs get -H -o value encryption plain/secret").stdout.strip() == "off"
     assert checksums(lab, "src", "/data/secret") == checksums(lab, "dst", "/plain/secret")
+
+
+def test_an_interrupted_raw_full_send_resumes_raw(fresh_openzfs_lab):
+    lab = fresh_openzfs_lab
+    encrypted_dataset(lab)
+    sh(lab, "src", "dd if=/dev/urandom of=/data/secret/big bs=1M count=32 status=none")
+    result = shell(lab, "src", *init_args(), timeout=SLOW)
+    assert result.returncode == 0, result.stderr
+    kill_transfer_when(lab, "data/secret", 8 << 20)
+    row = wait_for(lab, "data/secret", ("error",), timeout=SLOW)
+    assert "died" in row["reason"], row
+    assert sh(lab, "dst", "zfs get -H -o value receive_resume_token repl/secret").stdout.strip() not in ("", "-")
+
+    result = shell(lab, "src", "retadm", "inc", "data/secret", timeout=SLOW)
+    assert result.returncode == 0, result.stderr
+    assert "resume the interrupted transfer" in sh(lab, "src", "cat /var/log/ovios/repl.log").stdout
+    assert sent_bytes(last_end(lab, "data/secret")) < 32 << 20  # resumed, not sent again
+    props = sh(lab, "dst", "zfs get -H -o property,value encryption,keystatus repl/secret").stdout
+    found = dict(line.split("\t") for line in props.splitlines())
+    assert found["encryption"] != "off" and found["keystatus"] == "unavailable", found
+    assert status(lab)["data/secret"]["status"] == "idle"
+
+
+def test_a_raw_replica_is_promoted_replicated_back_and_switched_back_encrypted(fresh_openzfs_lab):
+    lab = fresh_openzfs_lab
+    encrypted_dataset(lab)
+    result = shell(lab, "src", *init_args(), timeout=SLOW)
+    assert result.returncode == 0, result.stderr
+    assert wait_for(lab, "data/secret", timeout=SLOW)["status"] == "idle"
+    sh(lab, "dst", f"printf '%s' '{PASSPHRASE}' > {KEY} && chmod 600 {KEY}")
+    for args in (("promote", "repl/secret", "--key-file", KEY), ("reverse", "repl/secret", "--yes")):
+        if args[0] == "reverse":
+            sh(lab, "dst", "echo failover > /repl/secret/failover.txt")
+        result = shell(lab, "dst", "retadm", *args, timeout=SLOW)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert status(lab, "dst")["repl/secret"]["send_mode"] == "raw"
+    result = shell(lab, "dst", "retadm", "switchback", "repl/secret", "--yes", timeout=SLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sh(lab, "src", "zfs get -H -o value encryption data/secret").stdout.strip() != "off"
+    files = checksums(lab, "src", "/data/secret")
+    assert "./failover.txt" in files and files == checksums(lab, "dst", "/repl/secret")
+    # the original task goes on, raw, onto its replica again
+    sh(lab, "src", "echo home > /data/secret/home.txt")
+    result = shell(lab, "src", "retadm", "inc", "data/secret", timeout=SLOW)
+    assert result.returncode == 0, result.stderr
+    assert sh(lab, "dst", "zfs get -H -o value encryption repl/secret").stdout.strip() != "off"
