@@ -663,7 +663,7 @@ class TaskDoctor:
         return self._need("observed", *more) if more else self._facts["observed"]
 
     def last_run(self, name: str) -> Check:
-        return check_run(name, self.record, self._status, lock_holder(TaskLock(self.record.dataset).path))
+        return check_run(name, self.record, self._status, lock_holder(TaskLock(self.record.key).path))
 
     def receive_on_destination(self, name: str) -> Check:
         host = self._need("ssh")

@@ -139,7 +139,7 @@ def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None) -> 
         if node.value_and_source(replica.dataset, "readonly")[1] == "temporary":
             node.remount(replica.dataset)  # zfs-fuse keeps the old mount's readonly option
     reason = f"the replica was promoted on its partner at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-    return tell_partner(partner, ["broken", dataset, reason])
+    return tell_partner(partner, ["broken", dataset, reason, replica.dataset])  # the source's task to this replica
 
 
 def tell_partner(host: SshHost, args: list[str]) -> str | None:
