@@ -63,7 +63,7 @@ class TaskKey(NamedTuple):
     @property
     def file_name(self) -> str:
         """The task's name for its files (run lock, progress): one per task, ``/`` as ``%``."""
-        return f"{self.dataset}>{self.destination}:{self.remote_dataset}".replace("/", "%")
+        return f"{self.dataset}@{self.destination}:{self.remote_dataset}".replace("/", "%")
 
 
 class StoreError(Exception):

@@ -99,6 +99,27 @@ def test_one_dataset_replicated_to_two_destinations(fresh_lab):
     for replica in REPLICAS:
         assert "user1" in snapshots(lab, "dst", replica)
 
+    # the two tasks run at the same time, each under its own lock: a run of the first task is
+    # caught mid-run (stopped right after its start event, its lock held); the second task
+    # replicates meanwhile, and a second run of the first is refused as busy (75)
+    sh(lab, "src", "echo together > /data/smbvol/together.txt")
+    sh(lab, "src", "log=/var/log/ovios/repl.log; before=$(grep -c ' inc start ' $log);"
+                   " setsid ovios-shell retadm inc data/smbvol --dest dst:repl/fanout >/run/inc.out 2>&1 </dev/null &"
+                   " for i in $(seq 400); do [ $(grep -c ' inc start ' $log) -gt $before ] && break; sleep 0.05; done;"
+                   " kill -STOP $(grep ' inc start ' $log | tail -1 | sed 's/.* pid=//')")
+    paused = rows(lab)["repl/fanout"]
+    assert paused["status"] == "running_inc", paused
+    other = shell(lab, "src", "retadm", "inc", "data/smbvol", "--dest", "dst:repl/smbvol")
+    assert (other.returncode, other.stderr) == (0, ""), other.stderr
+    assert checksums(lab, "dst", "/repl/smbvol") == checksums(lab, "src", "/data/smbvol")
+    busy = shell(lab, "src", "retadm", "inc", "data/smbvol", "--dest", "dst:repl/fanout")
+    assert busy.returncode == 75, busy.stderr
+    sh(lab, "src", f"kill -CONT {paused['pid']}")
+    assert settled(lab, "repl/fanout")["status"] == "idle"
+    assert sh(lab, "src", "cat /run/inc.out").stdout == ""
+    all_equal(lab)
+    each_task_keeps_to_its_own(lab, tags)
+
     # one task's failure is its own line and a non-zero exit; the other task replicates
     sh(lab, "dst", "zfs snapshot repl/fanout@diverged")
     sh(lab, "src", "echo failing > /data/smbvol/failing.txt")

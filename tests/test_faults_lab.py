@@ -30,7 +30,7 @@ from replication_helpers import checksums, guids, init, set_task_field, sh, shel
 pytestmark = pytest.mark.lab
 
 LOG = "/var/log/ovios/repl.log"
-PROGRESS = "/run/ovios/progress/data%smbvol.json"
+PROGRESS = "/run/ovios/progress/data%smbvol@dst:repl%smbvol.json"  # one per task (fan-out)
 CONTROL = "ssh -O exit -o ControlPath=/run/ovios/ssh/%C dst 2>/dev/null; true"  # close retadm's master to dst
 RATE = "64mbit"  # 8 MB/s: a 64 MiB change needs 8 s, so a test acts well before its end
 

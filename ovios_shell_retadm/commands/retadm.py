@@ -194,6 +194,9 @@ def _add_watch_parser(sub) -> None:
 
 
 _RUNNING = (RUNNING_FULL, RUNNING_INC)
+_WATCH_POLL = 0.5  # seconds between two looks at the progress file
+_PLAIN_INTERVAL = 2.0  # without a terminal: at most one line per this many seconds
+_INTERRUPTED = 130
 
 
 def _fanned_out(rows) -> set[str]:
@@ -208,9 +211,6 @@ def _fanned_out(rows) -> set[str]:
 def _inc_prefix(record: TaskRecord, named: bool) -> str:
     """``retadm inc``'s lines about a task: its dataset, and its destination when the dataset has several."""
     return f"retadm inc {record.dataset} -> {record.target}" if named else f"retadm inc {record.dataset}"
-_WATCH_POLL = 0.5  # seconds between two looks at the progress file
-_PLAIN_INTERVAL = 2.0  # without a terminal: at most one line per this many seconds
-_INTERRUPTED = 130
 
 
 class _Shown:

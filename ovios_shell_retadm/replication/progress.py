@@ -2,8 +2,9 @@
 
 The stream itself never passes through Python (see :mod:`.pipeline`): ``pv`` counts
 it, and the run that owns the pipeline copies the latest count into a small JSON file,
-``settings.run_dir()/progress/<the task's file name>.json`` (one per task: a dataset replicated
-to several destinations has one per destination).  Each write is a temporary
+``settings.run_dir()/progress/<dataset>@<host>:<remote dataset>.json`` (``/`` as ``%``;
+one per task: a dataset replicated to several destinations has one per destination).  Each
+write is a temporary
 file renamed over the old one, so a reader sees a whole file or the previous one,
 never half of one.  The run removes the file when it ends; a file left by a run that
 died is recognised by its writer's identity (pid, start time, boot id), like the
