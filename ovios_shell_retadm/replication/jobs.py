@@ -264,7 +264,8 @@ class TaskRun:
             if not isinstance(exc, (RunFailed, HostError, ZfsError, TransferFailed, PlanOutdated, OSError)):
                 message = f"internal error: {type(exc).__name__}: {message}"
             self.tasks.update(self.record.key, state=ERROR, runner=None, error=message)
-            self._event("error", message=message, duration=f"{time.monotonic() - started:.1f}s")
+            self._event("error", message=message, duration=f"{time.monotonic() - started:.1f}s",
+                        to=self.record.target)  # which of the dataset's tasks (fan-out)
             raise RunFailed(message) from exc
         self.tasks.update(
             self.record.key, state=IDLE, runner=None, error=None, initialised=True,
@@ -273,7 +274,7 @@ class TaskRun:
         )
         self._event("end", snapshot=outcome.common, bytes="unknown" if outcome.bytes is None else outcome.bytes,
                     sends=outcome.sends,
-                    duration=f"{time.monotonic() - started:.1f}s")
+                    duration=f"{time.monotonic() - started:.1f}s", to=self.record.target)
         return outcome
 
 
