@@ -25,11 +25,12 @@ _ovios_shell_words() {
 _ovios_shell_retadm_options() {
     case "$1" in
         init)   echo "--dest --remote-pool --remote-name --properties --decrypted --dry-run --help" ;;
-        inc|watch)    echo "--dry-run --help" ;;
-        reset|repair|switchback) echo "--dry-run --yes --help" ;;
+        inc|watch)    echo "--dest --dry-run --help" ;;
+        reset|repair) echo "--dest --dry-run --yes --help" ;;
+        switchback)   echo "--dry-run --yes --help" ;;
         promote)      echo "--key-file --dry-run --help" ;;
         reverse)      echo "--properties --dry-run --yes --help" ;;
-        doctor)       echo "--json --dry-run --help" ;;
+        doctor)       echo "--dest --json --dry-run --help" ;;
         status)       echo "--json --help" ;;
     esac
 }
@@ -48,7 +49,7 @@ _ovios_shell() {
             *)
                 case "$sub:$prev" in
                     init:--properties|reverse:--properties) words="yes no" ;;
-                    init:--dest|init:--remote-pool|init:--remote-name) ;;  # free text
+                    *:--dest|init:--remote-pool|init:--remote-name) ;;  # free text
                     promote:--key-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;  # a file
                     *)
                         # the dataset, unless one was given already

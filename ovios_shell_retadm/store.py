@@ -3,10 +3,12 @@
 The directory is created 0700 and the database with its ``-wal`` and ``-shm`` files is 0600
 (:meth:`Store._make_private`), whatever the umask.
 
-Three tables: ``options`` (name → value text), ``tasks`` (source dataset →
-JSON record) and ``config_sync`` (autosync's per-partner records: what was pushed
-to a partner, what was received from one; kept apart so that ``options`` lists
-only options).  SQLite gives us transactions, so concurrent cron runs and shell
+Three tables: ``options`` (name → value text), ``tasks`` (source dataset, destination
+host and remote dataset → JSON record: a dataset may be replicated to several
+destinations; a store from before keyed it by the dataset alone, and is migrated when
+opened) and ``config_sync`` (autosync's per-partner records: what was pushed to a
+partner, what was received from one; kept apart so that ``options`` lists only
+options).  SQLite gives us transactions, so concurrent cron runs and shell
 sessions neither lose updates nor see half-written values, and a process killed
 in the middle of a write leaves the previous value in place.  Read-modify-write
 of a task record runs inside ``BEGIN IMMEDIATE`` (see :meth:`Store.update_task`).
@@ -20,20 +22,25 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import settings
 from .fileio import make_private_dir, make_private_file
 
-_SCHEMA = """
+_TASKS_TABLE = """
+CREATE TABLE IF NOT EXISTS tasks (
+    dataset        TEXT NOT NULL,
+    destination    TEXT NOT NULL,
+    remote_dataset TEXT NOT NULL,
+    record         TEXT NOT NULL,
+    PRIMARY KEY (dataset, destination, remote_dataset)
+)"""
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS options (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS tasks (
-    dataset TEXT PRIMARY KEY,
-    record  TEXT NOT NULL
-);
+{_TASKS_TABLE};
 CREATE TABLE IF NOT EXISTS config_sync (
     peer      TEXT NOT NULL,
     direction TEXT NOT NULL,
@@ -44,6 +51,19 @@ CREATE TABLE IF NOT EXISTS config_sync (
 
 # How long a writer waits for another writer before giving up (seconds).
 _BUSY_TIMEOUT = 30.0
+
+
+class TaskKey(NamedTuple):
+    """What tells a replication task from every other: its source dataset and where it goes."""
+
+    dataset: str
+    destination: str
+    remote_dataset: str
+
+    @property
+    def file_name(self) -> str:
+        """The task's name for its files (run lock, progress): one per task, ``/`` as ``%``."""
+        return f"{self.dataset}@{self.destination}:{self.remote_dataset}".replace("/", "%")
 
 
 class StoreError(Exception):
@@ -76,6 +96,7 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.executescript(_SCHEMA)
+            _migrate_tasks(conn)
             yield conn
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
@@ -114,27 +135,35 @@ class Store:
 
     # -- replication task records ------------------------------------------------
 
-    def get_task(self, dataset: str) -> dict[str, Any] | None:
+    def get_task(self, key: TaskKey) -> dict[str, Any] | None:
         with self._connect() as conn:
-            row = conn.execute("SELECT record FROM tasks WHERE dataset = ?", (dataset,)).fetchone()
+            row = conn.execute(f"SELECT record FROM tasks WHERE {_KEY_MATCH}", key).fetchone()
         return json.loads(row[0]) if row else None
 
-    def all_tasks(self) -> dict[str, dict[str, Any]]:
+    def tasks_of(self, dataset: str) -> list[dict[str, Any]]:
+        """The records of every task of ``dataset`` (one per destination)."""
         with self._connect() as conn:
-            rows = conn.execute("SELECT dataset, record FROM tasks ORDER BY dataset").fetchall()
-        return {dataset: json.loads(record) for dataset, record in rows}
+            rows = conn.execute("SELECT record FROM tasks WHERE dataset = ? ORDER BY destination, remote_dataset",
+                                (dataset,)).fetchall()
+        return [json.loads(record) for (record,) in rows]
 
-    def create_task(self, dataset: str, record: dict[str, Any]) -> bool:
-        """Insert a new task; False (and nothing written) if one already exists."""
+    def all_tasks(self) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT record FROM tasks ORDER BY dataset, destination, remote_dataset").fetchall()
+        return [json.loads(record) for (record,) in rows]
+
+    def create_task(self, key: TaskKey, record: dict[str, Any]) -> bool:
+        """Insert a new task; False (and nothing written) if one with the same key already exists."""
         with self._transaction() as conn:
-            exists = conn.execute("SELECT 1 FROM tasks WHERE dataset = ?", (dataset,)).fetchone()
+            exists = conn.execute(f"SELECT 1 FROM tasks WHERE {_KEY_MATCH}", key).fetchone()
             if exists:
                 return False
-            conn.execute("INSERT INTO tasks(dataset, record) VALUES(?, ?)", (dataset, json.dumps(record)))
+            conn.execute("INSERT INTO tasks(dataset, destination, remote_dataset, record) VALUES(?, ?, ?, ?)",
+                         (*key, json.dumps(record)))
             return True
 
     def update_task(
-        self, dataset: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+        self, key: TaskKey, change: Callable[[dict[str, Any]], dict[str, Any] | None]
     ) -> dict[str, Any] | None:
         """Atomically read, change and write one task record.
 
@@ -143,19 +172,19 @@ class Store:
         the task does not exist.
         """
         with self._transaction() as conn:
-            row = conn.execute("SELECT record FROM tasks WHERE dataset = ?", (dataset,)).fetchone()
+            row = conn.execute(f"SELECT record FROM tasks WHERE {_KEY_MATCH}", key).fetchone()
             if row is None:
                 return None
             record = json.loads(row[0])
             new = change(dict(record))
             if new is None:
                 return record
-            conn.execute("UPDATE tasks SET record = ? WHERE dataset = ?", (json.dumps(new), dataset))
+            conn.execute(f"UPDATE tasks SET record = ? WHERE {_KEY_MATCH}", (json.dumps(new), *key))
             return new
 
-    def delete_task(self, dataset: str) -> bool:
+    def delete_task(self, key: TaskKey) -> bool:
         with self._transaction() as conn:
-            cur = conn.execute("DELETE FROM tasks WHERE dataset = ?", (dataset,))
+            cur = conn.execute(f"DELETE FROM tasks WHERE {_KEY_MATCH}", key)
             return cur.rowcount > 0
 
     # -- autosync records (config_sync) -------------------------------------------
@@ -184,3 +213,34 @@ class Store:
                          "ON CONFLICT(peer, direction) DO UPDATE SET record = excluded.record",
                          (peer, direction, json.dumps(new)))
             return new
+
+
+_KEY_MATCH = "dataset = ? AND destination = ? AND remote_dataset = ?"
+
+
+def _migrate_tasks(conn: sqlite3.Connection) -> None:
+    """A store written before fan-out keys ``tasks`` by the dataset alone (one task per
+    dataset): rewrite the table with the new key, every record as it was, in one transaction
+    (a second process that got here too finds the work done once it has the lock)."""
+    if _tasks_keyed_by_dataset_alone(conn):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if _tasks_keyed_by_dataset_alone(conn):
+                rows = conn.execute("SELECT dataset, record FROM tasks").fetchall()
+                conn.execute("ALTER TABLE tasks RENAME TO tasks_by_dataset")
+                conn.execute(_TASKS_TABLE)
+                for dataset, record in rows:
+                    data = json.loads(record)
+                    conn.execute("INSERT INTO tasks(dataset, destination, remote_dataset, record) VALUES(?, ?, ?, ?)",
+                                 (dataset, str(data.get("destination", "")), str(data.get("remote_dataset", "")),
+                                  record))
+                conn.execute("DROP TABLE tasks_by_dataset")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _tasks_keyed_by_dataset_alone(conn: sqlite3.Connection) -> bool:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    return "destination" not in columns

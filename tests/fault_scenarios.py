@@ -51,7 +51,7 @@ def _replication_state(lab) -> dict:
                        bookmarks.returncode, bookmarks.stdout)
     state["replica files"] = checksums(lab, "dst", "/repl/smbvol")
     state["record"] = node_python(lab, "src", "import json; from ovios_shell_retadm.store import Store; "
-                                              "print(json.dumps(Store().get_task('data/smbvol')))").stdout
+                                              "print(json.dumps(Store().tasks_of('data/smbvol')[0]))").stdout
     return state
 
 

@@ -114,7 +114,7 @@ def run_receiver(root, text: str, expected_digest: str | None):
     argv = [sys.executable, "-m", "ovios_shell_retadm.autosync_receive"]
     if expected_digest:
         argv += ["--digest", expected_digest]
-    if not TaskStore().get("data/pushed"):
+    if not TaskStore().of("data/pushed"):
         TaskStore().create(TaskRecord("data/pushed", "localhost", "data/pushed", True, state=IDLE))
     return subprocess.run(argv, check=False, input=text, capture_output=True, text=True, timeout=30,
                           env=dict(os.environ, OVIOS_ROOT=str(root), SSH_CONNECTION="127.0.0.1 40000 127.0.0.1 22"))

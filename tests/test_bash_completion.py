@@ -130,10 +130,14 @@ def test_dry_run_at_any_position_after_the_subcommand(complete, words):
 
 
 def test_each_subcommand_offers_its_own_options(complete):
-    assert complete("ovios-shell", "retadm", "inc", "data/smbvol", "-") == ["--dry-run", "--help"]
+    assert complete("ovios-shell", "retadm", "inc", "data/smbvol", "-") == ["--dest", "--dry-run", "--help"]
     assert complete("ovios-shell", "retadm", "status", "-") == ["--help", "--json"]
-    assert complete("ovios-shell", "retadm", "reset", "data/smbvol", "-") == ["--dry-run", "--help", "--yes"]
-    assert complete("ovios-shell", "retadm", "doctor", "-") == ["--dry-run", "--help", "--json"]
+    assert complete("ovios-shell", "retadm", "reset", "data/smbvol", "-") == ["--dest", "--dry-run", "--help",
+                                                                             "--yes"]
+    assert complete("ovios-shell", "retadm", "doctor", "-") == ["--dest", "--dry-run", "--help", "--json"]
+    assert complete("ovios-shell", "retadm", "switchback", "repl/smbvol", "-") == ["--dry-run", "--help", "--yes"]
+    # a task's --dest (fan-out) is free text too: no dataset offered as its value
+    assert complete("ovios-shell", "retadm", "reset", "data/smbvol", "--dest", "") == []
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--r") == ["--remote-name", "--remote-pool"]
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--properties", "") == ["no", "yes"]
     # the value of --dest is free text: nothing offered, where the option before it offers its values

@@ -20,6 +20,7 @@ from ovios_shell_retadm.replication.model import Bookmark, Observed, Snapshot
 from ovios_shell_retadm.replication.runs import Runner, TaskLock, lock_holder
 from ovios_shell_retadm.replication.tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore
 from ovios_shell_retadm.shell import OviosShell
+from ovios_shell_retadm.store import TaskKey
 
 NOW = 1_800_000_000.0
 
@@ -259,7 +260,7 @@ def test_resume_token():
 
 def test_lock_holder_reads_proc_locks_without_taking_the_lock(tmp_path, monkeypatch):
     monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
-    path = TaskLock("data/smbvol").path
+    path = TaskLock(TaskKey("data/smbvol", "dst", "repl/smbvol")).path
     path.parent.mkdir(parents=True)
     path.touch()
     assert lock_holder(path) is None

@@ -30,7 +30,7 @@ from replication_helpers import checksums, guids, init, set_task_field, sh, shel
 pytestmark = pytest.mark.lab
 
 LOG = "/var/log/ovios/repl.log"
-PROGRESS = "/run/ovios/progress/data%smbvol.json"
+PROGRESS = "/run/ovios/progress/data%smbvol@dst:repl%smbvol.json"  # one per task (fan-out)
 CONTROL = "ssh -O exit -o ControlPath=/run/ovios/ssh/%C dst 2>/dev/null; true"  # close retadm's master to dst
 RATE = "64mbit"  # 8 MB/s: a 64 MiB change needs 8 s, so a test acts well before its end
 
@@ -179,8 +179,8 @@ def test_kill_9_mid_full_send_then_inc_finishes_the_full_replication(fresh_lab):
     with _slow_link(lab):
         pid = _start_and_catch(lab, "ovios-shell retadm init data/smbvol --dest dst --remote-pool repl"
                                     " --properties no", "full")
-        assert sh(lab, "src", f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout.split()[-3:] == \
-            ["ovios_shell_retadm.replication.worker", "full", "data/smbvol"]
+        assert sh(lab, "src", f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout.split()[-5:] == \
+            ["ovios_shell_retadm.replication.worker", "full", "data/smbvol", "dst", "repl/smbvol"]  # the task
         assert _wait_file(lab, "/run/fault.rc").strip() == "0"  # init said "started"
         _kill_group(lab, pid)
         _died(lab, pid)

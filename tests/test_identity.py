@@ -1,8 +1,10 @@
 """Every task touches only its own: tracking snapshots, holds and bookmarks carry its identity.
 
 Tasks on the same data — a cascade (A→B→C: B's replica is the source of B's task), a task
-set up before identities existed beside a new one — must never release, prune or roll back
-each other's.  Pure planner tests; the cascade on real ZFS is tests/test_cascade_lab.py.
+set up before identities existed beside a new one, two tasks of one dataset to two
+destinations (fan-out) — must never release, prune or roll back each other's; on its
+destination a task prunes only the other tasks' tracking snapshots its sends carried there
+and the source no longer has.  Pure planner tests; the cascade on real ZFS is tests/test_cascade_lab.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from hypothesis import given, strategies as st
 
 from ovios_shell_retadm.replication.model import (
     HOLD_TAG,
+    TRACKING_NAME,
     CreateBookmark,
     CreateSnapshot,
     DestinationDiverged,
@@ -170,6 +173,42 @@ def test_the_feeding_task_leaves_the_cascade_s_holds_and_refuses_rather_than_rol
     assert diverged == Refusal(DestinationDiverged(t(A, 1), (t(B, 9),)))
 
 
+# -- fan-out: two tasks of one dataset, to two destinations ------------------------------------------
+
+#: the dataset's second task, to another destination
+TASK_B = Task.identified("data/smbvol", "dst", "repl/fanout", False, B)
+
+
+def test_fan_out_prunes_the_other_task_s_snapshots_its_sends_carried_once_the_source_dropped_them():
+    """A's ``-I`` sends carry B's tracking snapshots that lie in between to A's destination. B
+    pruned @B2 on the source (its run at @B3): A's next run destroys @B2 on A's destination;
+    @B3, which the source still has, the user's snapshots and A's new common one stay."""
+    source = snaps("monday", t(A, 2), t(B, 3))
+    on_a_s_destination = snaps("monday", "tuesday", t(B, 2), t(A, 2))
+    plan = plan_incremental(observe(source, on_a_s_destination, source_holds=frozenset({t(A, 2)}),
+                                    destination_holds=frozenset({t(A, 2)})), TASK_A, t(A, 4))
+    assert isinstance(plan, Plan)
+    assert SendIncremental(t(A, 2), False, t(A, 4), False) in plan.steps  # @B3 travels too
+    assert [s for s in plan.steps if isinstance(s, DestroySnapshot)] == [DestroySnapshot(SRC, t(A, 2)),
+                                                                         DestroySnapshot(DST, t(A, 2)),
+                                                                         DestroySnapshot(DST, t(B, 2))]
+    assert {s.tag for s in plan.steps if isinstance(s, Hold | Release)} == {TASK_A.tag}
+
+
+def test_fan_out_leaves_the_other_task_s_snapshots_while_the_source_has_them_and_its_own_newer_ones():
+    """B's current base is on the source: it stays on A's destination; so does one newer than the
+    common one (a destination's snapshot after it is divergence, for repair, not pruning)."""
+    source = snaps("monday", t(B, 1), t(A, 2))
+    plan = plan_incremental(observe(source, snaps("monday", t(B, 1), t(A, 2)), source_holds=frozenset({t(A, 2)}),
+                                    destination_holds=frozenset({t(A, 2)}), written=False,
+                                    recorded_guid=source[-1].guid), TASK_A, t(A, 3))
+    assert plan == Plan((), source[-1], t(A, 2))
+    plan = plan_incremental(observe(source, snaps("monday", t(B, 1), t(A, 2)), source_holds=frozenset({t(A, 2)}),
+                                    destination_holds=frozenset({t(A, 2)})), TASK_A, t(A, 3))
+    assert isinstance(plan, Plan)
+    assert not [s for s in plan.steps if isinstance(s, DestroySnapshot) and s.snapshot == t(B, 1)]
+
+
 def test_reset_takes_off_only_the_task_s_own_marks():
     source = snaps("monday", t(None, 1), t(A, 2), t(B, 3))
     plan = plan_reset(observe(source, source, source_holds=frozenset({t(A, 2)}),
@@ -199,7 +238,7 @@ def states(draw) -> Observed:
                    destination_written=draw(st.sampled_from([True, False, None])))
 
 
-@given(states(), st.sampled_from([TASK_A, LEGACY, CASCADE]))
+@given(states(), st.sampled_from([TASK_A, TASK_B, LEGACY, CASCADE]))
 def test_no_plan_touches_another_task_s_holds_or_snapshots(observed: Observed, task: Task):
     new = None if task.cascade else f"{task.prefix}20261202T235959.000Z"
     plans = [plan_incremental(observed, task, new), plan_reset(observed, task),
@@ -214,7 +253,12 @@ def test_no_plan_touches_another_task_s_holds_or_snapshots(observed: Observed, t
                 assert step.tag == task.tag, step
             if isinstance(step, DestroySnapshot):
                 assert task.may_destroy(step.snapshot, step.side), step
-                assert task.owns(step.snapshot) or (task.cascade and step.side is DST), step
+                # another task's only on the destination: a tracking snapshot (never the user's)
+                # the source no longer has, and never the plan's new common one
+                assert task.owns(step.snapshot) or (
+                    step.side is DST and TRACKING_NAME.fullmatch(step.snapshot) is not None
+                    and step.snapshot not in {s.name for s in observed.source}
+                    and step.snapshot != plan.target), step
             if isinstance(step, DestroyBookmark):
                 assert task.owns(step.bookmark), step
             if isinstance(step, Rollback):

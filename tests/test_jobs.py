@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from ovios_shell_retadm.exit_status import BUSY
 from ovios_shell_retadm.hosts import Host
 from ovios_shell_retadm.replication.jobs import INC, REPAIR, RunFailed, TaskRun, reread_under_lock
 from ovios_shell_retadm.replication.model import (
@@ -22,6 +23,7 @@ from ovios_shell_retadm.replication.model import (
     SendIncremental,
     Side,
 )
+from ovios_shell_retadm.replication.runs import TaskLock
 from ovios_shell_retadm.replication.tasks import IDLE, TaskRecord, TaskStore
 from ovios_shell_retadm.zfs import ZfsNode
 
@@ -57,7 +59,7 @@ def run_of(rec: TaskRecord, tasks: TaskStore, kind: str = INC, confirmed: Plan |
 
 def test_the_record_read_again_under_the_lock_is_the_current_one(tasks):
     assert tasks.create(record())
-    tasks.update("data/smbvol", state="error", error="earlier")
+    tasks.update(record().key, state="error", error="earlier")
     current = reread_under_lock(record(), tasks)
     assert (current.state, current.error) == ("error", "earlier")
 
@@ -65,21 +67,45 @@ def test_the_record_read_again_under_the_lock_is_the_current_one(tasks):
 def test_a_run_of_a_task_reset_meanwhile_does_nothing(tasks):
     read_before = record()
     assert tasks.create(read_before)
-    tasks.delete("data/smbvol")  # `retadm reset` finished between the read and the lock
+    tasks.delete(record().key)  # `retadm reset` finished between the read and the lock
     with pytest.raises(RunFailed, match=r"^the task of data/smbvol was removed meanwhile \(retadm reset\); "
                                         r"nothing was done$"):
         run_of(read_before, tasks).run()
-    assert tasks.get("data/smbvol") is None  # the run did not bring the record back
+    assert tasks.get(read_before.key) is None  # the run did not bring the record back
 
 
-@pytest.mark.parametrize("change", [{"destination": "other"}, {"remote_dataset": "repl/elsewhere"},
-                                    {"properties": True}, {"created": 2000.0}])
+@pytest.mark.parametrize("change", [{"properties": True}, {"created": 2000.0}, {"identity": "bbbbbbbb"}])
 def test_a_run_of_a_task_changed_meanwhile_does_nothing(tasks, change):
     read_before = record()
     assert tasks.create(record(**change))  # reset and set up again meanwhile
     with pytest.raises(RunFailed, match=r"^the task of data/smbvol was changed meanwhile .*nothing was done"):
         run_of(read_before, tasks).run()
-    assert tasks.get("data/smbvol") == record(**change)
+    assert tasks.get(read_before.key) == record(**change)
+
+
+@pytest.mark.parametrize("change", [{"destination": "other"}, {"remote_dataset": "repl/elsewhere"}])
+def test_the_record_read_again_is_the_same_task_s_not_another_destination_s(tasks, change):
+    """Fan-out: the dataset's task to another destination is another task; a run of the one
+    reset meanwhile does nothing, and leaves the other's record as it was."""
+    read_before = record()
+    assert tasks.create(record(**change))  # the dataset's other task; read_before's was reset
+    with pytest.raises(RunFailed, match=r"^the task of data/smbvol was removed meanwhile"):
+        run_of(read_before, tasks).run()
+    assert tasks.of("data/smbvol") == [record(**change)]
+
+
+def test_two_tasks_of_one_dataset_have_locks_of_their_own(tasks):
+    """A run of one task holds its lock; the other task of the dataset takes its own meanwhile,
+    and a second run of the first is refused as busy."""
+    one, other = record(), record(remote_dataset="repl/fanout")
+    assert tasks.create(one) and tasks.create(other)
+    with TaskLock(one.key):
+        with TaskLock(other.key):
+            pass
+        with pytest.raises(RunFailed) as busy:
+            run_of(one, tasks).run()
+        assert busy.value.status == BUSY
+    assert TaskLock(one.key).path != TaskLock(other.key).path
 
 
 # -- carrying out only the destructive steps that were confirmed ---------------------------------

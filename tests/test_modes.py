@@ -25,8 +25,10 @@ from ovios_shell_retadm.config.model import Configuration
 from ovios_shell_retadm.hosts import SshHost
 from ovios_shell_retadm.replication.progress import Progress, write_progress
 from ovios_shell_retadm.replication.runs import TaskLock
-from ovios_shell_retadm.store import Store
+from ovios_shell_retadm.store import Store, TaskKey
 from ovios_shell_retadm.zfs import Capabilities, _CapabilityCache
+
+KEY = TaskKey("data/smbvol", "dst", "repl/smbvol")
 
 UMASKS = [0o000, 0o022, 0o077]
 
@@ -55,7 +57,7 @@ def node(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def test_store_directory_database_wal_and_shm(node: Path, umask: int) -> None:
     store = Store()
-    store.create_task("data/smbvol", {"n": 0})
+    store.create_task(KEY, {"n": 0})
     seen: dict[str, int] = {}
 
     def look(record: dict) -> dict:  # inside a write transaction: the -wal and -shm files exist
@@ -63,11 +65,11 @@ def test_store_directory_database_wal_and_shm(node: Path, umask: int) -> None:
             seen[path.name] = mode(path)
         return {"n": record["n"] + 1}
 
-    store.update_task("data/smbvol", look)
+    store.update_task(KEY, look)
     assert mode(node / "etc") == 0o700  # created on the way: not left to the umask either
     assert mode(settings.etc_dir()) == 0o700
     assert seen == {"ovios.db": 0o600, "ovios.db-wal": 0o600, "ovios.db-shm": 0o600}
-    assert store.get_task("data/smbvol") == {"n": 1}
+    assert store.get_task(KEY) == {"n": 1}
 
 
 def test_store_files_of_an_earlier_version_are_made_private(node: Path) -> None:
@@ -98,12 +100,12 @@ def test_synced_configuration_directories(node: Path, umask: int) -> None:
 
 
 def test_run_directory_and_its_subdirectories(node: Path, umask: int) -> None:
-    lock = TaskLock("data/smbvol")
+    lock = TaskLock(KEY)
     lock.acquire()
     assert mode(node / "run") == 0o700
     assert mode(settings.run_dir()) == 0o700
     assert mode(settings.run_dir() / "locks") == 0o700
-    write_progress(Progress("data/smbvol", "full", {}, 0.0, 0.0, 0))
+    write_progress(Progress("data/smbvol", "full", {}, 0.0, 0.0, 0), KEY.file_name)
     assert mode(settings.run_dir() / "progress") == 0o700
     assert _PartnerLock("dst").try_acquire()
     _CapabilityCache("dst").store(Capabilities())

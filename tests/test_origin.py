@@ -106,7 +106,7 @@ def test_promote_tells_the_source_about_the_whole_dataset_name():
     node, partner = RecordingNode(), FakePartner()
     replica = Replica("repl/smb:vol", "filesystem", "192.168.0.149:data/smb:vol", None, True, False)
     assert failover.promote(node, replica, partner) == []
-    assert [call[-3:-1] for call in partner.calls] == [["broken", "data/smb:vol"]]
+    assert [[call[-4], call[-3], call[-1]] for call in partner.calls] == [["broken", "data/smb:vol", "repl/smb:vol"]]
 
 
 @pytest.mark.parametrize("origin", [None, "nohost", "bad host:data/x", "src:data/x@s", "[fd00::1:data/x"])

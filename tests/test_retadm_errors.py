@@ -78,3 +78,68 @@ def test_switchback_that_cannot_undo_readonly_says_both_what_failed_and_what_sta
         "but repl/smbvol stays read-only: cannot set property for 'repl/smbvol': pool I/O is currently suspended "
         "(zfs set readonly=off repl/smbvol makes it writable)"]
     assert result.data == 1
+
+
+# -- fan-out: one dataset, several tasks --------------------------------------------------------------
+
+
+def fanned_out(*remotes: str) -> list[TaskRecord]:
+    records = [TaskRecord(dataset="data/smbvol", destination="dst", remote_dataset=remote, properties=False,
+                          state=IDLE, initialised=True) for remote in remotes]
+    for record in records:
+        assert TaskStore().create(record)
+    return records
+
+
+def test_inc_of_a_fanned_out_dataset_runs_each_task_and_one_failure_is_its_own_line(shell, monkeypatch):
+    fanned_out("repl/a", "repl/b", "repl/c")
+    ran = []
+
+    def run(self: jobs.TaskRun) -> Outcome:
+        ran.append(self.record.remote_dataset)
+        if self.record.remote_dataset == "repl/b":
+            raise jobs.RunFailed("refused: the destination diverged")
+        return Outcome(common="retadm_1", common_guid=1)
+
+    monkeypatch.setattr(jobs.TaskRun, "run", run)
+    result = shell("retadm inc data/smbvol")
+    assert ran == ["repl/a", "repl/b", "repl/c"]
+    assert result.stderr.splitlines() == ["retadm inc data/smbvol -> dst:repl/b: refused: the destination diverged"]
+    assert result.data == 1
+    ran.clear()
+    assert shell("retadm inc data/smbvol --dest repl/c").data == 0  # --dest: only that one
+    assert ran == ["repl/c"]
+
+
+@pytest.mark.parametrize("command", ["reset data/smbvol --yes", "repair data/smbvol --yes", "watch data/smbvol",
+                                     "doctor data/smbvol", "inc data/smbvol --dest dst"])
+def test_a_command_on_one_task_of_a_fanned_out_dataset_needs_dest(shell, command):
+    fanned_out("repl/smbvol", "repl/fanout")
+    result = shell(f"retadm {command}")
+    verb = command.split()[0]
+    assert result.data == 2
+    choose = "HOST:REMOTE_DATASET" if "--dest dst" in command else "HOST or --dest HOST:REMOTE_DATASET"
+    assert result.stderr == (f"retadm {verb}: data/smbvol has 2 replication tasks "
+                             f"{'to dst ' if '--dest dst' in command else ''}(dst:repl/fanout, dst:repl/smbvol); "
+                             f"choose one with --dest {choose}\n")
+    assert len(TaskStore().of("data/smbvol")) == 2  # nothing was removed
+
+
+def test_dest_that_names_no_task_is_one_line(shell):
+    fanned_out("repl/smbvol", "repl/fanout")
+    result = shell("retadm reset data/smbvol --dest elsewhere --yes")
+    assert (result.data, result.stderr) == (2, "retadm reset: data/smbvol has no replication task to elsewhere "
+                                               "(its tasks: dst:repl/fanout, dst:repl/smbvol)\n")
+
+
+def test_the_partner_marks_broken_only_the_task_whose_replica_was_promoted(shell, capsys):
+    from ovios_shell_retadm.replication import partner
+    fanned_out("repl/smbvol", "repl/fanout")
+    assert partner.main(["broken", "data/smbvol", "promoted on dst", "repl/fanout"]) == 0
+    assert capsys.readouterr().out == "data/smbvol: task to dst:repl/fanout marked broken\n"
+    states = {r.remote_dataset: (r.state, r.error) for r in TaskStore().of("data/smbvol")}
+    assert states == {"repl/fanout": ("broken", "promoted on dst"), "repl/smbvol": (IDLE, None)}
+    # a caller that does not say which replica: with several tasks, one line and nothing marked
+    assert partner.main(["broken", "data/smbvol", "promoted"]) == 1
+    assert capsys.readouterr().err.startswith("data/smbvol has 2 replication tasks here")
+    assert [r.state for r in TaskStore().of("data/smbvol")] == ["broken", IDLE]

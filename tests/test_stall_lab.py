@@ -19,7 +19,7 @@ from replication_helpers import checksums, init, sh, shell, status
 pytestmark = pytest.mark.lab
 
 LOG = "/var/log/ovios/repl.log"
-PROGRESS = "/run/ovios/progress/data%smbvol.json"
+PROGRESS = "/run/ovios/progress/data%smbvol@dst:repl%smbvol.json"  # one per task (fan-out)
 RATE = "64mbit"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ovios_shell_retadm.store import Store, StoreError
+from ovios_shell_retadm.store import Store, StoreError, TaskKey
+
+KEY = TaskKey("data/smbvol", "dst", "repl/smbvol")
 
 WRITERS = 20
 
@@ -26,7 +29,7 @@ def _increment(path: str, rounds: int, start: float) -> None:
     time.sleep(max(0.0, start - time.time()))
     store = Store(path)
     for _ in range(rounds):
-        store.update_task("data/smbvol", lambda r: {**r, "counter": r["counter"] + 1})
+        store.update_task(KEY, lambda r: {**r, "counter": r["counter"] + 1})
 
 
 def _blob(generation: int) -> str:
@@ -68,7 +71,7 @@ def _rewrite_then_stop_mid_write(path: str, pipe, complete: int) -> None:
     sqlite3.connect = connect  # in this process only: it is spawned for the test
     store = Store(path)
     while True:
-        store.update_task("data/smbvol", next_generation)
+        store.update_task(KEY, next_generation)
 
 
 def _on_disk(store_path: str, data: bytes) -> bool:
@@ -108,15 +111,15 @@ def test_twenty_processes_setting_different_options_lose_no_update(store_path):
 
 
 def test_concurrent_read_modify_write_of_a_task_loses_no_update(store_path):
-    Store(store_path).create_task("data/smbvol", {"counter": 0})
+    Store(store_path).create_task(KEY, {"counter": 0})
     start = time.time() + 1.5
     _processes(_increment, [(store_path, 10, start) for _ in range(WRITERS)])
-    assert Store(store_path).get_task("data/smbvol")["counter"] == WRITERS * 10
+    assert Store(store_path).get_task(KEY)["counter"] == WRITERS * 10
 
 
 def test_process_killed_while_writing_leaves_a_whole_value(store_path):
     store = Store(store_path)
-    store.create_task("data/smbvol", {"generation": 0, "blob": _blob(0)})
+    store.create_task(KEY, {"generation": 0, "blob": _blob(0)})
     ctx = multiprocessing.get_context("spawn")
     committed = 0
     for complete in (0, 1, 3, 0, 2, 1):  # whole rewrites before the one that is killed
@@ -131,29 +134,78 @@ def test_process_killed_while_writing_leaves_a_whole_value(store_path):
             assert writing == committed + complete + 1
             # the kill lands mid-write: part of the new record is on the disk, not committed
             assert _on_disk(store_path, _blob(writing)[:160].encode()), "nothing of the new record was written"
-            assert store.get_task("data/smbvol")["generation"] == committed + complete
+            assert store.get_task(KEY)["generation"] == committed + complete
         finally:
             os.kill(proc.pid, signal.SIGKILL)
             proc.join()
         assert proc.exitcode == -signal.SIGKILL
         committed += complete
         # the last committed value, whole: not the one being written, nor a mix of the two
-        assert store.get_task("data/smbvol") == {"generation": committed, "blob": _blob(committed)}
+        assert store.get_task(KEY) == {"generation": committed, "blob": _blob(committed)}
     with sqlite3.connect(store_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_create_task_refuses_a_second_task_for_the_same_dataset(store_path):
+def test_create_task_refuses_a_second_task_to_the_same_destination_and_remote_dataset(store_path):
     store = Store(store_path)
-    assert store.create_task("data/smbvol", {"destination": "dst"})
-    assert not store.create_task("data/smbvol", {"destination": "other"})
-    assert store.get_task("data/smbvol") == {"destination": "dst"}
+    assert store.create_task(KEY, {"n": 1})
+    assert not store.create_task(KEY, {"n": 2})
+    assert store.get_task(KEY) == {"n": 1}
+
+
+def test_a_dataset_has_a_task_per_destination_each_read_changed_and_removed_alone(store_path):
+    """Fan-out: one dataset replicated to two hosts, and to two remote datasets on one host."""
+    store = Store(store_path)
+    other_host, other_name = KEY._replace(destination="third"), KEY._replace(remote_dataset="repl/fanout")
+    for n, key in enumerate((KEY, other_host, other_name)):
+        assert store.create_task(key, {"n": n})
+    assert store.create_task(TaskKey("esx/lun01", "dst", "repl/lun01"), {"n": 9})
+    assert store.tasks_of("data/smbvol") == [{"n": 2}, {"n": 0}, {"n": 1}]  # by destination, then remote
+    assert store.update_task(other_name, lambda r: {**r, "n": 20}) == {"n": 20}
+    assert (store.get_task(KEY), store.get_task(other_host), store.get_task(other_name)) == ({"n": 0}, {"n": 1},
+                                                                                             {"n": 20})
+    assert store.delete_task(other_host)
+    assert store.tasks_of("data/smbvol") == [{"n": 20}, {"n": 0}]
+    assert store.all_tasks() == [{"n": 20}, {"n": 0}, {"n": 9}]
+
+
+def _old_store(path: Path, records: dict[str, dict]) -> None:
+    """A store as the schema before fan-out wrote it: ``tasks(dataset PRIMARY KEY, record)``."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript("CREATE TABLE options (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                           "CREATE TABLE tasks (dataset TEXT PRIMARY KEY, record TEXT NOT NULL);"
+                           "INSERT INTO options VALUES ('cron.enable', 'on');")
+        conn.executemany("INSERT INTO tasks VALUES (?, ?)",
+                         [(dataset, json.dumps(record)) for dataset, record in records.items()])
+    conn.close()
+
+
+def test_a_store_from_before_fan_out_is_migrated_in_place_losing_no_record(store_path):
+    smbvol = {"dataset": "data/smbvol", "destination": "dst", "remote_dataset": "repl/smbvol", "properties": True,
+              "state": "idle", "identity": "aaaaaaaa", "last_snapshot": "retadm_aaaaaaaa_20261202T100000.000Z"}
+    lun = {"dataset": "esx/lun01", "destination": "10.0.0.2", "remote_dataset": "repl/lun01", "properties": False,
+           "state": "error", "error": "why"}
+    Path(store_path).parent.mkdir(parents=True, exist_ok=True)
+    _old_store(Path(store_path), {"data/smbvol": smbvol, "esx/lun01": lun})
+    store = Store(store_path)
+    assert store.all_tasks() == [smbvol, lun]
+    assert store.get_task(KEY) == smbvol
+    assert store.get_task(TaskKey("esx/lun01", "10.0.0.2", "repl/lun01")) == lun
+    assert store.get_option("cron.enable") == "on"
+    # the migrated table takes a second task of the dataset, and the migration is done once
+    assert store.create_task(KEY._replace(remote_dataset="repl/fanout"), {**smbvol, "remote_dataset": "repl/fanout"})
+    assert [r["remote_dataset"] for r in Store(store_path).tasks_of("data/smbvol")] == ["repl/fanout", "repl/smbvol"]
+    with sqlite3.connect(store_path) as conn:
+        assert [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                               "ORDER BY name")] == ["config_sync", "options", "tasks"]
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
 
 
 def test_update_and_delete_of_a_missing_task(store_path):
     store = Store(store_path)
-    assert store.update_task("nope/ds", lambda r: r) is None
-    assert store.delete_task("nope/ds") is False
+    assert store.update_task(TaskKey("nope/ds", "dst", "repl/ds"), lambda r: r) is None
+    assert store.delete_task(TaskKey("nope/ds", "dst", "repl/ds")) is False
 
 
 def test_unopenable_store_is_a_store_error(tmp_path):

@@ -38,9 +38,9 @@ def test_progress_file_round_trip_is_atomic_and_removable(root):
     assert path == root / "run/ovios/progress/data%smbvol.json"
     assert progress.read_progress("data/smbvol") is None
     first = sample(5 * MIB, 103.0, estimate=20 * MIB, send=1, sends=2)
-    progress.write_progress(first)
+    progress.write_progress(first, "data/smbvol")
     assert progress.read_progress("data/smbvol") == first
-    progress.write_progress(sample(6 * MIB, 104.0))
+    progress.write_progress(sample(6 * MIB, 104.0), "data/smbvol")
     assert progress.read_progress("data/smbvol").bytes == 6 * MIB
     assert [p.name for p in path.parent.iterdir()] == ["data%smbvol.json"]  # no temporary file left
     assert first.writer_alive()
@@ -218,10 +218,11 @@ def test_watch_follows_the_progress_file_until_the_run_ends(run, live_runner):
     def the_run():
         started = time.time()
         for count in (0, 10 * MIB, 20 * MIB, 30 * MIB):
-            progress.write_progress(Progress(record.dataset, "inc", live_runner, started, time.time(), count))
+            progress.write_progress(Progress(record.dataset, "inc", live_runner, started, time.time(), count),
+                                    record.key.file_name)
             time.sleep(0.8)
-        progress.remove_progress(record.dataset)
-        tasks.update(record.dataset, state=IDLE, runner=None, last_success=time.time(),
+        progress.remove_progress(record.key.file_name)
+        tasks.update(record.key, state=IDLE, runner=None, last_success=time.time(),
                      last_snapshot="retadm_y", last_bytes=30 * MIB, last_seconds=3.2)
 
     writer = threading.Thread(target=the_run)
@@ -239,7 +240,7 @@ def test_watch_follows_the_progress_file_until_the_run_ends(run, live_runner):
 
 def test_watch_reports_a_run_that_ends_in_error_with_status_1(run, live_runner):
     record = _task("data/smbvol", state=RUNNING_INC, runner=live_runner)
-    threading.Timer(0.7, lambda: TaskStore().update(record.dataset, state=ERROR, runner=None,
+    threading.Timer(0.7, lambda: TaskStore().update(record.key, state=ERROR, runner=None,
                                                     error="refused: boom")).start()
     result = run("retadm watch")
     assert result.data == 1

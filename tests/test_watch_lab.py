@@ -11,7 +11,7 @@ from replication_helpers import init, sh, shell, start_inc_paused, status
 
 pytestmark = pytest.mark.lab
 
-PROGRESS_FILE = "/run/ovios/progress/data%smbvol.json"
+PROGRESS_FILE = "/run/ovios/progress/data%smbvol@dst:repl%smbvol.json"  # one per task (fan-out)
 PROGRESS_LINE = re.compile(r"^data/smbvol inc: \d+(\.\d)? (KiB|MiB|GiB) sent, \d+(\.\d)? (B|KiB|MiB|GiB)/s, "
                            r"\d+s elapsed$")
 

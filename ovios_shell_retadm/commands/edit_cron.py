@@ -116,12 +116,12 @@ class EditCronCommands(OviosCommandSet):
         scheduled = {ds for entry in entries for ds in cron.replicated_datasets(entry)}
         try:
             store = Store()
-            tasks = store.all_tasks()
+            replicated = {record.get("dataset") for record in store.all_tasks()}  # one line runs all its tasks
             cron_on = options.is_on("cron.enable", store)
         except StoreError as exc:
             self.warn(f"edit-cron: cannot check the replication tasks: {exc}")
             return
-        for dataset in sorted(scheduled - set(tasks)):
+        for dataset in sorted(scheduled - replicated):
             self.warn(f"warning: 'retadm inc {dataset}' is scheduled but {dataset} has no replication task "
                       f"(run 'retadm init {dataset}' first)")
         if scheduled and not cron_on:

@@ -89,7 +89,7 @@ class FailoverHandlers:
         except FailoverError as exc:
             raise CommandError(str(exc)) from exc
         tasks = TaskStore()
-        if tasks.get(replica.dataset) is not None:
+        if tasks.of(replica.dataset):
             raise CommandError(f"{replica.dataset} already has a replication task (see 'retadm status')")
         try:
             partner = preflight.destination(source_host)
@@ -112,7 +112,8 @@ class FailoverHandlers:
         if not tasks.create(record):
             raise CommandError(f"{replica.dataset} already has a replication task (see 'retadm status')")
         note = failover.tell_partner(partner, ["broken", source_dataset,
-                                               f"replicated back from {here}:{replica.dataset} (failback)"])
+                                               f"replicated back from {here}:{replica.dataset} (failback)",
+                                               replica.dataset])
         try:
             outcome = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner),
                               confirmed=shown).run()
@@ -136,7 +137,11 @@ class FailoverHandlers:
 
     def _switchback(self, args) -> int:
         tasks = TaskStore()
-        record = tasks.get(args.dataset)
+        records = tasks.of(args.dataset)
+        if len(records) > 1:
+            raise CommandError(f"{args.dataset} has {len(records)} replication tasks; switchback goes with the "
+                               "one 'retadm reverse' set up alone: 'retadm reset' the others first")
+        record = records[0] if records else None
         node = ZfsNode(LocalHost())
         replica = self._replica(node, args.dataset)
         if record is None or replica.promoted is None:
@@ -158,7 +163,7 @@ class FailoverHandlers:
             raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
         try:
             node.set_property(args.dataset, "readonly", "on")
-            current = tasks.get(args.dataset)
+            current = tasks.get(record.key)
             if current is None:
                 raise RunFailed(f"the task of {args.dataset} was removed meanwhile")
             outcome = TaskRun(current, INC, tasks).run()
@@ -174,7 +179,8 @@ class FailoverHandlers:
         partner = SshHost(record.destination)
         try:
             partner.run(module_argv("ovios_shell_retadm.replication.partner", "take-over",
-                                    record.remote_dataset, outcome.common, str(outcome.common_guid)), timeout=120)
+                                    record.remote_dataset, outcome.common, str(outcome.common_guid),
+                                    args.dataset), timeout=120)
         except HostError as exc:
             raise CommandError(f"the last changes reached {origin}, but it did not take over: {exc}; "
                                f"{args.dataset} stays read-only here; run switchback again") from exc
@@ -183,7 +189,7 @@ class FailoverHandlers:
         except (FailoverError, ZfsError) as exc:
             raise CommandError(f"{origin} is the source again, but {args.dataset} was not marked its replica: "
                                f"{exc}") from exc
-        tasks.delete(args.dataset)
+        tasks.delete(record.key)
         self.out(f"{origin} is the source again; {args.dataset} is its read-only replica from @{outcome.common}.")
         return 0
 

@@ -27,6 +27,7 @@ from ..replication.tasks import (
     RUNNING_FULL,
     RUNNING_INC,
     Status,
+    TaskChoiceError,
     TaskRecord,
     TaskStore,
     effective_status,
@@ -49,9 +50,15 @@ _COMPLETION_TIMEOUT = 5
 
 def _replicated(_self) -> cmd2.Choices:
     try:
-        return cmd2.Choices.from_values(record.dataset for record in TaskStore().all())
+        return cmd2.Choices.from_values(sorted({record.dataset for record in TaskStore().all()}))  # once each
     except StoreError:
         return cmd2.Choices.from_values(())
+
+
+def _add_dest(parser, what: str) -> None:
+    parser.add_argument("--dest", metavar="HOST[:REMOTE]",
+                        help=f"{what} of the dataset's tasks whose destination host (or remote dataset, or "
+                        "both as HOST:REMOTE) this is; needed when the dataset is replicated to several")
 
 
 def _local_unreplicated(_self) -> cmd2.Choices:
@@ -83,7 +90,8 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
     )
     init.add_argument("dataset", nargs="?", help="the local dataset (skips the pick)",
                       choices_provider=_local_unreplicated)
-    init.add_argument("--dest", help="destination host (IP or name)")
+    init.add_argument("--dest", help="destination host (IP or name); a dataset already replicated elsewhere gets "
+                      "a second task (fan-out)")
     init.add_argument("--remote-pool", help="pool on the destination")
     init.add_argument("--remote-name", help="dataset name on the destination (default: the last component)")
     init.add_argument("--properties", choices=("yes", "no"),
@@ -95,9 +103,11 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
 
     inc = sub.add_parser("inc", help="send the changes since the last common snapshot",
                          description="Send everything since the last common snapshot (user snapshots too). "
+                         "A dataset replicated to several destinations: each of its tasks, one line each. "
                          "Without a dataset: every task, one after the other. "
                          f"Exit status {BUSY} when a run of the task is still in progress.")
     inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
+    _add_dest(inc, "only the one")
     inc.add_argument("--dry-run", action="store_true", help="show what would be sent; change nothing")
 
     repair = sub.add_parser(
@@ -108,16 +118,19 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
         "scripts). Stale partial receives, missing holds and dead runs are mended by the run itself.",
     )
     repair.add_argument("dataset", help="the replicated dataset", choices_provider=_replicated)
+    _add_dest(repair, "the one")
     repair.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     repair.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
 
     reset = sub.add_parser(
         "reset", help="remove a replication task and its tracking snapshots and holds",
         description="Remove the task, its tracking snapshots, holds and bookmarks on both sides (the "
-        "destination's only where it can be reached). The replicated data is never touched. "
+        "destination's only where it can be reached). The replicated data is never touched, nor the "
+        "dataset's other tasks (to other destinations). "
         "Afterwards 'retadm init' can set the dataset up again (to a new remote name).",
     )
     reset.add_argument("dataset", help="the replicated dataset", choices_provider=_replicated)
+    _add_dest(reset, "the one")
     reset.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
     _add_doctor_parser(sub)
@@ -175,6 +188,7 @@ def _add_doctor_parser(sub) -> None:
         formatter_class=cmd2.RawDescriptionCmd2HelpFormatter,
     )
     doctor_.add_argument("dataset", nargs="?", help="only this task", choices_provider=_replicated)
+    _add_dest(doctor_, "the one")
     doctor_.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
     doctor_.add_argument("--dry-run", action="store_true", help="accepted like everywhere; doctor changes nothing")
 
@@ -187,12 +201,27 @@ def _add_watch_parser(sub) -> None:
         "Without a dataset: the one running transfer.",
     )
     watch.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
+    _add_dest(watch, "the one")
     watch.add_argument("--dry-run", action="store_true", help="accepted like everywhere; watch changes nothing")
 
 
 _RUNNING = (RUNNING_FULL, RUNNING_INC)
 _WATCH_POLL = 0.5  # seconds between two looks at the progress file
 _PLAIN_INTERVAL = 2.0  # without a terminal: at most one line per this many seconds
+
+
+def _fanned_out(rows) -> set[str]:
+    """The datasets that have more than one task among ``rows`` (dicts with a ``dataset``)."""
+    seen: set[str] = set()
+    several: set[str] = set()
+    for row in rows:
+        (several if row["dataset"] in seen else seen).add(row["dataset"])
+    return several
+
+
+def _inc_prefix(record: TaskRecord, named: bool) -> str:
+    """``retadm inc``'s lines about a task: its dataset, and its destination when the dataset has several."""
+    return f"retadm inc {record.dataset} -> {record.target}" if named else f"retadm inc {record.dataset}"
 
 
 class _Shown:
@@ -246,7 +275,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
     # -- status -------------------------------------------------------------------------------
 
     def _status(self, args) -> int:
-        records = TaskStore().all()
+        records = TaskStore().all()  # one row per task: a dataset replicated to several destinations has several
         if args.dataset:
             records = [r for r in records if r.dataset == args.dataset]
             if not records:
@@ -261,6 +290,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                 "dataset": record.dataset,
                 "destination": record.destination,
                 "remote_dataset": record.remote_dataset,
+                "target": record.target,
                 "status": status.word,
                 "reason": status.reason,
                 "pid": (record.runner or {}).get("pid") if status.word.startswith("running") else None,
@@ -301,15 +331,18 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             self.out(line)
         if not rows:
             self.out("(no replication tasks; 'retadm init' sets one up)")
+        several = _fanned_out(rows)
         for row in rows:
             if row["reason"]:
-                self.out(f"{row['dataset']}: {row['reason']}")
+                to = f" -> {row['target']}" if row["dataset"] in several else ""
+                self.out(f"{row['dataset']}{to}: {row['reason']}")
         for row in rows:
+            to = f" -> {row['target']}" if row["dataset"] in several else ""
             if row["send_mode"] == RAW:
-                self.out(f"{row['dataset']}: encrypted, replicated raw: the replica stays encrypted, its key is "
+                self.out(f"{row['dataset']}{to}: encrypted, replicated raw: the replica stays encrypted, its key is "
                          "only here ('retadm promote' on the partner needs it)")
             elif row["send_mode"] == DECRYPTED:
-                self.out(f"{row['dataset']}: encrypted, but replicated DECRYPTED: the replica on "
+                self.out(f"{row['dataset']}{to}: encrypted, but replicated DECRYPTED: the replica on "
                          f"{row['destination']} is not encrypted")
 
     # -- init ---------------------------------------------------------------------------------
@@ -353,13 +386,14 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             dest_host = preflight.destination(dest_address)
             source_address = preflight.reverse_ssh(dest_host)
             dataset = args.dataset or self._pick_dataset(local, tasks)
-            kind = preflight.source_dataset(local, dataset, tasks)
+            kind = preflight.source_dataset(local, dataset)
             dest = ZfsNode(dest_host)
             pool = self._ask("Remote Pool Name: ", args.remote_pool, "--remote-pool")
             preflight.remote_pool(dest, pool)
             default_name = dataset.rsplit("/", 1)[-1]
             name = self._ask(f"Remote Dataset Name [{default_name}]: ", args.remote_name, "--remote-name", default_name)
             remote = f"{pool}/{name}"
+            preflight.new_target(dataset, dest_address, remote, tasks)
             preflight.remote_absent(dest, remote)
             properties = self._ask_properties(args.properties, kind)
             mode = self._send_mode(local, dataset, dest, pool, args.decrypted)
@@ -377,9 +411,9 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         if args.dry_run:
             return self._preview(TaskRun(record, FULL, tasks, source=local, destination=dest))
         if not tasks.create(record):
-            raise CommandError(f"{dataset} is already replicated (see 'retadm status')")
+            raise CommandError(f"{dataset} is already replicated to {record.target} (see 'retadm status')")
         try:
-            start_full_in_background(dataset)
+            start_full_in_background(record.key)
         except (RunFailed, OSError) as exc:
             raise CommandError(str(exc)) from exc
         self.out("[+] Full replication started in background.")
@@ -435,36 +469,47 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                 raise CommandError("there are no replication tasks ('retadm init' sets one up)")
             if not args.dry_run:
                 autosync.push_before_inc(r.destination for r in records)  # logged; never fails the run
-            statuses = [self._inc_isolated(record, tasks, args.dry_run) for record in records]
-            return next((s for s in statuses if s != 0), 0)
+            return self._inc_each(records, tasks, args.dry_run)
         try:
             validate_dataset_name(args.dataset)
         except InvalidName as exc:
             raise CommandError(str(exc), USAGE) from exc
-        record = tasks.get(args.dataset)
-        if record is None:
+        records = tasks.of(args.dataset)
+        if not records:
             hint = "retadm replicates datasets, not whole pools" if pool_of(args.dataset) == args.dataset \
                 else f"run 'retadm init {args.dataset}' first"
             raise CommandError(f"{args.dataset} has no replication task; {hint}")
+        if args.dest is not None:
+            records = [self._choose(args.dataset, args.dest)]
         if not args.dry_run:
-            autosync.push_before_inc([record.destination])  # logged; never fails the run
-        return self._inc_one(record, tasks, args.dry_run)
+            autosync.push_before_inc(r.destination for r in records)  # logged; never fails the run
+        if len(records) == 1:
+            return self._inc_one(records[0], tasks, args.dry_run)
+        return self._inc_each(records, tasks, args.dry_run)
 
-    def _inc_isolated(self, record: TaskRecord, tasks: TaskStore, dry_run: bool) -> int:
-        """One task of ``retadm inc`` without a dataset: whatever goes wrong in it is its own
-        line and status, and the other tasks still run."""
+    def _inc_each(self, records: list[TaskRecord], tasks: TaskStore, dry_run: bool) -> int:
+        """Every task of ``records``, one after the other, each isolated from the others; the
+        first non-zero status, else 0."""
+        several = _fanned_out([{"dataset": r.dataset} for r in tasks.all()])
+        statuses = [self._inc_isolated(record, tasks, dry_run, record.dataset in several) for record in records]
+        return next((s for s in statuses if s != 0), 0)
+
+    def _inc_isolated(self, record: TaskRecord, tasks: TaskStore, dry_run: bool, named: bool) -> int:
+        """One task of several (``retadm inc`` without a dataset, or of a dataset replicated to
+        several destinations): whatever goes wrong in it is its own line and status, and the
+        other tasks still run.  ``named``: its lines name its destination."""
+        prefix = _inc_prefix(record, named)
         try:
-            return self._inc_one(record, tasks, dry_run)
+            return self._inc_one(record, tasks, dry_run, named)
         except CommandError as exc:
-            self._cmd.perror(f"retadm inc {record.dataset}: {exc}", style=None)
+            self._cmd.perror(f"{prefix}: {exc}", style=None)
             return exc.status
         except Exception as exc:  # noqa: BLE001 - one task's surprise must not cost the others their run
-            self._cmd.perror(f"retadm inc {record.dataset}: internal error: {type(exc).__name__}: {exc}",
-                             style=None)
+            self._cmd.perror(f"{prefix}: internal error: {type(exc).__name__}: {exc}", style=None)
             return FAILED
 
-    def _inc_one(self, record: TaskRecord, tasks: TaskStore, dry_run: bool) -> int:
-        prefix = f"retadm inc {record.dataset}"
+    def _inc_one(self, record: TaskRecord, tasks: TaskStore, dry_run: bool, named: bool = False) -> int:
+        prefix = _inc_prefix(record, named)
         kind = INC
         if not record.initialised:
             if effective_status(record).word == RUNNING_FULL:
@@ -494,9 +539,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
 
     def _repair(self, args) -> int:
         tasks = TaskStore()
-        record = tasks.get(args.dataset)
-        if record is None:
-            raise CommandError(f"{args.dataset} has no replication task")
+        record = self._choose(args.dataset, args.dest)
         preview = TaskRun(record, REPAIR, tasks)  # planning marks the repair as planned: a run of its own
         status = self._preview(preview, title="dry run" if args.dry_run else "repair")
         shown = preview.last_plan
@@ -515,7 +558,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
     # -- doctor ---------------------------------------------------------------------------------
 
     def _doctor(self, args) -> int:
-        records = self._records(args.dataset)
+        records = self._records(args.dataset, args.dest)
         if not records:
             self.out("(no replication tasks; 'retadm init' sets one up)")
             return 0
@@ -537,19 +580,26 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             self.out(doctor.summary(diagnoses))
         return FAILED if any(d.failed for d in diagnoses) else 0
 
-    def _records(self, dataset: str | None) -> list[TaskRecord]:
-        tasks = TaskStore()
+    def _records(self, dataset: str | None, dest: str | None) -> list[TaskRecord]:
+        """Every task (no dataset), or the one task of ``dataset`` that ``dest`` chooses."""
         if dataset is None:
-            return tasks.all()
-        record = tasks.get(dataset)
-        if record is None:
-            raise CommandError(f"{dataset} has no replication task")
-        return [record]
+            if dest is not None:
+                raise CommandError("--dest chooses among a dataset's tasks: name the dataset too", USAGE)
+            return TaskStore().all()
+        return [self._choose(dataset, dest)]
+
+    def _choose(self, dataset: str, dest: str | None) -> TaskRecord:
+        """The task of ``dataset`` that ``--dest`` names (needed only when it has several)."""
+        try:
+            return TaskStore().choose(dataset, dest)
+        except TaskChoiceError as exc:
+            several = dest is not None or len(TaskStore().of(dataset)) > 1
+            raise CommandError(str(exc), USAGE if several else FAILED) from exc
 
     # -- watch ----------------------------------------------------------------------------------
 
     def _watch(self, args) -> int:
-        records = self._records(args.dataset)
+        records = self._records(args.dataset, args.dest)
         running = [r for r in records if effective_status(r).word in _RUNNING]
         if not running:
             if not records:
@@ -568,13 +618,13 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
 
     def _follow(self, record: TaskRecord) -> int:
         """Print the transfer's progress until its run ends; then its result."""
-        dataset, tasks = record.dataset, TaskStore()
+        dataset, key, tasks = record.dataset, record.key, TaskStore()
         tty = self._cmd.stdout.isatty()
         meter = progress.RateMeter()
         shown = _Shown()
         try:
             while True:
-                latest = tasks.get(dataset)
+                latest = tasks.get(key)
                 if latest is None:
                     self._end_line(tty, shown)
                     raise CommandError(f"{dataset}: the task was removed while watching")
@@ -582,7 +632,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                 status = effective_status(record)
                 if status.word not in _RUNNING:
                     break
-                current = progress.read_progress(dataset)
+                current = progress.read_progress(key.file_name)
                 now = time.time()
                 if current is not None and not progress.stale(current, record.runner):
                     meter.add(current)
@@ -625,9 +675,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
 
     def _reset(self, args) -> int:
         tasks = TaskStore()
-        record = tasks.get(args.dataset)
-        if record is None:
-            raise CommandError(f"{args.dataset} has no replication task")
+        record = self._choose(args.dataset, args.dest)
         reset = TaskReset(record, tasks)
         if args.dry_run or not args.yes:
             try:

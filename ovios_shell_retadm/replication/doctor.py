@@ -656,7 +656,7 @@ class TaskDoctor:
         return self._need("observed", *more) if more else self._facts["observed"]
 
     def last_run(self, name: str) -> Check:
-        return check_run(name, self.record, self._status, TaskLock(self.record.dataset).holder())
+        return check_run(name, self.record, self._status, TaskLock(self.record.key).holder())
 
     def receive_on_destination(self, name: str) -> Check:
         host = self._need("ssh")

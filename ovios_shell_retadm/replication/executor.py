@@ -44,6 +44,9 @@ from .model import (
 from .pipeline import TransferFailed, TransferResult, command_line, transfer
 from .progress import ProgressFile
 
+#: how many times :meth:`Pair.observe` looks again when a snapshot vanished while it looked
+_OBSERVE_TRIES = 3
+
 
 class PlanOutdated(Exception):
     """What a step would do differs from what its plan said: it was not done."""
@@ -83,7 +86,20 @@ class Pair:
         return model.Capabilities(bookmarks=self.source.capabilities().bookmarks_on(zfs.pool_of(self.task.dataset)))
 
     def observe(self, recorded_guid: int | None = None, *, source_only: bool = False) -> Observed:
-        """Both sides as the planner sees them (``source_only``: as if the replica were absent)."""
+        """Both sides as the planner sees them (``source_only``: as if the replica were absent).
+
+        Another task of the dataset (fan-out) or of its replica (a cascade) may destroy one of
+        its own snapshots between the listing and the look at the holds on them: that snapshot
+        is gone, which is no error of this run; both sides are looked at again."""
+        for attempt in range(_OBSERVE_TRIES):
+            try:
+                return self._observe(recorded_guid, source_only=source_only)
+            except zfs.NoSuchDataset:
+                if attempt == _OBSERVE_TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _observe(self, recorded_guid: int | None, *, source_only: bool) -> Observed:
         source = self.source.history(self.task.dataset)
         remote = self.task.remote_dataset
         try:

@@ -189,7 +189,8 @@ def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None, key
         if node.value_and_source(replica.dataset, "readonly")[1] == "temporary":
             node.remount(replica.dataset)  # zfs-fuse keeps the old mount's readonly option
     reason = f"the replica was promoted on its partner at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-    if note := tell_partner(partner, ["broken", dataset, reason]):
+    # (the replica's name: the source marks only its task to this replica)
+    if note := tell_partner(partner, ["broken", dataset, reason, replica.dataset]):
         notes.append(note)
     return notes
 

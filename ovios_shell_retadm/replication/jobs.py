@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from ..eventlog import log_event
 from ..exit_status import BUSY
 from ..hosts import HostError, LocalHost, SshHost
+from ..store import TaskKey
 from ..zfs import ZfsError, ZfsNode
 from . import leftovers, planner
 from .executor import Outcome, Pair, PlanOutdated
@@ -161,7 +162,7 @@ class TaskRun:
     def run(self) -> Outcome:
         if self.record.state == BROKEN:
             raise RunFailed(f"the relationship is broken: {self.record.error}")
-        lock = TaskLock(self.record.dataset)
+        lock = TaskLock(self.record.key)
         try:
             lock.acquire()
         except TaskBusy:
@@ -234,7 +235,7 @@ class TaskRun:
     def _execute_with_progress(self) -> Outcome:
         """:meth:`_execute_plans`, publishing the transfers' progress for ``retadm watch``
         (``run_dir/progress``); the file goes when the run ends, however it ends."""
-        progress = ProgressFile(self.record.dataset, self.kind)
+        progress = ProgressFile(self.record.dataset, self.kind, name=self.record.key.file_name)
         progress.close()  # whatever a run that died left behind
         self.pair.progress = progress
         try:
@@ -255,14 +256,14 @@ class TaskRun:
         return {"send_mode": DECRYPTED if encryption is not None and encryption.encrypted else PLAIN}
 
     def _busy_message(self) -> str:
-        record = self.tasks.get(self.record.dataset) or self.record
+        record = self.tasks.get(self.record.key) or self.record
         runner = Runner.from_record(record.runner)
         who = f" (pid {runner.pid})" if runner else ""
         return f"{self.record.dataset}: a replication run{who} is still in progress; not started"
 
     def _run_locked(self) -> Outcome:
         running = RUNNING_FULL if self.kind == FULL else RUNNING_INC
-        self.tasks.update(self.record.dataset, state=running, runner=Runner.current().to_record(), error=None)
+        self.tasks.update(self.record.key, state=running, runner=Runner.current().to_record(), error=None)
         started = time.monotonic()
         self._event("start", to=f"{self.record.destination}:{self.record.remote_dataset}", pid=os.getpid())
         try:
@@ -273,17 +274,18 @@ class TaskRun:
             message = str(exc).strip().replace("\n", " ")
             if not isinstance(exc, (RunFailed, HostError, ZfsError, TransferFailed, PlanOutdated, OSError)):
                 message = f"internal error: {type(exc).__name__}: {message}"
-            self.tasks.update(self.record.dataset, state=ERROR, runner=None, error=message)
-            self._event("error", message=message, duration=f"{time.monotonic() - started:.1f}s")
+            self.tasks.update(self.record.key, state=ERROR, runner=None, error=message)
+            self._event("error", message=message, duration=f"{time.monotonic() - started:.1f}s",
+                        to=self.record.target)  # which of the dataset's tasks (fan-out)
             raise RunFailed(message) from exc
         self.tasks.update(
-            self.record.dataset, state=IDLE, runner=None, error=None, initialised=True,
+            self.record.key, state=IDLE, runner=None, error=None, initialised=True,
             last_success=time.time(), last_snapshot=outcome.common, last_guid=outcome.common_guid,
             last_bytes=outcome.bytes, last_seconds=round(outcome.seconds, 3), **self._recorded_mode(),
         )
         self._event("end", snapshot=outcome.common, bytes="unknown" if outcome.bytes is None else outcome.bytes,
                     sends=outcome.sends,
-                    duration=f"{time.monotonic() - started:.1f}s")
+                    duration=f"{time.monotonic() - started:.1f}s", to=self.record.target)
         return outcome
 
 
@@ -310,7 +312,7 @@ class TaskReset:
             raise RunFailed(str(exc)) from exc
 
     def run(self) -> tuple[Plan, str | None]:
-        lock = TaskLock(self.record.dataset)
+        lock = TaskLock(self.record.key)
         try:
             lock.acquire()
         except TaskBusy:
@@ -327,7 +329,7 @@ class TaskReset:
                 busy = (f"{', '.join(outcome.kept)} stayed: busy (held by another tag, or being sent); "
                         "destroy it by hand once released")
                 left = f"{left}; {busy}" if left else busy
-            self.tasks.delete(self.record.dataset)
+            self.tasks.delete(self.record.key)
             log_event(self.record.dataset, "reset", "end", left=left or "nothing")
             return plan, left
         finally:
@@ -337,8 +339,9 @@ class TaskReset:
 def reread_under_lock(record: TaskRecord, tasks: TaskStore) -> TaskRecord:
     """The task's record as it is now that its lock is held: the one read before may be of a
     task that was reset (or reset and set up again) meanwhile, and a run of that one would
-    leave snapshots, holds and ``readonly`` for a task that no longer exists."""
-    current = tasks.get(record.dataset)
+    leave snapshots, holds and ``readonly`` for a task that no longer exists.  The task is
+    the one with the record's key (the dataset's other tasks, to other destinations, are not it)."""
+    current = tasks.get(record.key)
     if current is None:
         raise RunFailed(f"the task of {record.dataset} was removed meanwhile (retadm reset); nothing was done")
     if (current.task(), current.created) != (record.task(), record.created):
@@ -372,16 +375,17 @@ def _merge(total: Outcome | None, part: Outcome) -> Outcome:
     return total
 
 
-def start_full_in_background(dataset: str, wait: float = 10.0) -> int:
-    """Start the full send detached from the shell (it outlives it); return its pid.
+def start_full_in_background(key: TaskKey, wait: float = 10.0) -> int:
+    """Start the full send of the task ``key`` detached from the shell (it outlives it); return its pid.
 
     Waits until the worker holds the task's lock, so that "started" is true when
     the caller says it.
     """
-    argv = [sys.executable, "-m", "ovios_shell_retadm.replication.worker", FULL, dataset]
+    dataset = key.dataset
+    argv = [sys.executable, "-m", "ovios_shell_retadm.replication.worker", FULL, *key]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-    lock = TaskLock(dataset)
+    lock = TaskLock(key)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and proc.poll() is None and not lock.is_held():
         time.sleep(0.05)

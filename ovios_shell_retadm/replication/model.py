@@ -136,9 +136,10 @@ class Task:
         return self.prefix != TRACKING_PREFIX or not _IDENTIFIED_NAME.match(name)
 
     def may_destroy(self, name: str, side: Side) -> bool:
-        """Whether the task may ever destroy this snapshot: its own tracking snapshots and, on
-        a cascade's destination, the upstream tasks' tracking snapshots it relayed there."""
-        relayed = self.cascade and side is Side.DESTINATION and TRACKING_NAME.fullmatch(name) is not None
+        """Whether the task may ever destroy this snapshot: its own tracking snapshots and, on its
+        destination, other tasks' tracking snapshots it carried there (a cascade's upstream task's,
+        or the same dataset's other tasks' in fan-out)."""
+        relayed = side is Side.DESTINATION and TRACKING_NAME.fullmatch(name) is not None
         return self.owns(name) or relayed
 
 

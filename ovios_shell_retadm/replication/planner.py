@@ -11,9 +11,11 @@ the destination: divergence and name clashes are refusals, for ``repair`` to han
 Pure functions only: the clock (the new snapshot's name) and ZFS state are arguments.
 
 Every task touches only its own: holds with its tag, tracking snapshots and bookmarks with
-its prefix.  A cascade (a task whose source is itself a replica) takes no snapshot: it
-sends on the newest snapshot that arrived, and prunes on its destination the tracking
-snapshots its source no longer has (the upstream task pruned them there).
+its prefix.  The one exception is on its destination: the other tasks' tracking snapshots
+that its sends carried there and that its source no longer has (their own task pruned them
+there) are pruned by it, since nobody else would.  They come from upstream (a cascade: a
+task whose source is itself a replica, which takes no snapshot and sends on the newest
+snapshot that arrived) or from the dataset's other tasks (fan-out: several destinations).
 """
 
 from __future__ import annotations
@@ -377,11 +379,11 @@ def _prune(task: Task, side: Side, snapshots: Sequence[str], target: str) -> lis
 
 
 def _prune_relayed(observed: Observed, task: Task, destination: Sequence[str], target: str) -> list[Step]:
-    """A cascade's destination: the upstream task's tracking snapshots that arrived through
-    it and that its source no longer has (the upstream task pruned them there), older than
-    the new common one.  Nobody else would ever destroy them."""
-    if not task.cascade:
-        return []
+    """Other tasks' tracking snapshots on the destination that arrived with this task's sends
+    and that the source no longer has (their task pruned them there), older than the new common
+    one.  Nobody else would ever destroy them: a cascade relays its upstream task's, and the
+    tasks of one dataset (fan-out) carry each other's to their destinations, since an ``-I``
+    send takes every snapshot in between.  Never a user's snapshot, never the common one."""
     on_source = {s.name for s in observed.source}
     older = destination[:destination.index(target)] if target in destination else ()
     return [DestroySnapshot(Side.DESTINATION, name) for name in older

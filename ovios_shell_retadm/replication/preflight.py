@@ -125,8 +125,9 @@ def remote_absent(node: ZfsNode, remote_dataset: str) -> None:
         )
 
 
-def source_dataset(node: ZfsNode, dataset: str, tasks: TaskStore) -> str:
-    """The dataset exists here, is a filesystem or volume (not a pool), and has no task yet."""
+def source_dataset(node: ZfsNode, dataset: str) -> str:
+    """The dataset exists here and is a filesystem or volume (not a pool).  It may have tasks
+    already (to other destinations: fan-out; see :func:`new_target`)."""
     try:
         validate_dataset_name(dataset)
         kind = node.dataset_type(dataset)
@@ -140,13 +141,19 @@ def source_dataset(node: ZfsNode, dataset: str, tasks: TaskStore) -> str:
         raise PreflightError(f"{dataset} is a {kind}; retadm replicates filesystems and volumes")
     if pool_of(dataset) == dataset:
         raise PreflightError(f"{dataset} is a pool; retadm replicates datasets, not whole pools")
-    record = tasks.get(dataset)
-    if record is not None and not record.initialised:
-        raise PreflightError(f"{dataset} already has a task whose full replication did not complete; "
-                             f"'retadm inc {dataset}' finishes it")
-    if record is not None:
-        raise PreflightError(f"{dataset} is already replicated (see 'retadm status')")
     return kind
+
+
+def new_target(dataset: str, destination: str, remote_dataset: str, tasks: TaskStore) -> None:
+    """``dataset`` has no task to this destination and remote dataset yet (one to another is
+    fine: a dataset may be replicated to several destinations)."""
+    for record in tasks.of(dataset):
+        if (record.destination, record.remote_dataset) != (destination, remote_dataset):
+            continue
+        if not record.initialised:
+            raise PreflightError(f"{dataset} already has a task to {record.target} whose full replication did "
+                                 f"not complete; 'retadm inc {dataset}' finishes it")
+        raise PreflightError(f"{dataset} is already replicated to {record.target} (see 'retadm status')")
 
 
 def send_mode(source: ZfsNode, dataset: str, destination: ZfsNode, pool: str, *, decrypted: bool) -> str:

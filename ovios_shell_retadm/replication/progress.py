@@ -2,7 +2,9 @@
 
 The stream itself never passes through Python (see :mod:`.pipeline`): ``pv`` counts
 it, and the run that owns the pipeline copies the latest count into a small JSON file,
-``settings.run_dir()/progress/<dataset with / as %>.json``.  Each write is a temporary
+``settings.run_dir()/progress/<dataset>@<host>:<remote dataset>.json`` (``/`` as ``%``;
+one per task: a dataset replicated to several destinations has one per destination).  Each
+write is a temporary
 file renamed over the old one, so a reader sees a whole file or the previous one,
 never half of one.  The run removes the file when it ends; a file left by a run that
 died is recognised by its writer's identity (pid, start time, boot id), like the
@@ -39,8 +41,9 @@ WRITE_INTERVAL = 0.5
 STALLED_AFTER = 2.5
 
 
-def progress_path(dataset: str) -> Path:
-    return settings.run_dir() / "progress" / (dataset.replace("/", "%") + ".json")
+def progress_path(name: str) -> Path:
+    """The progress file of the task named ``name`` (its ``TaskKey.file_name``: one per task)."""
+    return settings.run_dir() / "progress" / (name.replace("/", "%") + ".json")
 
 
 @dataclass(frozen=True)
@@ -69,24 +72,24 @@ class Progress:
         return runner is not None and runner.is_alive()
 
 
-def write_progress(progress: Progress) -> None:
-    """Atomically replace the dataset's progress file."""
-    path = progress_path(progress.dataset)
+def write_progress(progress: Progress, name: str) -> None:
+    """Atomically replace the task's progress file."""
+    path = progress_path(name)
     make_private_dir(path.parent)
     write_atomically(path, progress.to_json())
 
 
-def read_progress(dataset: str) -> Progress | None:
-    """The dataset's progress file, or None when there is none (or it cannot be read)."""
+def read_progress(name: str) -> Progress | None:
+    """The task's progress file, or None when there is none (or it cannot be read)."""
     try:
-        return Progress.from_json(progress_path(dataset).read_text())
+        return Progress.from_json(progress_path(name).read_text())
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
 
-def remove_progress(dataset: str) -> None:
+def remove_progress(name: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        progress_path(dataset).unlink()
+        progress_path(name).unlink()
 
 
 class ProgressFile:
@@ -98,8 +101,10 @@ class ProgressFile:
     stops a replication: progress is a courtesy.
     """
 
-    def __init__(self, dataset: str, kind: str, sends: int = 1, clock=time.time):
+    def __init__(self, dataset: str, kind: str, sends: int = 1, clock=time.time, name: str | None = None):
         self.dataset = dataset
+        #: the file's name: the task's ``TaskKey.file_name`` (the dataset's other tasks have their own)
+        self.name = name or dataset
         self.kind = kind
         self.sends = sends
         self._clock = clock
@@ -131,7 +136,7 @@ class ProgressFile:
             self._write(self._done, force=True)
 
     def close(self) -> None:
-        remove_progress(self.dataset)
+        remove_progress(self.name)
 
     def _write(self, total: int, force: bool = False) -> None:
         now = self._clock()
@@ -142,7 +147,7 @@ class ProgressFile:
         progress = Progress(self.dataset, self.kind, self._runner, self._started or now, now, total,
                             self._estimate, max(self._send, 1), max(self.sends, self._send, 1))
         try:
-            write_progress(progress)
+            write_progress(progress, self.name)
         except OSError:
             return
         self._last, self._last_write = progress, now

@@ -2,7 +2,8 @@
 
 A run holds an exclusive ``flock`` on the task's lock file for its whole life: the
 kernel drops it when the process dies, however it dies, so a crashed run never
-blocks the next one.  The run also records who it is — pid, the process start
+blocks the next one.  Each task has its own lock, so the tasks of one dataset (fan-out)
+run side by side.  The run also records who it is — pid, the process start
 time and the boot id — so ``status`` can tell a live run from one that died
 (a pid alone is not enough: pids are reused, and a reboot resets them).
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from .. import settings
 from ..fileio import make_private_dir
+from ..store import TaskKey
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,11 @@ class TaskBusy(Exception):
 
 
 class TaskLock:
-    """An exclusive, non-blocking, crash-safe lock for one task."""
+    """An exclusive, non-blocking, crash-safe lock for one task (a dataset's other tasks have
+    their own: they may run at the same time)."""
 
-    def __init__(self, dataset: str):
-        self.path = settings.run_dir() / "locks" / (dataset.replace("/", "%") + ".lock")
+    def __init__(self, key: TaskKey):
+        self.path = settings.run_dir() / "locks" / (key.file_name + ".lock")
         self._fd: int | None = None
 
     def holder(self) -> int | None:

@@ -1,6 +1,8 @@
 """Replication task records: what is replicated where, and how its last run went.
 
-A record lives in the store (one JSON object per source dataset).  Its ``state`` is
+A record lives in the store (one JSON object per task).  A dataset may have several tasks,
+one per destination (fan-out): a task is told from the others by its :class:`TaskKey`, and the
+commands that act on one task choose it with ``--dest`` (:func:`choose`).  Its ``state`` is
 one of the guide's status words; ``running_*`` is only believed while the recorded
 runner is alive (see :func:`effective_status`).
 """
@@ -12,7 +14,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field, fields
 
-from ..store import Store
+from ..store import Store, TaskKey
 from .model import Task
 from .origin import OriginError, format_origin
 from .runs import Runner
@@ -73,6 +75,15 @@ class TaskRecord:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def key(self) -> TaskKey:
+        return TaskKey(self.dataset, self.destination, self.remote_dataset)
+
+    @property
+    def target(self) -> str:
+        """Where the task replicates to, as ``host:remote/dataset``: what tells a dataset's tasks apart."""
+        return target_text(self.destination, self.remote_dataset)
+
     def task(self) -> Task:
         origin = None
         if self.source_address:
@@ -80,6 +91,13 @@ class TaskRecord:
                 origin = format_origin(self.source_address, self.dataset)
         return Task.identified(self.dataset, self.destination, self.remote_dataset, self.properties, self.identity,
                                origin=origin, cascade=self.cascade, raw=self.send_mode == RAW)
+
+
+def target_text(destination: str, remote_dataset: str) -> str:
+    try:
+        return format_origin(destination, remote_dataset)
+    except OriginError:
+        return f"{destination}:{remote_dataset}"
 
 
 def new_identity() -> str:
@@ -103,25 +121,60 @@ def effective_status(record: TaskRecord) -> Status:
     return Status(record.state, record.error if record.state in (ERROR, BROKEN) else None)
 
 
+class TaskChoiceError(Exception):
+    """The dataset has no task, or several and ``--dest`` does not name one of them; one line."""
+
+
 class TaskStore:
     """Task records in the node's store."""
 
     def __init__(self, store: Store | None = None):
         self.store = store or Store()
 
-    def get(self, dataset: str) -> TaskRecord | None:
-        data = self.store.get_task(dataset)
+    def get(self, key: TaskKey) -> TaskRecord | None:
+        data = self.store.get_task(key)
         return TaskRecord.from_dict(data) if data else None
+
+    def of(self, dataset: str) -> list[TaskRecord]:
+        """Every task of ``dataset`` (one per destination)."""
+        return [TaskRecord.from_dict(d) for d in self.store.tasks_of(dataset)]
 
     def all(self) -> list[TaskRecord]:
-        return [TaskRecord.from_dict(d) for d in self.store.all_tasks().values()]
+        return [TaskRecord.from_dict(d) for d in self.store.all_tasks()]
 
     def create(self, record: TaskRecord) -> bool:
-        return self.store.create_task(record.dataset, record.to_dict())
+        return self.store.create_task(record.key, record.to_dict())
 
-    def update(self, dataset: str, **changes) -> TaskRecord | None:
-        data = self.store.update_task(dataset, lambda d: {**d, **changes})
+    def update(self, key: TaskKey, **changes) -> TaskRecord | None:
+        data = self.store.update_task(key, lambda d: {**d, **changes})
         return TaskRecord.from_dict(data) if data else None
 
-    def delete(self, dataset: str) -> bool:
-        return self.store.delete_task(dataset)
+    def delete(self, key: TaskKey) -> bool:
+        return self.store.delete_task(key)
+
+    def choose(self, dataset: str, dest: str | None) -> TaskRecord:
+        """The one task of ``dataset`` that ``dest`` names (see :func:`choose`)."""
+        return choose(dataset, self.of(dataset), dest)
+
+
+def choose(dataset: str, records: list[TaskRecord], dest: str | None) -> TaskRecord:
+    """The task of ``dataset`` that ``dest`` names — its destination host, its remote dataset,
+    or both as ``host:remote/dataset`` — or its only task when ``dest`` is None."""
+    if not records:
+        raise TaskChoiceError(f"{dataset} has no replication task")
+    if dest is None:
+        if len(records) == 1:
+            return records[0]
+        raise TaskChoiceError(f"{dataset} has {len(records)} replication tasks ({_targets(records)}); "
+                              "choose one with --dest HOST or --dest HOST:REMOTE_DATASET")
+    chosen = [r for r in records if dest in (r.destination, r.remote_dataset, r.target)]
+    if len(chosen) == 1:
+        return chosen[0]
+    if not chosen:
+        raise TaskChoiceError(f"{dataset} has no replication task to {dest} (its tasks: {_targets(records)})")
+    raise TaskChoiceError(f"{dataset} has {len(chosen)} replication tasks to {dest} ({_targets(chosen)}); "
+                          "choose one with --dest HOST:REMOTE_DATASET")
+
+
+def _targets(records: list[TaskRecord]) -> str:
+    return ", ".join(r.target for r in records)

@@ -1,6 +1,6 @@
 """The detached process that carries out a task's full send (``retadm init``'s background).
 
-``python -m ovios_shell_retadm.replication.worker full DATASET`` — not a shell verb:
+``python -m ovios_shell_retadm.replication.worker full DATASET DESTINATION REMOTE_DATASET`` — not a shell verb:
 the shell starts it in its own session so it survives the shell's exit; it reports
 only through the task record and ``repl.log``.
 """
@@ -10,18 +10,20 @@ from __future__ import annotations
 import sys
 
 from ..eventlog import log_event
+from ..store import TaskKey
 from .jobs import FULL, RunFailed, TaskRun
 from .tasks import TaskStore
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] != FULL:
-        print("usage: python -m ovios_shell_retadm.replication.worker full DATASET", file=sys.stderr)
+    if len(argv) != 4 or argv[0] != FULL:
+        print("usage: python -m ovios_shell_retadm.replication.worker full DATASET DESTINATION REMOTE_DATASET",
+              file=sys.stderr)
         return 2
-    dataset = argv[1]
-    record = TaskStore().get(dataset)
+    key = TaskKey(*argv[1:])
+    record = TaskStore().get(key)
     if record is None:
-        log_event(dataset, FULL, "error", message="no replication task")
+        log_event(key.dataset, FULL, "error", message=f"no replication task to {key.destination}:{key.remote_dataset}")
         return 1
     try:
         TaskRun(record, FULL).run()
