@@ -16,6 +16,7 @@ of a task record runs inside ``BEGIN IMMEDIATE`` (see :meth:`Store.update_task`)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -49,6 +50,9 @@ CREATE TABLE IF NOT EXISTS config_sync (
 );
 """
 
+#: the longest task file name: room left for ".lock", ".json" and a temporary file's prefix and suffix
+_FILE_NAME_MAX = 200
+
 # How long a writer waits for another writer before giving up (seconds).
 _BUSY_TIMEOUT = 30.0
 
@@ -62,8 +66,15 @@ class TaskKey(NamedTuple):
 
     @property
     def file_name(self) -> str:
-        """The task's name for its files (run lock, progress): one per task, ``/`` as ``%``."""
-        return f"{self.dataset}@{self.destination}:{self.remote_dataset}".replace("/", "%")
+        """The task's name for its files (run lock, progress): one per task, ``/`` as ``%``.
+
+        Two dataset names can be 255 bytes each, a file name no more than 255: a long one is cut
+        and ends in a digest of the whole, so that it still names one task alone."""
+        name = f"{self.dataset}@{self.destination}:{self.remote_dataset}".replace("/", "%")
+        if len(name.encode()) <= _FILE_NAME_MAX:
+            return name
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        return name.encode()[:_FILE_NAME_MAX - 17].decode(errors="ignore") + "~" + digest
 
 
 class StoreError(Exception):

@@ -213,3 +213,12 @@ def test_unopenable_store_is_a_store_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(StoreError, match="cannot open"):
         Store(blocker / "ovios.db").get_option("x")
+
+
+def test_a_task_file_name_fits_a_file_system_and_names_one_task():
+    short = TaskKey("data/smbvol", "dst", "repl/smbvol")
+    assert short.file_name == "data%smbvol@dst:repl%smbvol"
+    long_name = "tank/" + "d" * 250
+    one, other = TaskKey(long_name, "dst", long_name), TaskKey(long_name, "dst", long_name + "x")
+    assert len(one.file_name.encode()) <= 200 and len(other.file_name.encode()) <= 200
+    assert one.file_name != other.file_name and "/" not in one.file_name
