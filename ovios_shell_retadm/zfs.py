@@ -446,6 +446,12 @@ class _CapabilityCache:
             pass
 
 
+def readonly_of(value_and_source: tuple[str, str]) -> bool | None:
+    """``readonly`` from its ``zfs get`` value and source (see :meth:`ZfsNode.readonly`)."""
+    value, source = value_and_source
+    return None if source == "temporary" else value == "on"
+
+
 # ---------------------------------------------------------------------------
 # Command builders for the pipeline (pure)
 # ---------------------------------------------------------------------------
@@ -725,6 +731,12 @@ class ZfsNode:
             prop, _, value = line.partition("\t")
             values[prop] = value
         return values
+
+    def readonly(self, name: str) -> bool | None:
+        """Whether ``readonly`` is on; None when it cannot be known: a mounted filesystem's own
+        mount option (source ``temporary``) hides the dataset's setting, and zfs-fuse shows
+        every mounted ``readonly=on`` filesystem so."""
+        return readonly_of(self.value_and_source(name, "readonly"))
 
     def value_and_source(self, name: str, prop: str) -> tuple[str, str]:
         """A property's raw value and where it comes from (``local``, ``received``, ``temporary`` …)."""

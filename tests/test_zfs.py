@@ -35,6 +35,7 @@ from ovios_shell_retadm.zfs import (
     parse_probe,
     parse_send_size,
     pool_of,
+    readonly_of,
     receive_argv,
     resume_send_argv,
     send_argv,
@@ -811,3 +812,12 @@ def test_a_run_discards_a_partial_receive_only_when_zfs_says_its_snapshot_is_gon
     else:
         assert pair._resume_token_valid("1-abc-def") is expected
     assert source.host.calls == [["zfs", "send", "-n", "-v", "-t", "1-abc-def"]]
+
+
+@pytest.mark.parametrize(("value_and_source", "readonly"), [
+    (("on", "local"), True), (("off", "default"), False), (("on", "received"), True),
+    # a mounted filesystem's own mount option hides the setting (zfs-fuse): not known
+    (("on", "temporary"), None), (("off", "temporary"), None),
+])
+def test_readonly_is_not_known_where_a_mount_option_hides_it(value_and_source, readonly) -> None:
+    assert readonly_of(value_and_source) is readonly

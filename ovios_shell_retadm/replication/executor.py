@@ -111,10 +111,7 @@ class Pair:
         readonly = origin = promoted = None
         if destination is not None:
             marks = self.destination.values_and_sources(remote, ["readonly", ORIGIN_PROPERTY, PROMOTED_PROPERTY])
-            value, where = marks["readonly"]
-            # a mount's own option (source "temporary") hides the dataset's setting: zfs-fuse
-            # shows every mounted readonly=on replica so; then it is not known (None)
-            readonly = None if where == "temporary" else value == "on"
+            readonly = zfs.readonly_of(marks["readonly"])
             origin, promoted = (own_mark(marks[p]) for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY))
         token = self.destination.resume_token(remote) if destination else None
         return Observed(

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from ..hosts import CommandFailed, HostError, SshHost
 from ..peer import module_argv
-from ..zfs import NoSuchDataset, ZfsError, ZfsNode, validate_dataset_name
+from ..zfs import NoSuchDataset, ZfsError, ZfsNode, readonly_of, validate_dataset_name
 from . import leftovers
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, TRACKING_PREFIX, own_mark
 from .origin import OriginError, parse_origin
@@ -94,8 +94,7 @@ def read_replica(node: ZfsNode, dataset: str) -> Replica:
     except NoSuchDataset:
         raise FailoverError(f"{dataset} does not exist on this node") from None
     mark = {p: own_mark(props[p]) for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY)}
-    value, source = props["readonly"]
-    readonly = value == "on" or source == "temporary"  # zfs-fuse: a readonly mount hides the setting
+    readonly = readonly_of(props["readonly"]) is not False  # (not known: promote sets it off all the same)
     encryption = node.encryption(dataset)
     needs_key = None if encryption is None or encryption.key_loaded else (encryption.encryptionroot or dataset)
     mountpoint, where = props["mountpoint"]
@@ -186,7 +185,7 @@ def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None, key
         if note := _mount_at_source_mountpoint(node, replica):
             notes.append(note)
         node.mount(replica.dataset)
-        if node.value_and_source(replica.dataset, "readonly")[1] == "temporary":
+        if node.readonly(replica.dataset) is None:
             node.remount(replica.dataset)  # zfs-fuse keeps the old mount's readonly option
     reason = f"the replica was promoted on its partner at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
     # (the replica's name: the source marks only its task to this replica)
