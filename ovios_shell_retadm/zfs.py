@@ -447,7 +447,9 @@ class _CapabilityCache:
 
 
 def readonly_of(value_and_source: tuple[str, str]) -> bool | None:
-    """``readonly`` from its ``zfs get`` value and source (see :meth:`ZfsNode.readonly`)."""
+    """Whether ``readonly`` is on, from its ``zfs get`` value and source; None when it cannot be
+    known: a mounted filesystem's own mount option (source ``temporary``) hides the dataset's
+    setting, and zfs-fuse shows every mounted ``readonly=on`` filesystem so."""
     value, source = value_and_source
     return None if source == "temporary" else value == "on"
 
@@ -731,12 +733,6 @@ class ZfsNode:
             prop, _, value = line.partition("\t")
             values[prop] = value
         return values
-
-    def readonly(self, name: str) -> bool | None:
-        """Whether ``readonly`` is on; None when it cannot be known: a mounted filesystem's own
-        mount option (source ``temporary``) hides the dataset's setting, and zfs-fuse shows
-        every mounted ``readonly=on`` filesystem so."""
-        return readonly_of(self.value_and_source(name, "readonly"))
 
     def value_and_source(self, name: str, prop: str) -> tuple[str, str]:
         """A property's raw value and where it comes from (``local``, ``received``, ``temporary`` …)."""

@@ -185,7 +185,7 @@ def promote(node: ZfsNode, replica: Replica, partner: SshHost | None = None, key
         if note := _mount_at_source_mountpoint(node, replica):
             notes.append(note)
         node.mount(replica.dataset)
-        if node.readonly(replica.dataset) is None:
+        if readonly_of(node.value_and_source(replica.dataset, "readonly")) is None:
             node.remount(replica.dataset)  # zfs-fuse keeps the old mount's readonly option
     reason = f"the replica was promoted on its partner at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
     # (the replica's name: the source marks only its task to this replica)
