@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from ovios_shell_retadm.replication.doctor import CHECKS
+
 from replication_helpers import init, set_task_field, sh, shell, start_inc_paused, wait_for
 
 pytestmark = pytest.mark.lab
@@ -40,13 +42,13 @@ def test_a_healthy_task_then_cron_set_up(fresh_lab):
     code, checks, out = doctor(lab, "data/smbvol")
     assert code == 0, out
     assert out.startswith("data/smbvol -> dst:repl/smbvol\n")
-    assert len(checks) == 18 and checks["ssh src→dst"] == ("OK", "passwordless")
+    assert len(checks) == len(CHECKS) and checks["ssh src→dst"] == ("OK", "passwordless")
     assert checks["ssh dst→src"][0] == "OK" and checks["destination pool repl"] == ("OK", "ONLINE")
     # the lab is fresh: no cron line, and cron.enable is off (its daemon runs anyway)
     assert not_ok(checks) == {"cron line": "WARN", "cron service": "WARN"}, out
     assert "'edit-cron' and add e.g.: */5 * * * * /usr/bin/ovios-shell retadm inc data/smbvol" in \
         checks["cron line"][1]
-    assert out.rstrip().endswith("1 task: 16 OK, 2 WARN, 0 FAIL")
+    assert out.rstrip().endswith(f"1 task: {len(CHECKS) - 2} OK, 2 WARN, 0 FAIL")
 
     # a daily line at an hour far from now (so cron does not fire during the test), cron enabled
     hour = (time.localtime().tm_hour + 12) % 24
@@ -91,10 +93,10 @@ def test_things_broken_on_purpose(fresh_lab):
     assert checks["replica repl/smbvol"][0] == "FAIL"
     assert "does not exist on dst" in checks["replica repl/smbvol"][1]
     assert "'retadm repair data/smbvol' sends it again in full" in checks["replica repl/smbvol"][1]
-    for name in ("common snapshot", "holds", "read-only", "mountpoint", "divergence", "resume token"):
+    for name in ("encryption", "common snapshot", "holds", "read-only", "mountpoint", "divergence", "resume token"):
         assert checks[name] == ("SKIP", "not checked: repl/smbvol does not exist"), (name, out)
     assert levels(checks)["ssh src→dst"] == "OK" and levels(checks)["destination pool repl"] == "OK"
-    assert out.rstrip().endswith("1 FAIL, 6 SKIP")
+    assert out.rstrip().endswith("1 FAIL, 7 SKIP")
 
 
 def test_a_diverged_destination_fails_with_the_repair_hint(fresh_lab):
@@ -141,4 +143,6 @@ def test_an_unreachable_destination_fails_once_and_skips_the_rest(fresh_lab):
     assert "unreachable" in checks["ssh src→192.168.0.99"][1]
     assert levels(checks)["local zfs"] == "OK" and levels(checks)["last run"] == "OK"
     skipped = [name for name, level in levels(checks).items() if level == "SKIP"]
-    assert len(skipped) == 12 and "replica repl/smbvol" in skipped
+    # what needs the destination is skipped: all but local zfs, the failed ssh, the last run,
+    # the cron line and service, and the lag
+    assert len(skipped) == len(CHECKS) - 6 and "replica repl/smbvol" in skipped
