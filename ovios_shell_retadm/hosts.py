@@ -267,7 +267,7 @@ def _execute(argv: Sequence[str], input: str | None, timeout: float) -> tuple[in
         process.wait()
     finally:
         timer.cancel()
-    if expired.is_set():
+    if expired.is_set() and process.exit_code == -signal.SIGKILL:  # (not one that ended just in time)
         raise _TimedOut()
     return (process.exit_code, process.stdout.decode("utf-8", "replace"),
             process.stderr.decode("utf-8", "replace"))
