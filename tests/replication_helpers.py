@@ -76,14 +76,40 @@ def guids(lab, node: str, dataset: str) -> dict[str, str]:
     return {name.split("@", 1)[1]: guid for name, guid in (line.split("\t") for line in out.splitlines())}
 
 
+def pause_inc(lab, *args: str) -> None:
+    """Start ``retadm inc data/smbvol ARGS...`` on src and stop its runner (SIGSTOP) right after
+    its start event: however fast the transfer would be, it cannot end until the test sends
+    SIGCONT.  The start event is the first one logged after the call (earlier runs have theirs)."""
+    inc = " ".join(["ovios-shell", "retadm", "inc", "data/smbvol", *args])
+    sh(lab, "src", "log=/var/log/ovios/repl.log; before=$(grep -cs ' inc start ' $log);"
+                   f" setsid {inc} >/run/inc.out 2>&1 </dev/null &"
+                   " for i in $(seq 400); do [ $(grep -cs ' inc start ' $log) -gt $before ] && break; sleep 0.05; done;"
+                   " kill -STOP $(grep ' inc start ' $log | tail -1 | sed 's/.* pid=//')")
+
+
 def start_inc_paused(lab) -> dict:
-    """An inc of data/smbvol caught mid-run: its runner stopped (SIGSTOP) right after its
-    start event, so however fast the transfer would be, it cannot end until the test
-    sends SIGCONT to ``row["pid"]``.  Returns its status row (running_inc)."""
-    sh(lab, "src", "setsid ovios-shell retadm inc data/smbvol >/run/inc.out 2>&1 </dev/null &"
-                   " for i in $(seq 400); do grep -q ' inc start ' /var/log/ovios/repl.log 2>/dev/null && break;"
-                   " sleep 0.05; done;"
-                   " kill -STOP $(grep ' inc start ' /var/log/ovios/repl.log | tail -1 | sed 's/.* pid=//')")
+    """An inc of data/smbvol caught mid-run (see :func:`pause_inc`); its status row
+    (running_inc), whose ``pid`` the test sends SIGCONT to."""
+    pause_inc(lab)
     row = status(lab)["data/smbvol"]
     assert row["status"] == "running_inc", row
     return row
+
+
+def held_by(lab, node: str, snapshot: str, tags: tuple[str, ...]) -> set[str]:
+    """Which of ``tags`` hold ``snapshot`` (zfs-fuse lists no holds: a release tells)."""
+    found = set()
+    for tag in tags:
+        if sh(lab, node, f"zfs release {tag} {snapshot} 2>/dev/null", check=False).returncode == 0:
+            sh(lab, node, f"zfs hold {tag} {snapshot}")
+            found.add(tag)
+    return found
+
+
+def prop(lab, node: str, name: str, dataset: str) -> str:
+    """A property's value on a node (``zfs get -H -o value``)."""
+    return sh(lab, node, f"zfs get -H -o value {name} '{dataset}'").stdout.strip()
+
+
+def writable(lab, node: str, directory: str) -> bool:
+    return sh(lab, node, f"echo probe > '{directory}/.probe' && rm '{directory}/.probe'", check=False).returncode == 0

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from replication_helpers import checksums, init, sh, shell, snapshots, status
+from replication_helpers import checksums, held_by, init, sh, shell, snapshots, status
 
 pytestmark = pytest.mark.lab
 
@@ -39,16 +39,6 @@ def all_equal(lab) -> None:
     source = checksums(lab, "src", "/data/smbvol")
     assert checksums(lab, "dst", "/repl/smbvol") == source
     assert checksums(lab, "src", "/esx/cascade") == source
-
-
-def held_by(lab, node: str, snapshot: str, tags: tuple[str, ...]) -> set[str]:
-    """Which of ``tags`` hold ``snapshot`` (zfs-fuse lists no holds: a release tells)."""
-    found = set()
-    for tag in tags:
-        if sh(lab, node, f"zfs release {tag} {snapshot} 2>/dev/null", check=False).returncode == 0:
-            sh(lab, node, f"zfs hold {tag} {snapshot}")
-            found.add(tag)
-    return found
 
 
 def test_a_cascade_replicates_on_and_neither_task_breaks_the_other(fresh_lab):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from replication_helpers import checksums, guids, init, sh, shell, snapshots
+from replication_helpers import checksums, guids, held_by, init, pause_inc, sh, shell, snapshots
 
 pytestmark = pytest.mark.lab
 
@@ -38,16 +38,6 @@ def settled(lab, remote: str, timeout: float = 120) -> dict:
         assert time.monotonic() < deadline, row
         time.sleep(0.3)
     return row
-
-
-def held_by(lab, node: str, snapshot: str, tags: tuple[str, ...]) -> set[str]:
-    """Which of ``tags`` hold ``snapshot`` (zfs-fuse lists no holds: a release tells)."""
-    found = set()
-    for tag in tags:
-        if sh(lab, node, f"zfs release {tag} {snapshot} 2>/dev/null", check=False).returncode == 0:
-            sh(lab, node, f"zfs hold {tag} {snapshot}")
-            found.add(tag)
-    return found
 
 
 def all_equal(lab, replicas: tuple[str, ...] = REPLICAS) -> None:
@@ -103,10 +93,7 @@ def test_one_dataset_replicated_to_two_destinations(fresh_lab):
     # caught mid-run (stopped right after its start event, its lock held); the second task
     # replicates meanwhile, and a second run of the first is refused as busy (75)
     sh(lab, "src", "echo together > /data/smbvol/together.txt")
-    sh(lab, "src", "log=/var/log/ovios/repl.log; before=$(grep -c ' inc start ' $log);"
-                   " setsid ovios-shell retadm inc data/smbvol --dest dst:repl/fanout >/run/inc.out 2>&1 </dev/null &"
-                   " for i in $(seq 400); do [ $(grep -c ' inc start ' $log) -gt $before ] && break; sleep 0.05; done;"
-                   " kill -STOP $(grep ' inc start ' $log | tail -1 | sed 's/.* pid=//')")
+    pause_inc(lab, "--dest", "dst:repl/fanout")
     paused = rows(lab)["repl/fanout"]
     assert paused["status"] == "running_inc", paused
     other = shell(lab, "src", "retadm", "inc", "data/smbvol", "--dest", "dst:repl/smbvol")

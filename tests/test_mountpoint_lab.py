@@ -13,21 +13,13 @@ from __future__ import annotations
 
 import pytest
 
-from replication_helpers import checksums, init, sh, shell, status
+from replication_helpers import checksums, init, prop, sh, shell, status, writable
 
 pytestmark = pytest.mark.lab
 
 #: a directory of each node's own: the lab nodes share the machine's /srv (a bind mount), their
 #: /run is a tmpfs each
 SHARE = "/run/srv/share"
-
-
-def _prop(lab, node: str, name: str, dataset: str) -> str:
-    return sh(lab, node, f"zfs get -H -o value {name} {dataset}").stdout.strip()
-
-
-def _writable(lab, node: str, directory: str) -> bool:
-    return sh(lab, node, f"echo probe > {directory}/.probe && rm {directory}/.probe", check=False).returncode == 0
 
 
 def source_at_share(lab, *, dst_files: bool) -> None:
@@ -53,7 +45,7 @@ def test_a_replica_stays_under_its_pool_and_promote_does_not_cover_the_partners_
     source_at_share(lab, dst_files=True)
     init(lab, "data/smbvol", "smbvol", properties="yes")  # reaches idle
     assert sh(lab, "dst", f"ls -A {SHARE}").stdout.split() == ["dst-own.txt"]
-    assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
+    assert prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
     assert checksums(lab, "src", SHARE) == checksums(lab, "dst", "/repl/smbvol")
     # the source's mountpoint stays on the replica, for promote (what it received)
     assert sh(lab, "dst", "zfs get -H -o received mountpoint repl/smbvol").stdout.strip() == SHARE
@@ -61,7 +53,7 @@ def test_a_replica_stays_under_its_pool_and_promote_does_not_cover_the_partners_
     sh(lab, "src", f"echo two > {SHARE}/two.txt")
     result = shell(lab, "src", "retadm", "inc", "data/smbvol")
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
+    assert prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
     assert checksums(lab, "src", SHARE) == checksums(lab, "dst", "/repl/smbvol")
     assert sh(lab, "dst", f"ls -A {SHARE}").stdout.split() == ["dst-own.txt"]
 
@@ -72,7 +64,7 @@ def test_a_replica_stays_under_its_pool_and_promote_does_not_cover_the_partners_
     assert promoted.stderr == (f"note: repl/smbvol stays mounted at /repl/smbvol: {SHARE} is not empty; "
                                f"once it is, 'zfs inherit -S mountpoint repl/smbvol' mounts it there\n")
     assert sh(lab, "dst", f"ls -A {SHARE}").stdout.split() == ["dst-own.txt"]
-    assert _writable(lab, "dst", "/repl/smbvol")
+    assert writable(lab, "dst", "/repl/smbvol")
     assert status(lab)["data/smbvol"]["status"] == "broken"
 
 
@@ -80,25 +72,25 @@ def test_promote_mounts_at_the_free_mountpoint_and_switchback_puts_each_side_bac
     lab = share_lab
     source_at_share(lab, dst_files=False)
     init(lab, "data/smbvol", "smbvol", properties="yes")
-    assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
+    assert prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
 
     promoted = shell(lab, "dst", "retadm", "promote", "repl/smbvol")
     assert (promoted.returncode, promoted.stderr) == (0, ""), promoted.stderr
-    assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == SHARE
-    assert _writable(lab, "dst", SHARE)
+    assert prop(lab, "dst", "mountpoint", "repl/smbvol") == SHARE
+    assert writable(lab, "dst", SHARE)
     sh(lab, "dst", f"echo failover > {SHARE}/failover.txt; zfs snapshot repl/smbvol@dstday")
 
     back = shell(lab, "dst", "retadm", "reverse", "repl/smbvol", "--yes")
     assert back.returncode == 0, back.stderr
     assert checksums(lab, "src", SHARE) == checksums(lab, "dst", SHARE)
-    assert not _writable(lab, "src", SHARE)  # the old source, a replica now, where it always was
+    assert not writable(lab, "src", SHARE)  # the old source, a replica now, where it always was
 
     switched = shell(lab, "dst", "retadm", "switchback", "repl/smbvol", "--yes")
     assert switched.returncode == 0, switched.stderr
     # production back at its real mountpoint; the replica under its pool again, read-only
-    assert _prop(lab, "src", "mountpoint", "data/smbvol") == SHARE and _writable(lab, "src", SHARE)
-    assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
-    assert not _writable(lab, "dst", "/repl/smbvol")
+    assert prop(lab, "src", "mountpoint", "data/smbvol") == SHARE and writable(lab, "src", SHARE)
+    assert prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
+    assert not writable(lab, "dst", "/repl/smbvol")
     assert sh(lab, "dst", f"ls -A {SHARE} 2>/dev/null || true").stdout.split() == []
 
     sh(lab, "src", f"echo home > {SHARE}/home.txt")
@@ -107,7 +99,7 @@ def test_promote_mounts_at_the_free_mountpoint_and_switchback_puts_each_side_bac
     files = checksums(lab, "src", SHARE)
     assert files == checksums(lab, "dst", "/repl/smbvol")
     assert {"./one.txt", "./failover.txt", "./home.txt"} <= set(files)
-    assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
+    assert prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
 
 
 def test_a_replica_an_older_retadm_mounted_at_the_sources_path_is_reported_then_moved_by_its_next_run(share_lab):
@@ -115,7 +107,7 @@ def test_a_replica_an_older_retadm_mounted_at_the_sources_path_is_reported_then_
     source_at_share(lab, dst_files=False)
     init(lab, "data/smbvol", "smbvol", properties="yes")
     sh(lab, "dst", "zfs inherit -S mountpoint repl/smbvol")  # where receives used to mount it
-    assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == SHARE
+    assert prop(lab, "dst", "mountpoint", "repl/smbvol") == SHARE
 
     doctor = shell(lab, "src", "retadm", "doctor", "data/smbvol")
     line = next(line for line in doctor.stdout.splitlines() if line.startswith("  WARN  mountpoint: "))
@@ -124,7 +116,7 @@ def test_a_replica_an_older_retadm_mounted_at_the_sources_path_is_reported_then_
     sh(lab, "src", f"echo two > {SHARE}/two.txt")
     result = shell(lab, "src", "retadm", "inc", "data/smbvol")
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    assert _prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
+    assert prop(lab, "dst", "mountpoint", "repl/smbvol") == "/repl/smbvol"
     assert checksums(lab, "src", SHARE) == checksums(lab, "dst", "/repl/smbvol")
     assert sh(lab, "dst", f"ls -A {SHARE} 2>/dev/null || true").stdout.split() == []
     assert f"mount repl/smbvol under its pool, not at the source's mountpoint {SHARE}" in \

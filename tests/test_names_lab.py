@@ -10,19 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from replication_helpers import checksums, guids, init, sh, shell, snapshots, status
+from replication_helpers import checksums, guids, init, prop, sh, shell, snapshots, status, writable
 
 pytestmark = pytest.mark.lab
 
 LOG = "/var/log/ovios/repl.log"
-
-
-def _prop(lab, node: str, name: str, dataset: str) -> str:
-    return sh(lab, node, f"zfs get -H -o value {name} '{dataset}'").stdout.strip()
-
-
-def _writable(lab, node: str, directory: str) -> bool:
-    return sh(lab, node, f"echo probe > '{directory}/.probe' && rm '{directory}/.probe'", check=False).returncode == 0
 
 
 def _inc(lab, dataset: str = "data/smbvol", node: str = "src"):
@@ -63,7 +55,7 @@ def test_user_snapshots_with_spaces_oldest_held_and_common(fresh_lab):
     assert all(src_guids[name] == dst_guids[name] for name in ("before upgrade", "after fix", common))
     assert checksums(lab, "src", "/data/smbvol") == checksums(lab, "dst", "/repl/smbvol")
     assert {"./one.txt", "./three.txt", "./five.txt"} <= set(checksums(lab, "dst", "/repl/smbvol"))
-    assert _prop(lab, "src", "userrefs", "data/smbvol@before upgrade") == "1"  # the other tool's hold stays
+    assert prop(lab, "src", "userrefs", "data/smbvol@before upgrade") == "1"  # the other tool's hold stays
     assert status(lab)["data/smbvol"]["status"] == "idle"
 
 
@@ -71,14 +63,14 @@ def test_failover_and_failback_of_a_dataset_with_colons_in_its_name(fresh_lab):
     lab = fresh_lab
     sh(lab, "src", "zfs create 'data/smb:vol' && echo one > '/data/smb:vol/one.txt'")
     init(lab, "data/smb:vol", "smb:vol")
-    assert _prop(lab, "dst", "ovios:retadm.origin", "repl/smb:vol") == "192.168.0.149:data/smb:vol"
+    assert prop(lab, "dst", "ovios:retadm.origin", "repl/smb:vol") == "192.168.0.149:data/smb:vol"
 
     dry = shell(lab, "dst", "retadm", "promote", "repl/smb:vol", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "  mark the task of data/smb:vol broken on 192.168.0.149 (if it answers)\n" in dry.stdout, dry.stdout
     promoted = shell(lab, "dst", "retadm", "promote", "repl/smb:vol")
     assert (promoted.returncode, promoted.stderr) == (0, ""), promoted.stderr
-    assert _writable(lab, "dst", "/repl/smb:vol")
+    assert writable(lab, "dst", "/repl/smb:vol")
     row = status(lab)["data/smb:vol"]
     assert row["status"] == "broken" and "promoted on its partner" in row["reason"], row
     sh(lab, "dst", "echo failover > '/repl/smb:vol/failover.txt'")
@@ -87,15 +79,15 @@ def test_failover_and_failback_of_a_dataset_with_colons_in_its_name(fresh_lab):
     assert back.returncode == 0, back.stderr
     assert "repl/smb:vol: replicated back to 192.168.0.149:data/smb:vol at @" in back.stdout, back.stdout
     assert checksums(lab, "src", "/data/smb:vol") == checksums(lab, "dst", "/repl/smb:vol")
-    assert _prop(lab, "src", "ovios:retadm.origin", "data/smb:vol") == "192.168.0.111:repl/smb:vol"
+    assert prop(lab, "src", "ovios:retadm.origin", "data/smb:vol") == "192.168.0.111:repl/smb:vol"
 
     sh(lab, "dst", "echo later > '/repl/smb:vol/later.txt'")
     switched = shell(lab, "dst", "retadm", "switchback", "repl/smb:vol", "--yes")
     assert switched.returncode == 0, switched.stderr
     assert switched.stdout.startswith("switch back repl/smb:vol -> 192.168.0.149:data/smb:vol:"), switched.stdout
-    assert _prop(lab, "dst", "ovios:retadm.origin", "repl/smb:vol") == "192.168.0.149:data/smb:vol"
-    assert _prop(lab, "src", "ovios:retadm.origin", "data/smb:vol") == "-"
-    assert _writable(lab, "src", "/data/smb:vol") and not _writable(lab, "dst", "/repl/smb:vol")
+    assert prop(lab, "dst", "ovios:retadm.origin", "repl/smb:vol") == "192.168.0.149:data/smb:vol"
+    assert prop(lab, "src", "ovios:retadm.origin", "data/smb:vol") == "-"
+    assert writable(lab, "src", "/data/smb:vol") and not writable(lab, "dst", "/repl/smb:vol")
 
     sh(lab, "src", "echo home > '/data/smb:vol/home.txt'")
     result = _inc(lab, "data/smb:vol")
