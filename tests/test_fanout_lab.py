@@ -105,6 +105,17 @@ def test_one_dataset_replicated_to_two_destinations(fresh_lab):
     assert settled(lab, "repl/fanout")["status"] == "idle"
     assert sh(lab, "src", "cat /run/inc.out").stdout == ""
     all_equal(lab)
+    # zfs-fuse lists no holds: a run finds its own by holding its tag on every held snapshot and
+    # releasing it where it was new (ZfsNode.holds).  When the stop fell between those two calls,
+    # the other task's previous snapshot was busy for its prune: that run kept it (and said so),
+    # and only that one.  Its next run prunes it on the source, and the next run of the task whose
+    # send carried it to its replica prunes it there
+    kept = sh(lab, "src", "grep ' kept @' /var/log/ovios/repl.log", check=False).stdout.splitlines()
+    assert all(f"kept @{tags['repl/smbvol']}_" in line and "on the source" in line for line in kept), kept
+    assert len(kept) <= 1, kept
+    for replica in ("repl/smbvol", "repl/fanout"):
+        result = shell(lab, "src", "retadm", "inc", "data/smbvol", "--dest", f"dst:{replica}")
+        assert (result.returncode, result.stderr) == (0, ""), result.stderr
     each_task_keeps_to_its_own(lab, tags)
 
     # one task's failure is its own line and a non-zero exit; the other task replicates
