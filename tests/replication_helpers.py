@@ -8,9 +8,9 @@ import time
 from ovios_shell_retadm.peer import python_argv
 
 
-def shell(lab, node: str, *args: str, env: tuple[str, ...] = (), timeout: float = 120):
-    """One-shot ``ovios-shell ARGS`` inside a node (no terminal)."""
-    return lab.exec(node, ["env", *env, "ovios-shell", *args], timeout=timeout)
+def shell(lab, node: str, *args: str, env: tuple[str, ...] = (), input: str | None = None, timeout: float = 120):
+    """One-shot ``ovios-shell ARGS`` inside a node (no terminal; ``input``: its stdin)."""
+    return lab.exec(node, ["env", *env, "ovios-shell", *args], input=input, timeout=timeout)
 
 
 def sh(lab, node: str, script: str, check: bool = True):

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from replication_helpers import shell
+
 pytestmark = pytest.mark.lab
 
 SSH = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
-
-
-def shell(lab, node, *args, env=(), input=None):
-    return lab.exec(node, ["env", *env, "ovios-shell", *args], input=input)
 
 
 def test_ssh_allow_root_off_refuses_root_keys_and_on_accepts_them(fresh_lab):

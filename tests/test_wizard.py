@@ -10,10 +10,8 @@ with the commands that set it up.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -22,6 +20,8 @@ import pytest
 
 from ovios_lab import Lab
 from ovios_lab.fuse_lab import node_env
+
+from replication_helpers import sh, shell, status, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -38,32 +38,11 @@ PWNED = f"/tmp/ovios-pwned-{uuid.uuid4().hex[:12]}"
 # -- helpers ------------------------------------------------------------------------------
 
 
-def sh(lab: Lab, node: str, script: str, check: bool = True):
-    return lab.exec(node, ["sh", "-c", script], check=check)
-
-
-def shell(lab: Lab, *args: str, node: str = "src", timeout: float = 60):
-    """One-shot ``ovios-shell ARGS`` inside a node, stdin /dev/null (no terminal)."""
-    return lab.exec(node, ["ovios-shell", *args], timeout=timeout)
-
-
-def tasks(lab: Lab) -> dict[str, dict]:
-    result = shell(lab, "retadm", "status", "--json")
-    assert result.returncode == 0, result.stderr
-    return {row["dataset"]: row for row in json.loads(result.stdout)}
-
-
-def wait_idle(lab: Lab, dataset: str, timeout: float = 90) -> dict:
-    """Poll ``retadm status --json`` until the task leaves running_full (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        row = tasks(lab).get(dataset)
-        assert row is not None, f"{dataset} has no task"
-        if row["status"] != "running_full":
-            assert row["status"] == "idle", row
-            return row
-        assert time.monotonic() < deadline, f"{dataset} still running_full after {timeout}s: {row}"
-        time.sleep(0.5)
+def wait_idle(lab: Lab, dataset: str) -> dict:
+    """The task once it has left running_full, which must have ended idle."""
+    row = wait_for(lab, dataset)
+    assert row["status"] == "idle", row
+    return row
 
 
 def datasets(lab: Lab, node: str) -> list[str]:
@@ -88,7 +67,7 @@ def state(lab: Lab, extra: str = "") -> tuple:
     """What a refused init must leave alone: both nodes' datasets and snapshots (and what
     ``extra`` prints on each), the tasks."""
     script = "zfs list -H -o name -t all" + (f"; {extra}" if extra else "")
-    return (*(sh(lab, node, script).stdout for node in lab.nodes), sorted(tasks(lab)))
+    return (*(sh(lab, node, script).stdout for node in lab.nodes), sorted(status(lab)))
 
 
 def one_line(text: str) -> str:
@@ -194,7 +173,7 @@ def test_wizard_first_dataset_with_properties(session: Session, fresh_lab: Lab) 
     assert session.start_init() == ["esx/lun01"]
     session.child.sendintr()
     assert session.prompt().count(CANCELLED) == 1
-    assert list(tasks(lab)) == ["data/smbvol"]
+    assert list(status(lab)) == ["data/smbvol"]
 
 
 def test_wizard_arrow_key_picks_the_second_dataset_without_properties(session: Session, fresh_lab: Lab) -> None:
@@ -217,7 +196,7 @@ def test_wizard_arrow_key_picks_the_second_dataset_without_properties(session: S
     session.prompt()
 
     row = wait_idle(lab, "esx/lun01")
-    assert list(tasks(lab)) == ["esx/lun01"]
+    assert list(status(lab)) == ["esx/lun01"]
     assert (row["remote_dataset"], row["properties"]) == ("repl/lun01-copy", False)
     on_dst = datasets(lab, "dst")
     assert "repl/lun01-copy" in on_dst and "repl/smbvol" not in on_dst
@@ -287,7 +266,7 @@ def keys_moved_away(fresh_lab: Lab) -> Iterator:
 
 
 def _init_smbvol(lab: Lab):
-    return shell(lab, "retadm", "init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl")
+    return shell(lab, "src", "retadm", "init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl")
 
 
 def test_no_passwordless_ssh_to_the_destination(fresh_lab: Lab, keys_moved_away) -> None:
@@ -340,7 +319,7 @@ class Refusals:
 def refusals(lab: Lab) -> Refusals:
     """esx/lun01 replicated (for 'already replicated') and repl/taken on dst, with a file."""
     lab.reset()
-    result = shell(lab, "retadm", "init", "esx/lun01", "--dest", "dst", "--remote-pool", "repl")
+    result = shell(lab, "src", "retadm", "init", "esx/lun01", "--dest", "dst", "--remote-pool", "repl")
     assert result.returncode == 0, result.stderr
     wait_idle(lab, "esx/lun01")
     sh(lab, "dst", "zfs create repl/taken && echo mine > /repl/taken/keep.txt")
@@ -383,7 +362,7 @@ REFUSALS = {
 def test_one_shot_refusal(refusals: Refusals, case: str) -> None:
     lab = refusals.lab
     argv, status, says = REFUSALS[case]
-    result = shell(lab, "retadm", "init", *argv)
+    result = shell(lab, "src", "retadm", "init", *argv)
     line = one_line(result.stderr)
     assert result.returncode == status, (result.returncode, line)
     assert says in line, line
@@ -394,7 +373,7 @@ def test_one_shot_refusal(refusals: Refusals, case: str) -> None:
 def test_unreachable_destination_is_refused(refusals: Refusals) -> None:
     """(How fast: benchmarks/bench_commands.py; shell's timeout here only catches a hang.)"""
     lab = refusals.lab
-    result = shell(lab, "retadm", "init", "data/smbvol", "--dest", "192.168.0.99", "--remote-pool", "repl")
+    result = shell(lab, "src", "retadm", "init", "data/smbvol", "--dest", "192.168.0.99", "--remote-pool", "repl")
     line = one_line(result.stderr)
     assert result.returncode == 1
     assert line.startswith("retadm init: 192.168.0.99: unreachable: "), line
