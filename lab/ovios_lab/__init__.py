@@ -11,8 +11,7 @@ Lab 2: two QEMU VMs with Debian 12 and OpenZFS 2.x (``OpenZfsLab``).
 from .base import LabReport, TwoNodeLab
 from .fuse_lab import Lab, LabStatus, Node, NodeStatus, preflight
 from .openzfs_lab import OpenZfsLab, OpenZfsLabStatus, VmStatus
-from .shell_link import ensure_ovios_shell_link
 from .spec import LabError
 
 __all__ = ["Lab", "LabError", "LabReport", "LabStatus", "Node", "NodeStatus", "OpenZfsLab", "OpenZfsLabStatus",
-           "TwoNodeLab", "VmStatus", "ensure_ovios_shell_link", "preflight"]
+           "TwoNodeLab", "VmStatus", "preflight"]

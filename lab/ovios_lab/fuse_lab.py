@@ -28,7 +28,6 @@ from . import nodefiles, osutil
 from .base import LabReport, TwoNodeLab
 from .nodefiles import NodePaths
 from .pools import NodeZfs
-from .shell_link import ensure_ovios_shell_link
 from .spec import (
     DEFAULT_BASE_DIR,
     ENV_MEMBER,
@@ -343,7 +342,6 @@ class Lab(TwoNodeLab):
     def up(self) -> Lab:
         """Start the lab; nothing happens if it is already up and healthy."""
         self._require_runnable()
-        ensure_ovios_shell_link()  # (the nodes mount their own script over the file it names)
         with self._locked(create=True):
             state = self._load_state()
             if state is None or not self._healthy(state):

@@ -9,6 +9,8 @@ Two kinds (see :class:`.rootfs.Override`):
   reset puts them back from a pristine copy the holder keeps in the node.
 - ``/var/log``, ``/var/lib/zfs``, ``/var/spool/cron``, the pool mountpoints and a
   stand-in ``sendmail`` are *binds* of directories of the lab directory.
+- ``/usr/bin`` is an *overlay*: the machine's, with the node's own ``ovios-shell`` (see
+  :data:`SHELL_LINK`).
 
 This module writes the node's own files into ``nodes/<node>/fs/<path>`` before the
 node starts (ssh host and root keys exchanged between the nodes, known_hosts,
@@ -23,12 +25,12 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .rootfs import PRISTINE, Override, copy_tree
-from .shell_link import node_shell
 from .spec import LabError, NodeSpec
 
 #: node path -> globs (relative to it) removed from the machine's copy
@@ -49,6 +51,12 @@ BOUND: dict[str, str] = {
     "/root/.bashrc": "file",
     "/root/.profile": "file",
 }
+#: The path the Replication Guide's cron lines run.  In a node it is a link to the console
+#: script of the checkout that brought the lab up (the script's shebang names that checkout's
+#: Python), whatever the machine's own link names or comes to name while the lab is up: two
+#: checkouts' labs on one machine each run their own code.
+SHELL_LINK = "/usr/bin/ovios-shell"
+
 #: emptied by reset
 WIPED = ("/etc/ovios", "/var/log/ovios", "/run/ovios", "/var/spool/cron/crontabs")
 
@@ -114,10 +122,8 @@ def overrides(spec: NodeSpec, paths: NodePaths) -> list[Override]:
     result += [Override(pool.mountpoint, "bind", str(paths.private(pool.mountpoint)))
                for pool in spec.pools]
     result.append(Override("/run", "tmpfs", mode=0o755))
-    # the node runs the ovios-shell of the checkout that brought it up, not the machine's
-    shell_path, own_script = node_shell()
-    if shell_path != own_script:
-        result.append(Override(shell_path, "bind", own_script))
+    bin_dir = os.path.dirname(SHELL_LINK)
+    result.append(Override(bin_dir, "overlay", layers=(str(paths.private(bin_dir)),)))
     return result
 
 
@@ -172,6 +178,15 @@ def _prepare_node(spec: NodeSpec, paths: NodePaths, specs: tuple[NodeSpec, ...])
     _mkdir(etc / "cron.d")
     _mkdir(etc / "ovios")
     _mkdir(paths.private("/root/.ssh"), 0o700)
+    # /usr/bin's layer (over the machine's, see overrides)
+    own_shell = Path(sys.executable).parent / "ovios-shell"
+    if not own_shell.exists():
+        raise LabError(f"{own_shell} not found: install the package (pip install -e .) first")
+    shell_link = paths.private(SHELL_LINK)
+    _mkdir(shell_link.parent)
+    with contextlib.suppress(FileNotFoundError):
+        shell_link.unlink()
+    shell_link.symlink_to(own_shell)
     # bound directories
     _write(paths.private("/usr/sbin/sendmail"), SENDMAIL, 0o755)
     for rc in ("/root/.bashrc", "/root/.profile"):

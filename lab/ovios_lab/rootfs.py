@@ -30,6 +30,8 @@ from . import osutil
 
 #: where a node keeps the pristine copies of its ``copy`` overrides
 PRISTINE = "/.ovios-lab/pristine"
+#: where a node keeps the writable layers of its ``overlay`` overrides
+OVERLAYS = "/.ovios-lab/overlay"
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,17 @@ class Override:
     - ``copy``: a tmpfs holding a copy of ``source`` (a machine directory, optional),
       minus what matches the ``clear`` globs, plus the ``layers`` copied over it.
       The node can change it at will without touching the machine, and a pristine
-      copy is kept for :meth:`Lab.reset`.
+      copy is kept for :meth:`Lab.reset`;
+    - ``overlay``: the machine's directory itself, with the ``layers``' entries laid over
+      it (an overlayfs whose writable layer is the node's): one mount, however many
+      entries the directory has, for a directory too big to copy (``/usr/bin``).
     """
 
     path: str  # absolute path inside the node
-    kind: str  # "bind", "tmpfs" or "copy"
+    kind: str  # "bind", "tmpfs", "copy" or "overlay"
     source: str | None = None
     mode: int = 0o755  # for "tmpfs"
-    layers: tuple[str, ...] = ()  # for "copy"
+    layers: tuple[str, ...] = ()  # for "copy" and "overlay"
     clear: tuple[str, ...] = ()  # for "copy": globs relative to the path
 
     def to_json(self) -> dict:
@@ -61,7 +66,7 @@ class Override:
                    tuple(value.get("layers", ())), tuple(value.get("clear", ())))
 
     def is_dir(self) -> bool:
-        return self.kind in ("tmpfs", "copy") or os.path.isdir(self.source or "")
+        return self.kind in ("tmpfs", "copy", "overlay") or os.path.isdir(self.source or "")
 
     def can_cover(self) -> bool:
         """True when the machine already has a path of the right type to mount over."""
@@ -195,6 +200,8 @@ class RootfsBuilder:
             osutil.bind_mount(override.source, target)
         elif override.kind == "copy":
             self._apply_copy(override, target)
+        elif override.kind == "overlay":
+            self._apply_overlay(override, target)
         else:
             raise ValueError(f"unknown override kind {override.kind!r}")
 
@@ -210,6 +217,17 @@ class RootfsBuilder:
         pristine = self.stage + self.pristine + override.path
         os.makedirs(pristine, exist_ok=True)
         copy_tree(target, pristine)
+
+    def _apply_overlay(self, override: Override, target: str) -> None:
+        # built before the pivot: override.path is still the machine's directory
+        layer = self.stage + OVERLAYS + override.path
+        upper, work = f"{layer}/upper", f"{layer}/work"
+        os.makedirs(upper)
+        os.makedirs(work)
+        os.chmod(upper, stat.S_IMODE(os.stat(override.path).st_mode))
+        for source in override.layers:
+            copy_tree(source, upper)
+        osutil.mount("overlay", target, "overlay", 0, f"lowerdir={override.path},upperdir={upper},workdir={work}")
 
 
 def copy_tree(source: str | os.PathLike, target: str | os.PathLike) -> None:
