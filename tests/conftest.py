@@ -84,14 +84,12 @@ def fresh_openzfs_lab(openzfs_lab: OpenZfsLab) -> Iterator[OpenZfsLab]:
     yield openzfs_lab
 
 
-#: tests that take a lab down (or kill part of it): they run after every other test, so the
-#: rest of the session does not pay for bringing the lab up again (~2 min for the VMs)
-_DESTRUCTIVE = ("test_up_recovers_from_a_dead_vm", "test_down_leaves_nothing_behind")
-
-
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         for marker in {FIXTURE_TIERS[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_TIERS}:
             item.add_marker(marker)
-    items.sort(key=lambda item: item.name in _DESTRUCTIVE)  # stable: everything else keeps its order
+    # tests that take a lab down (or kill part of it) run after every other test, so the rest
+    # of the session does not pay for bringing the lab up again (~2 min for the VMs);
+    # the sort is stable: everything else keeps its order
+    items.sort(key=lambda item: item.get_closest_marker("takes_lab_down") is not None)

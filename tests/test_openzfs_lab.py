@@ -343,6 +343,7 @@ def _marked(lab: OpenZfsLab) -> list[int]:
     return found
 
 
+@pytest.mark.takes_lab_down
 def test_up_recovers_from_a_dead_vm(openzfs_lab: OpenZfsLab) -> None:
     lab = openzfs_lab
     old = set(lab.processes())
@@ -363,6 +364,7 @@ def test_up_recovers_from_a_dead_vm(openzfs_lab: OpenZfsLab) -> None:
     assert sh(lab, "src", "zpool list -H -o name").stdout.split() == ["data", "esx"]
 
 
+@pytest.mark.takes_lab_down
 def test_down_leaves_nothing_behind(openzfs_lab: OpenZfsLab) -> None:
     lab = openzfs_lab
     image = lab.status().image
