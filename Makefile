@@ -15,7 +15,7 @@ VENV    := $(CURDIR)/.venv
 PY      := $(VENV)/bin/python
 DEBS    := zfs-fuse openssh-server openssh-client cron iproute2 util-linux procps pv python3-venv
 DEBS_OPENZFS := qemu-system-x86 qemu-utils debootstrap e2fsprogs
-DEBS_TEST := samba  # testparm and pdbedit read restore's Samba files back (tests/test_restore_samba.py)
+DEBS_TEST := samba  # testparm and pdbedit read restore's Samba files back (tests/fuse_lab/test_restore_samba.py)
 PYTEST_ARGS ?=
 OPENZFS_LOG := $(CURDIR)/.openzfs-tests.log
 

@@ -16,15 +16,17 @@ Lab 2 (two QEMU VMs with OpenZFS 2.x, see ``ovios_lab.openzfs_lab``):
   brought up once per session (~1 min) and taken down at the end unless ``OVIOS_LAB_KEEP=1``.
 - ``fresh_openzfs_lab`` (function): the same lab after ``reset()``.
 
-Tests that use these fixtures are marked ``lab`` or ``openzfs`` here, whatever their module
-says.  A lab that cannot start fails its tests with the reason, never skips them (see
-``tiers.py``); ``make test-unit`` runs the tests that need no lab.
+The tests live in one folder per tier: ``unit/`` (no lab), ``fuse_lab/`` (marked ``lab``) and
+``openzfs_lab/`` (marked ``openzfs``); a test whose fixtures need another tier than its
+folder's is a collection error.  A lab that cannot start fails its tests with the reason,
+never skips them (see ``tiers.py``); ``make test-unit`` runs the tests that need no lab.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -84,11 +86,28 @@ def fresh_openzfs_lab(openzfs_lab: OpenZfsLab) -> Iterator[OpenZfsLab]:
     yield openzfs_lab
 
 
+#: the tier of the tests in each folder (tests/<folder>/), by its marker; None: no lab
+FOLDER_TIERS = {"unit": None, "fuse_lab": "lab", "openzfs_lab": "openzfs"}
+
+
+def _folder_tier(item: pytest.Item) -> str | None:
+    folder = item.path.parent.name
+    if item.path.parent.parent != Path(__file__).parent or folder not in FOLDER_TIERS:
+        raise pytest.UsageError(f"{item.nodeid}: a test module belongs in one of the tier folders "
+                                f"tests/{{{','.join(FOLDER_TIERS)}}}/")
+    return FOLDER_TIERS[folder]
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
-        for marker in {FIXTURE_TIERS[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_TIERS}:
-            item.add_marker(marker)
+        tier = _folder_tier(item)
+        needs = {FIXTURE_TIERS[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_TIERS}
+        if needs - {tier}:
+            raise pytest.UsageError(f"{item.nodeid} needs the {', '.join(sorted(needs))} tier: "
+                                    f"it belongs in tests/{next(k for k, v in FOLDER_TIERS.items() if v in needs)}/")
+        if tier is not None:
+            item.add_marker(tier)
     # tests that take a lab down (or kill part of it) run after every other test, so the rest
     # of the session does not pay for bringing the lab up again (~2 min for the VMs);
     # the sort is stable: everything else keeps its order

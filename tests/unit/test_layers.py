@@ -1,0 +1,103 @@
+"""The package's layers point one way, and no modules import each other in a circle.
+
+Every import counts, the ones inside functions too (a lazy import is still a dependency).
+The layers, lowest first:
+
+- the node's basics: ``settings``, ``fileio``, ``store``, ``hosts``, ``services``, ``options``,
+  ``cron``, ``peer``, ``eventlog`` (the node's event logs), ``exit_status``;
+- ``zfs`` (typed ZFS commands on a host);
+- ``replication`` (the engine) and ``config`` (the configuration and its sync), which know
+  nothing of each other;
+- ``restore`` (applies a configuration to the replicas it finds);
+- the application: ``commands``, ``shell`` and ``autosync_receive`` (the partner's end of
+  autosync), which may use everything.
+
+Run alone: ``pytest tests/unit/test_layers.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "ovios_shell_retadm"
+NAME = PACKAGE.name
+
+BASICS = {"settings", "fileio", "store", "hosts", "services", "options", "cron", "peer", "eventlog", "exit_status",
+          "__init__"}
+LAYER_OF_COMPONENT = {**dict.fromkeys(BASICS, 0), "zfs": 1, "replication": 2, "config": 2, "restore": 3,
+                      "commands": 4, "shell": 4, "autosync_receive": 4}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """The package's modules that ``module`` imports (resolved relative imports included)."""
+    tree = ast.parse(path.read_text(), str(path))
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                base = base[:len(base) - node.level + (1 if is_package else 0)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+    return {name for name in found if name == NAME or name.startswith(NAME + ".")}
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    return {module: {name for name in _imports(path, module) if name in modules and name != module}
+            for module, path in modules.items()}
+
+
+def _component(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def test_every_component_has_a_layer() -> None:
+    assert {_component(module) for module in _graph()} <= set(LAYER_OF_COMPONENT)
+
+
+def test_no_import_points_up_or_sideways_between_replication_and_config() -> None:
+    wrong = []
+    for module, targets in _graph().items():
+        for target in targets:
+            here, there = _component(module), _component(target)
+            if here == there or target == NAME:
+                continue
+            up = LAYER_OF_COMPONENT[there] > LAYER_OF_COMPONENT[here]
+            sideways = LAYER_OF_COMPONENT[there] == LAYER_OF_COMPONENT[here] and here not in BASICS
+            if up or sideways:
+                wrong.append(f"{module} -> {target}")
+    assert wrong == []
+
+
+def test_no_import_cycle() -> None:
+    graph = _graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target):], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
