@@ -22,7 +22,7 @@ from .eventlog import log_sync
 from .exit_status import DATA_REFUSED, FAILED
 from .hosts import HostError, LocalHost
 from .replication.model import ORIGIN_PROPERTY, own_mark
-from .replication.tasks import TaskStore
+from .replication.task_store import TaskStore
 from .store import Store, StoreError
 
 

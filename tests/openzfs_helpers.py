@@ -47,4 +47,5 @@ def when_sent(lab, dataset: str, at_least: int, action: str) -> None:
 def kill_transfer_when(lab, dataset: str, at_least: int) -> None:
     """Kill the running run and its sender once the stream passed ``at_least`` bytes."""
     when_sent(lab, dataset, at_least,
-               "pkill -KILL -f '[o]vios_shell_retadm.replication.worker|[o]vios-shell retadm'; kill -KILL $pid")
+               "pkill -KILL -f '[o]vios_shell_retadm.replication.background_send|[o]vios-shell retadm';"
+               " kill -KILL $pid")

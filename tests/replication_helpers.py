@@ -26,7 +26,7 @@ def node_python(lab, node: str, code: str, *args: str, input: str | None = None,
 def set_task_field(lab, dataset: str, field: str, value: str, node: str = "src") -> None:
     """Change one field of the dataset's only task's record in the node's store (what no command
     changes yet); a changed destination or remote dataset is a changed key: stored anew under it."""
-    node_python(lab, node, "import sys; from ovios_shell_retadm.replication.tasks import TaskRecord, TaskStore; "
+    node_python(lab, node, "import sys; from ovios_shell_retadm.replication.task_store import TaskRecord, TaskStore; "
                            "tasks = TaskStore(); [old] = tasks.of(sys.argv[1]); "
                            "new = TaskRecord.from_dict({**old.to_dict(), sys.argv[2]: sys.argv[3]}); "
                            "tasks.delete(old.key); assert tasks.create(new)",

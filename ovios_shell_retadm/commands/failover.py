@@ -14,11 +14,11 @@ from ..hosts import HostError, LocalHost, SshHost
 from ..peer import module_argv
 from ..replication import failover, preflight
 from ..replication.failover import FailoverError
-from ..replication.jobs import INC, REPAIR, RunFailed, TaskRun
 from ..replication.model import Plan, chain_identity
 from ..replication.origin import OriginError, format_origin
 from ..replication.preflight import PreflightError
-from ..replication.tasks import IDLE, PLAIN, RAW, TaskRecord, TaskStore
+from ..replication.task_run import INC, REPAIR, RunFailed, TaskRun
+from ..replication.task_store import IDLE, PLAIN, RAW, TaskRecord, TaskStore
 from ..zfs import InvalidName, ZfsError, ZfsNode
 from .base import CommandError
 

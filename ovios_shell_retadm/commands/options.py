@@ -9,7 +9,7 @@ from tabulate import tabulate
 
 from .. import options as catalogue
 from ..config import autosync
-from ..replication.tasks import TaskStore
+from ..replication.task_store import TaskStore
 from ..store import StoreError
 from .base import OviosCommandSet
 

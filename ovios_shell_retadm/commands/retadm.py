@@ -17,10 +17,10 @@ from ..config import autosync
 from ..exit_status import BUSY, FAILED, INTERRUPTED, USAGE
 from ..hosts import HostError, LocalHost
 from ..replication import doctor, preflight, progress
-from ..replication.jobs import FULL, INC, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
 from ..replication.model import Plan
 from ..replication.preflight import PreflightError
-from ..replication.tasks import (
+from ..replication.task_run import FULL, INC, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
+from ..replication.task_store import (
     DECRYPTED,
     ERROR,
     RAW,

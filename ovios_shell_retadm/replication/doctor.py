@@ -29,12 +29,12 @@ from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, LocalHo
 from ..zfs import Encryption, ZfsError, ZfsNode, pool_of
 from . import planner, preflight
 from .executor import Pair
-from .jobs import new_snapshot_name
 from .leftovers import Receive, listing_argv, parse_receives
 from .model import Bookmark, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
 from .progress import format_bytes, format_duration
-from .runs import TaskLock, process_age
-from .tasks import DECRYPTED, ERROR, IDLE, RAW, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
+from .task_lock import TaskLock, process_age
+from .task_run import new_snapshot_name
+from .task_store import DECRYPTED, ERROR, IDLE, RAW, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
 
 OK = "OK"
 WARN = "WARN"

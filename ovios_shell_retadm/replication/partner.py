@@ -25,7 +25,7 @@ from ..hosts import HostError, LocalHost
 from ..store import StoreError
 from ..zfs import ZfsError, ZfsNode
 from .failover import FailoverError, take_over
-from .tasks import BROKEN, IDLE, TaskRecord, TaskStore
+from .task_store import BROKEN, IDLE, TaskRecord, TaskStore
 
 
 def main(argv: list[str]) -> int:

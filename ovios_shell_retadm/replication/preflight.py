@@ -12,7 +12,7 @@ import socket
 from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, SshHost, validate_hostname
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name, validate_pool_name
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, own_mark
-from .tasks import DECRYPTED, PLAIN, RAW, TaskStore
+from .task_store import DECRYPTED, PLAIN, RAW, TaskStore
 
 
 class PreflightError(Exception):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .. import settings
 from ..fileio import make_private_dir, write_atomically
-from .runs import Runner
+from .task_lock import Runner
 
 #: at most one write per this many seconds (pv itself reports once a second)
 WRITE_INTERVAL = 0.5

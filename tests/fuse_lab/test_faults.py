@@ -176,7 +176,7 @@ def test_kill_9_mid_full_send_then_inc_finishes_the_full_replication(fresh_lab):
         pid = _start_and_catch(lab, "ovios-shell retadm init data/smbvol --dest dst --remote-pool repl"
                                     " --properties no", "full")
         assert sh(lab, "src", f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout.split()[-5:] == \
-            ["ovios_shell_retadm.replication.worker", "full", "data/smbvol", "dst", "repl/smbvol"]  # the task
+            ["ovios_shell_retadm.replication.background_send", "full", "data/smbvol", "dst", "repl/smbvol"]  # the task
         assert _wait_file(lab, "/run/fault.rc").strip() == "0"  # init said "started"
         _kill_group(lab, pid)
         _died(lab, pid)

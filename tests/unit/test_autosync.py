@@ -14,7 +14,7 @@ from ovios_shell_retadm.commands.options import replication_partners
 from ovios_shell_retadm.config import autosync, files, receive
 from ovios_shell_retadm.config.autosync import PushRecord, Version, status_text, to_push
 from ovios_shell_retadm.config.model import Configuration, Share, digest, dump, with_lun, with_share
-from ovios_shell_retadm.replication.tasks import IDLE, TaskRecord, TaskStore
+from ovios_shell_retadm.replication.task_store import IDLE, TaskRecord, TaskStore
 from ovios_shell_retadm.store import Store
 
 IQN = "iqn.2026-11.com.ovios:esx"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ovios_shell_retadm.replication.tasks import IDLE, TaskRecord, TaskStore
+from ovios_shell_retadm.replication.task_store import IDLE, TaskRecord, TaskStore
 from ovios_shell_retadm.store import Store
 
 from completion_helpers import SCRIPT, completion_script, parse

@@ -17,8 +17,16 @@ from ovios_shell_retadm.replication import doctor
 from ovios_shell_retadm.replication.doctor import FAIL, OK, SKIP, WARN, Check
 from ovios_shell_retadm.replication.leftovers import Receive
 from ovios_shell_retadm.replication.model import Bookmark, Observed, Snapshot
-from ovios_shell_retadm.replication.runs import Runner, TaskLock, lock_holder
-from ovios_shell_retadm.replication.tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore
+from ovios_shell_retadm.replication.task_lock import Runner, TaskLock, lock_holder
+from ovios_shell_retadm.replication.task_store import (
+    ERROR,
+    IDLE,
+    RUNNING_FULL,
+    RUNNING_INC,
+    Status,
+    TaskRecord,
+    TaskStore,
+)
 from ovios_shell_retadm.shell import OviosShell
 from ovios_shell_retadm.store import TaskKey
 

@@ -25,7 +25,7 @@ from ovios_shell_retadm.replication.model import (
     Task,
 )
 from ovios_shell_retadm.replication.planner import plan_full, plan_incremental
-from ovios_shell_retadm.replication.tasks import DECRYPTED, PLAIN, RAW, TaskRecord
+from ovios_shell_retadm.replication.task_store import DECRYPTED, PLAIN, RAW, TaskRecord
 from ovios_shell_retadm.zfs import Capabilities, Encryption, Unsupported, parse_probe, send_argv
 
 OPENZFS = Capabilities(version="zfs-2.3.2-1", bookmarks=True, resume_tokens=True, receive_u=True, receive_o=True,
@@ -355,7 +355,7 @@ def shell(tmp_path, monkeypatch):
 
 
 def test_status_says_which_replicas_are_raw_and_which_decrypted(shell) -> None:
-    from ovios_shell_retadm.replication.tasks import IDLE, TaskStore
+    from ovios_shell_retadm.replication.task_store import IDLE, TaskStore
 
     store = TaskStore()
     for dataset, mode_ in (("data/a", RAW), ("data/b", DECRYPTED), ("data/c", PLAIN), ("data/d", None)):

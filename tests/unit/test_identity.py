@@ -41,7 +41,7 @@ from ovios_shell_retadm.replication.model import (
     tracking_prefix,
 )
 from ovios_shell_retadm.replication.planner import plan_full, plan_incremental, plan_repair, plan_reset
-from ovios_shell_retadm.replication.tasks import TaskRecord, new_identity
+from ovios_shell_retadm.replication.task_store import TaskRecord, new_identity
 
 SRC, DST = Side.SOURCE, Side.DESTINATION
 A, B = "aaaaaaaa", "bbbbbbbb"

@@ -24,7 +24,7 @@ from ovios_shell_retadm.config.autosync import _PartnerLock
 from ovios_shell_retadm.config.model import Configuration
 from ovios_shell_retadm.hosts import SshHost
 from ovios_shell_retadm.replication.progress import Progress, write_progress
-from ovios_shell_retadm.replication.runs import TaskLock
+from ovios_shell_retadm.replication.task_lock import TaskLock
 from ovios_shell_retadm.store import Store, TaskKey
 from ovios_shell_retadm.zfs import Capabilities, _CapabilityCache
 

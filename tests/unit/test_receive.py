@@ -14,7 +14,7 @@ import pytest
 from ovios_shell_retadm import exit_status
 from ovios_shell_retadm.config import files, receive
 from ovios_shell_retadm.config.model import Configuration, Share, digest, dump, with_share
-from ovios_shell_retadm.replication.tasks import IDLE, TaskRecord, TaskStore
+from ovios_shell_retadm.replication.task_store import IDLE, TaskRecord, TaskStore
 
 HOSTS = {"src": {"192.168.0.149"}, "other": {"192.168.0.150"}, "dst": {"192.168.0.111"}}
 

@@ -11,9 +11,9 @@ import pytest
 from cmd2.py_bridge import PyBridge
 
 from ovios_shell_retadm.commands import failover as failover_commands
-from ovios_shell_retadm.replication import failover, jobs
+from ovios_shell_retadm.replication import failover, task_run
 from ovios_shell_retadm.replication.executor import Outcome
-from ovios_shell_retadm.replication.tasks import IDLE, TaskRecord, TaskStore
+from ovios_shell_retadm.replication.task_store import IDLE, TaskRecord, TaskStore
 from ovios_shell_retadm.shell import OviosShell
 from ovios_shell_retadm.store import StoreError
 from ovios_shell_retadm.zfs import ZfsError, ZfsNode
@@ -35,7 +35,7 @@ def test_inc_of_every_task_goes_on_after_one_task_fails_unexpectedly(shell, monk
         assert TaskStore().create(task(dataset))
     ran = []
 
-    def run(self: jobs.TaskRun) -> Outcome:
+    def run(self: task_run.TaskRun) -> Outcome:
         ran.append(self.record.dataset)
         if self.record.dataset == "data/a":
             raise StoreError("cannot open /etc/ovios/ovios.db: database is locked")
@@ -43,7 +43,7 @@ def test_inc_of_every_task_goes_on_after_one_task_fails_unexpectedly(shell, monk
             raise RuntimeError("something nobody expected")
         return Outcome(common="retadm_1", common_guid=1)
 
-    monkeypatch.setattr(jobs.TaskRun, "run", run)
+    monkeypatch.setattr(task_run.TaskRun, "run", run)
     result = shell("retadm inc")
     assert ran == ["data/a", "data/b", "data/c"]
     assert result.stderr.splitlines() == [
@@ -68,10 +68,10 @@ def test_switchback_that_cannot_undo_readonly_says_both_what_failed_and_what_sta
     monkeypatch.setattr(failover_commands, "ZfsNode", FailingUndo)
     monkeypatch.setattr(failover, "read_replica", lambda node, dataset: replica)
 
-    def run(self: jobs.TaskRun) -> Outcome:
-        raise jobs.RunFailed("dst: unreachable: connect to host dst port 22: No route to host")
+    def run(self: task_run.TaskRun) -> Outcome:
+        raise task_run.RunFailed("dst: unreachable: connect to host dst port 22: No route to host")
 
-    monkeypatch.setattr(jobs.TaskRun, "run", run)
+    monkeypatch.setattr(task_run.TaskRun, "run", run)
     result = shell("retadm switchback repl/smbvol --yes")
     assert result.stderr.splitlines() == [
         "retadm switchback: dst: unreachable: connect to host dst port 22: No route to host; nothing was switched, "
@@ -95,13 +95,13 @@ def test_inc_of_a_fanned_out_dataset_runs_each_task_and_one_failure_is_its_own_l
     fanned_out("repl/a", "repl/b", "repl/c")
     ran = []
 
-    def run(self: jobs.TaskRun) -> Outcome:
+    def run(self: task_run.TaskRun) -> Outcome:
         ran.append(self.record.remote_dataset)
         if self.record.remote_dataset == "repl/b":
-            raise jobs.RunFailed("refused: the destination diverged")
+            raise task_run.RunFailed("refused: the destination diverged")
         return Outcome(common="retadm_1", common_guid=1)
 
-    monkeypatch.setattr(jobs.TaskRun, "run", run)
+    monkeypatch.setattr(task_run.TaskRun, "run", run)
     result = shell("retadm inc data/smbvol")
     assert ran == ["repl/a", "repl/b", "repl/c"]
     assert result.stderr.splitlines() == ["retadm inc data/smbvol -> dst:repl/b: refused: the destination diverged"]

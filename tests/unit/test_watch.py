@@ -13,8 +13,8 @@ from cmd2.py_bridge import PyBridge
 from ovios_shell_retadm.commands.retadm import _result_line
 from ovios_shell_retadm.replication import progress
 from ovios_shell_retadm.replication.progress import Progress, ProgressFile, RateMeter
-from ovios_shell_retadm.replication.runs import Runner, boot_id, start_ticks
-from ovios_shell_retadm.replication.tasks import ERROR, IDLE, RUNNING_INC, Status, TaskRecord, TaskStore
+from ovios_shell_retadm.replication.task_lock import Runner, boot_id, start_ticks
+from ovios_shell_retadm.replication.task_store import ERROR, IDLE, RUNNING_INC, Status, TaskRecord, TaskStore
 from ovios_shell_retadm.shell import OviosShell
 
 MIB = 1024 * 1024

@@ -1,6 +1,7 @@
 """The detached process that carries out a task's full send (``retadm init``'s background).
 
-``python -m ovios_shell_retadm.replication.worker full DATASET DESTINATION REMOTE_DATASET`` — not a shell verb:
+``python -m ovios_shell_retadm.replication.background_send full DATASET DESTINATION REMOTE_DATASET``
+(not a shell verb):
 the shell starts it in its own session so it survives the shell's exit; it reports
 only through the task record and ``repl.log``.
 """
@@ -11,13 +12,13 @@ import sys
 
 from ..eventlog import log_event
 from ..store import TaskKey
-from .jobs import FULL, RunFailed, TaskRun
-from .tasks import TaskStore
+from .task_run import FULL, RunFailed, TaskRun
+from .task_store import TaskStore
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 4 or argv[0] != FULL:
-        print("usage: python -m ovios_shell_retadm.replication.worker full DATASET DESTINATION REMOTE_DATASET",
+        print("usage: python -m ovios_shell_retadm.replication.background_send full DATASET DESTINATION REMOTE_DATASET",
               file=sys.stderr)
         return 2
     key = TaskKey(*argv[1:])

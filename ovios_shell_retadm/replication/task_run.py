@@ -35,8 +35,8 @@ from .model import (
 )
 from .pipeline import TransferFailed
 from .progress import ProgressFile
-from .runs import Runner, TaskBusy, TaskLock
-from .tasks import BROKEN, DECRYPTED, ERROR, IDLE, PLAIN, RUNNING_FULL, RUNNING_INC, TaskRecord, TaskStore
+from .task_lock import Runner, TaskBusy, TaskLock
+from .task_store import BROKEN, DECRYPTED, ERROR, IDLE, PLAIN, RUNNING_FULL, RUNNING_INC, TaskRecord, TaskStore
 
 FULL = "full"
 INC = "inc"
@@ -382,7 +382,7 @@ def start_full_in_background(key: TaskKey, wait: float = 10.0) -> int:
     the caller says it.
     """
     dataset = key.dataset
-    argv = [sys.executable, "-m", "ovios_shell_retadm.replication.worker", FULL, *key]
+    argv = [sys.executable, "-m", "ovios_shell_retadm.replication.background_send", FULL, *key]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     lock = TaskLock(key)

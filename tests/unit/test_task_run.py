@@ -13,7 +13,6 @@ import pytest
 
 from ovios_shell_retadm.exit_status import BUSY
 from ovios_shell_retadm.hosts import Host
-from ovios_shell_retadm.replication.jobs import INC, REPAIR, RunFailed, TaskRun, reread_under_lock
 from ovios_shell_retadm.replication.model import (
     CreateSnapshot,
     Hold,
@@ -23,8 +22,9 @@ from ovios_shell_retadm.replication.model import (
     SendIncremental,
     Side,
 )
-from ovios_shell_retadm.replication.runs import TaskLock
-from ovios_shell_retadm.replication.tasks import IDLE, TaskRecord, TaskStore
+from ovios_shell_retadm.replication.task_lock import TaskLock
+from ovios_shell_retadm.replication.task_run import INC, REPAIR, RunFailed, TaskRun, reread_under_lock
+from ovios_shell_retadm.replication.task_store import IDLE, TaskRecord, TaskStore
 from ovios_shell_retadm.zfs import ZfsNode
 
 

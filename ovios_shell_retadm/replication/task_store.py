@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from ..store import Store, TaskKey
 from .model import Task
 from .origin import OriginError, format_origin
-from .runs import Runner
+from .task_lock import Runner
 
 IDLE = "idle"
 RUNNING_FULL = "running_full"
