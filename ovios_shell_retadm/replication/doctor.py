@@ -552,9 +552,7 @@ class TaskDoctor:
         try:
             address = preflight.reverse_ssh(host)
         except preflight.PreflightError as exc:
-            text = str(exc)
-            message, _, hint = text.rpartition("; ") if "; on " in text else (text, "", "")
-            return Check(name, FAIL, message, hint or "set up the key in that direction (the guide's Step 1)")
+            return Check(name, FAIL, exc.message, exc.hint or "set up the key in that direction (the guide's Step 1)")
         return Check(name, OK, f"passwordless (to {address}, as {self.record.destination} sees this node)")
 
     def remote_zfs(self, name: str) -> Check:
