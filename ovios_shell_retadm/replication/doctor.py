@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 
 from .. import cron, options, services, settings
 from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, LocalHost, SshHost
-from ..zfs import Encryption, ZfsError, ZfsNode, pool_of
+from ..zfs import Encryption, ZfsError, ZfsNode, pool_of, set_locally
 from . import planner, preflight
 from .executor import Pair
 from .jobs import new_snapshot_name
@@ -321,7 +321,7 @@ def check_mountpoint(name: str, kind: str, mountpoint: str, where: str, record: 
                      f"{record.destination}'s own files there",
                      f"the next 'retadm inc {record.dataset}' mounts it under its pool; now, on "
                      f"{record.destination}: zfs inherit mountpoint {record.remote_dataset}")
-    if where == "local":
+    if set_locally(where):
         return Check(name, OK, f"{mountpoint} (set on the replica itself)")
     return Check(name, OK, f"{mountpoint} (under its pool)")
 

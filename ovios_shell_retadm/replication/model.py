@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from ..zfs import set_locally
+
 #: Every task has an identity of its own, in its tracking snapshots' names
 #: (``retadm_<identity>_<timestamp>``) and its holds' tag (``retadm_<identity>``), so that
 #: tasks on the same data (a cascade's, several tasks on one node) never release, prune or
@@ -40,7 +42,7 @@ def own_mark(value_and_source: tuple[str, str]) -> str | None:
     None otherwise (unset, inherited, or *received*: a source that was once a replica sends
     its own marks along with ``send -p``, and those describe the sender, not this copy)."""
     value, source = value_and_source
-    return value if source == "local" and value != "-" else None
+    return value if set_locally(source) and value != "-" else None
 
 
 def tracking_prefix(identity: str | None) -> str:
