@@ -16,7 +16,7 @@ from ovios_shell_retadm.hosts import HostUnreachable, Result
 from ovios_shell_retadm.replication import doctor
 from ovios_shell_retadm.replication.doctor import FAIL, OK, SKIP, WARN, Check
 from ovios_shell_retadm.replication.leftovers import Receive
-from ovios_shell_retadm.replication.model import Bookmark, Observed, Snapshot
+from ovios_shell_retadm.replication.model import Observed, ObservedBookmark, ObservedSnapshot
 from ovios_shell_retadm.replication.runs import Runner, TaskLock, lock_holder
 from ovios_shell_retadm.replication.tasks import ERROR, IDLE, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore
 from ovios_shell_retadm.shell import OviosShell
@@ -33,8 +33,8 @@ def record(**changes) -> TaskRecord:
     return TaskRecord(**values)
 
 
-def snaps(*specs: tuple[str, int]) -> tuple[Snapshot, ...]:
-    return tuple(Snapshot(name, guid, txg) for txg, (name, guid) in enumerate(specs, start=1))
+def snaps(*specs: tuple[str, int]) -> tuple[ObservedSnapshot, ...]:
+    return tuple(ObservedSnapshot(name, guid, txg) for txg, (name, guid) in enumerate(specs, start=1))
 
 
 B_ONLY = snaps(("retadm_b", 2))
@@ -196,12 +196,12 @@ def test_common_snapshot():
     assert check.level == WARN and "missing on the destination" in check.message
     # a bookmark (OpenZFS) as the common point
     check, common = doctor.check_common("c", observed(source=(), destination=snaps(("retadm_b", 2)),
-                                                      source_bookmarks=(Bookmark("retadm_b", 2, 1),)), record())
-    assert check.level == OK and isinstance(common, Bookmark) and check.message.startswith("#retadm_b")
+                                                      source_bookmarks=(ObservedBookmark("retadm_b", 2, 1),)), record())
+    assert check.level == OK and isinstance(common, ObservedBookmark) and check.message.startswith("#retadm_b")
 
 
 def test_holds():
-    common = Snapshot("retadm_b", 2, 1)
+    common = ObservedSnapshot("retadm_b", 2, 1)
     assert doctor.check_holds("holds", observed(), record(), common).level == OK
     check = doctor.check_holds("holds", observed(destination_holds=frozenset()), record(), common)
     assert check.level == WARN and "not held (tag retadm) on the destination" in check.message

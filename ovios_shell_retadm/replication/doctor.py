@@ -31,7 +31,7 @@ from . import planner, preflight
 from .executor import Pair
 from .jobs import new_snapshot_name
 from .leftovers import Receive, listing_argv, parse_receives
-from .model import Bookmark, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
+from .model import DestinationDiverged, NameClash, Observed, ObservedBookmark, ObservedSnapshot, Refusal, Rollback
 from .progress import format_bytes, format_duration
 from .runs import TaskLock, process_age
 from .tasks import DECRYPTED, ERROR, IDLE, RAW, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
@@ -261,19 +261,21 @@ def check_encryption(name: str, record: TaskRecord, source: Encryption | None, r
                  "encrypted", again)
 
 
-def check_common(name: str, observed: Observed, record: TaskRecord) -> tuple[Check, Snapshot | Bookmark | None]:
+def check_common(name: str, observed: Observed,
+                 record: TaskRecord) -> tuple[Check, ObservedSnapshot | ObservedBookmark | None]:
     """The newest common snapshot (by guid) against the task record's; returns it too."""
     common = planner.find_common(observed.source, observed.destination or (), observed.source_bookmarks)
     if common is None:
         return Check(name, FAIL, f"{record.dataset} and {record.remote_dataset} have no snapshot in common",
                      f"'retadm repair {record.dataset}' keeps the old replica aside and sends in full"), None
-    mark = "@" if isinstance(common, Snapshot) else "#"
-    where = "on both sides" if isinstance(common, Snapshot) else "(a bookmark here; the snapshot is gone on the source)"
+    on_both = isinstance(common, ObservedSnapshot)
+    mark = "@" if on_both else "#"
+    where = "on both sides" if on_both else "(a bookmark here; the snapshot is gone on the source)"
     text = f"{mark}{common.name} (guid {common.guid}) {where}"
     recorded = record.last_guid
     if recorded is None or recorded == common.guid:
         return Check(name, OK, text + (", as recorded" if recorded else "")), common
-    points: list[Snapshot | Bookmark] = [*observed.source, *observed.source_bookmarks]
+    points: list[ObservedSnapshot | ObservedBookmark] = [*observed.source, *observed.source_bookmarks]
     src = {s.guid: s for s in points}
     dst = {s.guid for s in observed.destination or ()}
     if recorded in src and src[recorded].createtxg < common.createtxg:
@@ -286,7 +288,7 @@ def check_common(name: str, observed: Observed, record: TaskRecord) -> tuple[Che
 
 def check_holds(name: str, observed: Observed, record: TaskRecord, common) -> Check:
     missing = []
-    if isinstance(common, Snapshot) and common.name not in observed.source_holds:
+    if isinstance(common, ObservedSnapshot) and common.name not in observed.source_holds:
         missing.append(("the source", f"{record.dataset}@{common.name}", "here"))
     on_dst = next((s.name for s in observed.destination or () if s.guid == common.guid), None)
     if on_dst is not None and on_dst not in observed.destination_holds:

@@ -70,8 +70,9 @@ PROMOTED_PROPERTY = "ovios:retadm.promoted"
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """A snapshot as ZFS reports it; ``guid`` is its identity across both sides."""
+class ObservedSnapshot:
+    """A snapshot as the planner sees it (:class:`..zfs.Snapshot` is the whole listing):
+    ``guid`` is its identity across both sides, ``createtxg`` its place on its own side."""
 
     name: str
     guid: int
@@ -79,9 +80,9 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class Bookmark:
-    """A bookmark keeps a snapshot's guid and createtxg, so it can be a send base
-    (``-i`` only) after the snapshot itself is gone."""
+class ObservedBookmark:
+    """A source bookmark as the planner sees it: it keeps a snapshot's guid and createtxg,
+    so it can be a send base (``-i`` only) after the snapshot itself is gone."""
 
     name: str
     guid: int
@@ -146,8 +147,9 @@ class Task:
 
 
 @dataclass(frozen=True)
-class Capabilities:
-    """What the pair of ZFS implementations can do.
+class PairCapabilities:
+    """What the pair of ZFS implementations can do, as far as the planner cares (one node's
+    whole set is :class:`..zfs.Capabilities`).
 
     ``bookmarks``: the source can create bookmarks and send from them.
     """
@@ -164,10 +166,10 @@ class Observed:
     unrelated and never compared).
     """
 
-    source: tuple[Snapshot, ...]
+    source: tuple[ObservedSnapshot, ...]
     #: None when the remote dataset does not exist.
-    destination: tuple[Snapshot, ...] | None
-    source_bookmarks: tuple[Bookmark, ...] = ()
+    destination: tuple[ObservedSnapshot, ...] | None
+    source_bookmarks: tuple[ObservedBookmark, ...] = ()
     #: The destination's ``receive_resume_token``: an interrupted resumable receive.
     resume_token: str | None = None
     #: Whether the source can still send from that token: False only where ZFS says the
@@ -180,7 +182,7 @@ class Observed:
     destination_holds: frozenset[str] = frozenset()
     #: Whether the source was written since its newest snapshot; None when ZFS cannot tell.
     written: bool | None = None
-    capabilities: Capabilities = Capabilities()
+    capabilities: PairCapabilities = PairCapabilities()
     #: The destination's ``readonly`` property; None when not observed.
     destination_readonly: bool | None = None
     #: Whether the destination was written since its newest snapshot; None when ZFS cannot tell.
@@ -420,7 +422,7 @@ class Plan:
     """
 
     steps: tuple[Step, ...]
-    common: Snapshot | Bookmark | None
+    common: ObservedSnapshot | ObservedBookmark | None
     target: str
 
     @property
