@@ -322,7 +322,8 @@ def test_restore_names_an_encrypted_replica_whose_key_is_not_loaded() -> None:
 
 
 def test_doctor_names_the_mode_and_the_key() -> None:
-    from ovios_shell_retadm.replication.doctor import FAIL, OK, WARN, check_encryption
+    from ovios_shell_retadm.replication.doctor import FAIL, OK, WARN
+    from ovios_shell_retadm.replication.doctor.checks import check_encryption
 
     src = Encryption("aes-256-gcm", "data/secret", "available")
     locked = Encryption("aes-256-gcm", "repl/secret", "unavailable")
