@@ -446,6 +446,12 @@ class _CapabilityCache:
             pass
 
 
+def set_locally(source: str) -> bool:
+    """Whether a property's ``zfs get`` source says it was set on the dataset itself: not
+    inherited, not a default, not received (``send -p``), not a mount's temporary option."""
+    return source == "local"
+
+
 def readonly_of(value_and_source: tuple[str, str]) -> bool | None:
     """Whether ``readonly`` is on, from its ``zfs get`` value and source; None when it cannot be
     known: a mounted filesystem's own mount option (source ``temporary``) hides the dataset's
@@ -862,7 +868,7 @@ class ZfsNode:
         self._restore_mountpoint(new, value, origin)
 
     def _restore_mountpoint(self, dataset: str, value: str, origin: str) -> None:
-        if origin == "local":
+        if set_locally(origin):
             self._zfs("set", f"mountpoint={value}", dataset)
         else:
             self._zfs("inherit", "mountpoint", dataset)

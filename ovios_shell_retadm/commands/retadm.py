@@ -563,9 +563,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             self.out("(no replication tasks; 'retadm init' sets one up)")
             return 0
         diagnoses = []
-        env = doctor.Environment()  # root's crontab and the cron service, read once for every task
-        for record in records:  # one block at a time: each task's checks take a few seconds
-            diagnosis = doctor.TaskDoctor(record, env).run()
+        for diagnosis in doctor.diagnose(records):  # one block at a time: each task's checks take a few seconds
             diagnoses.append(diagnosis)
             if not args.json:
                 if len(diagnoses) > 1:

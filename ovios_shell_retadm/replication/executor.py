@@ -80,10 +80,10 @@ class Pair:
 
     # -- observing ---------------------------------------------------------------
 
-    def capabilities(self) -> model.Capabilities:
+    def capabilities(self) -> model.PairCapabilities:
         """What the planner needs to know: the source's.  (What the destination can do
         matters to how a step runs, not to the plan: the executor asks it when it receives.)"""
-        return model.Capabilities(bookmarks=self.source.capabilities().bookmarks_on(zfs.pool_of(self.task.dataset)))
+        return model.PairCapabilities(bookmarks=self.source.capabilities().bookmarks_on(zfs.pool_of(self.task.dataset)))
 
     def observe(self, recorded_guid: int | None = None, *, source_only: bool = False) -> Observed:
         """Both sides as the planner sees them (``source_only``: as if the replica were absent).
@@ -115,9 +115,10 @@ class Pair:
             origin, promoted = (own_mark(marks[p]) for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY))
         token = self.destination.resume_token(remote) if destination else None
         return Observed(
-            source=tuple(_point(s, model.Snapshot) for s in source.snapshots),
-            destination=tuple(_point(s, model.Snapshot) for s in destination.snapshots) if destination else None,
-            source_bookmarks=tuple(_point(b, model.Bookmark) for b in source.bookmarks),
+            source=tuple(_point(s, model.ObservedSnapshot) for s in source.snapshots),
+            destination=(tuple(_point(s, model.ObservedSnapshot) for s in destination.snapshots)
+                         if destination else None),
+            source_bookmarks=tuple(_point(b, model.ObservedBookmark) for b in source.bookmarks),
             resume_token=token,
             resume_token_valid=self._resume_token_valid(token) if token else None,
             source_holds=source_holds,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from ..hosts import CommandFailed, HostError, SshHost
 from ..peer import module_argv
-from ..zfs import NoSuchDataset, ZfsError, ZfsNode, readonly_of, validate_dataset_name
+from ..zfs import NoSuchDataset, ZfsError, ZfsNode, readonly_of, set_locally, validate_dataset_name
 from . import leftovers
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, TRACKING_PREFIX, own_mark
 from .origin import OriginError, parse_origin
@@ -99,7 +99,7 @@ def read_replica(node: ZfsNode, dataset: str) -> Replica:
     needs_key = None if encryption is None or encryption.key_loaded else (encryption.encryptionroot or dataset)
     mountpoint, where = props["mountpoint"]
     wanted = None
-    if props["type"][0] == "filesystem" and where != "local":  # a local one is the administrator's
+    if props["type"][0] == "filesystem" and not set_locally(where):  # a local one is the administrator's
         received = node.received_value(dataset, "mountpoint")
         if received.startswith("/") and received != mountpoint:
             wanted = received

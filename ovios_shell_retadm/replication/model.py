@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from ..zfs import set_locally
+
 #: Every task has an identity of its own, in its tracking snapshots' names
 #: (``retadm_<identity>_<timestamp>``) and its holds' tag (``retadm_<identity>``), so that
 #: tasks on the same data (a cascade's, several tasks on one node) never release, prune or
@@ -40,7 +42,7 @@ def own_mark(value_and_source: tuple[str, str]) -> str | None:
     None otherwise (unset, inherited, or *received*: a source that was once a replica sends
     its own marks along with ``send -p``, and those describe the sender, not this copy)."""
     value, source = value_and_source
-    return value if source == "local" and value != "-" else None
+    return value if set_locally(source) and value != "-" else None
 
 
 def tracking_prefix(identity: str | None) -> str:
@@ -68,8 +70,9 @@ PROMOTED_PROPERTY = "ovios:retadm.promoted"
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """A snapshot as ZFS reports it; ``guid`` is its identity across both sides."""
+class ObservedSnapshot:
+    """A snapshot as the planner sees it (:class:`..zfs.Snapshot` is the whole listing):
+    ``guid`` is its identity across both sides, ``createtxg`` its place on its own side."""
 
     name: str
     guid: int
@@ -77,9 +80,9 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class Bookmark:
-    """A bookmark keeps a snapshot's guid and createtxg, so it can be a send base
-    (``-i`` only) after the snapshot itself is gone."""
+class ObservedBookmark:
+    """A source bookmark as the planner sees it: it keeps a snapshot's guid and createtxg,
+    so it can be a send base (``-i`` only) after the snapshot itself is gone."""
 
     name: str
     guid: int
@@ -144,8 +147,9 @@ class Task:
 
 
 @dataclass(frozen=True)
-class Capabilities:
-    """What the pair of ZFS implementations can do.
+class PairCapabilities:
+    """What the pair of ZFS implementations can do, as far as the planner cares (one node's
+    whole set is :class:`..zfs.Capabilities`).
 
     ``bookmarks``: the source can create bookmarks and send from them.
     """
@@ -162,10 +166,10 @@ class Observed:
     unrelated and never compared).
     """
 
-    source: tuple[Snapshot, ...]
+    source: tuple[ObservedSnapshot, ...]
     #: None when the remote dataset does not exist.
-    destination: tuple[Snapshot, ...] | None
-    source_bookmarks: tuple[Bookmark, ...] = ()
+    destination: tuple[ObservedSnapshot, ...] | None
+    source_bookmarks: tuple[ObservedBookmark, ...] = ()
     #: The destination's ``receive_resume_token``: an interrupted resumable receive.
     resume_token: str | None = None
     #: Whether the source can still send from that token: False only where ZFS says the
@@ -178,7 +182,7 @@ class Observed:
     destination_holds: frozenset[str] = frozenset()
     #: Whether the source was written since its newest snapshot; None when ZFS cannot tell.
     written: bool | None = None
-    capabilities: Capabilities = Capabilities()
+    capabilities: PairCapabilities = PairCapabilities()
     #: The destination's ``readonly`` property; None when not observed.
     destination_readonly: bool | None = None
     #: Whether the destination was written since its newest snapshot; None when ZFS cannot tell.
@@ -418,7 +422,7 @@ class Plan:
     """
 
     steps: tuple[Step, ...]
-    common: Snapshot | Bookmark | None
+    common: ObservedSnapshot | ObservedBookmark | None
     target: str
 
     @property

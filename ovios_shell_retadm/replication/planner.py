@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .model import (
     AbortResume,
-    Bookmark,
     CreateBookmark,
     CreateSnapshot,
     DestinationDiverged,
@@ -39,6 +38,8 @@ from .model import (
     NoCommonSnapshot,
     NothingToRelay,
     Observed,
+    ObservedBookmark,
+    ObservedSnapshot,
     Plan,
     RecordCommon,
     Refusal,
@@ -50,17 +51,16 @@ from .model import (
     SendIncremental,
     SetReadonly,
     Side,
-    Snapshot,
     Step,
     Task,
 )
 
 
 def find_common(
-    source: Sequence[Snapshot],
-    destination: Sequence[Snapshot],
-    source_bookmarks: Sequence[Bookmark] = (),
-) -> Snapshot | Bookmark | None:
+    source: Sequence[ObservedSnapshot],
+    destination: Sequence[ObservedSnapshot],
+    source_bookmarks: Sequence[ObservedBookmark] = (),
+) -> ObservedSnapshot | ObservedBookmark | None:
     """The newest source snapshot or bookmark whose guid is also on the destination.
 
     A bookmark newer than every shared snapshot wins (the snapshot it marks was
@@ -68,9 +68,9 @@ def find_common(
     wins, because only a snapshot can be the base of ``send -I``.
     """
     on_destination = {snapshot.guid for snapshot in destination}
-    points: list[Snapshot | Bookmark] = [*source, *source_bookmarks]
+    points: list[ObservedSnapshot | ObservedBookmark] = [*source, *source_bookmarks]
     shared = [point for point in points if point.guid in on_destination]
-    return max(shared, key=lambda point: (point.createtxg, isinstance(point, Snapshot)), default=None)
+    return max(shared, key=lambda point: (point.createtxg, isinstance(point, ObservedSnapshot)), default=None)
 
 
 def plan_resume(observed: Observed) -> Plan | None:
@@ -225,7 +225,7 @@ def _require_tracking_name(task: Task, new_snapshot: str | None) -> str:
     return new_snapshot
 
 
-def _up_to_date(observed: Observed, task: Task, common: Snapshot | Bookmark) -> bool:
+def _up_to_date(observed: Observed, task: Task, common: ObservedSnapshot | ObservedBookmark) -> bool:
     """Whether the destination already has everything and the chain's anchor is ours.
 
     ``written`` unknown counts as written.  A user snapshot as the newest common one
@@ -239,7 +239,7 @@ def _up_to_date(observed: Observed, task: Task, common: Snapshot | Bookmark) -> 
     return common == newest and task.owns(common.name) and observed.written is False
 
 
-def _after(destination: Sequence[Snapshot], common_guid: int) -> tuple[str, ...]:
+def _after(destination: Sequence[ObservedSnapshot], common_guid: int) -> tuple[str, ...]:
     """Destination snapshots newer than the common one: the source has none of them,
     since the common one is the newest snapshot the two sides share."""
     common = next(snapshot for snapshot in destination if snapshot.guid == common_guid)
@@ -263,7 +263,8 @@ def _only_lost_tracking(observed: Observed, task: Task, extra: Sequence[str]) ->
     return not observed.destination_written
 
 
-def _roll_back(observed: Observed, task: Task, common: Snapshot | Bookmark, extra: Sequence[str]) -> Plan:
+def _roll_back(observed: Observed, task: Task, common: ObservedSnapshot | ObservedBookmark,
+               extra: Sequence[str]) -> Plan:
     """Our holds off the destination's snapshots after the common one, then a rollback to
     it (which destroys them); the caller plans again from what is left."""
     anchor = next(s.name for s in observed.destination or () if s.guid == common.guid)
@@ -301,12 +302,16 @@ def _full_sends(source: Sequence[str], new_snapshot: str, properties: bool, raw:
 
 
 def _incremental_sends(
-    source: Sequence[Snapshot], common: Snapshot | Bookmark, new_snapshot: str, properties: bool, raw: bool
+    source: Sequence[ObservedSnapshot],
+    common: ObservedSnapshot | ObservedBookmark,
+    new_snapshot: str,
+    properties: bool,
+    raw: bool,
 ) -> list[Step]:
     """From a snapshot one ``-I`` send; from a bookmark ``-i`` to the first snapshot after
     it, then ``-I`` from there, so intermediate snapshots travel either way.  A raw task's
     incrementals are raw too (ZFS refuses a non-raw one onto a raw replica)."""
-    if isinstance(common, Snapshot):
+    if isinstance(common, ObservedSnapshot):
         return [SendIncremental(common.name, False, new_snapshot, properties, raw)]
     later = _names(s for s in source if s.createtxg > common.createtxg)
     first = later[0] if later else new_snapshot
@@ -398,6 +403,6 @@ def _prune_bookmarks(observed: Observed, task: Task, target: str) -> list[Step]:
     ]
 
 
-def _names(points: Iterable[Snapshot | Bookmark]) -> tuple[str, ...]:
+def _names(points: Iterable[ObservedSnapshot | ObservedBookmark]) -> tuple[str, ...]:
     """Names in creation order."""
     return tuple(point.name for point in sorted(points, key=lambda point: point.createtxg))

@@ -1,7 +1,7 @@
 """The checks ``retadm init`` makes before anything is created or sent.
 
 Each check raises :class:`PreflightError` with one line that says what is wrong
-and, where there is one, what to run.  They read; they never change either node.
+and, where there is one, a hint: what to run.  They read; they never change either node.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ from .task_store import DECRYPTED, PLAIN, RAW, TaskStore
 
 
 class PreflightError(Exception):
-    pass
+    """What is wrong (``message``) and, where there is one, what to run about it (``hint``);
+    ``str()`` gives both on one line, as ``retadm init`` says them."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(f"{message}; {hint}" if hint else message)
+        self.message = message
+        self.hint = hint
 
 
 class RawImpossible(PreflightError):
@@ -44,11 +50,11 @@ def destination(address: str) -> SshHost:
         raise InvalidValue(str(exc)) from exc
     except AuthError as exc:
         raise PreflightError(
-            f"passwordless SSH to {address} is not set up (our key was refused); "
-            f"{ssh_setup_commands(_address_towards(address), address)}"
+            f"passwordless SSH to {address} is not set up (our key was refused)",
+            ssh_setup_commands(_address_towards(address), address),
         ) from exc
     except HostKeyError as exc:
-        raise PreflightError(f"{exc}; check the host key of {address} (ssh root@{address}) before going on") from exc
+        raise PreflightError(str(exc), f"check the host key of {address} (ssh root@{address}) before going on") from exc
     except HostUnreachable as exc:
         raise PreflightError(str(exc)) from exc
     return host
@@ -83,8 +89,8 @@ def reverse_ssh(host: SshHost) -> str:
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["failed"])[-1]
         raise PreflightError(
-            f"passwordless SSH from {host.name} back to {source} does not work ({reason}); "
-            f"on {host.name} run: {shlex.join(['ssh-copy-id', f'root@{source}'])}"
+            f"passwordless SSH from {host.name} back to {source} does not work ({reason})",
+            f"on {host.name} run: {shlex.join(['ssh-copy-id', f'root@{source}'])}",
         )
     return source
 
@@ -100,7 +106,7 @@ def remote_pool(node: ZfsNode, pool: str) -> None:
     if health is None:
         raise PreflightError(f"{node.host.name} has no pool {pool!r}")
     if health != "ONLINE":
-        raise PreflightError(f"pool {pool} on {node.host.name} is {health}, not ONLINE; fix it first")
+        raise PreflightError(f"pool {pool} on {node.host.name} is {health}, not ONLINE", "fix it first")
 
 
 def remote_absent(node: ZfsNode, remote_dataset: str) -> None:
@@ -152,7 +158,7 @@ def new_target(dataset: str, destination: str, remote_dataset: str, tasks: TaskS
             continue
         if not record.initialised:
             raise PreflightError(f"{dataset} already has a task to {record.target} whose full replication did "
-                                 f"not complete; 'retadm inc {dataset}' finishes it")
+                                 "not complete", f"'retadm inc {dataset}' finishes it")
         raise PreflightError(f"{dataset} is already replicated to {record.target} (see 'retadm status')")
 
 
@@ -187,8 +193,8 @@ def send_mode(source: ZfsNode, dataset: str, destination: ZfsNode, pool: str, *,
     else:
         return RAW
     raise RawImpossible(
-        f"{dataset} is encrypted ({encryption.encryption}) and would be replicated decrypted: {why}; "
-        "use a destination pool with encryption, or --decrypted for an unencrypted replica"
+        f"{dataset} is encrypted ({encryption.encryption}) and would be replicated decrypted: {why}",
+        "use a destination pool with encryption, or --decrypted for an unencrypted replica",
     )
 
 

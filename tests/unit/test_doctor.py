@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,9 +15,11 @@ from cmd2.py_bridge import PyBridge
 from ovios_shell_retadm import cron
 from ovios_shell_retadm.hosts import HostUnreachable, Result
 from ovios_shell_retadm.replication import doctor
-from ovios_shell_retadm.replication.doctor import FAIL, OK, SKIP, WARN, Check
+from ovios_shell_retadm.replication.doctor import FAIL, OK, SKIP, WARN, Check, checks
+from ovios_shell_retadm.replication.doctor.facts import Environment, Missing, gather
 from ovios_shell_retadm.replication.leftovers import Receive
-from ovios_shell_retadm.replication.model import Bookmark, Observed, Snapshot
+from ovios_shell_retadm.replication.model import Observed, ObservedBookmark, ObservedSnapshot
+from ovios_shell_retadm.replication.preflight import PreflightError
 from ovios_shell_retadm.replication.task_lock import Runner, TaskLock, lock_holder
 from ovios_shell_retadm.replication.task_store import (
     ERROR,
@@ -29,6 +32,7 @@ from ovios_shell_retadm.replication.task_store import (
 )
 from ovios_shell_retadm.shell import OviosShell
 from ovios_shell_retadm.store import TaskKey
+from ovios_shell_retadm.zfs import ZfsNode
 
 NOW = 1_800_000_000.0
 
@@ -41,8 +45,8 @@ def record(**changes) -> TaskRecord:
     return TaskRecord(**values)
 
 
-def snaps(*specs: tuple[str, int]) -> tuple[Snapshot, ...]:
-    return tuple(Snapshot(name, guid, txg) for txg, (name, guid) in enumerate(specs, start=1))
+def snaps(*specs: tuple[str, int]) -> tuple[ObservedSnapshot, ...]:
+    return tuple(ObservedSnapshot(name, guid, txg) for txg, (name, guid) in enumerate(specs, start=1))
 
 
 B_ONLY = snaps(("retadm_b", 2))
@@ -81,14 +85,14 @@ def test_a_check_is_one_line_with_its_level_in_a_column():
     ("@reboot", None),
 ])
 def test_schedule_interval(schedule, seconds):
-    assert doctor.schedule_interval(schedule) == seconds
+    assert checks.schedule_interval(schedule) == seconds
 
 
 def test_the_lag_limit_is_three_intervals_of_the_shortest_schedule_else_an_hour():
-    assert doctor.lag_limit(["*/5 * * * *"]) == (900, "3 × the schedule '*/5 * * * *'")
-    assert doctor.lag_limit(["@hourly", "*/10 * * * *"])[0] == 1800
-    assert doctor.lag_limit([])[0] == 3600
-    assert doctor.lag_limit(["0 2 * * 1-5"])[0] == 3600
+    assert checks.lag_limit(["*/5 * * * *"]) == (900, "3 × the schedule '*/5 * * * *'")
+    assert checks.lag_limit(["@hourly", "*/10 * * * *"])[0] == 1800
+    assert checks.lag_limit([])[0] == 3600
+    assert checks.lag_limit(["0 2 * * 1-5"])[0] == 3600
 
 
 @pytest.mark.parametrize("lag, schedules, level", [
@@ -100,7 +104,7 @@ def test_the_lag_limit_is_three_intervals_of_the_shortest_schedule_else_an_hour(
     (4 * 86400, ["0 3 * * *"], WARN),
 ])
 def test_lag_levels(lag, schedules, level):
-    check = doctor.check_lag("lag", record(last_success=NOW - lag), Status(IDLE, None), schedules, NOW)
+    check = checks.check_lag("lag", record(last_success=NOW - lag), Status(IDLE, None), schedules, NOW)
     assert check.level == level, check
     assert check.message.startswith("last success ")
     assert (check.hint is not None) == (level == WARN)
@@ -108,8 +112,8 @@ def test_lag_levels(lag, schedules, level):
 
 def test_lag_of_a_task_that_never_succeeded():
     never = record(last_success=None, initialised=False, state=RUNNING_FULL)
-    assert doctor.check_lag("lag", never, Status(RUNNING_FULL, None), [], NOW).level == OK
-    check = doctor.check_lag("lag", never, Status(ERROR, "boom"), [], NOW)
+    assert checks.check_lag("lag", never, Status(RUNNING_FULL, None), [], NOW).level == OK
+    check = checks.check_lag("lag", never, Status(ERROR, "boom"), [], NOW)
     assert (check.level, check.hint) == (WARN, "'retadm inc data/smbvol' finishes the full replication")
 
 
@@ -118,11 +122,11 @@ def test_lag_of_a_task_that_never_succeeded():
 
 def test_free_space():
     mib = 1024 * 1024
-    assert doctor.check_space("free", 900 * mib, 100 * mib, 10 * mib).level == OK
-    assert "900.0 MiB free (90% of 1000.0 MiB)" in doctor.check_space("free", 900 * mib, 100 * mib, None).message
-    small = doctor.check_space("free", 900 * mib, 100 * mib, 500 * mib)
+    assert checks.check_space("free", 900 * mib, 100 * mib, 10 * mib).level == OK
+    assert "900.0 MiB free (90% of 1000.0 MiB)" in checks.check_space("free", 900 * mib, 100 * mib, None).message
+    small = checks.check_space("free", 900 * mib, 100 * mib, 500 * mib)
     assert small.level == WARN and "less than 2 × the last run's 500.0 MiB" in small.message
-    full = doctor.check_space("free", 50 * mib, 950 * mib, None)
+    full = checks.check_space("free", 50 * mib, 950 * mib, None)
     assert full.level == WARN and "under 10%" in full.message
 
 
@@ -133,16 +137,16 @@ def test_free_space():
     (False, False, WARN, "'options cron.enable on'"),
 ])
 def test_cron_service(option_on, running, level, hint):
-    check = doctor.check_cron_service("cron service", option_on, running)
+    check = checks.check_cron_service("cron service", option_on, running)
     assert (check.level, check.hint) == (level, hint)
 
 
 def test_cron_line():
     entries, _ = cron.parse("# OviOS\n*/5 * * * *  /usr/bin/ovios-shell retadm inc data/smbvol\n"
                             "0 * * * * /usr/bin/ovios-shell retadm inc esx/lun01\n")
-    check, schedules = doctor.check_cron_line("cron line", "data/smbvol", entries)
+    check, schedules = checks.check_cron_line("cron line", "data/smbvol", entries)
     assert (check.level, check.message, schedules) == (OK, "'*/5 * * * *' (line 2)", ["*/5 * * * *"])
-    check, schedules = doctor.check_cron_line("cron line", "data/other", entries)
+    check, schedules = checks.check_cron_line("cron line", "data/other", entries)
     assert check.level == WARN and schedules == []
     assert check.hint == "'edit-cron' and add e.g.: */5 * * * * /usr/bin/ovios-shell retadm inc data/other"
 
@@ -154,15 +158,15 @@ RECEIVES = [Receive(812, 7300, ("192.168.0.149", 40630, "192.168.0.111", 22), "z
 
 def test_a_receive_older_than_an_hour_without_its_run_is_hung():
     receives = RECEIVES
-    hung = doctor.check_receives("receive on dst", record(), receives, run_age=None)
+    hung = checks.check_receives("receive on dst", record(), receives, run_age=None)
     assert hung.level == WARN and "(pid 812) has been running for 2h01m" in hung.message
     assert hung.hint.startswith("if it is stuck, on dst: kill 812")
     # the running transfer of the task explains it
-    assert doctor.check_receives("r", record(), receives, run_age=7400).level == OK
+    assert checks.check_receives("r", record(), receives, run_age=7400).level == OK
     # young receives are not hung; none at all is fine
     young = [Receive(812, 300, None, "zfs receive repl/smbvol"), RECEIVES[1]]
-    assert doctor.check_receives("r", record(), young, run_age=None).level == OK
-    assert doctor.check_receives("r", record(), [], run_age=None).message == \
+    assert checks.check_receives("r", record(), young, run_age=None).level == OK
+    assert checks.check_receives("r", record(), [], run_age=None).message == \
         "no zfs receive into repl/smbvol is running"
 
 
@@ -170,87 +174,87 @@ def test_last_run():
     alive = Runner.current().to_record()
     dead = {**alive, "start_time": alive["start_time"] + 1}
     running = record(state=RUNNING_INC, runner=alive)
-    check = doctor.check_run("last run", running, Status(RUNNING_INC, None), lock_holder=os.getpid())
+    check = checks.check_run("last run", running, Status(RUNNING_INC, None), lock_holder=os.getpid())
     assert check.level == OK and check.message == f"running_inc (pid {os.getpid()})"
     died = record(state=RUNNING_INC, runner=dead)
-    check = doctor.check_run("last run", died, Status(ERROR, "the run (pid 5) died before it finished"), None)
+    check = checks.check_run("last run", died, Status(ERROR, "the run (pid 5) died before it finished"), None)
     assert (check.level, check.message) == (WARN, "the run (pid 5) died before it finished")
     assert check.hint.startswith("'retadm inc data/smbvol' starts again from what landed")
     failed = record(state=ERROR, error="refused: x")
-    assert doctor.check_run("last run", failed, Status(ERROR, "refused: x"), None).message == \
+    assert checks.check_run("last run", failed, Status(ERROR, "refused: x"), None).message == \
         "the last run failed: refused: x"
-    held = doctor.check_run("last run", record(), Status(IDLE, None), lock_holder=4242)
+    held = checks.check_run("last run", record(), Status(IDLE, None), lock_holder=4242)
     assert held.level == WARN and "held by pid 4242" in held.message and "4242" in held.hint
-    assert doctor.check_run("last run", record(), Status(IDLE, None), None).level == OK
+    assert checks.check_run("last run", record(), Status(IDLE, None), None).level == OK
     unfinished = record(initialised=False, state=ERROR, error=None)
-    assert doctor.check_run("last run", unfinished, Status(IDLE, None), None).level == WARN
+    assert checks.check_run("last run", unfinished, Status(IDLE, None), None).level == WARN
 
 
 def test_common_snapshot():
-    check, common = doctor.check_common("common snapshot", observed(), record())
+    check, common = checks.check_common("common snapshot", observed(), record())
     assert check.level == OK and common.name == "retadm_b"
     assert check.message == "@retadm_b (guid 2) on both sides, as recorded"
     # none in common
-    check, common = doctor.check_common("c", observed(destination=snaps(("other", 9))), record())
+    check, common = checks.check_common("c", observed(destination=snaps(("other", 9))), record())
     assert check.level == FAIL and common is None
     assert check.hint == "'retadm repair data/smbvol' keeps the old replica aside and sends in full"
     # newer than the record: a run's data landed without its bookkeeping
     both = snaps(("retadm_b", 2), ("retadm_c", 3))
-    check, common = doctor.check_common("c", observed(source=both, destination=both), record())
+    check, common = checks.check_common("c", observed(source=both, destination=both), record())
     assert check.level == WARN and common.name == "retadm_c" and "newer than the recorded @retadm_b" in check.message
     # the recorded one is gone from the destination: the chain goes on from an older one
-    check, _ = doctor.check_common("c", observed(source=snaps(("a", 1), ("retadm_b", 2)),
+    check, _ = checks.check_common("c", observed(source=snaps(("a", 1), ("retadm_b", 2)),
                                                  destination=snaps(("a", 1))), record())
     assert check.level == WARN and "missing on the destination" in check.message
     # a bookmark (OpenZFS) as the common point
-    check, common = doctor.check_common("c", observed(source=(), destination=snaps(("retadm_b", 2)),
-                                                      source_bookmarks=(Bookmark("retadm_b", 2, 1),)), record())
-    assert check.level == OK and isinstance(common, Bookmark) and check.message.startswith("#retadm_b")
+    check, common = checks.check_common("c", observed(source=(), destination=snaps(("retadm_b", 2)),
+                                                      source_bookmarks=(ObservedBookmark("retadm_b", 2, 1),)), record())
+    assert check.level == OK and isinstance(common, ObservedBookmark) and check.message.startswith("#retadm_b")
 
 
 def test_holds():
-    common = Snapshot("retadm_b", 2, 1)
-    assert doctor.check_holds("holds", observed(), record(), common).level == OK
-    check = doctor.check_holds("holds", observed(destination_holds=frozenset()), record(), common)
+    common = ObservedSnapshot("retadm_b", 2, 1)
+    assert checks.check_holds("holds", observed(), record(), common).level == OK
+    check = checks.check_holds("holds", observed(destination_holds=frozenset()), record(), common)
     assert check.level == WARN and "not held (tag retadm) on the destination" in check.message
     assert "zfs hold retadm repl/smbvol@retadm_b (on dst)" in check.hint
-    check = doctor.check_holds("holds", observed(source_holds=frozenset(), destination_holds=frozenset()),
+    check = checks.check_holds("holds", observed(source_holds=frozenset(), destination_holds=frozenset()),
                                record(), common)
     assert "on the source and the destination" in check.message
 
 
 def test_read_only():
-    assert doctor.check_readonly("ro", observed(destination_readonly=True), record()).level == OK
-    unknown = doctor.check_readonly("ro", observed(destination_readonly=None), record())
+    assert checks.check_readonly("ro", observed(destination_readonly=True), record()).level == OK
+    unknown = checks.check_readonly("ro", observed(destination_readonly=None), record())
     assert unknown.level == OK and unknown.message.startswith("not known while mounted")
-    off = doctor.check_readonly("ro", observed(destination_readonly=False), record())
+    off = checks.check_readonly("ro", observed(destination_readonly=False), record())
     assert off.level == WARN and off.hint.startswith("on dst: zfs set readonly=on repl/smbvol")
 
 
 def test_mountpoint():
-    at_source = doctor.check_mountpoint("m", "filesystem", "/srv/share", "received", record())
+    at_source = checks.check_mountpoint("m", "filesystem", "/srv/share", "received", record())
     assert at_source.level == WARN and "mounted at the source's mountpoint /srv/share, outside its pool" in \
         at_source.message
     assert at_source.hint.endswith("now, on dst: zfs inherit mountpoint repl/smbvol")
     for where in ("default", "inherited from repl", "local"):
-        assert doctor.check_mountpoint("m", "filesystem", "/repl/smbvol", where, record()).level == OK
-    assert doctor.check_mountpoint("m", "volume", "-", "-", record()).level == OK
+        assert checks.check_mountpoint("m", "filesystem", "/repl/smbvol", where, record()).level == OK
+    assert checks.check_mountpoint("m", "volume", "-", "-", record()).level == OK
 
 
 def test_divergence():
-    assert doctor.check_divergence("d", observed(), record()).level == OK
+    assert checks.check_divergence("d", observed(), record()).level == OK
     diverged = observed(destination=snaps(("retadm_b", 2), ("dstonly", 7)))
-    check = doctor.check_divergence("d", diverged, record())
+    check = checks.check_divergence("d", diverged, record())
     assert check.level == FAIL and check.message == "the destination has diverged after @retadm_b: @dstonly"
     assert "'retadm repair data/smbvol --dry-run'" in check.hint
-    written = doctor.check_divergence("d", observed(destination_written=True), record())
+    written = checks.check_divergence("d", observed(destination_written=True), record())
     assert written.level == FAIL and "was written on dst" in written.message
 
 
 def test_tracking_snapshots_the_source_lost_are_a_warning_the_next_run_mends():
     lost = observed(source=snaps(("monday", 1)), destination=snaps(("monday", 1), ("retadm_b", 2)),
                     source_holds=frozenset())
-    check = doctor.check_divergence("d", lost, record())
+    check = checks.check_divergence("d", lost, record())
     assert check.level == WARN
     assert check.message == "the destination still has @retadm_b after @monday: tracking snapshots the source no " \
         "longer has"
@@ -258,12 +262,12 @@ def test_tracking_snapshots_the_source_lost_are_a_warning_the_next_run_mends():
 
 
 def test_resume_token():
-    assert doctor.check_resume("r", observed(), record(), running=False).level == OK
-    waiting = doctor.check_resume("r", observed(resume_token="1-ab", resume_token_valid=True), record(), False)
+    assert checks.check_resume("r", observed(), record(), running=False).level == OK
+    waiting = checks.check_resume("r", observed(resume_token="1-ab", resume_token_valid=True), record(), False)
     assert waiting.level == WARN and waiting.hint == "'retadm inc data/smbvol' resumes it where it stopped"
-    stale = doctor.check_resume("r", observed(resume_token="1-ab", resume_token_valid=False), record(), False)
+    stale = checks.check_resume("r", observed(resume_token="1-ab", resume_token_valid=False), record(), False)
     assert stale.level == WARN and "discards it" in stale.hint
-    assert doctor.check_resume("r", observed(resume_token="1-ab"), record(), running=True).level == OK
+    assert checks.check_resume("r", observed(resume_token="1-ab"), record(), running=True).level == OK
 
 
 def test_lock_holder_reads_proc_locks_without_taking_the_lock(tmp_path, monkeypatch):
@@ -309,21 +313,17 @@ class FakeHost:
         raise AssertionError(f"unexpected command {argv!r}")
 
 
-class FixedEnvironment(doctor.Environment):
-    def __init__(self, crontab: str = "", option_on: bool = True, running: bool = True):
-        super().__init__()
-        self._cache.update(hostname="src", crontab=(cron.parse(crontab)[0], None), cron=(option_on, running))
+def fixed_environment(crontab: str = "", option_on: bool = True, running: bool = True) -> Environment:
+    return Environment("src", cron.parse(crontab)[0], option_on, running)
 
 
 def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, monkeypatch):
-    from ovios_shell_retadm.zfs import ZfsNode
-
     monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
     local = ZfsNode(FakeHost("localhost", {("zfs", "list"): "filesystem\n"}))
     unreachable = FakeHost("dst", error=HostUnreachable("dst", "unreachable: connect to host dst port 22: No route"))
-    environment = FixedEnvironment("*/5 * * * * /usr/bin/ovios-shell retadm inc data/smbvol\n")
-    diagnosis = doctor.TaskDoctor(record(), environment, source=local, destination_host=unreachable,
-                                  now=lambda: NOW).run()
+    environment = fixed_environment("*/5 * * * * /usr/bin/ovios-shell retadm inc data/smbvol\n")
+    diagnosis = checks.examine(gather(record(), environment, source=local, destination_host=unreachable,
+                                      now=lambda: NOW))
     levels = {check.name: check.level for check in diagnosis.checks}
     assert levels == {
         "local zfs": OK, "ssh src→dst": FAIL, "ssh dst→src": SKIP, "remote zfs on dst": SKIP,
@@ -343,6 +343,24 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
     data = json.loads(doctor.to_json([diagnosis]))
     assert data[0]["failed"] is True and data[0]["checks"][1] == {
         "name": "ssh src→dst", "level": FAIL, "message": ssh.message, "hint": ssh.hint}
+
+
+def test_ssh_back_shows_the_preflight_error_s_message_and_hint_apart(tmp_path, monkeypatch):
+    monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
+    unreachable = FakeHost("dst", error=HostUnreachable("dst", "unreachable"))
+    local = ZfsNode(FakeHost("localhost", {("zfs", "list"): "filesystem\n"}))
+    facts = gather(record(), fixed_environment(), source=local, destination_host=unreachable, now=lambda: NOW)
+    refused = PreflightError("passwordless SSH from dst back to 10.0.0.1 does not work (denied)",
+                             "on dst run: ssh-copy-id root@10.0.0.1")
+    assert str(refused) == ("passwordless SSH from dst back to 10.0.0.1 does not work (denied); "
+                            "on dst run: ssh-copy-id root@10.0.0.1")
+    back = {c.name: c for c in checks.examine(replace(facts, ssh="dst", reverse_address=Missing("", refused))).checks}
+    assert (back["ssh dst→src"].level, back["ssh dst→src"].message, back["ssh dst→src"].hint) == (
+        FAIL, refused.message, refused.hint)
+    silent = PreflightError("dst does not say which address it sees this node at")
+    back = {c.name: c for c in checks.examine(replace(facts, ssh="dst", reverse_address=Missing("", silent))).checks}
+    assert (back["ssh dst→src"].message, back["ssh dst→src"].hint) == (
+        str(silent), "set up the key in that direction (the guide's Step 1)")
 
 
 # -- the command --------------------------------------------------------------------------------
@@ -393,9 +411,8 @@ def test_doctor_and_watch_complete_replicated_datasets(tmp_path, monkeypatch):
 
 
 def test_the_check_table_is_what_runs_and_what_help_shows():
-    env = doctor.Environment()
-    names = [name for name, _ in doctor.TaskDoctor(record(), env).checks()]
+    names = checks.titles(record(), "src")
     assert len(names) == len(doctor.CHECKS) and names[0] == "local zfs" and names[-1] == "lag"
-    assert {f"ssh {env.hostname()}→dst", "destination pool repl", "replica repl/smbvol"} <= set(names)
-    help_text = doctor.check_table()
+    assert {"ssh src→dst", "destination pool repl", "replica repl/smbvol"} <= set(names)
+    help_text = checks.check_table()
     assert [line.split()[0] for line in help_text.splitlines()] == [spec.title.split()[0] for spec in doctor.CHECKS]

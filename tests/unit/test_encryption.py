@@ -15,13 +15,13 @@ from ovios_shell_retadm.replication import failover, preflight
 from ovios_shell_retadm.replication.executor import Pair
 from ovios_shell_retadm.replication.failover import FailoverError, Key, Replica
 from ovios_shell_retadm.replication.model import (
-    Bookmark,
-    Capabilities as PairCapabilities,
     Observed,
+    ObservedBookmark,
+    ObservedSnapshot,
+    PairCapabilities,
     Plan,
     SendFull,
     SendIncremental,
-    Snapshot,
     Task,
 )
 from ovios_shell_retadm.replication.planner import plan_full, plan_incremental
@@ -107,8 +107,8 @@ def test_encryption_state() -> None:
 RAW_TASK = Task("data/secret", "dst", "repl/secret", properties=False, raw=True)
 
 
-def snaps(*names: str) -> tuple[Snapshot, ...]:
-    return tuple(Snapshot(name, guid, guid) for guid, name in enumerate(names, start=1))
+def snaps(*names: str) -> tuple[ObservedSnapshot, ...]:
+    return tuple(ObservedSnapshot(name, guid, guid) for guid, name in enumerate(names, start=1))
 
 
 def sends(plan) -> list:
@@ -123,8 +123,9 @@ def test_a_raw_task_sends_raw_in_full_and_incrementally() -> None:
     obs = Observed(snaps("retadm_1", "daily"), snaps("retadm_1"), written=True, destination_readonly=True)
     assert all(step.raw for step in sends(plan_incremental(obs, RAW_TASK, "retadm_2")))
     # from a bookmark: -i to the first snapshot after it, then -I, raw both
-    obs = Observed(snaps("x", "daily"), (Snapshot("retadm_1", 9, 1),), written=True, destination_readonly=True,
-                   source_bookmarks=(Bookmark("retadm_1", 9, 1),), capabilities=PairCapabilities(bookmarks=True))
+    obs = Observed(snaps("x", "daily"), (ObservedSnapshot("retadm_1", 9, 1),), written=True,
+                   destination_readonly=True, source_bookmarks=(ObservedBookmark("retadm_1", 9, 1),),
+                   capabilities=PairCapabilities(bookmarks=True))
     steps = sends(plan_incremental(obs, RAW_TASK, "retadm_2"))
     assert len(steps) == 2 and all(step.raw for step in steps)
 
@@ -321,7 +322,8 @@ def test_restore_names_an_encrypted_replica_whose_key_is_not_loaded() -> None:
 
 
 def test_doctor_names_the_mode_and_the_key() -> None:
-    from ovios_shell_retadm.replication.doctor import FAIL, OK, WARN, check_encryption
+    from ovios_shell_retadm.replication.doctor import FAIL, OK, WARN
+    from ovios_shell_retadm.replication.doctor.checks import check_encryption
 
     src = Encryption("aes-256-gcm", "data/secret", "available")
     locked = Encryption("aes-256-gcm", "repl/secret", "unavailable")

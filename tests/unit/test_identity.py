@@ -25,6 +25,7 @@ from ovios_shell_retadm.replication.model import (
     Hold,
     NothingToRelay,
     Observed,
+    ObservedSnapshot,
     Plan,
     RecordCommon,
     Refusal,
@@ -34,7 +35,6 @@ from ovios_shell_retadm.replication.model import (
     SendIncremental,
     SetReadonly,
     Side,
-    Snapshot,
     Task,
     chain_identity,
     hold_tag,
@@ -56,13 +56,14 @@ def t(identity: str | None, n: int) -> str:
     return f"{tracking_prefix(identity)}20261202T10{n:02d}00.000Z"
 
 
-def snaps(*names: str, guid_base: int = 0) -> tuple[Snapshot, ...]:
+def snaps(*names: str, guid_base: int = 0) -> tuple[ObservedSnapshot, ...]:
     """Snapshots in creation order; the same name gets the same guid on either side."""
-    return tuple(Snapshot(name, guid_base + int(hashlib.sha256(name.encode()).hexdigest()[:12], 16), txg)
+    return tuple(ObservedSnapshot(name, guid_base + int(hashlib.sha256(name.encode()).hexdigest()[:12], 16), txg)
                  for txg, name in enumerate(names, start=1))
 
 
-def observe(source: tuple[Snapshot, ...], destination: tuple[Snapshot, ...] | None, **kwargs) -> Observed:
+def observe(source: tuple[ObservedSnapshot, ...], destination: tuple[ObservedSnapshot, ...] | None,
+            **kwargs) -> Observed:
     kwargs.setdefault("written", True)
     kwargs.setdefault("destination_readonly", True if destination is not None else None)
     return Observed(source=source, destination=destination, **kwargs)

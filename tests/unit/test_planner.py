@@ -17,8 +17,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ovios_shell_retadm.replication.model import (
     HOLD_TAG,
-    Bookmark,
-    Capabilities,
     CreateBookmark,
     CreateSnapshot,
     DestinationDiverged,
@@ -30,6 +28,9 @@ from ovios_shell_retadm.replication.model import (
     NameClash,
     NoCommonSnapshot,
     Observed,
+    ObservedBookmark,
+    ObservedSnapshot,
+    PairCapabilities,
     Plan,
     RecordCommon,
     Refusal,
@@ -39,26 +40,25 @@ from ovios_shell_retadm.replication.model import (
     SendIncremental,
     SetReadonly,
     Side,
-    Snapshot,
     Step,
     Task,
 )
 from ovios_shell_retadm.replication.planner import find_common, plan_full, plan_incremental
 
 TASK = Task("data/smbvol", "node2", "repl/smbvol", properties=True)
-BOOKMARKS = Capabilities(bookmarks=True)
-NO_BOOKMARKS = Capabilities(bookmarks=False)
+BOOKMARKS = PairCapabilities(bookmarks=True)
+NO_BOOKMARKS = PairCapabilities(bookmarks=False)
 SRC, DST = Side.SOURCE, Side.DESTINATION
 
 
-def snaps(*specs: tuple[str, int]) -> tuple[Snapshot, ...]:
+def snaps(*specs: tuple[str, int]) -> tuple[ObservedSnapshot, ...]:
     """Snapshots in creation order from (name, guid) pairs."""
-    return tuple(Snapshot(name, guid, txg) for txg, (name, guid) in enumerate(specs, start=1))
+    return tuple(ObservedSnapshot(name, guid, txg) for txg, (name, guid) in enumerate(specs, start=1))
 
 
 def observed(
-    source: tuple[Snapshot, ...],
-    destination: tuple[Snapshot, ...] | None,
+    source: tuple[ObservedSnapshot, ...],
+    destination: tuple[ObservedSnapshot, ...] | None,
     **kwargs: Any,
 ) -> Observed:
     kwargs.setdefault("written", True)
@@ -95,21 +95,21 @@ def test_common_ignores_names_entirely():
 
 def test_bookmark_is_common_when_no_snapshot_qualifies():
     source = snaps(("x", 5))
-    marks = (Bookmark("gone", 3, 0),)
+    marks = (ObservedBookmark("gone", 3, 0),)
     destination = snaps(("gone", 3))
     assert find_common(source, destination, marks) == marks[0]
 
 
 def test_newer_bookmark_wins_over_older_snapshot():
-    source = (Snapshot("a", 1, 1),)
-    marks = (Bookmark("b", 2, 2),)
+    source = (ObservedSnapshot("a", 1, 1),)
+    marks = (ObservedBookmark("b", 2, 2),)
     destination = snaps(("a", 1), ("b", 2))
     assert find_common(source, destination, marks) == marks[0]
 
 
 def test_snapshot_wins_over_its_own_bookmark():
     source = snaps(("a", 1))
-    marks = (Bookmark("a", 1, 1),)
+    marks = (ObservedBookmark("a", 1, 1),)
     assert find_common(source, snaps(("a", 1)), marks) == source[0]
 
 
@@ -160,7 +160,7 @@ def test_full_sends_the_oldest_then_everything_after_it():
 
 def test_full_cleans_up_an_earlier_task_on_the_source():
     source = snaps(("retadm_0", 1), ("daily", 2))
-    marks = (Bookmark("retadm_0", 1, 1),)
+    marks = (ObservedBookmark("retadm_0", 1, 1),)
     obs = observed(source, None, source_holds=held("retadm_0"), source_bookmarks=marks, capabilities=BOOKMARKS)
     result = plan_full(obs, TASK, "retadm_1")
     assert isinstance(result, Plan)
@@ -222,7 +222,7 @@ def test_tracking_snapshots_the_source_lost_are_rolled_back_not_divergence():
     result = plan_incremental(_lost_tracking(), TASK, "retadm_2")
     assert isinstance(result, Plan) and result.needs_replan and not result.sends
     assert result.steps == (Release(DST, "retadm_1"), Rollback("monday", ("retadm_1",)))
-    assert result.common == Snapshot("monday", 1, 1) and result.target == "monday"
+    assert result.common == ObservedSnapshot("monday", 1, 1) and result.target == "monday"
     # known not written: the same, even on a replica left writable
     written_not = _lost_tracking(destination_written=False, destination_readonly=False, destination_holds=held())
     assert plan_incremental(written_not, TASK, "retadm_2").steps == (Rollback("monday", ("retadm_1",)),)
@@ -268,7 +268,7 @@ def test_incremental_refuses_a_taken_name():
     """Two runs within one tick of the clock; a bookmark's name counts too."""
     source = snaps(("retadm_1", 1))
     assert plan_incremental(observed(source, source), TASK, "retadm_1") == Refusal(NameClash(SRC, ("retadm_1",)))
-    marks = (Bookmark("retadm_2", 9, 1),)
+    marks = (ObservedBookmark("retadm_2", 9, 1),)
     result = plan_incremental(observed(source, source, source_bookmarks=marks), TASK, "retadm_2")
     assert result == Refusal(NameClash(SRC, ("retadm_2",)))
 
@@ -276,7 +276,7 @@ def test_incremental_refuses_a_taken_name():
 # -- plan_incremental: plans ------------------------------------------------------------------
 
 
-def settled(obs_source: tuple[Snapshot, ...], **kwargs: object) -> Observed:
+def settled(obs_source: tuple[ObservedSnapshot, ...], **kwargs: object) -> Observed:
     """A healthy state after a run that made the last source snapshot common."""
     last = obs_source[-1].name
     kwargs.setdefault("source_holds", held(last))
@@ -331,7 +331,7 @@ def test_data_landed_but_bookkeeping_did_not():
         source_holds=held("retadm_1", "retadm_2"),
         destination_holds=held("retadm_1"),
         capabilities=BOOKMARKS,
-        source_bookmarks=(Bookmark("retadm_1", 1, 1),),
+        source_bookmarks=(ObservedBookmark("retadm_1", 1, 1),),
         recorded_guid=1,
     )
     result = plan_incremental(obs, TASK, "retadm_3")
@@ -382,8 +382,8 @@ def test_user_snapshot_with_our_hold_is_released_not_destroyed():
 def test_send_from_a_bookmark_goes_one_snapshot_at_a_time_first():
     """ZFS refuses -I from a bookmark: -i to the first snapshot after it, then -I."""
     destination = snaps(("old", 1), ("retadm_1", 2))
-    source = (Snapshot("old", 1, 1), Snapshot("daily", 3, 3))
-    marks = (Bookmark("retadm_1", 2, 2),)
+    source = (ObservedSnapshot("old", 1, 1), ObservedSnapshot("daily", 3, 3))
+    marks = (ObservedBookmark("retadm_1", 2, 2),)
     obs = observed(source, destination, source_bookmarks=marks, capabilities=BOOKMARKS)
     result = plan_incremental(obs, TASK, "retadm_2")
     assert isinstance(result, Plan)
@@ -398,7 +398,7 @@ def test_send_from_a_bookmark_goes_one_snapshot_at_a_time_first():
 
 def test_send_from_a_bookmark_without_intermediates_is_one_send():
     destination = snaps(("retadm_1", 2))
-    obs = observed((), destination, source_bookmarks=(Bookmark("retadm_1", 2, 1),), capabilities=BOOKMARKS)
+    obs = observed((), destination, source_bookmarks=(ObservedBookmark("retadm_1", 2, 1),), capabilities=BOOKMARKS)
     result = plan_incremental(obs, TASK, "retadm_2")
     assert isinstance(result, Plan)
     assert [s for s in result.steps if isinstance(s, SendIncremental)] == [
@@ -468,16 +468,16 @@ class ZfsError(Exception):
 
 @dataclass
 class Dataset:
-    snapshots: list[Snapshot] = field(default_factory=list)
+    snapshots: list[ObservedSnapshot] = field(default_factory=list)
     holds: set[str] = field(default_factory=set)
-    bookmarks: list[Bookmark] = field(default_factory=list)
+    bookmarks: list[ObservedBookmark] = field(default_factory=list)
     readonly: bool = False
     txg: int = 0
 
-    def get(self, name: str) -> Snapshot | None:
+    def get(self, name: str) -> ObservedSnapshot | None:
         return next((s for s in self.snapshots if s.name == name), None)
 
-    def require(self, name: str) -> Snapshot:
+    def require(self, name: str) -> ObservedSnapshot:
         snapshot = self.get(name)
         if snapshot is None:
             raise ZfsError(f"could not find @{name}")
@@ -489,7 +489,7 @@ class Dataset:
         if any(s.guid == guid for s in self.snapshots):
             raise ZfsError(f"guid of @{name} already received")
         self.txg += 1
-        self.snapshots.append(Snapshot(name, guid, self.txg))
+        self.snapshots.append(ObservedSnapshot(name, guid, self.txg))
 
     def destroy(self, name: str) -> None:
         snapshot = self.require(name)
@@ -508,7 +508,7 @@ class Dataset:
             raise ZfsError("no such tag on this dataset")
         self.holds.remove(name)
 
-    def newest(self) -> Snapshot | None:
+    def newest(self) -> ObservedSnapshot | None:
         return self.snapshots[-1] if self.snapshots else None
 
     def user_snapshots(self) -> set[tuple[str, int]]:
@@ -524,7 +524,7 @@ class World:
     destination: Dataset | None = None
     #: None: this ZFS has no ``written`` property, it stays unknown.
     written: bool | None = True
-    capabilities: Capabilities = BOOKMARKS
+    capabilities: PairCapabilities = BOOKMARKS
     recorded: int | None = None
     last_guid: int = 1000
     runs: int = 0
@@ -603,7 +603,7 @@ class World:
                     raise AssertionError(f"recording @{name} that is not common")
                 self.recorded = here.guid
 
-    def find_bookmark(self, name: str) -> Bookmark:
+    def find_bookmark(self, name: str) -> ObservedBookmark:
         mark = next((b for b in self.source.bookmarks if b.name == name), None)
         if mark is None:
             raise ZfsError(f"could not find #{name}")
@@ -615,10 +615,11 @@ class World:
         if any(b.name == mark for b in self.source.bookmarks):
             raise ZfsError(f"#{mark} already exists")
         snapshot = self.source.require(name)
-        self.source.bookmarks.append(Bookmark(mark, snapshot.guid, snapshot.createtxg))
+        self.source.bookmarks.append(ObservedBookmark(mark, snapshot.guid, snapshot.createtxg))
 
     def send_incremental(self, base: str, from_bookmark: bool, target: str) -> None:
-        start: Snapshot | Bookmark = self.find_bookmark(base) if from_bookmark else self.source.require(base)
+        start: ObservedSnapshot | ObservedBookmark = (self.find_bookmark(base) if from_bookmark
+                                                      else self.source.require(base))
         end = self.source.require(target)
         if start.createtxg >= end.createtxg:
             raise ZfsError("incremental source must be earlier than the target")
@@ -678,7 +679,7 @@ def run(world: World, cut: int | None = None) -> Plan | Refusal:
 
 def check_refusal(obs: Observed, refusal: Refusal) -> None:
     """A refusal must be true of the observed state."""
-    source_points: list[Snapshot | Bookmark] = [*obs.source, *obs.source_bookmarks]
+    source_points: list[ObservedSnapshot | ObservedBookmark] = [*obs.source, *obs.source_bookmarks]
     source_guids = {p.guid for p in source_points}
     match refusal.conflict:
         case DestinationMissing():
@@ -866,7 +867,7 @@ operations = st.one_of(
 )
 
 
-def pick(snapshots: list[Snapshot], index: int) -> Snapshot | None:
+def pick(snapshots: list[ObservedSnapshot], index: int) -> ObservedSnapshot | None:
     return snapshots[index % len(snapshots)] if snapshots else None
 
 
@@ -913,7 +914,7 @@ def happen(world: World, operation: tuple) -> None:
     st.sampled_from([True, None]),
     st.lists(operations, max_size=25),
 )
-def test_random_histories_stay_sound_and_converge(capabilities: Capabilities, written: bool | None, history):
+def test_random_histories_stay_sound_and_converge(capabilities: PairCapabilities, written: bool | None, history):
     world = World(written=written, capabilities=capabilities)
     for operation in history:
         happen(world, operation)
@@ -932,8 +933,8 @@ _TOKEN = "1-abc-def"
 
 
 def _with_token(valid: bool | None) -> Observed:
-    source = (Snapshot("a", 1, 10), Snapshot("retadm_1", 2, 20))
-    return Observed(source=source, destination=(Snapshot("a", 1, 5),), resume_token=_TOKEN,
+    source = (ObservedSnapshot("a", 1, 10), ObservedSnapshot("retadm_1", 2, 20))
+    return Observed(source=source, destination=(ObservedSnapshot("a", 1, 5),), resume_token=_TOKEN,
                     resume_token_valid=valid)
 
 
@@ -955,7 +956,8 @@ def test_a_stale_token_is_discarded_and_nothing_is_sent():
 
 
 def test_a_normal_plan_does_not_ask_to_plan_again():
-    observed = Observed(source=(Snapshot("retadm_1", 2, 20),), destination=(Snapshot("retadm_1", 2, 5),))
+    observed = Observed(source=(ObservedSnapshot("retadm_1", 2, 20),),
+                        destination=(ObservedSnapshot("retadm_1", 2, 5),))
     plan = plan_incremental(observed, Task("data/smbvol", "dst", "repl/smbvol", False), "retadm_2")
     assert isinstance(plan, Plan) and not plan.needs_replan
 

@@ -27,6 +27,7 @@ from ovios_shell_retadm.zfs import (
     resume_send_argv,
     send_argv,
     send_size_estimate_argv,
+    set_locally,
     split_snapshot,
     validate_dataset_name,
     validate_property_name,
@@ -416,3 +417,11 @@ def test_a_run_discards_a_partial_receive_only_when_zfs_says_its_snapshot_is_gon
 ])
 def test_readonly_is_not_known_where_a_mount_option_hides_it(value_and_source, readonly) -> None:
     assert readonly_of(value_and_source) is readonly
+
+
+@pytest.mark.parametrize(("source", "local"), [
+    ("local", True), ("received", False), ("default", False), ("inherited from repl", False), ("temporary", False),
+    ("-", False),
+])
+def test_only_a_value_set_on_the_dataset_itself_is_local(source, local) -> None:
+    assert set_locally(source) is local

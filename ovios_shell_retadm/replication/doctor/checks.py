@@ -1,40 +1,29 @@
-"""``retadm doctor``: what is wrong with a replication task, and what to run about it.
+"""The doctor's checks: pure functions over a task's facts (:mod:`.facts`), and
+:data:`CHECKS`, the table of them in the order they run.
 
-A diagnosis is a list of small checks, each a :class:`Check` — ``OK``, ``WARN`` or
-``FAIL``, one line saying what was found and, where something is wrong, a hint that
-names the command to run.  ``FAIL`` means the next run cannot succeed (or the chain is
-broken) until someone acts; ``WARN`` means replication works now but something will
-hurt later or needs a look.  A check whose premise could not be established — the
-destination is unreachable, the replica is gone — is not run: it is reported as
-``SKIP`` with the reason, after the one ``FAIL`` that explains it.
-
-Doctor only reads.  The one exception is inherited from :meth:`Pair.observe` on ZFS
-implementations that cannot list holds (zfs-fuse): there a hold is detected by trying
-to place it, and the probe's new holds are released at once.
-
-The checks, in order, are :data:`CHECKS` (``retadm doctor --help`` prints them).
+``check_*`` make one check from plain values; the private functions :data:`CHECKS`
+names pick those values out of a task's facts, and skip the check (:class:`Skip`) when
+a fact it needs is missing.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
-from .. import cron, options, services, settings
-from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, LocalHost, SshHost
-from ..zfs import Encryption, ZfsError, ZfsNode, pool_of
-from . import planner, preflight
-from .executor import Pair
-from .leftovers import Receive, listing_argv, parse_receives
-from .model import Bookmark, DestinationDiverged, NameClash, Observed, Refusal, Rollback, Snapshot
-from .progress import format_bytes, format_duration
-from .task_lock import TaskLock, process_age
-from .task_run import new_snapshot_name
-from .task_store import DECRYPTED, ERROR, IDLE, RAW, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
+from ... import cron, settings
+from ...hosts import AuthError, HostError, HostKeyError, HostUnreachable
+from ...zfs import Encryption, ZfsError, pool_of, set_locally
+from .. import planner, preflight
+from ..leftovers import Receive, parse_receives
+from ..model import DestinationDiverged, NameClash, Observed, ObservedBookmark, ObservedSnapshot, Refusal, Rollback
+from ..progress import format_bytes, format_duration
+from ..task_run import new_snapshot_name
+from ..task_store import DECRYPTED, ERROR, IDLE, RAW, RUNNING_FULL, RUNNING_INC, Status, TaskRecord
+from .facts import Fact, Missing, TaskFacts
 
 OK = "OK"
 WARN = "WARN"
@@ -51,9 +40,6 @@ DEFAULT_LAG_LIMIT = 3600
 #: free space warnings: below this fraction of the pool, or below this many times the last run's bytes
 FREE_FRACTION = 0.10
 FREE_RUNS = 2
-
-_SSH_TIMEOUT = 30
-_ZFS_TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -102,11 +88,7 @@ def to_json(diagnoses: Sequence[Diagnosis]) -> str:
     return json.dumps([d.to_dict() for d in diagnoses], indent=2)
 
 
-class Skip(Exception):
-    """A check's premise is missing; the message says which."""
-
-
-# -- pure checks --------------------------------------------------------------------------
+# -- checks over plain values ------------------------------------------------------------
 
 
 def schedule_interval(schedule: str) -> int | None:
@@ -261,19 +243,21 @@ def check_encryption(name: str, record: TaskRecord, source: Encryption | None, r
                  "encrypted", again)
 
 
-def check_common(name: str, observed: Observed, record: TaskRecord) -> tuple[Check, Snapshot | Bookmark | None]:
+def check_common(name: str, observed: Observed,
+                 record: TaskRecord) -> tuple[Check, ObservedSnapshot | ObservedBookmark | None]:
     """The newest common snapshot (by guid) against the task record's; returns it too."""
     common = planner.find_common(observed.source, observed.destination or (), observed.source_bookmarks)
     if common is None:
         return Check(name, FAIL, f"{record.dataset} and {record.remote_dataset} have no snapshot in common",
                      f"'retadm repair {record.dataset}' keeps the old replica aside and sends in full"), None
-    mark = "@" if isinstance(common, Snapshot) else "#"
-    where = "on both sides" if isinstance(common, Snapshot) else "(a bookmark here; the snapshot is gone on the source)"
+    on_both = isinstance(common, ObservedSnapshot)
+    mark = "@" if on_both else "#"
+    where = "on both sides" if on_both else "(a bookmark here; the snapshot is gone on the source)"
     text = f"{mark}{common.name} (guid {common.guid}) {where}"
     recorded = record.last_guid
     if recorded is None or recorded == common.guid:
         return Check(name, OK, text + (", as recorded" if recorded else "")), common
-    points: list[Snapshot | Bookmark] = [*observed.source, *observed.source_bookmarks]
+    points: list[ObservedSnapshot | ObservedBookmark] = [*observed.source, *observed.source_bookmarks]
     src = {s.guid: s for s in points}
     dst = {s.guid for s in observed.destination or ()}
     if recorded in src and src[recorded].createtxg < common.createtxg:
@@ -286,7 +270,7 @@ def check_common(name: str, observed: Observed, record: TaskRecord) -> tuple[Che
 
 def check_holds(name: str, observed: Observed, record: TaskRecord, common) -> Check:
     missing = []
-    if isinstance(common, Snapshot) and common.name not in observed.source_holds:
+    if isinstance(common, ObservedSnapshot) and common.name not in observed.source_holds:
         missing.append(("the source", f"{record.dataset}@{common.name}", "here"))
     on_dst = next((s.name for s in observed.destination or () if s.guid == common.guid), None)
     if on_dst is not None and on_dst not in observed.destination_holds:
@@ -321,7 +305,7 @@ def check_mountpoint(name: str, kind: str, mountpoint: str, where: str, record: 
                      f"{record.destination}'s own files there",
                      f"the next 'retadm inc {record.dataset}' mounts it under its pool; now, on "
                      f"{record.destination}: zfs inherit mountpoint {record.remote_dataset}")
-    if where == "local":
+    if set_locally(where):
         return Check(name, OK, f"{mountpoint} (set on the replica itself)")
     return Check(name, OK, f"{mountpoint} (under its pool)")
 
@@ -365,45 +349,216 @@ def check_resume(name: str, observed: Observed, record: TaskRecord, running: boo
                  f"'retadm inc {record.dataset}' resumes it where it stopped")
 
 
+# -- the checks of one task, over its facts --------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Skip(Exception):
+    """A check's premise is missing; the message says which."""
+
+
+def need(fact: Fact[T]) -> T:
+    """A fact a check needs: the check is skipped, with the reason, where it is missing."""
+    if isinstance(fact, Missing):
+        raise Skip(fact.reason)
+    return fact
+
+
+def own(fact: Fact[T]) -> T:
+    """A fact that belongs to the check: what stopped its gathering fails the check as if the
+    check had met it ("could not check: …"); a missing premise skips it."""
+    if isinstance(fact, Missing) and fact.error is not None:
+        raise fact.error
+    return need(fact)
+
+
+def _local_zfs(name: str, facts: TaskFacts) -> Check:
+    dataset, kind = facts.record.dataset, facts.source_kind
+    if isinstance(kind, Missing) and isinstance(kind.error, (HostError, ZfsError)):
+        return Check(name, FAIL, f"zfs does not answer here: {kind.error}",
+                     "is the ZFS service running? 'zpool status' shows what it says")
+    if own(kind) is None:
+        return Check(name, FAIL, f"{dataset} does not exist here",
+                     f"it was destroyed or renamed; 'retadm reset {dataset}' drops the task")
+    return Check(name, OK, f"answers; {dataset} is a {kind}")
+
+
+def _ssh_forward(name: str, facts: TaskFacts) -> Check:
+    dest, ssh = facts.record.destination, facts.ssh
+    if isinstance(ssh, Missing):
+        error = ssh.error
+        if isinstance(error, AuthError):
+            return Check(name, FAIL, "our key was refused (passwordless ssh is not set up)",
+                         preflight.ssh_setup_commands(facts.environment.hostname, dest))
+        if isinstance(error, HostKeyError):
+            return Check(name, FAIL, str(error), f"check the host key of {dest} (ssh root@{dest}) before going on")
+        if isinstance(error, HostUnreachable):
+            return Check(name, FAIL, str(error), f"is {dest} up, and its sshd running? ('ssh root@{dest}' says more)")
+        if isinstance(error, (HostError, ValueError)):
+            return Check(name, FAIL, str(error), f"'ssh root@{dest} true' by hand says more")
+        own(ssh)  # anything else: "could not check"
+    return Check(name, OK, "passwordless")
+
+
+def _ssh_reverse(name: str, facts: TaskFacts) -> Check:
+    address = facts.reverse_address
+    if isinstance(address, Missing) and isinstance(address.error, preflight.PreflightError):
+        error = address.error
+        return Check(name, FAIL, error.message, error.hint or "set up the key in that direction (the guide's Step 1)")
+    return Check(name, OK, f"passwordless (to {own(address)}, as {facts.record.destination} sees this node)")
+
+
+def _remote_zfs(name: str, facts: TaskFacts) -> Check:
+    pools = facts.pools
+    if isinstance(pools, Missing) and isinstance(pools.error, HostError):
+        return Check(name, FAIL, f"zfs does not answer: {pools.error}",
+                     f"on {facts.record.destination}: is the ZFS service running? ('zpool status')")
+    return Check(name, OK, "answers; pools: " + (", ".join(sorted(own(pools))) or "none"))
+
+
+def _destination_pool(name: str, facts: TaskFacts) -> Check:
+    pools = need(facts.pools)
+    pool, dest = pool_of(facts.record.remote_dataset), facts.record.destination
+    health = pools.get(pool)
+    if health is None:
+        return Check(name, FAIL, f"not found on {dest}",
+                     f"on {dest}: 'zpool import {pool}' if it is exported ('service zfs start' imports all)")
+    if health.strip() != "ONLINE":
+        return Check(name, FAIL, f"{health.strip()}, not ONLINE", f"on {dest}: 'zpool status -x {pool}' says why")
+    return Check(name, OK, "ONLINE")
+
+
+def _free_space(name: str, facts: TaskFacts) -> Check:
+    available, used = own(facts.pool_space)
+    return check_space(name, available, used, facts.record.last_bytes)
+
+
+def _replica(name: str, facts: TaskFacts) -> Check:
+    record, observed = facts.record, facts.observed
+    if isinstance(observed, Missing) and isinstance(observed.error, (HostError, ZfsError)):
+        return Check(name, FAIL, f"the snapshots could not be read: {observed.error}")
+    both = own(observed)
+    if both is None:
+        if facts.status.word == RUNNING_FULL:
+            return Check(name, OK, f"being created by the running full replication ('retadm watch {record.dataset}')")
+        return Check(name, WARN, "the full replication did not complete", f"'retadm inc {record.dataset}' finishes it")
+    if both.destination is None:
+        return Check(name, FAIL, f"does not exist on {record.destination}",
+                     f"it was destroyed or renamed there; 'retadm repair {record.dataset}' sends it again in full")
+    return Check(name, OK, f"exists; {len(both.destination)} snapshot(s)")
+
+
+def _encryption(name: str, facts: TaskFacts) -> Check:
+    return check_encryption(name, facts.record, own(facts.source_encryption), own(facts.replica_encryption))
+
+
+def _common_snapshot(name: str, facts: TaskFacts) -> Check:
+    return check_common(name, need(facts.replica), facts.record)[0]
+
+
+def _common(observed: Observed) -> ObservedSnapshot | ObservedBookmark:
+    """The common snapshot (or bookmark) the checks after ``common snapshot`` need."""
+    common = planner.find_common(observed.source, observed.destination or (), observed.source_bookmarks)
+    if common is None:
+        raise Skip("no snapshot in common")
+    return common
+
+
+def _holds(name: str, facts: TaskFacts) -> Check:
+    observed = need(facts.replica)
+    return check_holds(name, observed, facts.record, _common(observed))
+
+
+def _read_only(name: str, facts: TaskFacts) -> Check:
+    return check_readonly(name, need(facts.replica), facts.record)
+
+
+def _mount_point(name: str, facts: TaskFacts) -> Check:
+    mountpoint = own(facts.replica_mountpoint)
+    return check_mountpoint(name, mountpoint.kind, mountpoint.value, mountpoint.source, facts.record)
+
+
+def _divergence(name: str, facts: TaskFacts) -> Check:
+    observed = need(facts.replica)
+    _common(observed)
+    return check_divergence(name, observed, facts.record)
+
+
+def _resume_token(name: str, facts: TaskFacts) -> Check:
+    return check_resume(name, need(facts.replica), facts.record, facts.status.word in (RUNNING_FULL, RUNNING_INC))
+
+
+def _last_run(name: str, facts: TaskFacts) -> Check:
+    return check_run(name, facts.record, facts.status, own(facts.lock_holder))
+
+
+def _receive_on_destination(name: str, facts: TaskFacts) -> Check:
+    listing = own(facts.destination_processes)
+    if listing.returncode != 0:
+        return Check(name, WARN, f"cannot list its processes: {(listing.stderr.strip() or 'ps failed')[:200]}")
+    receives = parse_receives(listing.stdout, facts.record.remote_dataset)
+    return check_receives(name, facts.record, receives, own(facts.run_age))
+
+
+def _cron_line(name: str, facts: TaskFacts) -> Check:
+    entries = facts.environment.crontab
+    if isinstance(entries, Missing) and isinstance(entries.error, cron.CrontabError):
+        return Check(name, WARN, f"root's crontab cannot be read: {entries.error}", "is cron installed?")
+    return check_cron_line(name, facts.record.dataset, own(entries))[0]
+
+
+def _cron_service(name: str, facts: TaskFacts) -> Check:
+    env = facts.environment
+    return check_cron_service(name, own(env.cron_enabled), own(env.cron_running))
+
+
+def _lag(name: str, facts: TaskFacts) -> Check:
+    entries = facts.environment.crontab
+    # the schedules of the cron line check (none where the crontab cannot be read)
+    schedules = [] if isinstance(entries, Missing) else check_cron_line(name, facts.record.dataset, entries)[1]
+    return check_lag(name, facts.record, facts.status, schedules, facts.now)
+
+
 @dataclass(frozen=True)
 class CheckSpec:
-    """One check of :class:`TaskDoctor`: its title (``{here}``, ``{dst}``, ``{pool}`` and
-    ``{replica}`` are the task's), the method that runs it, what it looks at, its worst level."""
+    """One check: its title (``{here}``, ``{dst}``, ``{pool}`` and ``{replica}`` are the
+    task's), the function that makes it from the task's facts, what it looks at, its worst level."""
 
     title: str
-    method: str
+    check: Callable[[str, TaskFacts], Check]
     looks_at: str
     worst: str
 
 
 #: every check, in the order they run: the one list of them (``retadm doctor --help`` prints it)
 CHECKS = (
-    CheckSpec("local zfs", "local_zfs", "'zfs list DS' here: ZFS answers and the dataset exists", FAIL),
-    CheckSpec("ssh {here}→{dst}", "ssh_forward", "'ssh dst true' with BatchMode (a password prompt fails)", FAIL),
-    CheckSpec("ssh {dst}→{here}", "ssh_reverse", "from dst, ssh back to the address dst sees this node at", FAIL),
-    CheckSpec("remote zfs on {dst}", "remote_zfs", "'zpool list' on dst", FAIL),
-    CheckSpec("destination pool {pool}", "destination_pool", "the replica's pool exists and is ONLINE", FAIL),
-    CheckSpec("free space on {pool}", "free_space",
+    CheckSpec("local zfs", _local_zfs, "'zfs list DS' here: ZFS answers and the dataset exists", FAIL),
+    CheckSpec("ssh {here}→{dst}", _ssh_forward, "'ssh dst true' with BatchMode (a password prompt fails)", FAIL),
+    CheckSpec("ssh {dst}→{here}", _ssh_reverse, "from dst, ssh back to the address dst sees this node at", FAIL),
+    CheckSpec("remote zfs on {dst}", _remote_zfs, "'zpool list' on dst", FAIL),
+    CheckSpec("destination pool {pool}", _destination_pool, "the replica's pool exists and is ONLINE", FAIL),
+    CheckSpec("free space on {pool}", _free_space,
               f"the pool's 'available' below {FREE_RUNS} × the last run's bytes or {FREE_FRACTION:.0%}", WARN),
-    CheckSpec("replica {replica}", "replica", "the replica exists (the full send completed)", FAIL),
-    CheckSpec("encryption", "encryption", "an encrypted source's replica is encrypted (sent raw), or decrypted "
+    CheckSpec("replica {replica}", _replica, "the replica exists (the full send completed)", FAIL),
+    CheckSpec("encryption", _encryption, "an encrypted source's replica is encrypted (sent raw), or decrypted "
               "by choice; whether its key is loaded on dst", FAIL),
-    CheckSpec("common snapshot", "common_snapshot",
+    CheckSpec("common snapshot", _common_snapshot,
               "the newest snapshot with the same guid on both sides; it matches the task record", FAIL),
-    CheckSpec("holds", "holds", "the task's hold on the common snapshot, on both sides", WARN),
-    CheckSpec("read-only", "read_only", "readonly=on on the replica (unknown on zfs-fuse: a note)", WARN),
-    CheckSpec("mountpoint", "mount_point", "the replica is mounted under its pool, not at the mountpoint it "
+    CheckSpec("holds", _holds, "the task's hold on the common snapshot, on both sides", WARN),
+    CheckSpec("read-only", _read_only, "readonly=on on the replica (unknown on zfs-fuse: a note)", WARN),
+    CheckSpec("mountpoint", _mount_point, "the replica is mounted under its pool, not at the mountpoint it "
               "received from the source (made by an older retadm)", WARN),
-    CheckSpec("divergence", "divergence", "the planner's view: snapshots on dst the source lacks, name clashes, "
+    CheckSpec("divergence", _divergence, "the planner's view: snapshots on dst the source lacks, name clashes, "
               "a replica written since the common snapshot", FAIL),
-    CheckSpec("resume token", "resume_token", "an interrupted resumable receive waiting on dst", WARN),
-    CheckSpec("last run", "last_run",
+    CheckSpec("resume token", _resume_token, "an interrupted resumable receive waiting on dst", WARN),
+    CheckSpec("last run", _last_run,
               "a run that died, a failed last run, a lock held by a process that is not the task's run", WARN),
-    CheckSpec("receive on {dst}", "receive_on_destination",
+    CheckSpec("receive on {dst}", _receive_on_destination,
               "a 'zfs receive' into the replica running for over an hour that is not the task's transfer", WARN),
-    CheckSpec("cron line", "cron_line", "root's crontab runs 'retadm inc DS'", WARN),
-    CheckSpec("cron service", "cron_service", "cron.enable is on and the cron daemon runs", WARN),
-    CheckSpec("lag", "lag", f"the last success against the schedule: {LAG_INTERVALS} × N minutes for a "
+    CheckSpec("cron line", _cron_line, "root's crontab runs 'retadm inc DS'", WARN),
+    CheckSpec("cron service", _cron_service, "cron.enable is on and the cron daemon runs", WARN),
+    CheckSpec("lag", _lag, f"the last success against the schedule: {LAG_INTERVALS} × N minutes for a "
               "'*/N * * * *' line (hourly and daily lines alike); 1 hour without such a line", WARN),
 )
 
@@ -417,271 +572,24 @@ def check_table() -> str:
     return "\n".join(f"  {title:<{width}}  {worst:<4}  {looks_at}" for title, worst, looks_at in rows)
 
 
-# -- what every task shares ------------------------------------------------------------------
+def titles(record: TaskRecord, hostname: str) -> list[str]:
+    """The titles of :data:`CHECKS` for this task, as its diagnosis shows them."""
+    names = {"here": hostname, "dst": record.destination, "pool": pool_of(record.remote_dataset),
+             "replica": record.remote_dataset}
+    return [spec.title.format(**names) for spec in CHECKS]
 
 
-class Environment:
-    """What the checks of every task share, read once: this node's name, root's crontab,
-    the cron option and daemon."""
-
-    def __init__(self):
-        self._cache: dict[str, object] = {}
-
-    def _once(self, key: str, compute: Callable[[], object]):
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
-
-    def hostname(self) -> str:
-        return self._once("hostname", lambda: socket.gethostname().split(".")[0] or "this node")
-
-    def crontab(self) -> tuple[list[cron.Entry], str | None]:
-        """Entries of root's crontab, and why it could not be read (None when it could)."""
-        def read():
-            try:
-                return cron.parse(cron.Crontab().read())[0], None
-            except cron.CrontabError as exc:
-                return [], str(exc)
-        return self._once("crontab", read)
-
-    def cron_service(self) -> tuple[bool, bool]:
-        """(``cron.enable`` is on, the cron daemon runs)."""
-        return self._once("cron", lambda: (options.is_on("cron.enable"),
-                                           services.service_manager().is_running(services.CRON)))
-
-
-# -- one task --------------------------------------------------------------------------------
-
-
-class TaskDoctor:
-    """The checks of one task, in order; each later check may depend on facts an earlier
-    one established, and is skipped (with the reason) when that one failed."""
-
-    def __init__(self, record: TaskRecord, env: Environment | None = None, *,
-                 source: ZfsNode | None = None, destination_host: SshHost | None = None,
-                 now: Callable[[], float] = time.time):
-        self.record = record
-        self.env = env or Environment()
-        self._source = source
-        self._destination_host = destination_host
-        self._now = now
-        self._facts: dict[str, object] = {}
-        self._missing: dict[str, str] = {}
-        self._cause: str | None = None  # the first fact that could not be established, why
-        self._status = effective_status(record)
-        self._schedules: list[str] = []
-
-    # -- facts -------------------------------------------------------------------------------
-
-    def _need(self, *keys: str):
-        for key in keys:
-            if key not in self._facts:
-                # a fact nobody could establish because its own premise was missing: that premise
-                raise Skip(self._missing.get(key) or self._cause or f"{key} unknown")
-        values = [self._facts[key] for key in keys]
-        return values[0] if len(values) == 1 else values
-
-    def _lack(self, key: str, reason: str) -> None:
-        self._missing[key] = reason
-        self._cause = self._cause or reason
-
-    # -- running -----------------------------------------------------------------------------
-
-    def checks(self) -> list[tuple[str, Callable[[str], Check]]]:
-        """:data:`CHECKS` for this task: each one's title and the method that runs it."""
-        names = {"here": self.env.hostname(), "dst": self.record.destination,
-                 "pool": pool_of(self.record.remote_dataset), "replica": self.record.remote_dataset}
-        return [(spec.title.format(**names), getattr(self, spec.method)) for spec in CHECKS]
-
-    def run(self) -> Diagnosis:
-        results = []
-        for name, check in self.checks():
-            try:
-                result = check(name)
-            except Skip as skip:
-                result = Check(name, SKIP, f"not checked: {skip}")
-            except (HostError, ZfsError, OSError, ValueError) as exc:
-                result = Check(name, FAIL, f"could not check: {exc}")
-            except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others
-                result = Check(name, FAIL, f"could not check: internal error: {type(exc).__name__}: {exc}")
-            results.append(result)
-        return Diagnosis(self.record, tuple(results))
-
-    # -- the checks --------------------------------------------------------------------------
-
-    def local_zfs(self, name: str) -> Check:
-        node = self._source or ZfsNode(LocalHost(), timeout=_ZFS_TIMEOUT)
-        dataset = self.record.dataset
+def examine(facts: TaskFacts) -> Diagnosis:
+    """Every check of :data:`CHECKS`, in order, over one task's facts."""
+    results = []
+    for spec, name in zip(CHECKS, titles(facts.record, facts.environment.hostname), strict=True):
         try:
-            kind = node.dataset_type(dataset)
-        except (HostError, ZfsError) as exc:
-            self._lack("source", "local ZFS does not answer")
-            return Check(name, FAIL, f"zfs does not answer here: {exc}",
-                         "is the ZFS service running? 'zpool status' shows what it says")
-        if kind is None:
-            self._lack("source", f"{dataset} does not exist here")
-            return Check(name, FAIL, f"{dataset} does not exist here",
-                         f"it was destroyed or renamed; 'retadm reset {dataset}' drops the task")
-        self._facts["source"] = node
-        return Check(name, OK, f"answers; {dataset} is a {kind}")
-
-    def ssh_forward(self, name: str) -> Check:
-        dest = self.record.destination
-        why = f"{dest} cannot be reached over ssh"
-        try:
-            host = self._destination_host or SshHost(dest)
-            host.run(["true"], timeout=_SSH_TIMEOUT)
-        except AuthError:
-            self._lack("ssh", why)
-            return Check(name, FAIL, "our key was refused (passwordless ssh is not set up)",
-                         preflight.ssh_setup_commands(self.env.hostname(), dest))
-        except HostKeyError as exc:
-            self._lack("ssh", why)
-            return Check(name, FAIL, str(exc), f"check the host key of {dest} (ssh root@{dest}) before going on")
-        except HostUnreachable as exc:
-            self._lack("ssh", why)
-            return Check(name, FAIL, str(exc), f"is {dest} up, and its sshd running? ('ssh root@{dest}' says more)")
-        except (HostError, ValueError) as exc:
-            self._lack("ssh", why)
-            return Check(name, FAIL, str(exc), f"'ssh root@{dest} true' by hand says more")
-        self._facts["ssh"] = host
-        return Check(name, OK, "passwordless")
-
-    def ssh_reverse(self, name: str) -> Check:
-        host = self._need("ssh")
-        try:
-            address = preflight.reverse_ssh(host)
-        except preflight.PreflightError as exc:
-            text = str(exc)
-            message, _, hint = text.rpartition("; ") if "; on " in text else (text, "", "")
-            return Check(name, FAIL, message, hint or "set up the key in that direction (the guide's Step 1)")
-        return Check(name, OK, f"passwordless (to {address}, as {self.record.destination} sees this node)")
-
-    def remote_zfs(self, name: str) -> Check:
-        host = self._need("ssh")
-        node = ZfsNode(host, timeout=_ZFS_TIMEOUT)
-        try:
-            out = host.run(["zpool", "list", "-H", "-o", "name,health"], timeout=_ZFS_TIMEOUT).stdout
-        except HostError as exc:
-            self._lack("dest", f"zfs does not answer on {self.record.destination}")
-            return Check(name, FAIL, f"zfs does not answer: {exc}",
-                         f"on {self.record.destination}: is the ZFS service running? ('zpool status')")
-        pools = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
-        self._facts["dest"] = node
-        self._facts["pools"] = pools
-        return Check(name, OK, "answers; pools: " + (", ".join(sorted(pools)) or "none"))
-
-    def destination_pool(self, name: str) -> Check:
-        pools = self._need("pools")
-        pool = pool_of(self.record.remote_dataset)
-        dest = self.record.destination
-        health = pools.get(pool)
-        if health is None:
-            self._lack("pool", f"pool {pool} is not on {dest}")
-            return Check(name, FAIL, f"not found on {dest}",
-                         f"on {dest}: 'zpool import {pool}' if it is exported ('service zfs start' imports all)")
-        self._facts["pool"] = pool
-        if health.strip() != "ONLINE":
-            return Check(name, FAIL, f"{health.strip()}, not ONLINE", f"on {dest}: 'zpool status -x {pool}' says why")
-        return Check(name, OK, "ONLINE")
-
-    def free_space(self, name: str) -> Check:
-        node, pool = self._need("dest", "pool")
-        values = node.get_properties(pool, ["available", "used"])
-        return check_space(name, int(values["available"]), int(values["used"]), self.record.last_bytes)
-
-    def replica(self, name: str) -> Check:
-        source, dest = self._need("source", "dest")
-        self._need("pool")
-        remote, ds = self.record.remote_dataset, self.record.dataset
-        if not self.record.initialised:
-            self._lack("replica", "the full replication has not completed")
-            if self._status.word == RUNNING_FULL:
-                return Check(name, OK, f"being created by the running full replication ('retadm watch {ds}')")
-            return Check(name, WARN, "the full replication did not complete", f"'retadm inc {ds}' finishes it")
-        pair = Pair(self.record.task(), source, dest)
-        try:
-            observed = pair.observe(self.record.last_guid)
-        except (HostError, ZfsError) as exc:
-            self._lack("replica", "the snapshots could not be read")
-            return Check(name, FAIL, f"the snapshots could not be read: {exc}")
-        if observed.destination is None:
-            self._lack("replica", f"{remote} does not exist")
-            return Check(name, FAIL, f"does not exist on {self.record.destination}",
-                         f"it was destroyed or renamed there; 'retadm repair {ds}' sends it again in full")
-        self._facts["observed"] = observed
-        return Check(name, OK, f"exists; {len(observed.destination)} snapshot(s)")
-
-    def encryption(self, name: str) -> Check:
-        source, dest = self._need("source", "dest")
-        self._need_observed()
-        return check_encryption(name, self.record, source.encryption(self.record.dataset),
-                                dest.encryption(self.record.remote_dataset))
-
-    def common_snapshot(self, name: str) -> Check:
-        observed = self._need_observed()
-        check, common = check_common(name, observed, self.record)
-        if common is None:
-            self._lack("common", "no snapshot in common")
-        else:
-            self._facts["common"] = common
-        return check
-
-    def holds(self, name: str) -> Check:
-        observed, common = self._need_observed("common")
-        return check_holds(name, observed, self.record, common)
-
-    def read_only(self, name: str) -> Check:
-        observed = self._need_observed()
-        return check_readonly(name, observed, self.record)
-
-    def mount_point(self, name: str) -> Check:
-        self._need_observed()
-        props = self._need("dest").values_and_sources(self.record.remote_dataset, ["type", "mountpoint"])
-        mountpoint, where = props["mountpoint"]
-        return check_mountpoint(name, props["type"][0], mountpoint, where, self.record)
-
-    def divergence(self, name: str) -> Check:
-        observed, _common = self._need_observed("common")
-        return check_divergence(name, observed, self.record)
-
-    def resume_token(self, name: str) -> Check:
-        observed = self._need_observed()
-        return check_resume(name, observed, self.record, self._status.word in (RUNNING_FULL, RUNNING_INC))
-
-    def _need_observed(self, *more: str):
-        if "observed" not in self._facts:
-            self._need("replica")
-            self._need("observed")
-        return self._need("observed", *more) if more else self._facts["observed"]
-
-    def last_run(self, name: str) -> Check:
-        return check_run(name, self.record, self._status, TaskLock(self.record.key).holder())
-
-    def receive_on_destination(self, name: str) -> Check:
-        host = self._need("ssh")
-        result = host.run(listing_argv(), timeout=_SSH_TIMEOUT, check=False)
-        if result.returncode != 0:
-            return Check(name, WARN, f"cannot list its processes: {(result.stderr.strip() or 'ps failed')[:200]}")
-        run_age = None
-        if self._status.word in (RUNNING_FULL, RUNNING_INC):
-            run_age = process_age(int((self.record.runner or {}).get("pid", 0)))
-        return check_receives(name, self.record, parse_receives(result.stdout, self.record.remote_dataset), run_age)
-
-    def cron_line(self, name: str) -> Check:
-        entries, problem = self.env.crontab()
-        if problem is not None:
-            return Check(name, WARN, f"root's crontab cannot be read: {problem}", "is cron installed?")
-        check, self._schedules = check_cron_line(name, self.record.dataset, entries)
-        return check
-
-    def cron_service(self, name: str) -> Check:
-        return check_cron_service(name, *self.env.cron_service())
-
-    def lag(self, name: str) -> Check:
-        return check_lag(name, self.record, self._status, self._schedules, self._now())
-
-
-def diagnose(records: Sequence[TaskRecord], env: Environment | None = None) -> list[Diagnosis]:
-    env = env or Environment()
-    return [TaskDoctor(record, env).run() for record in records]
+            result = spec.check(name, facts)
+        except Skip as skip:
+            result = Check(name, SKIP, f"not checked: {skip}")
+        except (HostError, ZfsError, OSError, ValueError) as exc:
+            result = Check(name, FAIL, f"could not check: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others
+            result = Check(name, FAIL, f"could not check: internal error: {type(exc).__name__}: {exc}")
+        results.append(result)
+    return Diagnosis(facts.record, tuple(results))
