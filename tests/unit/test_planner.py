@@ -17,14 +17,17 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ovios_shell_retadm.replication.model import (
     HOLD_TAG,
+    AbortResume,
     CreateBookmark,
     CreateSnapshot,
     DestinationDiverged,
     DestinationExists,
     DestinationMissing,
+    DestinationPromoted,
     DestroyBookmark,
     DestroySnapshot,
     Hold,
+    MarkOrigin,
     NameClash,
     NoCommonSnapshot,
     Observed,
@@ -35,6 +38,7 @@ from ovios_shell_retadm.replication.model import (
     RecordCommon,
     Refusal,
     Release,
+    ResumeSend,
     Rollback,
     SendFull,
     SendIncremental,
@@ -43,7 +47,7 @@ from ovios_shell_retadm.replication.model import (
     Step,
     Task,
 )
-from ovios_shell_retadm.replication.planner import find_common, plan_full, plan_incremental
+from ovios_shell_retadm.replication.planner import find_common, plan_full, plan_incremental, plan_repair, plan_resume
 
 TASK = Task("data/smbvol", "node2", "repl/smbvol", properties=True)
 BOOKMARKS = PairCapabilities(bookmarks=True)
@@ -926,8 +930,6 @@ def test_random_histories_stay_sound_and_converge(capabilities: PairCapabilities
 
 # -- an interrupted resumable receive --------------------------------------------------------
 
-from ovios_shell_retadm.replication.model import AbortResume, ResumeSend  # noqa: E402
-from ovios_shell_retadm.replication.planner import plan_resume  # noqa: E402
 
 _TOKEN = "1-abc-def"
 
@@ -963,9 +965,6 @@ def test_a_normal_plan_does_not_ask_to_plan_again():
 
 
 # -- failover marks: a promoted replica, the replica's origin ------------------------------
-
-from ovios_shell_retadm.replication.model import DestinationPromoted, MarkOrigin  # noqa: E402
-from ovios_shell_retadm.replication.planner import plan_repair  # noqa: E402
 
 
 def test_a_promoted_replica_is_never_replicated_onto_rolled_back_or_resumed():
