@@ -14,7 +14,16 @@ import pytest
 
 from ovios_shell_retadm.hosts import Host, SshHost
 from ovios_shell_retadm.replication.executor import Pair, PlanOutdated
-from ovios_shell_retadm.replication.model import Plan, Rollback, SendFull, SendIncremental, SetReadonly, Task
+from ovios_shell_retadm.replication.model import (
+    DestroySnapshot,
+    Plan,
+    Rollback,
+    SendFull,
+    SendIncremental,
+    SetReadonly,
+    Side,
+    Task,
+)
 from ovios_shell_retadm.zfs import (
     Capabilities,
     Dataset,
@@ -184,9 +193,6 @@ def test_holds_round_trip(ns, node: ZfsNode, fs: str) -> None:
 
 def test_a_prune_keeps_a_snapshot_someone_else_holds(ns, node: ZfsNode, fs: str) -> None:
     """A run's prune leaves a busy tracking snapshot in place, says so, and goes on."""
-    from ovios_shell_retadm.replication.executor import Pair
-    from ovios_shell_retadm.replication.model import DestroySnapshot, Plan, Side, Task
-
     held, free = node.snapshot(fs, "retadm_1"), node.snapshot(fs, "retadm_2")
     ns.run("zfs", "hold", "backup", held)  # another tool's (or a killed `zfs send -I`'s on zfs-fuse)
     lines: list[str] = []

@@ -8,10 +8,16 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from cmd2.py_bridge import PyBridge
 
 from ovios_shell_retadm import zfs
+from ovios_shell_retadm.commands.base import CommandError
+from ovios_shell_retadm.commands.retadm import RetadmCommands
+from ovios_shell_retadm.config.model import Configuration, Export, with_export
 from ovios_shell_retadm.hosts import CommandFailed, Result
 from ovios_shell_retadm.replication import failover, preflight
+from ovios_shell_retadm.replication.doctor import FAIL, OK, WARN
+from ovios_shell_retadm.replication.doctor.checks import check_encryption
 from ovios_shell_retadm.replication.executor import Pair
 from ovios_shell_retadm.replication.failover import FailoverError, Key, Replica
 from ovios_shell_retadm.replication.model import (
@@ -25,7 +31,10 @@ from ovios_shell_retadm.replication.model import (
     Task,
 )
 from ovios_shell_retadm.replication.planner import plan_full, plan_incremental
-from ovios_shell_retadm.replication.task_store import DECRYPTED, PLAIN, RAW, TaskRecord
+from ovios_shell_retadm.replication.task_store import DECRYPTED, IDLE, PLAIN, RAW, TaskRecord, TaskStore
+from ovios_shell_retadm.restore import planner as restore
+from ovios_shell_retadm.restore.nfs import NfsState
+from ovios_shell_retadm.shell import OviosShell
 from ovios_shell_retadm.zfs import Capabilities, Encryption, Unsupported, parse_probe, send_argv
 
 OPENZFS = Capabilities(version="zfs-2.3.2-1", bookmarks=True, resume_tokens=True, receive_u=True, receive_o=True,
@@ -303,10 +312,6 @@ def test_load_key_never_puts_the_secret_on_a_command_line() -> None:
 
 
 def test_restore_names_an_encrypted_replica_whose_key_is_not_loaded() -> None:
-    from ovios_shell_retadm.config.model import Configuration, Export, with_export
-    from ovios_shell_retadm.restore import planner as restore
-    from ovios_shell_retadm.restore.nfs import NfsState
-
     def notes(key_loaded: bool) -> list[str]:
         info = restore.DatasetInfo("repl/secret", "filesystem", mountpoint="/repl/secret", mounted=key_loaded,
                                    readonly=True, origin="192.168.0.149:repl/secret", key_loaded=key_loaded)
@@ -322,9 +327,6 @@ def test_restore_names_an_encrypted_replica_whose_key_is_not_loaded() -> None:
 
 
 def test_doctor_names_the_mode_and_the_key() -> None:
-    from ovios_shell_retadm.replication.doctor import FAIL, OK, WARN
-    from ovios_shell_retadm.replication.doctor.checks import check_encryption
-
     src = Encryption("aes-256-gcm", "data/secret", "available")
     locked = Encryption("aes-256-gcm", "repl/secret", "unavailable")
     plain = Encryption("off", "", "")
@@ -348,17 +350,13 @@ def test_doctor_names_the_mode_and_the_key() -> None:
 
 @pytest.fixture
 def shell(tmp_path, monkeypatch):
-    from cmd2.py_bridge import PyBridge
 
-    from ovios_shell_retadm.shell import OviosShell
 
     monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
     return PyBridge(OviosShell())
 
 
 def test_status_says_which_replicas_are_raw_and_which_decrypted(shell) -> None:
-    from ovios_shell_retadm.replication.task_store import IDLE, TaskStore
-
     store = TaskStore()
     for dataset, mode_ in (("data/a", RAW), ("data/b", DECRYPTED), ("data/c", PLAIN), ("data/d", None)):
         assert store.create(TaskRecord(dataset, "dst", f"repl/{dataset[5:]}", False, state=IDLE, initialised=True,
@@ -388,10 +386,6 @@ def test_promote_without_a_terminal_or_with_a_missing_key_file_is_one_line(shell
 
 @pytest.mark.parametrize(("answer", "expected"), [("yes", DECRYPTED), ("no", None), ("", None)])
 def test_the_wizard_asks_before_a_decrypted_replica(tmp_path, monkeypatch, answer, expected) -> None:
-    from ovios_shell_retadm.commands.base import CommandError
-    from ovios_shell_retadm.commands.retadm import RetadmCommands
-    from ovios_shell_retadm.shell import OviosShell
-
     monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
     app = OviosShell()
     commands: Any = app.find_commandsets(RetadmCommands)[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from ovios_shell_retadm.replication import leftovers
@@ -83,8 +85,6 @@ def test_the_stop_command_names_the_process_and_its_connection():
 
 def test_the_scripts_run_here(tmp_path):
     """The listing script runs under sh and finds nothing of ours; stop ignores a stranger."""
-    import subprocess
-
     listing = subprocess.run(leftovers.listing_argv(), check=False, capture_output=True, text=True, timeout=30)
     assert listing.returncode == 0, listing.stderr
     assert leftovers.parse_receives(listing.stdout, "no/such-replica") == []

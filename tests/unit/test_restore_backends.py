@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ovios_shell_retadm.restore import nfs, samba
+from ovios_shell_retadm.config import receive
+from ovios_shell_retadm.restore import nfs, samba, system
+from ovios_shell_retadm.restore.planner import DatasetInfo, Partner
+from ovios_shell_retadm.store import Store
 
 
 def test_each_export_names_its_partner_and_reads_back():
@@ -20,11 +23,6 @@ def test_entries_written_before_the_marks_have_no_partner():
 
 
 def test_a_partner_is_known_by_the_address_its_pushes_came_from(tmp_path, monkeypatch):
-    from ovios_shell_retadm.config import receive
-    from ovios_shell_retadm.restore import system
-    from ovios_shell_retadm.restore.planner import DatasetInfo
-    from ovios_shell_retadm.store import Store
-
     monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
     Store().update_sync("src", receive.RECEIVE, lambda old: {"sender": "::ffff:192.168.0.149"})
     partner = system.partner("src")
@@ -36,9 +34,6 @@ def test_a_partner_is_known_by_the_address_its_pushes_came_from(tmp_path, monkey
 
 
 def test_origin_marks_with_bracketed_ipv6_hosts_or_colons_in_the_dataset_name_the_partner():
-    from ovios_shell_retadm.config import receive
-    from ovios_shell_retadm.restore.planner import DatasetInfo, Partner
-
     partner = Partner("src", frozenset({"fd00::1", "192.168.0.149"}))
     for mark, dataset in (("[fd00::1]:data/x", "data/x"), ("fd00:0::1:data/x", "data/x"),
                           ("192.168.0.149:data/smb:vol", "data/smb:vol"), ("src:data/a:b", "data/a:b")):

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from cmd2.py_bridge import PyBridge
 
+from ovios_shell_retadm.config import files
 from ovios_shell_retadm.config.model import (
     Configuration,
     Export,
@@ -34,6 +36,7 @@ from ovios_shell_retadm.restore.planner import (
     desired,
     plan,
 )
+from ovios_shell_retadm.shell import OviosShell
 
 IQN = "iqn.2026-11.com.ovios:esx"
 ESX1 = "iqn.1998-01.com.vmware:esx1"
@@ -293,10 +296,7 @@ def test_each_part_plans_only_its_own_services(parts):
 
 
 def test_the_command_wants_from_when_several_partners_synced_here(tmp_path, monkeypatch):
-    from cmd2.py_bridge import PyBridge
 
-    from ovios_shell_retadm.config import files
-    from ovios_shell_retadm.shell import OviosShell
 
     monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
     run_ = PyBridge(OviosShell())
@@ -312,9 +312,6 @@ def test_the_command_wants_from_when_several_partners_synced_here(tmp_path, monk
 
 
 def test_the_subcommands_and_partners_complete(tmp_path, monkeypatch):
-    from ovios_shell_retadm.config import files
-    from ovios_shell_retadm.shell import OviosShell
-
     monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
     files.store_synced(replace(Configuration(), node="src", generation=1))
     app = OviosShell()

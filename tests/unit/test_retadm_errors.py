@@ -11,7 +11,7 @@ import pytest
 from cmd2.py_bridge import PyBridge
 
 from ovios_shell_retadm.commands import failover as failover_commands
-from ovios_shell_retadm.replication import failover, task_run
+from ovios_shell_retadm.replication import failover, partner, task_run
 from ovios_shell_retadm.replication.executor import Outcome
 from ovios_shell_retadm.replication.task_store import IDLE, TaskRecord, TaskStore
 from ovios_shell_retadm.shell import OviosShell
@@ -133,7 +133,6 @@ def test_dest_that_names_no_task_is_one_line(shell):
 
 
 def test_the_partner_marks_broken_only_the_task_whose_replica_was_promoted(shell, capsys):
-    from ovios_shell_retadm.replication import partner
     fanned_out("repl/smbvol", "repl/fanout")
     assert partner.main(["broken", "data/smbvol", "promoted on dst", "repl/fanout"]) == 0
     assert capsys.readouterr().out == "data/smbvol: task to dst:repl/fanout marked broken\n"

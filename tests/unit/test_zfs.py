@@ -8,17 +8,22 @@ import shlex
 
 import pytest
 
-from ovios_shell_retadm.hosts import Host
+from ovios_shell_retadm.hosts import Host, Result
 from ovios_shell_retadm.replication.executor import Pair
 from ovios_shell_retadm.replication.model import Task
 from ovios_shell_retadm.zfs import (
     MAX_NAME_LEN,
     PROBE_SCRIPT,
+    RESUME_STALE,
+    RESUME_UNKNOWN,
+    RESUME_VALID,
     Capabilities,
     InvalidName,
+    ResumeCheckFailed,
     Unsupported,
     ZfsError,
     ZfsNode,
+    classify_resume_check,
     parse_probe,
     parse_send_size,
     pool_of,
@@ -339,8 +344,6 @@ nvlist version: 0
     "cannot resume send: 'data/smbvol@before upgrade' used in the initial send no longer exists",
 ])
 def test_a_token_whose_snapshot_zfs_says_is_gone_is_stale(stderr: str) -> None:
-    from ovios_shell_retadm.zfs import RESUME_STALE, classify_resume_check
-
     check = classify_resume_check(1, _TOKEN_CONTENTS + "\n" + stderr + "\n")
     assert (check.state, check.detail) == (RESUME_STALE, stderr)
 
@@ -357,15 +360,11 @@ def test_a_token_whose_snapshot_zfs_says_is_gone_is_stale(stderr: str) -> None:
     (None, "timed out after 60 s"),
 ])
 def test_any_other_failure_of_the_check_is_unknown(returncode, output) -> None:
-    from ovios_shell_retadm.zfs import RESUME_UNKNOWN, classify_resume_check
-
     check = classify_resume_check(returncode, output)
     assert check.state == RESUME_UNKNOWN and check.detail and "\n" not in check.detail
 
 
 def test_a_token_the_source_can_send_from_is_valid() -> None:
-    from ovios_shell_retadm.zfs import RESUME_VALID, classify_resume_check
-
     assert classify_resume_check(0, _TOKEN_CONTENTS + "full\tpool1/test@b\t1234\n").state == RESUME_VALID
 
 
@@ -381,7 +380,6 @@ class _ResumeHost(Host):
         return list(argv)
 
     def run(self, argv, *, timeout=None, check=True, input=None):
-        from ovios_shell_retadm.hosts import Result
 
         self.calls.append(list(argv))
         return Result(self.answer[0], _TOKEN_CONTENTS, self.answer[1], tuple(argv))
@@ -393,8 +391,6 @@ class _ResumeHost(Host):
     (1, "cannot resume send: unable to access 'pool1/test@b'", None),
 ])
 def test_a_run_discards_a_partial_receive_only_when_zfs_says_its_snapshot_is_gone(returncode, stderr, expected):
-    from ovios_shell_retadm.zfs import ResumeCheckFailed
-
     source = ZfsNode(_ResumeHost(returncode, stderr))
     source._caps = Capabilities(resume_tokens=True)
     pair = Pair(Task("pool1/test", "dst", "repl/test", False), source, ZfsNode(_ResumeHost(0, "", "dst")))
