@@ -19,14 +19,17 @@ def test_watch_follows_a_running_transfer_to_its_end(fresh_lab):
     sh(lab, "src", "head -c 150M /dev/urandom > /data/smbvol/big.bin")
     # the inc, caught right after its start (its runner stopped), and watch started beside it
     runner = start_inc_paused(lab)["pid"]
-    sh(lab, "src", "setsid sh -c 'ovios-shell retadm watch data/smbvol >/run/watch.out 2>&1 </dev/null;"
+    sh(lab, "src", "rm -f /run/watch.rc;"
+                   " setsid sh -c 'ovios-shell retadm watch data/smbvol >/run/watch.out 2>&1 </dev/null;"
                    " echo $? >/run/watch.rc' >/dev/null 2>&1 </dev/null &")
-    # let the run go; once pv has counted some bytes, hold the stream (pv stopped) for a few
-    # seconds, however fast the transfer would be, so watch sees it moving
-    sh(lab, "src", f"kill -CONT {runner};"
-                   f" for i in $(seq 600); do grep -q '\"bytes\": [1-9]' '{PROGRESS_FILE}' 2>/dev/null && break;"
-                   f" sleep 0.05; done;"
-                   f" pv=$(pgrep -P {runner} -x pv); kill -STOP $pv; sleep 3; kill -CONT $pv")
+    # let the run go and hold its stream (pv stopped) for a few seconds as soon as pv runs,
+    # however fast the transfer would be (on an idle machine 150 MiB take about a second), so
+    # watch sees it moving (the 120 s bound only catches a hang)
+    held = sh(lab, "src", f"kill -CONT {runner};"
+                          f" for i in $(seq 2400); do pv=$(pgrep -P {runner} -x pv) && break; sleep 0.05; done;"
+                          " [ -n \"$pv\" ] || { echo 'no pv under the run'; exit 1; };"
+                          " kill -STOP $pv; sleep 3; kill -CONT $pv", check=False)
+    assert held.returncode == 0, held.stdout + held.stderr
     sh(lab, "src", "for i in $(seq 600); do test -s /run/watch.rc && break; sleep 0.1; done")
     out = sh(lab, "src", "cat /run/watch.out").stdout
     assert sh(lab, "src", "cat /run/watch.rc").stdout.strip() == "0", out
