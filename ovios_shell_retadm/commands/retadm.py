@@ -27,7 +27,6 @@ from ..replication.tasks import (
     RUNNING_FULL,
     RUNNING_INC,
     Status,
-    TaskChoiceError,
     TaskRecord,
     TaskStore,
     effective_status,
@@ -35,38 +34,13 @@ from ..replication.tasks import (
 )
 from ..store import StoreError
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
-from .base import CommandError, OviosCommandSet
+from .base import CommandError
 from .failover import FailoverHandlers
+from .retadm_base import RetadmCommandSet, add_dest_option, local_unreplicated_datasets, replicated_datasets
 
 SUBCOMMANDS = ("status", "init", "inc", "reset", "doctor", "repair", "watch")  # the guide's order
 FAILOVER_SUBCOMMANDS = ("promote", "reverse", "switchback")
 USAGE_LINE = f"usage: retadm [{'|'.join(SUBCOMMANDS)}] [dataset] [--dry-run]"
-
-#: how long a completion may wait for `zfs list` (completion runs in a worker thread)
-_COMPLETION_TIMEOUT = 5
-
-
-# -- completion -----------------------------------------------------------------------------
-
-def _replicated(_self) -> cmd2.Choices:
-    try:
-        return cmd2.Choices.from_values(sorted({record.dataset for record in TaskStore().all()}))  # once each
-    except StoreError:
-        return cmd2.Choices.from_values(())
-
-
-def _add_dest(parser, what: str) -> None:
-    parser.add_argument("--dest", metavar="HOST[:REMOTE]",
-                        help=f"{what} of the dataset's tasks whose destination host (or remote dataset, or "
-                        "both as HOST:REMOTE) this is; needed when the dataset is replicated to several")
-
-
-def _local_unreplicated(_self) -> cmd2.Choices:
-    try:
-        node = ZfsNode(LocalHost(), timeout=_COMPLETION_TIMEOUT)
-        return cmd2.Choices.from_values(preflight.replicable_datasets(node, TaskStore()))
-    except (HostError, ZfsError, StoreError, OSError):
-        return cmd2.Choices.from_values(())
 
 
 # -- parsers ----------------------------------------------------------------------------------
@@ -80,7 +54,7 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
 
     status = sub.add_parser("status", help="show every replication task and its status",
                             description="Show every replication task: idle, running_full, running_inc or error.")
-    status.add_argument("dataset", nargs="?", help="only this task", choices_provider=_replicated)
+    status.add_argument("dataset", nargs="?", help="only this task", choices_provider=replicated_datasets)
     status.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
 
     init = sub.add_parser(
@@ -89,7 +63,7 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
         "Every answer can be given as an option, so init also runs with no terminal.",
     )
     init.add_argument("dataset", nargs="?", help="the local dataset (skips the pick)",
-                      choices_provider=_local_unreplicated)
+                      choices_provider=local_unreplicated_datasets)
     init.add_argument("--dest", help="destination host (IP or name); a dataset already replicated elsewhere gets "
                       "a second task (fan-out)")
     init.add_argument("--remote-pool", help="pool on the destination")
@@ -106,8 +80,8 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
                          "A dataset replicated to several destinations: each of its tasks, one line each. "
                          "Without a dataset: every task, one after the other. "
                          f"Exit status {BUSY} when a run of the task is still in progress.")
-    inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
-    _add_dest(inc, "only the one")
+    inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=replicated_datasets)
+    add_dest_option(inc, "only the one")
     inc.add_argument("--dry-run", action="store_true", help="show what would be sent; change nothing")
 
     repair = sub.add_parser(
@@ -117,8 +91,8 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
         "under a new name and send in full. Nothing is destroyed without confirmation (--yes in "
         "scripts). Stale partial receives, missing holds and dead runs are mended by the run itself.",
     )
-    repair.add_argument("dataset", help="the replicated dataset", choices_provider=_replicated)
-    _add_dest(repair, "the one")
+    repair.add_argument("dataset", help="the replicated dataset", choices_provider=replicated_datasets)
+    add_dest_option(repair, "the one")
     repair.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     repair.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
 
@@ -129,8 +103,8 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
         "dataset's other tasks (to other destinations). "
         "Afterwards 'retadm init' can set the dataset up again (to a new remote name).",
     )
-    reset.add_argument("dataset", help="the replicated dataset", choices_provider=_replicated)
-    _add_dest(reset, "the one")
+    reset.add_argument("dataset", help="the replicated dataset", choices_provider=replicated_datasets)
+    add_dest_option(reset, "the one")
     reset.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
     _add_doctor_parser(sub)
@@ -147,7 +121,7 @@ def _add_failover_parsers(sub) -> None:
         "answers (with the source down it works all the same). Then: restore all, start the services.",
     )
     promote.add_argument("dataset", help="the replica on this node (e.g. repl/smbvol)",
-                         choices_provider=_local_unreplicated)
+                         choices_provider=local_unreplicated_datasets)
     promote.add_argument("--key-file", metavar="PATH",
                          help="an encrypted replica's key (what its keyformat says: passphrase, hex or raw), "
                          "loaded before the mount; on a terminal promote asks for a passphrase instead")
@@ -159,7 +133,8 @@ def _add_failover_parsers(sub) -> None:
         "a task from here to the old source's dataset, which is rolled back to the last common snapshot "
         "(what that discards is shown and confirmed) and replicated onto, read-only, without a full send.",
     )
-    reverse.add_argument("dataset", help="the promoted dataset on this node", choices_provider=_local_unreplicated)
+    reverse.add_argument("dataset", help="the promoted dataset on this node",
+                         choices_provider=local_unreplicated_datasets)
     reverse.add_argument("--properties", choices=("yes", "no"), default="no",
                          help="send the dataset's properties too (default: no)")
     reverse.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
@@ -172,7 +147,7 @@ def _add_failover_parsers(sub) -> None:
         "source again; this dataset is its replica again and its task goes on from the snapshot they share.",
     )
     switchback.add_argument("dataset", help="the dataset replicated back with 'retadm reverse'",
-                            choices_provider=_replicated)
+                            choices_provider=replicated_datasets)
     switchback.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     switchback.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
 
@@ -187,8 +162,8 @@ def _add_doctor_parser(sub) -> None:
         "destination):\n" + doctor.check_table(),
         formatter_class=cmd2.RawDescriptionCmd2HelpFormatter,
     )
-    doctor_.add_argument("dataset", nargs="?", help="only this task", choices_provider=_replicated)
-    _add_dest(doctor_, "the one")
+    doctor_.add_argument("dataset", nargs="?", help="only this task", choices_provider=replicated_datasets)
+    add_dest_option(doctor_, "the one")
     doctor_.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
     doctor_.add_argument("--dry-run", action="store_true", help="accepted like everywhere; doctor changes nothing")
 
@@ -200,8 +175,8 @@ def _add_watch_parser(sub) -> None:
         "left where ZFS can estimate), until it ends; then its result. Ctrl-C stops watching, not the transfer. "
         "Without a dataset: the one running transfer.",
     )
-    watch.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
-    _add_dest(watch, "the one")
+    watch.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=replicated_datasets)
+    add_dest_option(watch, "the one")
     watch.add_argument("--dry-run", action="store_true", help="accepted like everywhere; watch changes nothing")
 
 
@@ -250,7 +225,7 @@ def _result_line(record: TaskRecord, status: Status) -> str:
             f"at @{record.last_snapshot} on {when} ({sent}{took})")
 
 
-class RetadmCommands(FailoverHandlers, OviosCommandSet):
+class RetadmCommands(FailoverHandlers, RetadmCommandSet):
     @cmd2.with_argparser(_build_parser)
     def do_retadm(self, args) -> None:
         """ZFS send/receive replication of single datasets to a partner node."""
@@ -346,9 +321,6 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                          f"{row['destination']} is not encrypted")
 
     # -- init ---------------------------------------------------------------------------------
-
-    def _interactive(self) -> bool:
-        return sys.stdin.isatty() and self._cmd.stdin is sys.stdin
 
     def _ask(self, prompt: str, given: str | None, option: str, default: str | None = None) -> str:
         if given is not None:
@@ -580,22 +552,6 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             self.out(doctor.summary(diagnoses))
         return FAILED if any(d.failed for d in diagnoses) else 0
 
-    def _records(self, dataset: str | None, dest: str | None) -> list[TaskRecord]:
-        """Every task (no dataset), or the one task of ``dataset`` that ``dest`` chooses."""
-        if dataset is None:
-            if dest is not None:
-                raise CommandError("--dest chooses among a dataset's tasks: name the dataset too", USAGE)
-            return TaskStore().all()
-        return [self._choose(dataset, dest)]
-
-    def _choose(self, dataset: str, dest: str | None) -> TaskRecord:
-        """The task of ``dataset`` that ``--dest`` names (needed only when it has several)."""
-        try:
-            return TaskStore().choose(dataset, dest)
-        except TaskChoiceError as exc:
-            several = dest is not None or len(TaskStore().of(dataset)) > 1
-            raise CommandError(str(exc), USAGE if several else FAILED) from exc
-
     # -- watch ----------------------------------------------------------------------------------
 
     def _watch(self, args) -> int:
@@ -701,36 +657,4 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                  f"{record.remote_dataset}.")
         if left:
             self.warn(f"warning: {left}")
-        return 0
-
-    def _confirm(self, prompt: str) -> bool:
-        if not self._interactive():
-            return False
-        try:
-            return self._cmd.read_input(prompt).strip().lower() in ("y", "yes")
-        except (EOFError, KeyboardInterrupt):
-            return False
-
-    def _preview(self, run: TaskRun, title: str = "dry run") -> int:
-        try:
-            preview = run.preview()
-        except RunFailed as exc:
-            raise CommandError(str(exc)) from exc
-        task = run.pair.task
-        self.out(f"{title}: {task.dataset} -> {task.destination}:{task.remote_dataset} (nothing is changed yet)"
-                 if title != "dry run" else
-                 f"dry run: {task.dataset} -> {task.destination}:{task.remote_dataset} (nothing is changed)")
-        if not isinstance(preview.plan, Plan):
-            self.out(f"  refused: {preview.plan.describe()}")
-            return FAILED
-        for line in preview.plan.describe():
-            self.out(f"  {line}")
-        if preview.plan.needs_replan:
-            self.out("  then: a normal run from what the destination has afterwards")
-        for pipeline in preview.pipelines:
-            self.out(f"  command: {pipeline}")
-        if preview.plan.sends:
-            estimate = f"about {preview.estimate} bytes" if preview.estimate is not None else \
-                "not available from this ZFS"
-            self.out(f"  size estimate: {estimate}")
         return 0
