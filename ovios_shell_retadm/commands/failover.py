@@ -9,6 +9,8 @@ import getpass
 import os
 from typing import TYPE_CHECKING
 
+import cmd2
+
 from ..exit_status import USAGE
 from ..hosts import HostError, LocalHost
 from ..replication import failover
@@ -18,6 +20,50 @@ from ..replication.model import Plan
 from ..replication.tasks import TaskStore
 from ..zfs import InvalidName, ZfsError, ZfsNode, validate_dataset_name
 from .base import CommandError
+from .retadm_base import local_unreplicated_datasets, replicated_datasets
+
+
+def _promote_parser() -> cmd2.Cmd2ArgumentParser:
+    promote = cmd2.Cmd2ArgumentParser(
+        description="Failover, on the destination node: the replica is marked promoted (no replication "
+        "onto it any more), made writable and mounted; the source's task is marked broken when the source "
+        "answers (with the source down it works all the same). Then: restore all, start the services.",
+    )
+    promote.add_argument("dataset", help="the replica on this node (e.g. repl/smbvol)",
+                         choices_provider=local_unreplicated_datasets)
+    promote.add_argument("--key-file", metavar="PATH",
+                         help="an encrypted replica's key (what its keyformat says: passphrase, hex or raw), "
+                         "loaded before the mount; on a terminal promote asks for a passphrase instead")
+    promote.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    return promote
+
+
+def _reverse_parser() -> cmd2.Cmd2ArgumentParser:
+    reverse = cmd2.Cmd2ArgumentParser(
+        description="Failback, on the node where the replica was promoted, once the old source is back: "
+        "a task from here to the old source's dataset, which is rolled back to the last common snapshot "
+        "(what that discards is shown and confirmed) and replicated onto, read-only, without a full send.",
+    )
+    reverse.add_argument("dataset", help="the promoted dataset on this node",
+                         choices_provider=local_unreplicated_datasets)
+    reverse.add_argument("--properties", choices=("yes", "no"), default="no",
+                         help="send the dataset's properties too (default: no)")
+    reverse.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    reverse.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    return reverse
+
+
+def _switchback_parser() -> cmd2.Cmd2ArgumentParser:
+    switchback = cmd2.Cmd2ArgumentParser(
+        description="Planned role switch after 'reverse': this dataset becomes read-only (stop the services "
+        "that write to it first), a last incremental goes to the original source, which becomes the "
+        "source again; this dataset is its replica again and its task goes on from the snapshot they share.",
+    )
+    switchback.add_argument("dataset", help="the dataset replicated back with 'retadm reverse'",
+                            choices_provider=replicated_datasets)
+    switchback.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    switchback.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    return switchback
 
 
 class FailoverHandlers:
@@ -30,6 +76,8 @@ class FailoverHandlers:
         def _interactive(self) -> bool: ...
         def _preview(self, run: TaskRun, title: str = "dry run") -> int: ...
 
+    @cmd2.as_subcommand_to("retadm", "promote", _promote_parser,
+                           help="on the destination: break the relationship and make the replica writable")
     def _promote(self, args) -> int:
         node = ZfsNode(LocalHost())
         replica = self._replica(node, args.dataset)
@@ -75,6 +123,8 @@ class FailoverHandlers:
             raise CommandError(failover.key_missing(replica))
         return failover.Key(passphrase=secret)
 
+    @cmd2.as_subcommand_to("retadm", "reverse", _reverse_parser,
+                           help="on the promoted node: replicate back to the old source (failback)")
     def _reverse(self, args) -> int:
         self._valid_name(args.dataset)
         tasks = TaskStore()
@@ -102,6 +152,8 @@ class FailoverHandlers:
             self.warn(f"note: {note}")
         return 0
 
+    @cmd2.as_subcommand_to("retadm", "switchback", _switchback_parser,
+                           help="on the promoted node: hand the dataset back to the original source")
     def _switchback(self, args) -> int:
         self._valid_name(args.dataset)
         tasks = TaskStore()

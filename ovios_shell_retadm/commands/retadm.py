@@ -5,6 +5,7 @@ Parsing, prompts and rendering only; the work is in :mod:`ovios_shell_retadm.rep
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -45,20 +46,44 @@ USAGE_LINE = f"usage: retadm [{'|'.join(SUBCOMMANDS)}] [dataset] [--dry-run]"
 
 # -- parsers ----------------------------------------------------------------------------------
 
+#: the order ``retadm --help`` lists the subcommands in (and a mistyped one's error its choices)
+HELP_ORDER = ("status", "init", "inc", "repair", "reset", "doctor", "watch", *FAILOVER_SUBCOMMANDS)
+
+
+class _SubcommandsInHelpOrder(argparse._SubParsersAction):
+    """Keeps ``retadm``'s subcommands in :data:`HELP_ORDER` whichever command set attaches them
+    first: cmd2 attaches a set's subcommands in the alphabetical order of their handlers' names."""
+
+    def add_parser(self, name, **kwargs):
+        parser = super().add_parser(name, **kwargs)
+        self._choices_actions.sort(key=lambda action: HELP_ORDER.index(action.dest))
+        in_order = sorted(self._name_parser_map.items(), key=lambda item: HELP_ORDER.index(item[0]))
+        self._name_parser_map.clear()  # in place: the action's choices are this very dict
+        self._name_parser_map.update(in_order)
+        return parser
+
+
 def _build_parser() -> cmd2.Cmd2ArgumentParser:
+    """``retadm`` itself; its subcommands are attached by the command sets that run them."""
     parser = cmd2.Cmd2ArgumentParser(
         prog="retadm", usage=USAGE_LINE[len("usage: "):],
         description="ZFS send/receive replication of single datasets to a partner node over SSH.",
     )
-    sub = parser.add_subparsers(dest="subcommand", metavar="{" + ",".join(SUBCOMMANDS + FAILOVER_SUBCOMMANDS) + "}")
+    parser.add_subparsers(dest="subcommand", metavar="{" + ",".join(SUBCOMMANDS + FAILOVER_SUBCOMMANDS) + "}",
+                          action=_SubcommandsInHelpOrder)
+    return parser
 
-    status = sub.add_parser("status", help="show every replication task and its status",
-                            description="Show every replication task: idle, running_full, running_inc or error.")
+
+def _status_parser() -> cmd2.Cmd2ArgumentParser:
+    status = cmd2.Cmd2ArgumentParser(
+        description="Show every replication task: idle, running_full, running_inc or error.")
     status.add_argument("dataset", nargs="?", help="only this task", choices_provider=replicated_datasets)
     status.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
+    return status
 
-    init = sub.add_parser(
-        "init", help="set up a new replication task and start its full send in the background",
+
+def _init_parser() -> cmd2.Cmd2ArgumentParser:
+    init = cmd2.Cmd2ArgumentParser(
         description="The wizard: destination host, dataset, remote pool and name, properties yes/no. "
         "Every answer can be given as an option, so init also runs with no terminal.",
     )
@@ -74,18 +99,23 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
                       help="an encrypted dataset that cannot travel raw (encrypted, the key staying here) is "
                       "replicated decrypted: the replica is not encrypted")
     init.add_argument("--dry-run", action="store_true", help="check and show what would be done; change nothing")
+    return init
 
-    inc = sub.add_parser("inc", help="send the changes since the last common snapshot",
-                         description="Send everything since the last common snapshot (user snapshots too). "
-                         "A dataset replicated to several destinations: each of its tasks, one line each. "
-                         "Without a dataset: every task, one after the other. "
-                         f"Exit status {BUSY} when a run of the task is still in progress.")
+
+def _inc_parser() -> cmd2.Cmd2ArgumentParser:
+    inc = cmd2.Cmd2ArgumentParser(
+        description="Send everything since the last common snapshot (user snapshots too). "
+        "A dataset replicated to several destinations: each of its tasks, one line each. "
+        "Without a dataset: every task, one after the other. "
+        f"Exit status {BUSY} when a run of the task is still in progress.")
     inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=replicated_datasets)
     add_dest_option(inc, "only the one")
     inc.add_argument("--dry-run", action="store_true", help="show what would be sent; change nothing")
+    return inc
 
-    repair = sub.add_parser(
-        "repair", help="bring a broken replication relationship back, then replicate",
+
+def _repair_parser() -> cmd2.Cmd2ArgumentParser:
+    repair = cmd2.Cmd2ArgumentParser(
         description="Shows what it will do first: roll the destination back to the common snapshot "
         "(listing what that discards), or, when nothing is in common any more, keep the old replica "
         "under a new name and send in full. Nothing is destroyed without confirmation (--yes in "
@@ -95,9 +125,11 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
     add_dest_option(repair, "the one")
     repair.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     repair.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    return repair
 
-    reset = sub.add_parser(
-        "reset", help="remove a replication task and its tracking snapshots and holds",
+
+def _reset_parser() -> cmd2.Cmd2ArgumentParser:
+    reset = cmd2.Cmd2ArgumentParser(
         description="Remove the task, its tracking snapshots, holds and bookmarks on both sides (the "
         "destination's only where it can be reached). The replicated data is never touched, nor the "
         "dataset's other tasks (to other destinations). "
@@ -107,54 +139,11 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
     add_dest_option(reset, "the one")
     reset.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
-    _add_doctor_parser(sub)
-    _add_watch_parser(sub)
-    _add_failover_parsers(sub)
-    return parser
+    return reset
 
 
-def _add_failover_parsers(sub) -> None:
-    promote = sub.add_parser(
-        "promote", help="on the destination: break the relationship and make the replica writable",
-        description="Failover, on the destination node: the replica is marked promoted (no replication "
-        "onto it any more), made writable and mounted; the source's task is marked broken when the source "
-        "answers (with the source down it works all the same). Then: restore all, start the services.",
-    )
-    promote.add_argument("dataset", help="the replica on this node (e.g. repl/smbvol)",
-                         choices_provider=local_unreplicated_datasets)
-    promote.add_argument("--key-file", metavar="PATH",
-                         help="an encrypted replica's key (what its keyformat says: passphrase, hex or raw), "
-                         "loaded before the mount; on a terminal promote asks for a passphrase instead")
-    promote.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
-
-    reverse = sub.add_parser(
-        "reverse", help="on the promoted node: replicate back to the old source (failback)",
-        description="Failback, on the node where the replica was promoted, once the old source is back: "
-        "a task from here to the old source's dataset, which is rolled back to the last common snapshot "
-        "(what that discards is shown and confirmed) and replicated onto, read-only, without a full send.",
-    )
-    reverse.add_argument("dataset", help="the promoted dataset on this node",
-                         choices_provider=local_unreplicated_datasets)
-    reverse.add_argument("--properties", choices=("yes", "no"), default="no",
-                         help="send the dataset's properties too (default: no)")
-    reverse.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
-    reverse.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
-
-    switchback = sub.add_parser(
-        "switchback", help="on the promoted node: hand the dataset back to the original source",
-        description="Planned role switch after 'reverse': this dataset becomes read-only (stop the services "
-        "that write to it first), a last incremental goes to the original source, which becomes the "
-        "source again; this dataset is its replica again and its task goes on from the snapshot they share.",
-    )
-    switchback.add_argument("dataset", help="the dataset replicated back with 'retadm reverse'",
-                            choices_provider=replicated_datasets)
-    switchback.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
-    switchback.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
-
-
-def _add_doctor_parser(sub) -> None:
-    doctor_ = sub.add_parser(
-        "doctor", help="diagnose replication problems: ssh both ways, snapshots, destination pool, cron",
+def _doctor_parser() -> cmd2.Cmd2ArgumentParser:
+    doctor_ = cmd2.Cmd2ArgumentParser(
         description="Read-only checks of a task, one line each: OK, WARN or FAIL with a hint saying what to run "
         "(SKIP: not checked because an earlier check failed). Without a dataset: every task. "
         "Exit status 1 when any check FAILs, else 0.",
@@ -166,11 +155,11 @@ def _add_doctor_parser(sub) -> None:
     add_dest_option(doctor_, "the one")
     doctor_.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
     doctor_.add_argument("--dry-run", action="store_true", help="accepted like everywhere; doctor changes nothing")
+    return doctor_
 
 
-def _add_watch_parser(sub) -> None:
-    watch = sub.add_parser(
-        "watch", help="follow the running transfer of a dataset: bytes, rate, time left",
+def _watch_parser() -> cmd2.Cmd2ArgumentParser:
+    watch = cmd2.Cmd2ArgumentParser(
         description="Live progress of the running transfer (bytes sent, rate, and the estimated total and time "
         "left where ZFS can estimate), until it ends; then its result. Ctrl-C stops watching, not the transfer. "
         "Without a dataset: the one running transfer.",
@@ -178,6 +167,7 @@ def _add_watch_parser(sub) -> None:
     watch.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=replicated_datasets)
     add_dest_option(watch, "the one")
     watch.add_argument("--dry-run", action="store_true", help="accepted like everywhere; watch changes nothing")
+    return watch
 
 
 _RUNNING = (RUNNING_FULL, RUNNING_INC)
@@ -229,16 +219,13 @@ class RetadmCommands(FailoverHandlers, RetadmCommandSet):
     @cmd2.with_argparser(_build_parser)
     def do_retadm(self, args) -> None:
         """ZFS send/receive replication of single datasets to a partner node."""
-        handlers = {"status": self._status, "init": self._init, "inc": self._inc, "reset": self._reset,
-                    "repair": self._repair, "doctor": self._doctor, "watch": self._watch,
-                    "promote": self._promote, "reverse": self._reverse, "switchback": self._switchback}
-        handler = handlers.get(args.subcommand)
-        if handler is None:
+        run_subcommand = args.cmd2_subcommand_func  # the handler of the subcommand given, if any
+        if run_subcommand is None:
             self.out(USAGE_LINE)
             self._cmd.last_result = USAGE
             return
         try:
-            status = handler(args)
+            status = run_subcommand(args)
         except CommandError as exc:
             self.fail(f"retadm {args.subcommand}: {exc}", exc.status)
             return
@@ -249,6 +236,7 @@ class RetadmCommands(FailoverHandlers, RetadmCommandSet):
 
     # -- status -------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "status", _status_parser, help="show every replication task and its status")
     def _status(self, args) -> int:
         records = TaskStore().all()  # one row per task: a dataset replicated to several destinations has several
         if args.dataset:
@@ -350,6 +338,8 @@ class RetadmCommands(FailoverHandlers, RetadmCommandSet):
         except (EOFError, KeyboardInterrupt):
             raise CommandError("cancelled; nothing was changed") from None
 
+    @cmd2.as_subcommand_to("retadm", "init", _init_parser,
+                           help="set up a new replication task and start its full send in the background")
     def _init(self, args) -> int:
         tasks = TaskStore()
         local = ZfsNode(LocalHost())
@@ -433,6 +423,7 @@ class RetadmCommands(FailoverHandlers, RetadmCommandSet):
 
     # -- inc ------------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "inc", _inc_parser, help="send the changes since the last common snapshot")
     def _inc(self, args) -> int:
         tasks = TaskStore()
         if args.dataset is None:
@@ -509,6 +500,8 @@ class RetadmCommands(FailoverHandlers, RetadmCommandSet):
 
     # -- repair ---------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "repair", _repair_parser,
+                           help="bring a broken replication relationship back, then replicate")
     def _repair(self, args) -> int:
         tasks = TaskStore()
         record = self._choose(args.dataset, args.dest)
@@ -529,6 +522,8 @@ class RetadmCommands(FailoverHandlers, RetadmCommandSet):
 
     # -- doctor ---------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "doctor", _doctor_parser,
+                           help="diagnose replication problems: ssh both ways, snapshots, destination pool, cron")
     def _doctor(self, args) -> int:
         records = self._records(args.dataset, args.dest)
         if not records:
@@ -554,6 +549,8 @@ class RetadmCommands(FailoverHandlers, RetadmCommandSet):
 
     # -- watch ----------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "watch", _watch_parser,
+                           help="follow the running transfer of a dataset: bytes, rate, time left")
     def _watch(self, args) -> int:
         records = self._records(args.dataset, args.dest)
         running = [r for r in records if effective_status(r).word in _RUNNING]
@@ -629,6 +626,8 @@ class RetadmCommands(FailoverHandlers, RetadmCommandSet):
 
     # -- reset ----------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "reset", _reset_parser,
+                           help="remove a replication task and its tracking snapshots and holds")
     def _reset(self, args) -> int:
         tasks = TaskStore()
         record = self._choose(args.dataset, args.dest)
