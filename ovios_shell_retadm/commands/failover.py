@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import getpass
 import os
-from typing import TYPE_CHECKING
 
 import cmd2
 
@@ -15,12 +14,11 @@ from ..exit_status import USAGE
 from ..hosts import HostError, LocalHost
 from ..replication import failover
 from ..replication.failover import FailoverError
-from ..replication.jobs import TaskRun
 from ..replication.model import Plan
 from ..replication.tasks import TaskStore
 from ..zfs import InvalidName, ZfsError, ZfsNode, validate_dataset_name
 from .base import CommandError
-from .retadm_base import local_unreplicated_datasets, replicated_datasets
+from .retadm_base import RetadmCommandSet, local_unreplicated_datasets, replicated_datasets
 
 
 def _promote_parser() -> cmd2.Cmd2ArgumentParser:
@@ -66,15 +64,9 @@ def _switchback_parser() -> cmd2.Cmd2ArgumentParser:
     return switchback
 
 
-class FailoverHandlers:
-    """Mixed into the ``retadm`` command set (which provides out, _confirm and _preview)."""
-
-    if TYPE_CHECKING:  # what the command set provides
-        def out(self, text: str = "") -> None: ...
-        def warn(self, text: str) -> None: ...
-        def _confirm(self, prompt: str) -> bool: ...
-        def _interactive(self) -> bool: ...
-        def _preview(self, run: TaskRun, title: str = "dry run") -> int: ...
+class FailoverCommands(RetadmCommandSet):
+    """``retadm promote``, ``retadm reverse`` and ``retadm switchback``: subcommands of
+    :class:`~.retadm.RetadmCommands`' ``retadm``."""
 
     @cmd2.as_subcommand_to("retadm", "promote", _promote_parser,
                            help="on the destination: break the relationship and make the replica writable")
@@ -178,6 +170,7 @@ class FailoverHandlers:
 
     @staticmethod
     def _valid_name(dataset: str) -> None:
+        """A name ZFS would refuse is a usage error, said before anything is looked at."""
         try:
             validate_dataset_name(dataset)
         except InvalidName as exc:

@@ -33,7 +33,6 @@ from ..replication.tasks import (
 from ..store import StoreError
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
 from .base import CommandError
-from .failover import FailoverHandlers
 from .retadm_base import RetadmCommandSet, add_dest_option, local_unreplicated_datasets, replicated_datasets
 
 SUBCOMMANDS = ("status", "init", "inc", "reset", "doctor", "repair", "watch")  # the guide's order
@@ -169,7 +168,7 @@ def _inc_prefix(record: TaskRecord, named: bool) -> str:
     return f"retadm inc {record.dataset} -> {record.target}" if named else f"retadm inc {record.dataset}"
 
 
-class RetadmCommands(FailoverHandlers, RetadmCommandSet):
+class RetadmCommands(RetadmCommandSet):
     @cmd2.with_argparser(_build_parser)
     def do_retadm(self, args) -> None:
         """ZFS send/receive replication of single datasets to a partner node."""
