@@ -1,5 +1,10 @@
 """``retadm`` — replication of single datasets to a partner node (the guide's sections 4–7).
 
+The command itself and its subcommands status, init, inc, repair, reset and doctor; ``watch``
+(:mod:`.watch`) and ``promote``, ``reverse``, ``switchback`` (:mod:`.failover`) are command sets
+of their own that cmd2 attaches to it.  Whichever set runs a subcommand, its errors are reported
+by :meth:`RetadmCommands.do_retadm`.
+
 Parsing, prompts and rendering only; the work is in :mod:`ovios_shell_retadm.replication`.
 """
 
@@ -46,14 +51,19 @@ USAGE_LINE = f"usage: retadm [{'|'.join(SUBCOMMANDS)}] [dataset] [--dry-run]"
 HELP_ORDER = ("status", "init", "inc", "repair", "reset", "doctor", "watch", *FAILOVER_SUBCOMMANDS)
 
 
+def _help_rank(subcommand: str) -> int:
+    """Where ``subcommand`` comes in :data:`HELP_ORDER`; one it does not name comes last."""
+    return HELP_ORDER.index(subcommand) if subcommand in HELP_ORDER else len(HELP_ORDER)
+
+
 class _SubcommandsInHelpOrder(argparse._SubParsersAction):
     """Keeps ``retadm``'s subcommands in :data:`HELP_ORDER` whichever command set attaches them
     first: cmd2 attaches a set's subcommands in the alphabetical order of their handlers' names."""
 
     def add_parser(self, name, **kwargs):
         parser = super().add_parser(name, **kwargs)
-        self._choices_actions.sort(key=lambda action: HELP_ORDER.index(action.dest))
-        in_order = sorted(self._name_parser_map.items(), key=lambda item: HELP_ORDER.index(item[0]))
+        self._choices_actions.sort(key=lambda action: _help_rank(action.dest))
+        in_order = sorted(self._name_parser_map.items(), key=lambda item: _help_rank(item[0]))
         self._name_parser_map.clear()  # in place: the action's choices are this very dict
         self._name_parser_map.update(in_order)
         return parser
