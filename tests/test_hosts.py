@@ -1,6 +1,6 @@
 """hosts.py: validation, local runs, and ssh against a real sshd on loopback.
 
-The sshd runs in a private mount namespace (tests/zfsdev.py) with its own host
+The sshd runs in a private mount namespace (ovios_lab.zfsdev) with its own host
 key and an authorized key for root in a temporary directory; the client side
 uses ``-F /dev/null``, an explicit identity and known_hosts file, so nothing of
 the machine's own ssh setup is read or changed.
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ovios_lab import zfsdev
 from ovios_shell_retadm import hosts
 from ovios_shell_retadm.hosts import (
     AuthError,
@@ -33,7 +34,6 @@ from ovios_shell_retadm.hosts import (
     validate_hostname,
 )
 
-import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
 from tiers import cannot_run
 
 HOSTILE_ARGS = [

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from cmd2.py_bridge import PyBridge
 
+from ovios_lab import zfsdev
 from ovios_shell_retadm import options, services
 from ovios_shell_retadm.shell import OviosShell
 from ovios_shell_retadm.store import Store
 
-import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
 from tiers import cannot_run
 
 
@@ -125,7 +125,7 @@ def test_rewrite_permit_root_login_sets_the_global_value(text, policy, expected)
 class PrivateSshd:
     """This test's own sshd, reading the sshd_config under OVIOS_ROOT that ``options`` edits.
 
-    It runs in a mount namespace of its own (tests/zfsdev.py) whose ``/run`` is private: there
+    It runs in a mount namespace of its own (ovios_lab.zfsdev) whose ``/run`` is private: there
     ``/run/sshd.pid`` (what :func:`services.set_root_login` reloads) is this sshd's, and neither
     the machine's sshd pid file nor ``/run/systemd`` exists.  ``ovios-shell`` runs there
     (:meth:`ovios_shell`), so it reloads this sshd and can never signal the machine's; the

@@ -1,6 +1,6 @@
 """zfs.py: names and command builders (pure), then everything else on a real ZFS.
 
-The real ZFS is Debian's zfs-fuse, run privately by tests/zfsdev.py in a mount
+The real ZFS is Debian's zfs-fuse, run privately by ovios_lab.zfsdev in a mount
 namespace of its own with a file-backed pool; an sshd in the same namespace
 lets the same checks run through :class:`SshHost`.  OpenZFS behaviour is covered
 here only by the builders and by parsing recorded output; the OpenZFS VM lab
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ovios_lab import zfsdev
 from ovios_shell_retadm.hosts import Host, SshHost
 from ovios_shell_retadm.replication.executor import Pair, PlanOutdated
 from ovios_shell_retadm.replication.model import Plan, Rollback, SendFull, SendIncremental, SetReadonly, Task
@@ -47,7 +48,6 @@ from ovios_shell_retadm.zfs import (
     validate_tag,
 )
 
-import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
 from tiers import cannot_run
 
 ZFS_FUSE = Capabilities(receive_u=True)
