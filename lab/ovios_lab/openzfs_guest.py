@@ -31,7 +31,7 @@ MIB = 1024 * 1024
 POOL_DISK_SIZE = 256 * MIB
 ZVOL_SIZE = 64 * MIB
 
-#: files and directories whose boot-time state reset restores (see PATH_SIGNATURE)
+#: files and directories whose boot-time state reset restores (see scripts/signatures.sh)
 PRISTINE_PATHS = ("/etc/ssh", "/root/.ssh", "/etc/hosts", "/etc/hostname", "/etc/crontab", "/etc/cron.d",
                   "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/subuid", "/etc/subgid",
                   "/etc/environment", "/etc/default/cron", "/etc/samba/smb.conf", "/etc/exports")
