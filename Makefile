@@ -15,7 +15,9 @@ VENV    := $(CURDIR)/.venv
 PY      := $(VENV)/bin/python
 DEBS    := zfs-fuse openssh-server openssh-client cron iproute2 util-linux procps pv python3-venv
 DEBS_OPENZFS := qemu-system-x86 qemu-utils debootstrap e2fsprogs
-DEBS_TEST := samba  # testparm and pdbedit read restore's Samba files back (tests/fuse_lab/test_restore_samba.py)
+# samba: testparm and pdbedit read restore's Samba files back (tests/fuse_lab/test_restore_samba.py);
+# shellcheck: make check runs it over the shell scripts
+DEBS_TEST := samba shellcheck
 PYTEST_ARGS ?=
 OPENZFS_LOG := $(CURDIR)/.openzfs-tests.log
 
@@ -41,10 +43,15 @@ test-unit: $(VENV)/.installed python-test-tools
 	$(PY) -m pytest -m 'not lab and not openzfs' $(PYTEST_ARGS)
 
 # The static checks: ruff (its rules in pyproject.toml) over the package, tests and benchmarks;
-# mypy over the files pyproject.toml names.  Only Python tools: no root, no lab.
+# mypy over the files pyproject.toml names; shellcheck over the shell scripts.  No root, no
+# lab; shellcheck is a Debian package (test-tools installs it, as root): without it the check
+# fails rather than passing with a part left out.
+SHELL_SCRIPTS := $(wildcard lab/ovios_lab/scripts/*.sh) .ci/run
 check: $(VENV)/.installed python-test-tools
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	@command -v shellcheck >/dev/null || { echo "shellcheck is missing: make test-tools (as root) or apt-get install shellcheck" >&2; exit 1; }
+	shellcheck --external-sources --source-path=SCRIPTDIR $(SHELL_SCRIPTS)
 
 test-fuse: install test-tools
 	$(PY) -m pytest -m 'not openzfs' $(PYTEST_ARGS)

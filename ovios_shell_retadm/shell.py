@@ -52,6 +52,9 @@ class OviosShell(cmd2.Cmd):
     # -- plugins -------------------------------------------------------------------
 
     def load_plugins(self) -> None:
+        """Register every plugin's command set in the order of the entry points' names: cmd2
+        attaches a set's subcommands only to a command already registered, so a set adding
+        subcommands to another's command is named after it (``retadm-watch`` after ``retadm``)."""
         for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
             try:
                 command_set_class = ep.load()

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .shell_scripts import assignments, script
 from .spec import LabError
 
 CACHE_ENV = "OVIOS_LAB_IMAGE_CACHE"
@@ -146,67 +147,8 @@ IMAGE_FILES: dict[str, tuple[int, str]] = {
     "/etc/apt/sources.list": (0o644, ""),  # filled in by build() (mirror is not part of the recipe)
 }
 
-CHROOT_SCRIPT = r"""#!/bin/bash
-# runs inside the image's tree (chroot), as root, with the network of the machine
-set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
-APT=(apt-get -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-step() { echo "=== $(date +%T) $*"; }
-
-step "apt-get update"
-apt-get -q update
-step "guest packages"
-"${APT[@]}" install @GUEST_PACKAGES@
-step "kernel and headers"
-"${APT[@]}" install @KERNEL_PACKAGES@
-KVER=$(ls /lib/modules | sort -V | tail -n 1)
-echo "kernel $KVER"
-step "OpenZFS from bookworm-backports (DKMS builds for $KVER)"
-"${APT[@]}" -t bookworm-backports install @ZFS_PACKAGES@
-if ! ls /lib/modules/$KVER/updates/dkms/zfs.ko* >/dev/null 2>&1; then
-    step "dkms autoinstall -k $KVER"
-    dkms autoinstall -k "$KVER"
-fi
-ls -l /lib/modules/$KVER/updates/dkms/
-ZFSVER=$(dpkg-query -W -f='${Version}' zfsutils-linux)
-
-step "purge compilers, headers and DKMS (the built modules are kept)"
-mkdir -p /root/zfs-modules
-cp -a /lib/modules/$KVER/updates/dkms/. /root/zfs-modules/
-# (apt keeps what installed packages suggest or recommend unless told otherwise: gcc would stay)
-"${APT[@]}" -o APT::AutoRemove::SuggestsImportant=false -o APT::AutoRemove::RecommendsImportant=false \
-    purge --auto-remove zfs-dkms dkms linux-headers-amd64 "linux-headers-$KVER"
-dpkg-query -W -f='${Status}\n' zfsutils-linux | grep -q 'install ok installed'
-if dpkg-query -W -f='${Status}\n' gcc-12 2>/dev/null | grep -q 'install ok installed'; then
-    echo "gcc-12 is still installed"; exit 1
-fi
-mkdir -p /lib/modules/$KVER/updates/dkms
-cp -a /root/zfs-modules/. /lib/modules/$KVER/updates/dkms/
-rm -rf /root/zfs-modules
-for dir in @DROPPED_MODULE_DIRS@; do rm -rf "/lib/modules/$KVER/$dir"; done
-depmod -a "$KVER"
-modinfo -k "$KVER" -F version zfs
-update-initramfs -u -k "$KVER"
-
-step "Python dependencies from PyPI wheels"
-python3 -m pip install --break-system-packages --no-index --find-links /tmp/wheelhouse --no-cache-dir \
-    --root-user-action=ignore @REQUIREMENTS@
-python3 -c 'import cmd2, sh, pexpect, tabulate; print("cmd2", cmd2.__version__)'
-
-step "units"
-systemctl enable systemd-networkd.service ovios-lab-boot.service ssh.service cron.service
-for unit in @MASKED_UNITS@; do systemctl mask "$unit"; done
-for unit in @DISABLED_UNITS@; do systemctl disable "$unit"; done
-systemctl list-unit-files --state=enabled --no-legend --no-pager
-rm -f /etc/ssh/ssh_host_*  # every VM gets its own from its seed
-rm -f /usr/sbin/policy-rc.d /etc/resolv.conf
-apt-get clean
-rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log /var/log/apt/* /tmp/* /root/.cache \
-    /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/*
-echo "kernel=$KVER" > /etc/ovios-lab-image
-echo "zfs=$ZFSVER" >> /etc/ovios-lab-image
-step "done"
-"""
+#: builds the tree in the chroot; reads image.env (see :func:`_image_env`) from beside it
+CHROOT_SCRIPT = "image-chroot.sh"
 
 
 def requirements(setup_cfg: Path = REPO_ROOT / "setup.cfg") -> tuple[str, ...]:
@@ -225,7 +167,7 @@ def recipe() -> dict:
         "zfs_packages": list(ZFS_PACKAGES), "masked": list(MASKED_UNITS),
         "disabled": list(DISABLED_UNITS),
         "dropped_modules": list(DROPPED_MODULE_DIRS), "requirements": list(requirements()),
-        "files": {k: [v[0], v[1]] for k, v in sorted(IMAGE_FILES.items())}, "script": CHROOT_SCRIPT,
+        "files": {k: [v[0], v[1]] for k, v in sorted(IMAGE_FILES.items())}, "script": script(CHROOT_SCRIPT),
     }
 
 
@@ -310,18 +252,13 @@ def _sources(mirror: str) -> str:
             f"deb {mirror} {SUITE}-backports {comps}\n")
 
 
-def _chroot_script() -> str:
-    subs = {
-        "@GUEST_PACKAGES@": " ".join(GUEST_PACKAGES), "@KERNEL_PACKAGES@": " ".join(KERNEL_PACKAGES),
-        "@ZFS_PACKAGES@": " ".join(ZFS_PACKAGES), "@MASKED_UNITS@": " ".join(MASKED_UNITS),
-        "@DISABLED_UNITS@": " ".join(DISABLED_UNITS),
-        "@DROPPED_MODULE_DIRS@": " ".join(DROPPED_MODULE_DIRS),
-        "@REQUIREMENTS@": " ".join(f"'{r}'" for r in requirements()),
-    }
-    text = CHROOT_SCRIPT
-    for key, value in subs.items():
-        text = text.replace(key, value)
-    return text
+def _image_env() -> str:
+    """The chroot script's values (bash arrays)."""
+    return assignments({
+        "GUEST_PACKAGES": GUEST_PACKAGES, "KERNEL_PACKAGES": KERNEL_PACKAGES, "ZFS_PACKAGES": ZFS_PACKAGES,
+        "REQUIREMENTS": requirements(), "MASKED_UNITS": MASKED_UNITS, "DISABLED_UNITS": DISABLED_UNITS,
+        "DROPPED_MODULE_DIRS": DROPPED_MODULE_DIRS,
+    })
 
 
 def _pip_env() -> tuple[dict[str, str], list[str]]:
@@ -386,7 +323,8 @@ class _Builder:
             os.chmod(target, mode)
         shutil.copy2("/etc/resolv.conf", self.root / "etc/resolv.conf", follow_symlinks=True)
         shutil.copytree(wheelhouse, self.root / "tmp/wheelhouse")
-        (self.root / "tmp/build.sh").write_text(_chroot_script())
+        (self.root / "tmp/build.sh").write_text(script(CHROOT_SCRIPT))
+        (self.root / "tmp/image.env").write_text(_image_env())
         mounts = (f"set -e; r={self.root}; mount -t proc proc $r/proc; mount -t sysfs sys $r/sys; "
                   f"mount --bind /dev $r/dev; mount -t devpts -o newinstance devpts $r/dev/pts; "
                   f"mount -t tmpfs tmpfs $r/run; exec chroot $r /bin/bash /tmp/build.sh")

@@ -406,7 +406,8 @@ class OpenZfsLab(TwoNodeLab):
             started = time.monotonic()
             self.log(f"lab {self.name}: powering {spec.name} on")
             self._unlink_link_socket(link)
-            (self.vm_dir(spec.name) / "seed" / "boot.sh").write_text(_keep_baseline(guest.boot_script(spec)))
+            for name, text in guest.boot_files(spec, keep_baseline=True).items():
+                (self.vm_dir(spec.name) / "seed" / name).write_text(text)
             serial = self.serial_log(spec.name)
             if serial.exists():
                 os.replace(serial, serial.with_name(serial.name + ".1"))
@@ -415,7 +416,7 @@ class OpenZfsLab(TwoNodeLab):
             state.save(self.state_path)  # the new QEMU is the lab's even if the boot fails
             vm.boot_seconds = self._wait_for_boot(spec.name, vm, started)
             self._start_master(spec.name, vm.ssh_port)
-            argv = ["bash", "-c", _power_on_script(spec), "power-on"]
+            argv = ["bash", "-c", guest.power_on_script(spec), "power-on"]
             result = self._run([*self._ssh_argv(spec.name, vm.ssh_port), "--", shlex.join(argv)], argv, timeout=600)
             if result.returncode != 0:
                 raise LabError(f"{spec.name}: after power-on: {(result.stderr or result.stdout).strip()[-2000:]}")
@@ -537,7 +538,7 @@ class OpenZfsLab(TwoNodeLab):
             seed = self.vm_dir(spec.name) / "seed"
             peers = [p for p in NODES if p.name != spec.name]
             files = {
-                "boot.sh": guest.boot_script(spec),
+                **guest.boot_files(spec),
                 "hosts": guest.hosts_file(NODES),
                 "crontab": guest.CRONTAB,
                 "ssh/sshd-ovios-lab.conf": guest.SSHD_DROPIN,
@@ -809,44 +810,6 @@ class OpenZfsLab(TwoNodeLab):
     def _locked(self, create: bool):
         """Serialise up/down of this lab (see :func:`.osutil.locked_directory`)."""
         return osutil.locked_directory(self.directory, create)
-
-
-def _keep_baseline(boot: str) -> str:
-    """The boot script for a power-on: its reset baseline (``pristine``) step only when the
-    first boot did not take one, so that ``reset()`` still goes back to the lab's start."""
-    begin, end = "\nstep=pristine\n", "\nstep=lab-sshd-start\n"
-    if boot.count(begin) != 1 or boot.count(end) != 1:
-        raise LabError("the boot script has no single pristine step to keep (openzfs_guest changed?)")
-    head, rest = boot.split(begin)
-    body, tail = rest.split(end)
-    return (f"{head}{begin}if [ ! -s {guest.STATE_DIR}/pristine.tar ]; then\n{body}\n"
-            f"fi  # power-on: the first boot's baseline stays\n{end}{tail}")
-
-
-def _power_on_script(spec: NodeSpec) -> str:
-    """After a power-on: import the node's pools (created with cachefile=none, so nothing
-    imports them at boot) from their disks, mount everything, check sshd and cron."""
-    pools = " ".join(p.name for p in spec.pools)
-    return f"""set -u
-die() {{ echo "$*" >&2; exit 1; }}
-[ -e /dev/zfs ] || modprobe zfs || die "modprobe zfs failed"
-for i in $(seq 50); do [ -e /dev/zfs ] && break; sleep 0.1; done
-udevadm settle
-missing=""
-for pool in {pools}; do zpool list "$pool" >/dev/null 2>&1 || missing="$missing $pool"; done
-if [ -n "$missing" ]; then
-    out=$(zpool import -a -N -o cachefile=none -d /dev/disk/by-id 2>&1)
-    for pool in $missing; do
-        zpool list "$pool" >/dev/null 2>&1 || die "pool $pool was not imported: $out"
-    done
-fi
-zfs mount -a || die "zfs mount -a failed"
-udevadm settle
-for unit in ssh cron; do
-    systemctl is-active --quiet "$unit" || die "$unit is not running: $(systemctl is-active "$unit")"
-done
-zpool list -H -o name,health
-"""
 
 
 def _drop_control_options(argv: list[str]) -> list[str]:

@@ -7,6 +7,8 @@ runs).  Errors a user can cause are one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import sys
+
 import cmd2
 
 from ..exit_status import FAILED, OK
@@ -57,3 +59,16 @@ class OviosCommandSet(cmd2.CommandSet):
 
     def warn(self, text: str) -> None:
         self._cmd.pwarning(text, style=None)
+
+    def _interactive(self) -> bool:
+        """A person at a terminal answers the prompts (not cron, not a script, not a pipe)."""
+        return sys.stdin.isatty() and self._cmd.stdin is sys.stdin
+
+    def _confirm(self, prompt: str) -> bool:
+        """A yes to ``prompt``; never without a terminal (scripts give ``--yes``)."""
+        if not self._interactive():
+            return False
+        try:
+            return self._cmd.read_input(prompt).strip().lower() in ("y", "yes")
+        except (EOFError, KeyboardInterrupt):
+            return False

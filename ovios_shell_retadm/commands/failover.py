@@ -7,32 +7,69 @@ from __future__ import annotations
 
 import getpass
 import os
-from typing import TYPE_CHECKING
+
+import cmd2
 
 from ..exit_status import USAGE
-from ..hosts import HostError, LocalHost, SshHost
-from ..peer import module_argv
-from ..replication import failover, preflight
+from ..hosts import HostError, LocalHost
+from ..replication import failover
 from ..replication.failover import FailoverError
-from ..replication.model import Plan, chain_identity
-from ..replication.origin import OriginError, format_origin
-from ..replication.preflight import PreflightError
-from ..replication.task_run import INC, REPAIR, RunFailed, TaskRun
-from ..replication.task_store import IDLE, PLAIN, RAW, TaskRecord, TaskStore
-from ..zfs import InvalidName, ZfsError, ZfsNode
+from ..replication.model import Plan
+from ..replication.task_store import TaskStore
+from ..zfs import InvalidName, ZfsError, ZfsNode, validate_dataset_name
 from .base import CommandError
+from .retadm_base import RetadmCommandSet, local_unreplicated_datasets, replicated_datasets
 
 
-class FailoverHandlers:
-    """Mixed into the ``retadm`` command set (which provides out, _confirm and _preview)."""
+def _promote_parser() -> cmd2.Cmd2ArgumentParser:
+    promote = cmd2.Cmd2ArgumentParser(
+        description="Failover, on the destination node: the replica is marked promoted (no replication "
+        "onto it any more), made writable and mounted; the source's task is marked broken when the source "
+        "answers (with the source down it works all the same). Then: restore all, start the services.",
+    )
+    promote.add_argument("dataset", help="the replica on this node (e.g. repl/smbvol)",
+                         choices_provider=local_unreplicated_datasets)
+    promote.add_argument("--key-file", metavar="PATH",
+                         help="an encrypted replica's key (what its keyformat says: passphrase, hex or raw), "
+                         "loaded before the mount; on a terminal promote asks for a passphrase instead")
+    promote.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    return promote
 
-    if TYPE_CHECKING:  # what the command set provides
-        def out(self, text: str = "") -> None: ...
-        def warn(self, text: str) -> None: ...
-        def _confirm(self, prompt: str) -> bool: ...
-        def _interactive(self) -> bool: ...
-        def _preview(self, run: TaskRun, title: str = "dry run") -> int: ...
 
+def _reverse_parser() -> cmd2.Cmd2ArgumentParser:
+    reverse = cmd2.Cmd2ArgumentParser(
+        description="Failback, on the node where the replica was promoted, once the old source is back: "
+        "a task from here to the old source's dataset, which is rolled back to the last common snapshot "
+        "(what that discards is shown and confirmed) and replicated onto, read-only, without a full send.",
+    )
+    reverse.add_argument("dataset", help="the promoted dataset on this node",
+                         choices_provider=local_unreplicated_datasets)
+    reverse.add_argument("--properties", choices=("yes", "no"), default="no",
+                         help="send the dataset's properties too (default: no)")
+    reverse.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    reverse.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    return reverse
+
+
+def _switchback_parser() -> cmd2.Cmd2ArgumentParser:
+    switchback = cmd2.Cmd2ArgumentParser(
+        description="Planned role switch after 'reverse': this dataset becomes read-only (stop the services "
+        "that write to it first), a last incremental goes to the original source, which becomes the "
+        "source again; this dataset is its replica again and its task goes on from the snapshot they share.",
+    )
+    switchback.add_argument("dataset", help="the dataset replicated back with 'retadm reverse'",
+                            choices_provider=replicated_datasets)
+    switchback.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    switchback.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    return switchback
+
+
+class FailoverCommands(RetadmCommandSet):
+    """``retadm promote``, ``retadm reverse`` and ``retadm switchback``: subcommands of
+    :class:`~.retadm.RetadmCommands`' ``retadm``."""
+
+    @cmd2.as_subcommand_to("retadm", "promote", _promote_parser,
+                           help="on the destination: break the relationship and make the replica writable")
     def _promote(self, args) -> int:
         node = ZfsNode(LocalHost())
         replica = self._replica(node, args.dataset)
@@ -78,120 +115,66 @@ class FailoverHandlers:
             raise CommandError(failover.key_missing(replica))
         return failover.Key(passphrase=secret)
 
+    @cmd2.as_subcommand_to("retadm", "reverse", _reverse_parser,
+                           help="on the promoted node: replicate back to the old source (failback)")
     def _reverse(self, args) -> int:
-        node = ZfsNode(LocalHost())
-        replica = self._replica(node, args.dataset)
-        if replica.origin is None or replica.promoted is None:
-            raise CommandError(f"{replica.dataset} is not a promoted replica; 'retadm promote {replica.dataset}' "
-                               "comes first")
-        try:
-            source_host, source_dataset = replica.source
-        except FailoverError as exc:
-            raise CommandError(str(exc)) from exc
+        self._valid_name(args.dataset)
         tasks = TaskStore()
-        if tasks.of(replica.dataset):
-            raise CommandError(f"{replica.dataset} already has a replication task (see 'retadm status')")
         try:
-            partner = preflight.destination(source_host)
-            here = preflight.reverse_ssh(partner)
-        except PreflightError as exc:
-            raise CommandError(str(exc)) from exc
-        record = TaskRecord(dataset=replica.dataset, destination=source_host,
-                            remote_dataset=source_dataset, properties=args.properties == "yes",
-                            initialised=True, state=IDLE, source_address=here,
-                            identity=chain_identity([s.name for s in node.snapshots(replica.dataset)]),
-                            send_mode=self._reverse_mode(node, replica.dataset))
-        preview = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner))
+            reversal = failover.prepare_reverse(ZfsNode(LocalHost()), tasks, args.dataset,
+                                                properties=args.properties == "yes")
+        except FailoverError as exc:
+            raise CommandError(str(exc), exc.status) from exc
+        record = reversal.record
+        preview = reversal.repair_run(tasks)
         status = self._preview(preview, title="dry run" if args.dry_run else "reverse")
         shown = preview.last_plan
         if args.dry_run or status != 0 or not isinstance(shown, Plan):
             return status
         if shown.needs_replan and not args.yes and not self._confirm(
-                f"Roll {source_host}:{source_dataset} back as shown? (yes/no) [no]: "):
+                f"Roll {record.destination}:{record.remote_dataset} back as shown? (yes/no) [no]: "):
             raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
-        if not tasks.create(record):
-            raise CommandError(f"{replica.dataset} already has a replication task (see 'retadm status')")
-        note = failover.tell_partner(partner, ["broken", source_dataset,
-                                               f"replicated back from {here}:{replica.dataset} (failback)",
-                                               replica.dataset])
         try:
-            outcome = TaskRun(record, REPAIR, tasks, source=node, destination=ZfsNode(partner),
-                              confirmed=shown).run()
-        except RunFailed as exc:
-            raise CommandError(f"{exc} (the task stays: 'retadm inc {replica.dataset}' tries again)",
-                               exc.status) from exc
-        self.out(f"{replica.dataset}: replicated back to {source_host}:{source_dataset} at "
-                 f"@{outcome.common}; 'retadm inc {replica.dataset}' keeps it current until 'retadm switchback'.")
+            outcome, note = failover.reverse(tasks, reversal, confirmed=shown)
+        except FailoverError as exc:
+            raise CommandError(str(exc), exc.status) from exc
+        self.out(f"{record.dataset}: replicated back to {record.destination}:{record.remote_dataset} at "
+                 f"@{outcome.common}; 'retadm inc {record.dataset}' keeps it current until 'retadm switchback'.")
         if note:
             self.warn(f"note: {note}")
         return 0
 
-    @staticmethod
-    def _reverse_mode(node: ZfsNode, dataset: str) -> str:
-        """An encrypted promoted replica goes back raw, as it came (its old source's chain is raw)."""
-        try:
-            encryption = node.encryption(dataset)
-        except (ZfsError, HostError) as exc:
-            raise CommandError(str(exc)) from exc
-        return RAW if encryption is not None and encryption.encrypted else PLAIN
-
+    @cmd2.as_subcommand_to("retadm", "switchback", _switchback_parser,
+                           help="on the promoted node: hand the dataset back to the original source")
     def _switchback(self, args) -> int:
+        self._valid_name(args.dataset)
         tasks = TaskStore()
-        records = tasks.of(args.dataset)
-        if len(records) > 1:
-            raise CommandError(f"{args.dataset} has {len(records)} replication tasks; switchback goes with the "
-                               "one 'retadm reverse' set up alone: 'retadm reset' the others first")
-        record = records[0] if records else None
         node = ZfsNode(LocalHost())
-        replica = self._replica(node, args.dataset)
-        if record is None or replica.promoted is None:
-            raise CommandError(f"{args.dataset} is not being replicated back ('retadm reverse {args.dataset}' "
-                               "first)")
         try:
-            origin = format_origin(record.destination, record.remote_dataset)
-        except OriginError as exc:
-            raise CommandError(str(exc)) from exc
-        self.out(f"{'dry run: ' if args.dry_run else ''}switch back {args.dataset} -> {origin}:")
-        for line in (f"make {args.dataset} read-only here (writes to it fail from now on: stop its services first)",
-                     f"send the last changes to {origin}",
-                     f"make {origin} writable there, and its own task go on from the snapshot both share",
-                     f"make {args.dataset} a replica of {origin} again; forget this node's task for it"):
+            planned = failover.prepare_switchback(node, tasks, args.dataset)
+        except FailoverError as exc:
+            raise CommandError(str(exc), exc.status) from exc
+        self.out(f"{'dry run: ' if args.dry_run else ''}switch back {args.dataset} -> {planned.origin}:")
+        for line in planned.steps():
             self.out(f"  {line}")
         if args.dry_run:
             return 0
         if not args.yes and not self._confirm("Switch roles back now? (yes/no) [no]: "):
             raise CommandError("not confirmed; nothing was changed (use --yes in scripts)")
         try:
-            node.set_property(args.dataset, "readonly", "on")
-            current = tasks.get(record.key)
-            if current is None:
-                raise RunFailed(f"the task of {args.dataset} was removed meanwhile")
-            outcome = TaskRun(current, INC, tasks).run()
-            if outcome.common is None:
-                raise RunFailed(f"the run of {args.dataset} ended without a snapshot both sides share")
-        except (RunFailed, ZfsError, HostError) as exc:
-            try:
-                node.set_property(args.dataset, "readonly", "off")
-            except (ZfsError, HostError) as undo:
-                raise CommandError(f"{exc}; nothing was switched, but {args.dataset} stays read-only: {undo} "
-                                   f"(zfs set readonly=off {args.dataset} makes it writable)") from exc
-            raise CommandError(f"{exc}; nothing was switched, {args.dataset} is writable again") from exc
-        partner = SshHost(record.destination)
-        try:
-            partner.run(module_argv("ovios_shell_retadm.replication.partner", "take-over",
-                                    record.remote_dataset, outcome.common, str(outcome.common_guid),
-                                    args.dataset), timeout=120)
-        except HostError as exc:
-            raise CommandError(f"the last changes reached {origin}, but it did not take over: {exc}; "
-                               f"{args.dataset} stays read-only here; run switchback again") from exc
-        try:
-            failover.demote(node, args.dataset, origin)
-        except (FailoverError, ZfsError) as exc:
-            raise CommandError(f"{origin} is the source again, but {args.dataset} was not marked its replica: "
-                               f"{exc}") from exc
-        tasks.delete(record.key)
-        self.out(f"{origin} is the source again; {args.dataset} is its read-only replica from @{outcome.common}.")
+            common = failover.switchback(node, tasks, planned)
+        except FailoverError as exc:
+            raise CommandError(str(exc), exc.status) from exc
+        self.out(f"{planned.origin} is the source again; {args.dataset} is its read-only replica from @{common}.")
         return 0
+
+    @staticmethod
+    def _valid_name(dataset: str) -> None:
+        """A name ZFS would refuse is a usage error, said before anything is looked at."""
+        try:
+            validate_dataset_name(dataset)
+        except InvalidName as exc:
+            raise CommandError(str(exc), USAGE) from exc
 
     @staticmethod
     def _replica(node: ZfsNode, dataset: str) -> failover.Replica:

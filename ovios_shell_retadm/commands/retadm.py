@@ -1,10 +1,16 @@
 """``retadm`` — replication of single datasets to a partner node (the guide's sections 4–7).
 
+The command itself and its subcommands status, init, inc, repair, reset and doctor; ``watch``
+(:mod:`.watch`) and ``promote``, ``reverse``, ``switchback`` (:mod:`.failover`) are command sets
+of their own that cmd2 attaches to it.  Whichever set runs a subcommand, its errors are reported
+by :meth:`RetadmCommands.do_retadm`.
+
 Parsing, prompts and rendering only; the work is in :mod:`ovios_shell_retadm.replication`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -14,7 +20,7 @@ from tabulate import tabulate
 
 from .. import options, settings
 from ..config import autosync
-from ..exit_status import BUSY, FAILED, INTERRUPTED, USAGE
+from ..exit_status import BUSY, FAILED, USAGE
 from ..hosts import HostError, LocalHost
 from ..replication import doctor, preflight, progress
 from ..replication.model import Plan
@@ -22,12 +28,8 @@ from ..replication.preflight import PreflightError
 from ..replication.task_run import FULL, INC, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
 from ..replication.task_store import (
     DECRYPTED,
-    ERROR,
     RAW,
     RUNNING_FULL,
-    RUNNING_INC,
-    Status,
-    TaskChoiceError,
     TaskRecord,
     TaskStore,
     effective_status,
@@ -35,61 +37,64 @@ from ..replication.task_store import (
 )
 from ..store import StoreError
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
-from .base import CommandError, OviosCommandSet
-from .failover import FailoverHandlers
+from .base import CommandError
+from .retadm_base import RetadmCommandSet, add_dest_option, local_unreplicated_datasets, replicated_datasets
 
 SUBCOMMANDS = ("status", "init", "inc", "reset", "doctor", "repair", "watch")  # the guide's order
 FAILOVER_SUBCOMMANDS = ("promote", "reverse", "switchback")
 USAGE_LINE = f"usage: retadm [{'|'.join(SUBCOMMANDS)}] [dataset] [--dry-run]"
 
-#: how long a completion may wait for `zfs list` (completion runs in a worker thread)
-_COMPLETION_TIMEOUT = 5
-
-
-# -- completion -----------------------------------------------------------------------------
-
-def _replicated(_self) -> cmd2.Choices:
-    try:
-        return cmd2.Choices.from_values(sorted({record.dataset for record in TaskStore().all()}))  # once each
-    except StoreError:
-        return cmd2.Choices.from_values(())
-
-
-def _add_dest(parser, what: str) -> None:
-    parser.add_argument("--dest", metavar="HOST[:REMOTE]",
-                        help=f"{what} of the dataset's tasks whose destination host (or remote dataset, or "
-                        "both as HOST:REMOTE) this is; needed when the dataset is replicated to several")
-
-
-def _local_unreplicated(_self) -> cmd2.Choices:
-    try:
-        node = ZfsNode(LocalHost(), timeout=_COMPLETION_TIMEOUT)
-        return cmd2.Choices.from_values(preflight.replicable_datasets(node, TaskStore()))
-    except (HostError, ZfsError, StoreError, OSError):
-        return cmd2.Choices.from_values(())
-
 
 # -- parsers ----------------------------------------------------------------------------------
 
+#: the order ``retadm --help`` lists the subcommands in (and a mistyped one's error its choices)
+HELP_ORDER = ("status", "init", "inc", "repair", "reset", "doctor", "watch", *FAILOVER_SUBCOMMANDS)
+
+
+def _help_rank(subcommand: str) -> int:
+    """Where ``subcommand`` comes in :data:`HELP_ORDER`; one it does not name comes last."""
+    return HELP_ORDER.index(subcommand) if subcommand in HELP_ORDER else len(HELP_ORDER)
+
+
+class _SubcommandsInHelpOrder(argparse._SubParsersAction):
+    """Keeps ``retadm``'s subcommands in :data:`HELP_ORDER` whichever command set attaches them
+    first: cmd2 attaches a set's subcommands in the alphabetical order of their handlers' names."""
+
+    def add_parser(self, name, **kwargs):
+        parser = super().add_parser(name, **kwargs)
+        self._choices_actions.sort(key=lambda action: _help_rank(action.dest))
+        in_order = sorted(self._name_parser_map.items(), key=lambda item: _help_rank(item[0]))
+        self._name_parser_map.clear()  # in place: the action's choices are this very dict
+        self._name_parser_map.update(in_order)
+        return parser
+
+
 def _build_parser() -> cmd2.Cmd2ArgumentParser:
+    """``retadm`` itself; its subcommands are attached by the command sets that run them."""
     parser = cmd2.Cmd2ArgumentParser(
         prog="retadm", usage=USAGE_LINE[len("usage: "):],
         description="ZFS send/receive replication of single datasets to a partner node over SSH.",
     )
-    sub = parser.add_subparsers(dest="subcommand", metavar="{" + ",".join(SUBCOMMANDS + FAILOVER_SUBCOMMANDS) + "}")
+    parser.add_subparsers(dest="subcommand", metavar="{" + ",".join(SUBCOMMANDS + FAILOVER_SUBCOMMANDS) + "}",
+                          action=_SubcommandsInHelpOrder)
+    return parser
 
-    status = sub.add_parser("status", help="show every replication task and its status",
-                            description="Show every replication task: idle, running_full, running_inc or error.")
-    status.add_argument("dataset", nargs="?", help="only this task", choices_provider=_replicated)
+
+def _status_parser() -> cmd2.Cmd2ArgumentParser:
+    status = cmd2.Cmd2ArgumentParser(
+        description="Show every replication task: idle, running_full, running_inc or error.")
+    status.add_argument("dataset", nargs="?", help="only this task", choices_provider=replicated_datasets)
     status.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
+    return status
 
-    init = sub.add_parser(
-        "init", help="set up a new replication task and start its full send in the background",
+
+def _init_parser() -> cmd2.Cmd2ArgumentParser:
+    init = cmd2.Cmd2ArgumentParser(
         description="The wizard: destination host, dataset, remote pool and name, properties yes/no. "
         "Every answer can be given as an option, so init also runs with no terminal.",
     )
     init.add_argument("dataset", nargs="?", help="the local dataset (skips the pick)",
-                      choices_provider=_local_unreplicated)
+                      choices_provider=local_unreplicated_datasets)
     init.add_argument("--dest", help="destination host (IP or name); a dataset already replicated elsewhere gets "
                       "a second task (fan-out)")
     init.add_argument("--remote-pool", help="pool on the destination")
@@ -100,86 +105,51 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
                       help="an encrypted dataset that cannot travel raw (encrypted, the key staying here) is "
                       "replicated decrypted: the replica is not encrypted")
     init.add_argument("--dry-run", action="store_true", help="check and show what would be done; change nothing")
+    return init
 
-    inc = sub.add_parser("inc", help="send the changes since the last common snapshot",
-                         description="Send everything since the last common snapshot (user snapshots too). "
-                         "A dataset replicated to several destinations: each of its tasks, one line each. "
-                         "Without a dataset: every task, one after the other. "
-                         f"Exit status {BUSY} when a run of the task is still in progress.")
-    inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
-    _add_dest(inc, "only the one")
+
+def _inc_parser() -> cmd2.Cmd2ArgumentParser:
+    inc = cmd2.Cmd2ArgumentParser(
+        description="Send everything since the last common snapshot (user snapshots too). "
+        "A dataset replicated to several destinations: each of its tasks, one line each. "
+        "Without a dataset: every task, one after the other. "
+        f"Exit status {BUSY} when a run of the task is still in progress.")
+    inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=replicated_datasets)
+    add_dest_option(inc, "only the one")
     inc.add_argument("--dry-run", action="store_true", help="show what would be sent; change nothing")
+    return inc
 
-    repair = sub.add_parser(
-        "repair", help="bring a broken replication relationship back, then replicate",
+
+def _repair_parser() -> cmd2.Cmd2ArgumentParser:
+    repair = cmd2.Cmd2ArgumentParser(
         description="Shows what it will do first: roll the destination back to the common snapshot "
         "(listing what that discards), or, when nothing is in common any more, keep the old replica "
         "under a new name and send in full. Nothing is destroyed without confirmation (--yes in "
         "scripts). Stale partial receives, missing holds and dead runs are mended by the run itself.",
     )
-    repair.add_argument("dataset", help="the replicated dataset", choices_provider=_replicated)
-    _add_dest(repair, "the one")
+    repair.add_argument("dataset", help="the replicated dataset", choices_provider=replicated_datasets)
+    add_dest_option(repair, "the one")
     repair.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     repair.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    return repair
 
-    reset = sub.add_parser(
-        "reset", help="remove a replication task and its tracking snapshots and holds",
+
+def _reset_parser() -> cmd2.Cmd2ArgumentParser:
+    reset = cmd2.Cmd2ArgumentParser(
         description="Remove the task, its tracking snapshots, holds and bookmarks on both sides (the "
         "destination's only where it can be reached). The replicated data is never touched, nor the "
         "dataset's other tasks (to other destinations). "
         "Afterwards 'retadm init' can set the dataset up again (to a new remote name).",
     )
-    reset.add_argument("dataset", help="the replicated dataset", choices_provider=_replicated)
-    _add_dest(reset, "the one")
+    reset.add_argument("dataset", help="the replicated dataset", choices_provider=replicated_datasets)
+    add_dest_option(reset, "the one")
     reset.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
-    _add_doctor_parser(sub)
-    _add_watch_parser(sub)
-    _add_failover_parsers(sub)
-    return parser
+    return reset
 
 
-def _add_failover_parsers(sub) -> None:
-    promote = sub.add_parser(
-        "promote", help="on the destination: break the relationship and make the replica writable",
-        description="Failover, on the destination node: the replica is marked promoted (no replication "
-        "onto it any more), made writable and mounted; the source's task is marked broken when the source "
-        "answers (with the source down it works all the same). Then: restore all, start the services.",
-    )
-    promote.add_argument("dataset", help="the replica on this node (e.g. repl/smbvol)",
-                         choices_provider=_local_unreplicated)
-    promote.add_argument("--key-file", metavar="PATH",
-                         help="an encrypted replica's key (what its keyformat says: passphrase, hex or raw), "
-                         "loaded before the mount; on a terminal promote asks for a passphrase instead")
-    promote.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
-
-    reverse = sub.add_parser(
-        "reverse", help="on the promoted node: replicate back to the old source (failback)",
-        description="Failback, on the node where the replica was promoted, once the old source is back: "
-        "a task from here to the old source's dataset, which is rolled back to the last common snapshot "
-        "(what that discards is shown and confirmed) and replicated onto, read-only, without a full send.",
-    )
-    reverse.add_argument("dataset", help="the promoted dataset on this node", choices_provider=_local_unreplicated)
-    reverse.add_argument("--properties", choices=("yes", "no"), default="no",
-                         help="send the dataset's properties too (default: no)")
-    reverse.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
-    reverse.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
-
-    switchback = sub.add_parser(
-        "switchback", help="on the promoted node: hand the dataset back to the original source",
-        description="Planned role switch after 'reverse': this dataset becomes read-only (stop the services "
-        "that write to it first), a last incremental goes to the original source, which becomes the "
-        "source again; this dataset is its replica again and its task goes on from the snapshot they share.",
-    )
-    switchback.add_argument("dataset", help="the dataset replicated back with 'retadm reverse'",
-                            choices_provider=_replicated)
-    switchback.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
-    switchback.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
-
-
-def _add_doctor_parser(sub) -> None:
-    doctor_ = sub.add_parser(
-        "doctor", help="diagnose replication problems: ssh both ways, snapshots, destination pool, cron",
+def _doctor_parser() -> cmd2.Cmd2ArgumentParser:
+    doctor_ = cmd2.Cmd2ArgumentParser(
         description="Read-only checks of a task, one line each: OK, WARN or FAIL with a hint saying what to run "
         "(SKIP: not checked because an earlier check failed). Without a dataset: every task. "
         "Exit status 1 when any check FAILs, else 0.",
@@ -187,27 +157,11 @@ def _add_doctor_parser(sub) -> None:
         "destination):\n" + doctor.check_table(),
         formatter_class=cmd2.RawDescriptionCmd2HelpFormatter,
     )
-    doctor_.add_argument("dataset", nargs="?", help="only this task", choices_provider=_replicated)
-    _add_dest(doctor_, "the one")
+    doctor_.add_argument("dataset", nargs="?", help="only this task", choices_provider=replicated_datasets)
+    add_dest_option(doctor_, "the one")
     doctor_.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
     doctor_.add_argument("--dry-run", action="store_true", help="accepted like everywhere; doctor changes nothing")
-
-
-def _add_watch_parser(sub) -> None:
-    watch = sub.add_parser(
-        "watch", help="follow the running transfer of a dataset: bytes, rate, time left",
-        description="Live progress of the running transfer (bytes sent, rate, and the estimated total and time "
-        "left where ZFS can estimate), until it ends; then its result. Ctrl-C stops watching, not the transfer. "
-        "Without a dataset: the one running transfer.",
-    )
-    watch.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=_replicated)
-    _add_dest(watch, "the one")
-    watch.add_argument("--dry-run", action="store_true", help="accepted like everywhere; watch changes nothing")
-
-
-_RUNNING = (RUNNING_FULL, RUNNING_INC)
-_WATCH_POLL = 0.5  # seconds between two looks at the progress file
-_PLAIN_INTERVAL = 2.0  # without a terminal: at most one line per this many seconds
+    return doctor_
 
 
 def _fanned_out(rows) -> set[str]:
@@ -224,46 +178,17 @@ def _inc_prefix(record: TaskRecord, named: bool) -> str:
     return f"retadm inc {record.dataset} -> {record.target}" if named else f"retadm inc {record.dataset}"
 
 
-class _Shown:
-    """What ``watch`` has printed so far."""
-
-    def __init__(self):
-        self.line = ""
-        self.printed_at = 0.0
-        self.was_progress = False
-        self.seen = False  # a progress count was seen
-        self.open_line = False  # a terminal line without its newline yet
-
-
-def _result_line(record: TaskRecord, status: Status) -> str:
-    """A task's last result: ``data/smbvol: idle — …`` or ``data/smbvol: error — reason``."""
-    if status.word == ERROR:
-        return f"{record.dataset}: error — {status.reason}"
-    if status.word in _RUNNING:
-        return f"{record.dataset}: {status.word}"
-    if record.last_success is None:
-        return f"{record.dataset}: {status.word} — no successful run yet"
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.last_success))
-    sent = "size unknown" if record.last_bytes is None else progress.format_bytes(record.last_bytes)
-    took = f" in {record.last_seconds:.1f}s" if record.last_seconds is not None else ""
-    return (f"{record.dataset}: {status.word} — replicated to {record.destination}:{record.remote_dataset} "
-            f"at @{record.last_snapshot} on {when} ({sent}{took})")
-
-
-class RetadmCommands(FailoverHandlers, OviosCommandSet):
+class RetadmCommands(RetadmCommandSet):
     @cmd2.with_argparser(_build_parser)
     def do_retadm(self, args) -> None:
         """ZFS send/receive replication of single datasets to a partner node."""
-        handlers = {"status": self._status, "init": self._init, "inc": self._inc, "reset": self._reset,
-                    "repair": self._repair, "doctor": self._doctor, "watch": self._watch,
-                    "promote": self._promote, "reverse": self._reverse, "switchback": self._switchback}
-        handler = handlers.get(args.subcommand)
-        if handler is None:
+        run_subcommand = args.cmd2_subcommand_func  # the handler of the subcommand given, if any
+        if run_subcommand is None:
             self.out(USAGE_LINE)
             self._cmd.last_result = USAGE
             return
         try:
-            status = handler(args)
+            status = run_subcommand(args)
         except CommandError as exc:
             self.fail(f"retadm {args.subcommand}: {exc}", exc.status)
             return
@@ -274,6 +199,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
 
     # -- status -------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "status", _status_parser, help="show every replication task and its status")
     def _status(self, args) -> int:
         records = TaskStore().all()  # one row per task: a dataset replicated to several destinations has several
         if args.dataset:
@@ -347,9 +273,6 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
 
     # -- init ---------------------------------------------------------------------------------
 
-    def _interactive(self) -> bool:
-        return sys.stdin.isatty() and self._cmd.stdin is sys.stdin
-
     def _ask(self, prompt: str, given: str | None, option: str, default: str | None = None) -> str:
         if given is not None:
             return given
@@ -378,6 +301,8 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
         except (EOFError, KeyboardInterrupt):
             raise CommandError("cancelled; nothing was changed") from None
 
+    @cmd2.as_subcommand_to("retadm", "init", _init_parser,
+                           help="set up a new replication task and start its full send in the background")
     def _init(self, args) -> int:
         tasks = TaskStore()
         local = ZfsNode(LocalHost())
@@ -461,6 +386,7 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
 
     # -- inc ------------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "inc", _inc_parser, help="send the changes since the last common snapshot")
     def _inc(self, args) -> int:
         tasks = TaskStore()
         if args.dataset is None:
@@ -537,6 +463,8 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
 
     # -- repair ---------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "repair", _repair_parser,
+                           help="bring a broken replication relationship back, then replicate")
     def _repair(self, args) -> int:
         tasks = TaskStore()
         record = self._choose(args.dataset, args.dest)
@@ -557,6 +485,8 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
 
     # -- doctor ---------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "doctor", _doctor_parser,
+                           help="diagnose replication problems: ssh both ways, snapshots, destination pool, cron")
     def _doctor(self, args) -> int:
         records = self._records(args.dataset, args.dest)
         if not records:
@@ -578,99 +508,10 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
             self.out(doctor.summary(diagnoses))
         return FAILED if any(d.failed for d in diagnoses) else 0
 
-    def _records(self, dataset: str | None, dest: str | None) -> list[TaskRecord]:
-        """Every task (no dataset), or the one task of ``dataset`` that ``dest`` chooses."""
-        if dataset is None:
-            if dest is not None:
-                raise CommandError("--dest chooses among a dataset's tasks: name the dataset too", USAGE)
-            return TaskStore().all()
-        return [self._choose(dataset, dest)]
-
-    def _choose(self, dataset: str, dest: str | None) -> TaskRecord:
-        """The task of ``dataset`` that ``--dest`` names (needed only when it has several)."""
-        try:
-            return TaskStore().choose(dataset, dest)
-        except TaskChoiceError as exc:
-            several = dest is not None or len(TaskStore().of(dataset)) > 1
-            raise CommandError(str(exc), USAGE if several else FAILED) from exc
-
-    # -- watch ----------------------------------------------------------------------------------
-
-    def _watch(self, args) -> int:
-        records = self._records(args.dataset, args.dest)
-        running = [r for r in records if effective_status(r).word in _RUNNING]
-        if not running:
-            if not records:
-                self.out("no transfer is running (there are no replication tasks)")
-                return 0
-            target = f" for {args.dataset}" if args.dataset else ""
-            self.out(f"no transfer is running{target}; the last result:")
-            for record in records:
-                self.out(f"  {_result_line(record, effective_status(record))}")
-            return 0
-        if len(running) > 1:
-            names = ", ".join(r.dataset for r in running)
-            raise CommandError(f"{len(running)} transfers are running ({names}); name one: retadm watch DATASET",
-                               USAGE)
-        return self._follow(running[0])
-
-    def _follow(self, record: TaskRecord) -> int:
-        """Print the transfer's progress until its run ends; then its result."""
-        dataset, key, tasks = record.dataset, record.key, TaskStore()
-        tty = self._cmd.stdout.isatty()
-        meter = progress.RateMeter()
-        shown = _Shown()
-        try:
-            while True:
-                latest = tasks.get(key)
-                if latest is None:
-                    self._end_line(tty, shown)
-                    raise CommandError(f"{dataset}: the task was removed while watching")
-                record = latest
-                status = effective_status(record)
-                if status.word not in _RUNNING:
-                    break
-                current = progress.read_progress(key.file_name)
-                now = time.time()
-                if current is not None and not progress.stale(current, record.runner):
-                    meter.add(current)
-                    shown.seen = True
-                    # a count of 0 is the start of a send: shown, but not yet as progress
-                    line = progress.describe(current, meter.rate(current, now), now)
-                    is_progress = current.bytes > 0
-                else:
-                    phase = "sent; settling (holds, pruning)" if shown.seen else "preparing"
-                    line, is_progress = f"{dataset} {status.word}: {phase}", False
-                self._show(line, is_progress, tty, shown, now)
-                time.sleep(_WATCH_POLL)
-        except KeyboardInterrupt:
-            self._end_line(tty, shown)
-            self.out(f"stopped watching; the transfer of {dataset} goes on in the background "
-                     f"('retadm status', {settings.repl_log_path()})")
-            return INTERRUPTED
-        self._end_line(tty, shown)
-        self.out(_result_line(record, status))
-        return FAILED if status.word == ERROR else 0
-
-    def _show(self, line: str, is_progress: bool, tty: bool, shown: _Shown, now: float) -> None:
-        if tty:
-            self._cmd.stdout.write("\r" + line + "\x1b[K")
-            self._cmd.stdout.flush()
-            shown.open_line = True
-            return
-        due = now - shown.printed_at >= _PLAIN_INTERVAL or is_progress != shown.was_progress
-        if line != shown.line and due:
-            self.out(line)
-            shown.line, shown.printed_at, shown.was_progress = line, now, is_progress
-
-    def _end_line(self, tty: bool, shown: _Shown) -> None:
-        if tty and shown.open_line:
-            self._cmd.stdout.write("\n")
-            self._cmd.stdout.flush()
-            shown.open_line = False
-
     # -- reset ----------------------------------------------------------------------------------
 
+    @cmd2.as_subcommand_to("retadm", "reset", _reset_parser,
+                           help="remove a replication task and its tracking snapshots and holds")
     def _reset(self, args) -> int:
         tasks = TaskStore()
         record = self._choose(args.dataset, args.dest)
@@ -699,36 +540,4 @@ class RetadmCommands(FailoverHandlers, OviosCommandSet):
                  f"{record.remote_dataset}.")
         if left:
             self.warn(f"warning: {left}")
-        return 0
-
-    def _confirm(self, prompt: str) -> bool:
-        if not self._interactive():
-            return False
-        try:
-            return self._cmd.read_input(prompt).strip().lower() in ("y", "yes")
-        except (EOFError, KeyboardInterrupt):
-            return False
-
-    def _preview(self, run: TaskRun, title: str = "dry run") -> int:
-        try:
-            preview = run.preview()
-        except RunFailed as exc:
-            raise CommandError(str(exc)) from exc
-        task = run.pair.task
-        self.out(f"{title}: {task.dataset} -> {task.destination}:{task.remote_dataset} (nothing is changed yet)"
-                 if title != "dry run" else
-                 f"dry run: {task.dataset} -> {task.destination}:{task.remote_dataset} (nothing is changed)")
-        if not isinstance(preview.plan, Plan):
-            self.out(f"  refused: {preview.plan.describe()}")
-            return FAILED
-        for line in preview.plan.describe():
-            self.out(f"  {line}")
-        if preview.plan.needs_replan:
-            self.out("  then: a normal run from what the destination has afterwards")
-        for pipeline in preview.pipelines:
-            self.out(f"  command: {pipeline}")
-        if preview.plan.sends:
-            estimate = f"about {preview.estimate} bytes" if preview.estimate is not None else \
-                "not available from this ZFS"
-            self.out(f"  size estimate: {estimate}")
         return 0

@@ -31,12 +31,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from ..exit_status import FAILED
 from ..hosts import CommandFailed, HostError, SshHost
 from ..peer import module_argv
 from ..zfs import NoSuchDataset, ZfsError, ZfsNode, readonly_of, set_locally, validate_dataset_name
-from . import leftovers
-from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, TRACKING_PREFIX, own_mark
-from .origin import OriginError, parse_origin
+from . import leftovers, preflight
+from .executor import Outcome
+from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, TRACKING_PREFIX, Plan, chain_identity, own_mark
+from .origin import OriginError, format_origin, parse_origin
+from .preflight import PreflightError
+from .task_run import INC, REPAIR, RunFailed, TaskRun
+from .task_store import IDLE, PLAIN, RAW, TaskRecord, TaskStore
 
 #: how long a partner that is down may hold up a promote (it must work with the source gone)
 PARTNER_TIMEOUT = 5
@@ -44,6 +49,9 @@ PARTNER_TIMEOUT = 5
 
 class FailoverError(Exception):
     """Refused or failed: one line for the user."""
+
+    #: the exit status of the command that failed so
+    status = FAILED
 
 
 @dataclass(frozen=True)
@@ -253,3 +261,198 @@ def _drop(node: ZfsNode, dataset: str, prop: str) -> None:
         node.inherit_property(dataset, prop)
     except ZfsError as exc:
         raise FailoverError(f"cannot clear {prop} on {dataset}: {exc}") from exc
+
+
+# -- reverse --------------------------------------------------------------------------------
+
+
+class ReverseRefused(FailoverError):
+    """``reverse`` cannot go ahead; nothing was changed."""
+
+
+class ReverseRunFailed(FailoverError):
+    """The task replicating back exists, but its first run failed (``retadm inc`` tries again)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """A checked ``reverse``: the task that replicates a promoted replica back to its old source."""
+
+    node: ZfsNode  # this node, where the replica was promoted
+    record: TaskRecord  # the task, not created yet: its destination is the old source
+    partner: SshHost  # the old source
+    here: str  # this node's address as the old source sees it
+
+    def repair_run(self, tasks: TaskStore, confirmed: Plan | None = None) -> TaskRun:
+        """The run that rolls the old source back to the last common snapshot and replicates onto
+        it: previewed first, then run with the plan the preview ``confirmed``."""
+        return TaskRun(self.record, REPAIR, tasks, source=self.node, destination=ZfsNode(self.partner),
+                       confirmed=confirmed)
+
+
+def prepare_reverse(node: ZfsNode, tasks: TaskStore, dataset: str, properties: bool) -> Reversal:
+    """Check that the promoted replica ``dataset`` can be replicated back to its old source
+    (ssh both ways included); :class:`ReverseRefused` says why not."""
+    try:
+        replica = read_replica(node, dataset)
+    except (FailoverError, ZfsError, HostError) as exc:
+        raise ReverseRefused(str(exc)) from exc
+    if replica.origin is None or replica.promoted is None:
+        raise ReverseRefused(f"{dataset} is not a promoted replica; 'retadm promote {dataset}' comes first")
+    try:
+        source_host, source_dataset = replica.source
+    except FailoverError as exc:
+        raise ReverseRefused(str(exc)) from exc
+    if tasks.of(dataset):
+        raise ReverseRefused(f"{dataset} already has a replication task (see 'retadm status')")
+    try:
+        partner = preflight.destination(source_host)
+        here = preflight.reverse_ssh(partner)
+    except PreflightError as exc:
+        raise ReverseRefused(str(exc)) from exc
+    record = TaskRecord(dataset=dataset, destination=source_host, remote_dataset=source_dataset,
+                        properties=properties, initialised=True, state=IDLE, source_address=here,
+                        identity=chain_identity([s.name for s in node.snapshots(dataset)]),
+                        send_mode=_reverse_send_mode(node, dataset))
+    return Reversal(node, record, partner, here)
+
+
+def _reverse_send_mode(node: ZfsNode, dataset: str) -> str:
+    """An encrypted promoted replica goes back raw, as it came (its old source's chain is raw)."""
+    try:
+        encryption = node.encryption(dataset)
+    except (ZfsError, HostError) as exc:
+        raise ReverseRefused(str(exc)) from exc
+    return RAW if encryption is not None and encryption.encrypted else PLAIN
+
+
+def reverse(tasks: TaskStore, reversal: Reversal, confirmed: Plan) -> tuple[Outcome, str | None]:
+    """Create the task and run it with the plan its preview showed (``confirmed``): the old
+    source's task is marked broken first.  Returns the run's outcome, and a note when the old
+    source could not be told."""
+    record = reversal.record
+    if not tasks.create(record):
+        raise ReverseRefused(f"{record.dataset} already has a replication task (see 'retadm status')")
+    note = tell_partner(reversal.partner, ["broken", record.remote_dataset,
+                                           f"replicated back from {reversal.here}:{record.dataset} (failback)",
+                                           record.dataset])
+    try:
+        outcome = reversal.repair_run(tasks, confirmed).run()
+    except RunFailed as exc:
+        raise ReverseRunFailed(f"{exc} (the task stays: 'retadm inc {record.dataset}' tries again)",
+                               exc.status) from exc
+    return outcome, note
+
+
+# -- switchback -----------------------------------------------------------------------------
+
+
+class SwitchbackRefused(FailoverError):
+    """``switchback`` cannot go ahead; nothing was changed."""
+
+
+class FinalIncrementalFailed(FailoverError):
+    """The last changes did not reach the original source; nothing was switched (the dataset is
+    writable again unless undoing its ``readonly`` failed too: the message says which)."""
+
+
+class TakeOverFailed(FailoverError):
+    """The last changes reached the original source, but it did not take over; the dataset
+    stays read-only here, and switchback can run again."""
+
+
+class DemoteFailed(FailoverError):
+    """The original source is the source again, but the dataset here was not made its replica."""
+
+
+@dataclass(frozen=True)
+class Switchback:
+    """A checked ``switchback``: the task ``reverse`` set up, and the original source."""
+
+    record: TaskRecord
+    origin: str  # the original source, ``<host>:<dataset>`` (see :mod:`.origin`)
+
+    @property
+    def dataset(self) -> str:
+        return self.record.dataset
+
+    def steps(self) -> list[str]:
+        """What :func:`switchback` does, one line each."""
+        dataset, origin = self.dataset, self.origin
+        return [f"make {dataset} read-only here (writes to it fail from now on: stop its services first)",
+                f"send the last changes to {origin}",
+                f"make {origin} writable there, and its own task go on from the snapshot both share",
+                f"make {dataset} a replica of {origin} again; forget this node's task for it"]
+
+
+def prepare_switchback(node: ZfsNode, tasks: TaskStore, dataset: str) -> Switchback:
+    """Check that ``dataset`` is a promoted replica replicated back by ``reverse``, alone;
+    :class:`SwitchbackRefused` says why not."""
+    records = tasks.of(dataset)
+    if len(records) > 1:
+        raise SwitchbackRefused(f"{dataset} has {len(records)} replication tasks; switchback goes with the one "
+                                "'retadm reverse' set up alone: 'retadm reset' the others first")
+    try:
+        replica = read_replica(node, dataset)
+    except (FailoverError, ZfsError, HostError) as exc:
+        raise SwitchbackRefused(str(exc)) from exc
+    if not records or replica.promoted is None:
+        raise SwitchbackRefused(f"{dataset} is not being replicated back ('retadm reverse {dataset}' first)")
+    try:
+        origin = format_origin(records[0].destination, records[0].remote_dataset)
+    except OriginError as exc:
+        raise SwitchbackRefused(str(exc)) from exc
+    return Switchback(records[0], origin)
+
+
+def switchback(node: ZfsNode, tasks: TaskStore, planned: Switchback, partner: SshHost | None = None) -> str:
+    """Hand ``planned.dataset`` back to the original source (``partner``); returns the snapshot
+    both share, from which the original source's own task goes on.
+
+    In phases, each failing with its own error: the dataset read-only here and a last
+    incremental (:class:`FinalIncrementalFailed`; the dataset is made writable again), the
+    original source's take-over (:class:`TakeOverFailed`), the dataset here demoted to its
+    replica (:class:`DemoteFailed`); then this node's task for it is forgotten.
+    """
+    dataset, origin = planned.dataset, planned.origin
+    common, common_guid = _final_incremental(node, tasks, planned)
+    if partner is None:
+        partner = SshHost(planned.record.destination)
+    try:
+        partner.run(module_argv("ovios_shell_retadm.replication.partner", "take-over", planned.record.remote_dataset,
+                                common, str(common_guid), dataset), timeout=120)
+    except HostError as exc:
+        raise TakeOverFailed(f"the last changes reached {origin}, but it did not take over: {exc}; {dataset} stays "
+                             "read-only here; run switchback again") from exc
+    try:
+        demote(node, dataset, origin)
+    except (FailoverError, ZfsError) as exc:
+        raise DemoteFailed(f"{origin} is the source again, but {dataset} was not marked its replica: {exc}") from exc
+    tasks.delete(planned.record.key)
+    return common
+
+
+def _final_incremental(node: ZfsNode, tasks: TaskStore, planned: Switchback) -> tuple[str, int | None]:
+    """Make the dataset read-only and send its last changes: the snapshot both sides share then,
+    and its guid.  On failure the dataset is made writable again."""
+    dataset = planned.dataset
+    try:
+        node.set_property(dataset, "readonly", "on")
+        current = tasks.get(planned.record.key)
+        if current is None:
+            raise RunFailed(f"the task of {dataset} was removed meanwhile")
+        outcome = TaskRun(current, INC, tasks).run()
+        if outcome.common is None:
+            raise RunFailed(f"the run of {dataset} ended without a snapshot both sides share")
+    except (RunFailed, ZfsError, HostError) as exc:
+        try:
+            node.set_property(dataset, "readonly", "off")
+        except (ZfsError, HostError) as undo:
+            raise FinalIncrementalFailed(f"{exc}; nothing was switched, but {dataset} stays read-only: {undo} "
+                                         f"(zfs set readonly=off {dataset} makes it writable)") from exc
+        raise FinalIncrementalFailed(f"{exc}; nothing was switched, {dataset} is writable again") from exc
+    return outcome.common, outcome.common_guid

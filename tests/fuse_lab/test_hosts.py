@@ -1,6 +1,6 @@
 """hosts.py: ssh against a real sshd on loopback.
 
-The sshd runs in a private mount namespace (tests/zfsdev.py) with its own host
+The sshd runs in a private mount namespace (ovios_lab.zfsdev) with its own host
 key and an authorized key for root in a temporary directory; the client side
 uses ``-F /dev/null``, an explicit identity and known_hosts file, so nothing of
 the machine's own ssh setup is read or changed."""
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ovios_lab import zfsdev
 from ovios_shell_retadm.hosts import (
     AuthError,
     CommandFailed,
@@ -26,7 +27,6 @@ from ovios_shell_retadm.hosts import (
     SshHost,
 )
 
-import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
 from hostile_input import HOSTILE_ARGS
 from tiers import cannot_run
 

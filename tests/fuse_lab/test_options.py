@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from ovios_lab import zfsdev
 from ovios_shell_retadm import options, services
 from ovios_shell_retadm.store import Store
 
-import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
 from tiers import cannot_run
 
 
@@ -27,7 +27,7 @@ def node(tmp_path, monkeypatch):
 class PrivateSshd:
     """This test's own sshd, reading the sshd_config under OVIOS_ROOT that ``options`` edits.
 
-    It runs in a mount namespace of its own (tests/zfsdev.py) whose ``/run`` is private: there
+    It runs in a mount namespace of its own (ovios_lab.zfsdev) whose ``/run`` is private: there
     ``/run/sshd.pid`` (what :func:`services.set_root_login` reloads) is this sshd's, and neither
     the machine's sshd pid file nor ``/run/systemd`` exists.  ``ovios-shell`` runs there
     (:meth:`ovios_shell`), so it reloads this sshd and can never signal the machine's; the

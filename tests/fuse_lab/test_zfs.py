@@ -1,4 +1,4 @@
-"""zfs.py on a real ZFS: Debian's zfs-fuse, run privately by tests/zfsdev.py in a mount
+"""zfs.py on a real ZFS: Debian's zfs-fuse, run privately by ovios_lab.zfsdev in a mount
 namespace of its own with a file-backed pool; an sshd in the same namespace lets the same
 checks run through :class:`SshHost`.  (The builders and parsers: tests/unit/test_zfs.py.)"""
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ovios_lab import zfsdev
 from ovios_shell_retadm.hosts import Host, SshHost
 from ovios_shell_retadm.replication.executor import Pair, PlanOutdated
 from ovios_shell_retadm.replication.model import (
@@ -36,7 +37,6 @@ from ovios_shell_retadm.zfs import (
     send_argv,
 )
 
-import zfsdev  # tests/zfsdev.py (pytest puts tests/ on sys.path)
 from tiers import cannot_run
 
 ZFS_FUSE = Capabilities(receive_u=True)

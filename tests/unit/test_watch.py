@@ -10,7 +10,7 @@ import time
 import pytest
 from cmd2.py_bridge import PyBridge
 
-from ovios_shell_retadm.commands.retadm import _result_line
+from ovios_shell_retadm.commands.watch import _result_line
 from ovios_shell_retadm.replication import progress
 from ovios_shell_retadm.replication.progress import Progress, ProgressFile, RateMeter
 from ovios_shell_retadm.replication.task_lock import Runner, boot_id, start_ticks

@@ -1,4 +1,8 @@
-"""Private ZFS and sshd for tests, in a mount namespace of their own.
+"""Private ZFS and sshd for single-host tests, in a mount namespace of their own.
+
+Used by the product's tests of the zfs, hosts and options modules (tests/test_zfs.py,
+test_hosts.py, test_options.py): they run the product's code against a real zfs-fuse and a
+real sshd without a two-node lab.
 
 Other people run labs and tests on the same machine, so nothing here touches
 the host's ``/run``, ``/etc/zfs``, ``/var/lib/zfs``, ``/etc/ssh`` or
@@ -9,7 +13,9 @@ paths; daemons (zfs-fuse, sshd) are started inside it with ``nsenter``, and
 directory.  Stopping kills what was started, by pid, and removes the directory;
 the namespace and its mounts vanish with their last process.
 
-The pattern is also what the two-node lab does, minus the network namespace.
+The pattern is also what the two-node lab does, minus the network namespace and the
+assembled root filesystem (:mod:`.holder`): here the namespace sees the machine's own files,
+with three directories made private.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ovios_shell_retadm.hosts import LocalHost
+
+from .osutil import is_zombie, read_pidfile, wait_for
+from .spec import LabError
 
 #: Paths the namespace gets private copies of (empty directories to start with).
 PRIVATE_DIRS = ("/run", "/etc/zfs", "/var/lib/zfs")
@@ -48,11 +56,8 @@ def free_port() -> int:
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    if not wait_for(predicate, timeout, interval=0.05):
+        raise LabError(f"timed out waiting for {what}")
 
 
 def _kill(pid: int, signals: Sequence[int] = (15, 9), timeout: float = 5.0) -> None:
@@ -62,18 +67,8 @@ def _kill(pid: int, signals: Sequence[int] = (15, 9), timeout: float = 5.0) -> N
             os.kill(pid, sig)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
-                return
-            time.sleep(0.05)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return True
+        if wait_for(lambda: is_zombie(pid), timeout, interval=0.05):
+            return
 
 
 class NamespaceHost(LocalHost):
@@ -124,13 +119,13 @@ class Namespace:
             )
         try:
             _wait_for(lambda: ready.exists() or self.proc.poll() is not None, 10, "the namespace")
-        except RuntimeError:
+        except LabError:
             self.stop()
             raise
         if not ready.exists():
             reason = (self.dir / "holder.log").read_text().strip()
             self.stop()
-            raise RuntimeError(f"cannot create a mount namespace: {reason}")
+            raise LabError(f"cannot create a mount namespace: {reason}")
 
     def host(self) -> NamespaceHost:
         return NamespaceHost(self.pid)
@@ -142,7 +137,7 @@ class Namespace:
             timeout=timeout,
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()}")
+            raise LabError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()}")
         return proc
 
     def start_daemon(self, argv: Sequence[str], pidfile: Path, log: Path) -> None:
@@ -156,12 +151,13 @@ class Namespace:
                 self.host().argv_for(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=30, check=True
             )
         self._daemons.append(pidfile)
-        _wait_for(lambda: pidfile.exists() and pidfile.read_text().strip().isdigit(), 10, f"{argv[0]} to start")
+        _wait_for(lambda: read_pidfile(pidfile) is not None, 10, f"{argv[0]} to start")
 
     def stop_daemon(self, pidfile: Path, signals: Sequence[int] = (15, 9)) -> None:
         self._daemons.remove(pidfile)
-        with suppress(OSError, ValueError):
-            _kill(int(pidfile.read_text().strip()), signals)
+        pid = read_pidfile(pidfile)
+        if pid is not None:
+            _kill(pid, signals)
 
     def stop(self) -> None:
         while self._daemons:
