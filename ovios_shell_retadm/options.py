@@ -15,6 +15,10 @@ from .store import Store, StoreError
 ON_OFF = ("on", "off")
 #: how long a transfer may move no byte before the run stops it (see :func:`stall_timeout`)
 STALL_TIMEOUT = "retadm.stall.timeout"
+#: how many runs ``retadm inc`` without a dataset starts at once: in all, and towards one partner
+#: (see :func:`parallel_runs`)
+PARALLEL = "retadm.parallel"
+PARALLEL_PER_PARTNER = "retadm.parallel.partner"
 
 
 class OptionError(Exception):
@@ -56,6 +60,16 @@ class Option:
 _MAX_STALL = 86400
 
 
+#: the most runs at once either limit accepts
+_MAX_PARALLEL = 64
+
+
+def _count(value: str) -> str:
+    if not value.isdigit() or not 1 <= int(value) <= _MAX_PARALLEL:
+        raise ValueError(f"expected a whole number from 1 to {_MAX_PARALLEL}")
+    return str(int(value))
+
+
 def _seconds(value: str) -> str:
     if not value.isdigit() or int(value) > _MAX_STALL:
         raise ValueError(f"expected whole seconds from 0 (no limit) to {_MAX_STALL}")
@@ -83,6 +97,17 @@ CATALOGUE: dict[str, Option] = {
             STALL_TIMEOUT, "600",
             "seconds a replication transfer may move no data before it is stopped (0: never)",
             choices=(), parse=_seconds,
+        ),
+        Option(
+            PARALLEL, "4",
+            "replication runs 'retadm inc' without a dataset starts at once (a dataset's tasks "
+            "still run one after the other)",
+            choices=(), parse=_count,
+        ),
+        Option(
+            PARALLEL_PER_PARTNER, "2",
+            "of those, how many towards the same partner",
+            choices=(), parse=_count,
         ),
     )
 }
@@ -123,13 +148,22 @@ def set_value(name: str, value: str, store: Store | None = None) -> str:
     return value
 
 
-def stall_timeout(store: Store | None = None) -> float | None:
-    """Seconds a replication transfer may move no data before it is stopped; None: never.
-    A store that cannot be read gives the default: a wedged transfer must not hold its
-    task's lock for ever because of it."""
-    option = CATALOGUE[STALL_TIMEOUT]
+def _number(name: str, store: Store | None) -> int:
+    """A numeric option's value; a store that cannot be read gives the default (a run must not
+    fail, or hold its task's lock for ever, because of it)."""
     try:
-        value = int(get(STALL_TIMEOUT, store))
+        return int(get(name, store))
     except (StoreError, OSError, ValueError):
-        value = int(option.default)
+        return int(CATALOGUE[name].default)
+
+
+def stall_timeout(store: Store | None = None) -> float | None:
+    """Seconds a replication transfer may move no data before it is stopped; None: never."""
+    value = _number(STALL_TIMEOUT, store)
     return float(value) if value > 0 else None
+
+
+def parallel_runs(store: Store | None = None) -> tuple[int, int]:
+    """(runs at once in all, runs at once towards one partner) for ``retadm inc`` without a
+    dataset."""
+    return _number(PARALLEL, store), _number(PARALLEL_PER_PARTNER, store)

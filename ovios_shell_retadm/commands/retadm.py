@@ -23,6 +23,7 @@ from ..config import autosync
 from ..exit_status import BUSY, FAILED, USAGE
 from ..hosts import HostError, LocalHost
 from ..replication import doctor, preflight, progress
+from ..replication.concurrency import Bound, run_bounded
 from ..replication.model import Plan
 from ..replication.preflight import PreflightError
 from ..replication.task_run import FULL, INC, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
@@ -112,7 +113,8 @@ def _inc_parser() -> cmd2.Cmd2ArgumentParser:
     inc = cmd2.Cmd2ArgumentParser(
         description="Send everything since the last common snapshot (user snapshots too). "
         "A dataset replicated to several destinations: each of its tasks, one line each. "
-        "Without a dataset: every task, one after the other. "
+        f"Without a dataset: every task, several at once (the options {options.PARALLEL} and "
+        f"{options.PARALLEL_PER_PARTNER}; a dataset's tasks one after the other). "
         f"Exit status {BUSY} when a run of the task is still in progress.")
     inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=replicated_datasets)
     add_dest_option(inc, "only the one")
@@ -414,10 +416,21 @@ class RetadmCommands(RetadmCommandSet):
         return self._inc_each(records, tasks, args.dry_run)
 
     def _inc_each(self, records: list[TaskRecord], tasks: TaskStore, dry_run: bool) -> int:
-        """Every task of ``records``, one after the other, each isolated from the others; the
-        first non-zero status, else 0."""
+        """Every task of ``records``, each isolated from the others; the first non-zero status
+        (in the records' order), else 0.  The runs go side by side within the options'
+        limits, a dataset's tasks one after the other; dry runs one after the other, so that
+        their previews read in order."""
         several = _fanned_out([{"dataset": r.dataset} for r in tasks.all()])
-        statuses = [self._inc_isolated(record, tasks, dry_run, record.dataset in several) for record in records]
+
+        def isolated(record: TaskRecord) -> int:
+            return self._inc_isolated(record, tasks, dry_run, record.dataset in several)
+
+        if dry_run:
+            statuses = [isolated(record) for record in records]
+        else:
+            total, per_partner = options.parallel_runs()
+            statuses = run_bounded(records, isolated, total=total, bounds=(
+                Bound(lambda record: record.dataset, 1), Bound(lambda record: record.destination, per_partner)))
         return next((s for s in statuses if s != 0), 0)
 
     def _inc_isolated(self, record: TaskRecord, tasks: TaskStore, dry_run: bool, named: bool) -> int:

@@ -187,7 +187,8 @@ def test_push_records_do_not_show_among_the_options(root):
                             capture_output=True, text=True, timeout=60, env=dict(os.environ, OVIOS_ROOT=str(root)))
     assert result.returncode == 0
     assert [line.split()[0] for line in result.stdout.splitlines()[2:]] == \
-        ["autosync.enable", "cron.enable", "retadm.stall.timeout", "ssh.allow.root"]
+        ["autosync.enable", "cron.enable", "retadm.parallel", "retadm.parallel.partner", "retadm.stall.timeout",
+        "ssh.allow.root"]
     assert Store().all_options() == {} and autosync.push_records()["dst"].pushed == V7
 
 

@@ -76,7 +76,8 @@ def test_retadm_subcommands(complete):
 
 def test_option_names_and_values(complete):
     assert complete("ovios-shell", "options", "") == [
-        "autosync.enable", "cron.enable", "retadm.stall.timeout", "ssh.allow.root"]
+        "autosync.enable", "cron.enable", "retadm.parallel", "retadm.parallel.partner", "retadm.stall.timeout",
+        "ssh.allow.root"]
     assert complete("ovios-shell", "options", "ss") == ["ssh.allow.root"]
     assert complete("ovios-shell", "options", "cron.enable", "") == ["off", "on"]
     assert complete("ovios-shell", "options", "cron.enable", "of") == ["off"]
@@ -119,7 +120,8 @@ def test_each_subcommand_offers_its_own_options(complete):
 def test_no_tasks_no_replicated_datasets(complete):
     # the ovios-shell the script asks answers here (option names), and says: no task
     assert complete("ovios-shell", "options", "") == [
-        "autosync.enable", "cron.enable", "retadm.stall.timeout", "ssh.allow.root"]
+        "autosync.enable", "cron.enable", "retadm.parallel", "retadm.parallel.partner", "retadm.stall.timeout",
+        "ssh.allow.root"]
     status = subprocess.run(["ovios-shell", "retadm", "status", "--json"], capture_output=True, text=True,
                             env=complete.env, timeout=60, stdin=subprocess.DEVNULL, check=False)
     assert (status.returncode, json.loads(status.stdout)) == (0, []), status.stderr

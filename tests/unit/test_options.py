@@ -30,8 +30,8 @@ def test_list_shows_every_option_with_its_default(shell):
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["OPTION", "VALUE", "DESCRIPTION"]
     values = {line.split()[0]: line.split()[1] for line in lines[2:]}
-    assert values == {"autosync.enable": "off", "cron.enable": "off", "retadm.stall.timeout": "600",
-                      "ssh.allow.root": "off"}
+    assert values == {"autosync.enable": "off", "cron.enable": "off", "retadm.parallel": "4",
+                      "retadm.parallel.partner": "2", "retadm.stall.timeout": "600", "ssh.allow.root": "off"}
 
 
 def test_set_prints_the_guides_message_and_persists(shell, node):
@@ -50,11 +50,17 @@ def test_values_are_normalised(shell):
     assert options.get("autosync.enable") == "on"
 
 
+KNOWN = ("autosync.enable, cron.enable, retadm.parallel, retadm.parallel.partner, retadm.stall.timeout, "
+         "ssh.allow.root")
+
+
 @pytest.mark.parametrize("line, message", [
-    ("options nosuch", "options: unknown option 'nosuch'; known options: "
-                       "autosync.enable, cron.enable, retadm.stall.timeout, ssh.allow.root"),
-    ("options nosuch on", "options: unknown option 'nosuch'; known options: "
-                          "autosync.enable, cron.enable, retadm.stall.timeout, ssh.allow.root"),
+    ("options nosuch", f"options: unknown option 'nosuch'; known options: {KNOWN}"),
+    ("options nosuch on", f"options: unknown option 'nosuch'; known options: {KNOWN}"),
+    ("options retadm.parallel 0", "options: invalid value '0' for retadm.parallel: expected a whole number "
+                                  "from 1 to 64"),
+    ("options retadm.parallel.partner many", "options: invalid value 'many' for retadm.parallel.partner: "
+                                             "expected a whole number from 1 to 64"),
     ("options autosync.enable yes", "options: invalid value 'yes' for autosync.enable: expected on or off"),
     ("options retadm.stall.timeout soon", "options: invalid value 'soon' for retadm.stall.timeout: expected whole "
                                           "seconds from 0 (no limit) to 86400"),
@@ -82,8 +88,9 @@ def test_a_setting_the_system_refuses_is_not_stored(shell, monkeypatch):
 
 def test_completion_of_names_and_on_off_values(shell):
     app, _run = shell
-    assert app.complete("", "options ", 8, 8).to_strings() == ("autosync.enable", "cron.enable", "retadm.stall.timeout",
-                                                                  "ssh.allow.root")
+    assert app.complete("", "options ", 8, 8).to_strings() == (
+        "autosync.enable", "cron.enable", "retadm.parallel", "retadm.parallel.partner", "retadm.stall.timeout",
+        "ssh.allow.root")
     assert app.complete("ss", "options ss", 8, 10).to_strings() == ("ssh.allow.root",)
     assert app.complete("o", "options cron.enable o", 20, 21).to_strings() == ("off", "on")
     assert app.complete("", "options nosuch ", 15, 15).to_strings() == ()
