@@ -13,8 +13,8 @@ def shell(lab, node: str, *args: str, env: tuple[str, ...] = (), input: str | No
     return lab.exec(node, ["env", *env, "ovios-shell", *args], input=input, timeout=timeout)
 
 
-def sh(lab, node: str, script: str, check: bool = True):
-    return lab.exec(node, ["sh", "-c", script], check=check)
+def sh(lab, node: str, script: str, check: bool = True, timeout: float = 120):
+    return lab.exec(node, ["sh", "-c", script], check=check, timeout=timeout)
 
 
 def node_python(lab, node: str, code: str, *args: str, input: str | None = None, check: bool = True):
