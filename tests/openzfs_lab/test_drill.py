@@ -1,4 +1,4 @@
-"""The failover drill on the OpenZFS lab, with real services (issue 6, "Done means").
+"""The failover drill on the OpenZFS lab, with real services, end to end.
 
 ``src`` serves an SMB share from ``data/smbvol`` and an iSCSI LUN from ``esx/lun01``; both are
 replicated to ``dst`` with their properties, autosync on.  A configuration change on ``src``
