@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from ovios_shell_retadm.replication import leftovers
 
 import fault_scenarios
-from replication_helpers import checksums, guids, init, set_task_field, sh, shell, snapshots, status, wait_for
+from fault_scenarios import assert_replicated
+from replication_helpers import init, set_task_field, sh, shell, snapshots, status, wait_for
 
 LOG = "/var/log/ovios/repl.log"
 PROGRESS = "/run/ovios/progress/data%smbvol@dst:repl%smbvol.json"  # one per task (fan-out)
@@ -122,30 +123,6 @@ def _inc(lab, dataset: str = "data/smbvol"):
     return shell(lab, "src", "retadm", "inc", dataset)
 
 
-def _assert_replicated(lab, user_snapshots: tuple[str, ...] = (), user_files: tuple[str, ...] = (),
-                       kept: tuple[str, ...] = ()) -> str:
-    """The state after a good run: idle, one tracking snapshot on each side, the same one,
-    held on both, recorded; every file equal; every user snapshot and file still there.
-    ``kept``: older tracking snapshots the run had to leave on the source (busy)."""
-    row = status(lab)["data/smbvol"]
-    assert (row["status"], row["reason"]) == ("idle", None), row
-    common = row["last_snapshot"]
-    src_tracking = [s for s in snapshots(lab, "src", "data/smbvol") if s.startswith("retadm_")]
-    dst_tracking = [s for s in snapshots(lab, "dst", "repl/smbvol") if s.startswith("retadm_")]
-    assert (src_tracking, dst_tracking) == ([*kept, common], [common]), (src_tracking, dst_tracking, row)
-    for node, dataset in (("src", "data/smbvol"), ("dst", "repl/smbvol")):
-        refs = sh(lab, node, f"zfs get -H -o value userrefs {dataset}@{common}").stdout.strip()
-        assert refs == "1", (node, refs)
-    source, replica = checksums(lab, "src", "/data/smbvol"), checksums(lab, "dst", "/repl/smbvol")
-    assert source == replica
-    for name in user_files:
-        assert f"./{name}" in source, name
-    src_guids, dst_guids = guids(lab, "src", "data/smbvol"), guids(lab, "dst", "repl/smbvol")
-    for name in user_snapshots:
-        assert name in src_guids and src_guids[name] == dst_guids.get(name), name
-    return common
-
-
 def _dst_receives(lab) -> list[leftovers.Receive]:
     """``zfs receive`` processes into repl/smbvol in dst (the product's own listing)."""
     result = lab.exec("dst", leftovers.listing_argv(), check=True)
@@ -195,7 +172,7 @@ def test_kill_9_mid_full_send_then_inc_finishes_the_full_replication(fresh_lab):
     # again): the run leaves that snapshot on the source, says so, and succeeds
     kept = _kept_by_the_last_run(lab)
     assert set(kept) <= set(left)
-    _assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "big.bin"), kept=kept)
+    assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "big.bin"), kept=kept)
     assert _inc(lab).returncode == 0 and status(lab)["data/smbvol"]["status"] == "idle"
     print(f"full killed mid-stream; inc finished it in {took:.1f}s (kept on the source: {kept})")
 
@@ -221,7 +198,7 @@ def test_kill_9_of_the_whole_run_mid_incremental_then_inc_succeeds(fresh_lab):
     assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), result.stderr
     kept = _kept_by_the_last_run(lab)  # busy: zfs-fuse keeps the killed send's temporary holds
     assert set(kept) <= set(left)
-    _assert_replicated(lab, user_snapshots=("before", "during"), user_files=("mine.txt", "big.bin"), kept=kept)
+    assert_replicated(lab, user_snapshots=("before", "during"), user_files=("mine.txt", "big.bin"), kept=kept)
 
 
 # -- 3. the network cut mid-transfer -------------------------------------------------------------
@@ -268,7 +245,7 @@ def test_network_cut_mid_transfer_fails_in_bounded_time_then_inc_succeeds(fresh_
     log = sh(lab, "src", f"cat {LOG}").stdout
     assert (f"inc step what=\"stop 'zfs receive -u repl/smbvol' (pid {stale[0].pid}, " in log
             and "s old) on dst: a dead run left it, the connection that fed it is gone\"" in log), log
-    _assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "big.bin"))
+    assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "big.bin"))
     assert _dst_receives(lab) == []
     print(f"the run failed {failed_after:.1f}s after the cut; the next inc took {took:.1f}s")
 
@@ -308,7 +285,7 @@ def test_destination_pool_full_is_a_clear_error_that_leaves_nothing_behind(fresh
     _destroy(lab, "dst", "repl/filler")
     result = _inc(lab)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    _assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "big.bin"))
+    assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "big.bin"))
 
 
 # -- 5. the partner's host key changed -----------------------------------------------------------
@@ -343,7 +320,7 @@ def test_a_changed_host_key_is_refused_and_never_accepted(fresh_lab):
         lab.exec("src", ["sh", "-c", "cat > /root/.ssh/known_hosts"], input=real, check=True)
     result = _inc(lab)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    _assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "newer.txt"))
+    assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "newer.txt"))
 
 
 # -- 6. the partner unreachable ------------------------------------------------------------------
@@ -398,7 +375,7 @@ def test_an_unreachable_partner_fails_fast_and_status_still_answers(fresh_lab):
 
     result = _inc(lab)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    _assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "away.txt"))
+    assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt", "away.txt"))
     print(f"address nobody answers: {moved}; partner's link down: {down}")
 
 
@@ -427,7 +404,7 @@ def test_tracking_snapshot_destroyed_on_the_source_goes_on_from_a_user_snapshot(
     log = sh(lab, "src", f"cat {LOG}").stdout
     assert f"roll the destination back to @monday: discards its changes since then and destroys @{tracking}" in log
     assert "send the changes @monday -> @retadm_" in log  # from the user snapshot, found by guid
-    common = _assert_replicated(lab, user_snapshots=("monday",), user_files=("monday.txt", "later.txt", "after.txt"))
+    common = assert_replicated(lab, user_snapshots=("monday",), user_files=("monday.txt", "later.txt", "after.txt"))
     assert snapshots(lab, "dst", "repl/smbvol") == ["monday", common]
 
 
@@ -446,7 +423,7 @@ def test_holds_released_by_hand_are_put_back_by_the_next_run(fresh_lab):
 
     result = _inc(lab)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    new = _assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt",))  # userrefs 1 on both
+    new = assert_replicated(lab, user_snapshots=("before",), user_files=("mine.txt",))  # userrefs 1 on both
     assert new != common and common not in snapshots(lab, "src", "data/smbvol")
     assert json.loads(shell(lab, "src", "retadm", "status", "--json").stdout)[0]["status"] == "idle"
 
