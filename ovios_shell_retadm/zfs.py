@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -277,6 +278,20 @@ class History:
 
     snapshots: tuple[Snapshot, ...]
     bookmarks: tuple[Bookmark, ...]
+    #: whether the dataset was written since its newest snapshot (the ``written`` property);
+    #: None where ZFS cannot tell (zfs-fuse)
+    written: bool | None = None
+
+
+@dataclass(frozen=True)
+class Survey:
+    """One dataset as replication looks at it: :meth:`ZfsNode.survey`."""
+
+    history: History
+    #: the properties asked for: (value, source)
+    properties: Mapping[str, tuple[str, str]]
+    #: the held snapshots' full names, with the tags asked for that each one carries
+    holds: Mapping[str, set[str]]
 
 
 # ---------------------------------------------------------------------------
@@ -525,6 +540,44 @@ def resume_send_argv(token: str, *, caps: Capabilities, progress: bool = False) 
     return ["zfs", "send", *(["-v", "-P"] if progress else []), "-t", token]
 
 
+def hold_argv(tag: str, snapshots: Sequence[str]) -> list[str]:
+    """``zfs hold``: ``tag`` on each of ``snapshots`` (full names)."""
+    names = list(dict.fromkeys(snapshots))
+    for name in names:
+        split_snapshot(name)
+    return ["zfs", "hold", validate_tag(tag), *names]
+
+
+def set_property_argv(name: str, prop: str, value: str) -> list[str]:
+    return ["zfs", "set", f"{validate_property_name(prop)}={_validate_value(prop, value)}", _validate_target(name)]
+
+
+def values_and_sources_argv(name: str, properties: Sequence[str]) -> list[str]:
+    """``zfs get`` of several properties' raw values and sources (:func:`parse_values_and_sources`)."""
+    names = [validate_property_name(p) for p in properties]
+    return ["zfs", "get", "-H", "-p", "-o", "property,value,source", ",".join(names), _validate_target(name)]
+
+
+def receive_then(receive: Sequence[str], after: Sequence[Sequence[str]]) -> list[str]:
+    """One ``sh -c`` that runs ``receive`` (its stdin is the stream) and, once it succeeded,
+    each command of ``after`` whatever the ones before did, each one's output ending with its
+    :data:`PART_END` line: what needs the partner after a receive rides on the receive's own
+    connection.  The script's exit status is the receive's; the others' are read from the
+    output (:func:`parts_of`)."""
+    lines = [f"{shlex.join(receive)} || exit"]
+    lines += [f'{shlex.join(command)}; echo "{PART_END} $?"' for command in after]
+    return ["sh", "-c", "\n".join(lines)]
+
+
+#: the property holding an interrupted resumable receive's token
+RESUME_TOKEN = "receive_resume_token"
+
+
+def resume_token_of(value: str) -> str | None:
+    """The token in a :data:`RESUME_TOKEN` value; None for "none" (``-``)."""
+    return None if value in ("", "-") else value
+
+
 def receive_argv(
     dataset: str,
     caps: Capabilities,
@@ -642,6 +695,75 @@ def classify_resume_check(returncode: int | None, output: str) -> ResumeCheck:
 # The node
 # ---------------------------------------------------------------------------
 
+def parse_history(dataset: str, out: str) -> History:
+    """A dataset's :class:`History` from ``zfs get -d 1 -o name,property,value`` of its
+    guid, createtxg, creation, userrefs (and written, where it exists)."""
+    rows: dict[str, dict[str, str]] = {}
+    written: bool | None = None
+    for line in out.splitlines():
+        name, prop, value = line.split("\t")
+        if name.startswith((dataset + "@", dataset + "#")):
+            rows.setdefault(name, {})[prop] = value
+        elif name == dataset and prop == "written":
+            written = int(value) > 0
+    snapshots: list[Snapshot] = []
+    bookmarks: list[Bookmark] = []
+    for name, props in rows.items():
+        numbers = (int(props["guid"]), int(props["createtxg"]), int(props["creation"]))
+        short = name[len(dataset) + 1 :]
+        if name[len(dataset)] == "@":
+            snapshots.append(Snapshot(dataset, short, *numbers, userrefs=int(props.get("userrefs", "0"))))
+        else:
+            bookmarks.append(Bookmark(dataset, short, *numbers))
+    snapshots.sort(key=lambda s: s.createtxg)
+    bookmarks.sort(key=lambda b: b.createtxg)
+    return History(tuple(snapshots), tuple(bookmarks), written)
+
+
+def parse_values_and_sources(out: str, names: Sequence[str]) -> dict[str, tuple[str, str]]:
+    found = {}
+    for line in out.splitlines():
+        prop, value, source = [*line.split("\t"), "", ""][:3]
+        found[prop] = (value, source)
+    return {p: found.get(p, ("-", "-")) for p in names}
+
+
+#: :meth:`ZfsNode.survey`'s three looks in one call: the listing (``zfs`` with the arguments
+#: after the first three), the properties, the holds of the snapshots that carry any; each
+#: part's output ends with its :data:`PART_END` line, and a failed listing ends the script.
+_SURVEY_SCRIPT = r"""
+end=$1 properties=$2 dataset=$3
+shift 3
+listing=$(zfs "$@"); status=$?
+[ -z "$listing" ] || printf '%s\n' "$listing"
+echo "$end $status"
+[ "$status" -eq 0 ] || exit 0
+zfs get -H -p -o property,value,source "$properties" "$dataset"
+echo "$end $?"
+held=$(printf '%s\n' "$listing" | awk -F '\t' '$2 == "userrefs" && $3 > 0 && index($1, "@") { print $1 }')
+if [ -n "$held" ]; then printf '%s\n' "$held" | tr '\n' '\0' | xargs -0 zfs holds -H; echo "$end $?"
+else echo "$end 0"; fi
+"""
+#: the line that ends each part of a several-command call's output: ``<mark> <exit status>``
+PART_END = "::retadm-part-end::"
+
+
+def parts_of(output: str) -> tuple[list[str], list[int]]:
+    """The outputs and exit statuses of the parts of a several-command call (:data:`PART_END`),
+    in order; a part whose end line is missing (it never ran, or was cut) is not among them."""
+    outputs: list[str] = []
+    statuses: list[int] = []
+    lines: list[str] = []
+    for line in output.splitlines():
+        if line.startswith(PART_END + " ") and line.split()[-1].lstrip("-").isdigit():
+            outputs.append("\n".join(lines))
+            statuses.append(int(line.split()[-1]))
+            lines = []
+        else:
+            lines.append(line)
+    return outputs, statuses
+
+
 _MISSING = re.compile(r"dataset does not exist|no such pool|could not find any snapshots")
 _QUOTED_SNAPSHOT = re.compile(r"'([^'@]+@[^']+)'")
 _TAG_EXISTS = "tag already exists on this dataset"
@@ -747,14 +869,7 @@ class ZfsNode:
     def values_and_sources(self, name: str, properties: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Several properties' raw values and sources in one call; an unset user property
         is ``("-", "-")``."""
-        names = [validate_property_name(p) for p in properties]
-        out = self._zfs("get", "-H", "-p", "-o", "property,value,source", ",".join(names),
-                        _validate_target(name)).stdout
-        found = {}
-        for line in out.splitlines():
-            prop, value, source = [*line.split("\t"), "", ""][:3]
-            found[prop] = (value, source)
-        return {p: found.get(p, ("-", "-")) for p in names}
+        return parse_values_and_sources(self._run(values_and_sources_argv(name, properties)).stdout, properties)
 
     def received_value(self, name: str, prop: str) -> str:
         """The value of ``prop`` the last receive brought (``zfs get -o received``), whether
@@ -768,7 +883,7 @@ class ZfsNode:
         self._zfs("inherit", "-S", validate_property_name(prop), _validate_target(name))
 
     def set_property(self, name: str, prop: str, value: str) -> None:
-        self._zfs("set", f"{validate_property_name(prop)}={_validate_value(prop, value)}", _validate_target(name))
+        self._run(set_property_argv(name, prop, value))
 
     def inherit_property(self, name: str, prop: str) -> None:
         """Drop the local setting (a user property: remove it)."""
@@ -812,27 +927,15 @@ class ZfsNode:
         self._zfs("unmount", validate_dataset_name(dataset))
         self._zfs("mount", dataset)
 
-    def written_since_newest(self, dataset: str) -> bool | None:
-        """Whether anything was written since the newest snapshot.
-
-        None where the ``written`` property does not exist (zfs-fuse): the
-        caller cannot skip a run on that evidence.
-        """
-        validate_dataset_name(dataset)
-        if not self.capabilities().written:
-            return None
-        return int(self.get_properties(dataset, ["written"])["written"]) > 0
-
     def resume_token(self, dataset: str) -> str | None:
         """The token of an interrupted resumable receive into ``dataset``, if any."""
         validate_dataset_name(dataset)
         if not self.capabilities().resume_tokens:
             return None
         try:
-            value = self.get_properties(dataset, ["receive_resume_token"]).get("receive_resume_token", "-")
+            return resume_token_of(self.get_properties(dataset, [RESUME_TOKEN]).get(RESUME_TOKEN, "-"))
         except NoSuchDataset:
             return None
-        return None if value in ("", "-") else value
 
     def check_resume_token(self, token: str) -> ResumeCheck:
         """Whether this (sending) node can still send from ``token`` (``zfs send -n -v -t``):
@@ -895,28 +998,53 @@ class ZfsNode:
         One ``zfs get -d 1`` call: it lists the dataset, its snapshots, its
         direct children and (OpenZFS) its bookmarks, with exact numbers on
         every implementation; names are filtered here because zfs-fuse's
-        ``zfs get`` has no ``-t``.
+        ``zfs get`` has no ``-t``.  Where the ``written`` property exists, the
+        same call says whether the dataset was written since its newest snapshot.
         """
+        return parse_history(validate_dataset_name(dataset), self._zfs(*self._history_args(dataset)).stdout)
+
+    def _history_args(self, dataset: str) -> list[str]:
+        wanted = "guid,createtxg,creation,userrefs" + (",written" if self.capabilities().written else "")
+        return ["get", "-H", "-p", "-d", "1", "-o", "name,property,value", wanted, dataset]
+
+    def survey(self, dataset: str, properties: Sequence[str], tags: Collection[str]) -> Survey | None:
+        """What replication needs to know of one dataset, in one call where the node can list
+        holds: its history, ``properties``' values and sources, and which of ``tags`` each of its
+        held snapshots carries.  None when the dataset does not exist.  A snapshot destroyed
+        between the listing and the look at its holds raises :class:`NoSuchDataset`: look again."""
         validate_dataset_name(dataset)
-        wanted = "guid,createtxg,creation,userrefs"
-        out = self._zfs("get", "-H", "-p", "-d", "1", "-o", "name,property,value", wanted, dataset).stdout
-        rows: dict[str, dict[str, str]] = {}
-        for line in out.splitlines():
-            name, prop, value = line.split("\t")
-            if name.startswith((dataset + "@", dataset + "#")):
-                rows.setdefault(name, {})[prop] = value
-        snapshots: list[Snapshot] = []
-        bookmarks: list[Bookmark] = []
-        for name, props in rows.items():
-            numbers = (int(props["guid"]), int(props["createtxg"]), int(props["creation"]))
-            short = name[len(dataset) + 1 :]
-            if name[len(dataset)] == "@":
-                snapshots.append(Snapshot(dataset, short, *numbers, userrefs=int(props.get("userrefs", "0"))))
-            else:
-                bookmarks.append(Bookmark(dataset, short, *numbers))
-        snapshots.sort(key=lambda s: s.createtxg)
-        bookmarks.sort(key=lambda b: b.createtxg)
-        return History(tuple(snapshots), tuple(bookmarks))
+        names = [validate_property_name(p) for p in properties]
+        wanted = {validate_tag(t) for t in tags}
+        if not self.capabilities().holds_list:  # zfs-fuse: each part on its own
+            try:
+                history = self.history(dataset)
+            except NoSuchDataset:
+                return None
+            held = [snapshot.full for snapshot in history.snapshots if snapshot.userrefs > 0]
+            return Survey(history, self.values_and_sources(dataset, names),
+                          self.holds(held, wanted) if held else {})
+        parts = [["zfs", *self._history_args(dataset)], values_and_sources_argv(dataset, names),
+                 ["zfs", "holds", "-H", "..."]]
+        result = self._run(["sh", "-c", _SURVEY_SCRIPT, "sh", PART_END, ",".join(names), dataset,
+                            *parts[0][1:]], check=False)
+        outputs, statuses = parts_of(result.stdout)
+        failed = next((i for i, status in enumerate(statuses) if status != 0), None)
+        if failed is not None or len(statuses) != len(parts):
+            which = failed if failed is not None else len(statuses)
+            error_argv = parts[min(which, len(parts) - 1)]
+            missing = _MISSING.search(result.stderr)
+            if which == 0 and missing:
+                return None
+            cls = NoSuchDataset if missing else CommandFailed
+            raise cls(error_argv, statuses[which] if which < len(statuses) else result.returncode,
+                      result.stderr, self.host.name)
+        holds: dict[str, set[str]] = {}
+        for line in outputs[2].splitlines():
+            name, _, rest = line.partition("\t")
+            tag = rest.rpartition("\t")[0]
+            if tag in wanted:
+                holds.setdefault(name, set()).add(tag)
+        return Survey(parse_history(dataset, outputs[0]), parse_values_and_sources(outputs[1], names), holds)
 
     def snapshots(self, dataset: str) -> list[Snapshot]:
         """The dataset's own snapshots in creation order, with guid and createtxg."""
@@ -1031,11 +1159,8 @@ class ZfsNode:
         self._hold_or_release("release", tag, snapshots, _NO_SUCH_TAG)
 
     def _hold_or_release(self, verb: str, tag: str, snapshots: Sequence[str], benign: str) -> None:
-        names = list(dict.fromkeys(snapshots))
-        for name in names:
-            split_snapshot(name)
-        if names:
-            self._tolerant([verb, validate_tag(tag), *names], benign)
+        if snapshots:
+            self._tolerant([verb, *hold_argv(tag, snapshots)[2:]], benign)
 
     # -- sizes ---------------------------------------------------------------
 

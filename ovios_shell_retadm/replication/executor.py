@@ -9,7 +9,7 @@ and the next run plans again from what it then observes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .. import zfs
@@ -46,6 +46,8 @@ from .progress import ProgressFile
 
 #: how many times :meth:`Pair.observe` looks again when a snapshot vanished while it looked
 _OBSERVE_TRIES = 3
+#: what :meth:`Pair.settle_mount` needs to know of the replica
+_MOUNT_FACTS = ("mountpoint", "canmount", "mounted")
 
 
 class PlanOutdated(Exception):
@@ -63,6 +65,8 @@ class Outcome:
     sends: int = 0
     #: the task's own snapshots a prune left in place because they were busy ("@x on the source")
     kept: list[str] = field(default_factory=list)
+    #: False: the run ended before it looked at the destination (nothing to send, as recorded)
+    destination_seen: bool = True
 
 
 @dataclass
@@ -85,35 +89,40 @@ class Pair:
         matters to how a step runs, not to the plan: the executor asks it when it receives.)"""
         return model.PairCapabilities(bookmarks=self.source.capabilities().bookmarks_on(zfs.pool_of(self.task.dataset)))
 
-    def observe(self, recorded_guid: int | None = None, *, source_only: bool = False) -> Observed:
-        """Both sides as the planner sees them (``source_only``: as if the replica were absent).
+    def observe(self, recorded_guid: int | None = None, *, source_only: bool = False,
+                source: zfs.History | None = None) -> Observed:
+        """Both sides as the planner sees them (``source_only``: as if the replica were absent;
+        ``source``: the source's history, read just before by the caller).
 
         Another task of the dataset (fan-out) or of its replica (a cascade) may destroy one of
         its own snapshots between the listing and the look at the holds on them: that snapshot
         is gone, which is no error of this run; both sides are looked at again."""
         for attempt in range(_OBSERVE_TRIES):
             try:
-                return self._observe(recorded_guid, source_only=source_only)
+                return self._observe(recorded_guid, source_only=source_only, source=source)
             except zfs.NoSuchDataset:
                 if attempt == _OBSERVE_TRIES - 1:
                     raise
+                source = None
         raise AssertionError("unreachable")
 
-    def _observe(self, recorded_guid: int | None, *, source_only: bool) -> Observed:
-        source = self.source.history(self.task.dataset)
-        remote = self.task.remote_dataset
-        try:
-            destination = None if source_only else self.destination.history(remote)
-        except zfs.NoSuchDataset:
-            destination = None
+    def source_history(self) -> tuple[zfs.History, tuple[model.ObservedSnapshot, ...]]:
+        """The source's history, and its snapshots as the planner sees them: one local call."""
+        history = self.source.history(self.task.dataset)
+        return history, tuple(_point(s, model.ObservedSnapshot) for s in history.snapshots)
+
+    def _observe(self, recorded_guid: int | None, *, source_only: bool, source: zfs.History | None) -> Observed:
+        source = source or self.source.history(self.task.dataset)
+        survey = None if source_only else self._survey_destination()
+        destination = survey.history if survey else None
         source_holds = self._held(self.source, source.snapshots)
-        destination_holds = self._held(self.destination, destination.snapshots) if destination else frozenset()
-        readonly = origin = promoted = None
-        if destination is not None:
-            marks = self.destination.values_and_sources(remote, ["readonly", ORIGIN_PROPERTY, PROMOTED_PROPERTY])
+        destination_holds = _tagged(survey.holds, self.task.tag) if survey else frozenset()
+        readonly = origin = promoted = token = None
+        if survey is not None:
+            marks = survey.properties
             readonly = zfs.readonly_of(marks["readonly"])
             origin, promoted = (own_mark(marks[p]) for p in (ORIGIN_PROPERTY, PROMOTED_PROPERTY))
-        token = self.destination.resume_token(remote) if destination else None
+            token = zfs.resume_token_of(marks[zfs.RESUME_TOKEN][0]) if zfs.RESUME_TOKEN in marks else None
         return Observed(
             source=tuple(_point(s, model.ObservedSnapshot) for s in source.snapshots),
             destination=(tuple(_point(s, model.ObservedSnapshot) for s in destination.snapshots)
@@ -123,14 +132,22 @@ class Pair:
             resume_token_valid=self._resume_token_valid(token) if token else None,
             source_holds=source_holds,
             destination_holds=destination_holds,
-            written=self.source.written_since_newest(self.task.dataset),
+            written=source.written,
             capabilities=self.capabilities(),
             destination_readonly=readonly,
-            destination_written=self.destination.written_since_newest(remote) if destination else None,
+            destination_written=destination.written if destination else None,
             recorded_guid=recorded_guid,
             destination_origin=origin,
             destination_promoted=promoted,
         )
+
+    def _survey_destination(self) -> zfs.Survey | None:
+        """The replica's history, marks, partial receive and this task's holds: one call
+        where the partner can list holds (None: there is no replica)."""
+        marks = ["readonly", ORIGIN_PROPERTY, PROMOTED_PROPERTY]
+        if self.destination.capabilities().resume_tokens:
+            marks.append(zfs.RESUME_TOKEN)
+        return self.destination.survey(self.task.remote_dataset, marks, [self.task.tag])
 
     def _resume_token_valid(self, token: str) -> bool:
         """True: the source can send from ``token``; False: ZFS says its snapshot is gone (the
@@ -150,9 +167,7 @@ class Pair:
         held = [s.full for s in snapshots if s.userrefs > 0]  # only these can carry our tag
         if not held:
             return frozenset()
-        tag = self.task.tag
-        holds = node.holds(held, tags=[tag])
-        return frozenset(zfs.split_snapshot(name)[1] for name, tags in holds.items() if tag in tags)
+        return _tagged(node.holds(held, tags=[self.task.tag]), self.task.tag)
 
     # -- commands ----------------------------------------------------------------
 
@@ -183,6 +198,10 @@ class Pair:
             return None
 
     def receive_argv(self) -> list[str]:
+        """The local argv of the receiving stage (as the dry run shows it)."""
+        return self.destination.host.argv_for(self._zfs_receive_argv())
+
+    def _zfs_receive_argv(self) -> list[str]:
         # -s where both sides support it, so an interrupted transfer can resume.  A receive
         # never mounts (-u): with properties, the stream carries the source's mountpoint,
         # which may be a directory of the partner's own (/srv/share); -x mountpoint keeps
@@ -192,30 +211,30 @@ class Pair:
         # unmounted: OpenZFS 2.x)
         caps = self.destination.capabilities()
         exclude = ("mountpoint",) if caps.receive_x and self._filesystem() else ()
-        argv = zfs.receive_argv(self.task.remote_dataset, caps, exclude=exclude)
-        return self.destination.host.argv_for(argv)
+        return zfs.receive_argv(self.task.remote_dataset, caps, exclude=exclude)
 
     def _filesystem(self) -> bool:
         if self._kind is None:
             self._kind = self.source.dataset_type(self.task.dataset) or ""
         return self._kind == "filesystem"
 
-    def settle_mount(self) -> None:
+    def settle_mount(self, facts: Mapping[str, tuple[str, str]] | None = None) -> None:
         """After a receive: the replica mounted under its own pool, never at the mountpoint it
         received (the source's).  A replica made before receives hid that value is moved
         under its pool here, at its next run.  Not done (a busy mount): logged, the data has
-        arrived all the same, and the next run tries again."""
+        arrived all the same, and the next run tries again.  ``facts``: the replica's
+        :data:`_MOUNT_FACTS` as read right after the receive (None: read them here)."""
         if not self._filesystem():
             return  # a zvol has no mountpoint
         node, remote = self.destination, self.task.remote_dataset
         try:
-            props = node.values_and_sources(remote, ["mountpoint", "canmount", "mounted"])
+            props = facts or node.values_and_sources(remote, _MOUNT_FACTS)
             value, where = props["mountpoint"]
             if where == "received":
                 self.log(f"mount {remote} under its pool, not at the source's mountpoint {value} "
                          "(promote mounts it there)")
                 node.inherit_property(remote, "mountpoint")  # what -x does, where it is missing
-                props = node.values_and_sources(remote, ["mountpoint", "canmount", "mounted"])
+                props = node.values_and_sources(remote, _MOUNT_FACTS)
             if props["canmount"][0] == "on" and props["mounted"][0] == "no" \
                     and props["mountpoint"][0] not in ("none", "legacy") and not self.task.raw:
                 node.mount(remote)  # (a raw replica cannot be: its key stays on the source)
@@ -232,10 +251,69 @@ class Pair:
                           common_guid=plan.common.guid if plan.common else None)
         if self.progress is not None:
             self.progress.plan_sends(sum(isinstance(s, SendFull | SendIncremental | ResumeSend) for s in plan.steps))
-        for step in plan.steps:
+        done: set[int] = set()  # the steps carried out with a receive (riders)
+        for index, step in enumerate(plan.steps):
+            if index in done:
+                continue
             self.log(step.describe())
-            self._carry_out(step, outcome)
+            if isinstance(step, SendFull | SendIncremental | ResumeSend):
+                done |= self._send(step, self._riders(plan, index), outcome)
+            else:
+                self._carry_out(step, outcome)
         return outcome
+
+    @staticmethod
+    def _riders(plan: Plan, index: int) -> dict[int, Step]:
+        """The steps that ride on the connection of the plan's last send (at ``index``), run on
+        the partner right after its receive: the new common snapshot's hold there, and the
+        origin mark.  They only protect and mark, so doing them before the source's steps that
+        come first in the plan changes nothing the plan relies on.  A rider that fails there
+        is carried out again in its place in the plan, which reports its error as usual."""
+        later = plan.steps[index + 1:]
+        if any(isinstance(step, SendFull | SendIncremental | ResumeSend) for step in later):
+            return {}
+        return {i: step for i, step in enumerate(later, start=index + 1)
+                if isinstance(step, MarkOrigin)
+                or (isinstance(step, Hold) and step.side is Side.DESTINATION and step.snapshot == plan.target)}
+
+    def _rider_argv(self, step: Step) -> list[str]:
+        remote = self.task.remote_dataset
+        if isinstance(step, Hold):
+            return zfs.hold_argv(step.tag, [zfs.snapshot_full_name(remote, step.snapshot)])
+        if isinstance(step, MarkOrigin):
+            return zfs.set_property_argv(remote, ORIGIN_PROPERTY, step.origin)
+        raise TypeError(f"{step!r} does not ride on a receive")
+
+    def _send(self, step: SendFull | SendIncremental | ResumeSend, riders: Mapping[int, Step],
+              outcome: Outcome) -> set[int]:
+        """One transfer; on the partner, once its receive succeeded, the ``riders`` and a look
+        at the replica's mount (one connection for all).  Returns the riders carried out."""
+        if self.progress is not None:
+            self.progress.start_send(self.estimate_send(step))
+        after = [self._rider_argv(rider) for rider in riders.values()]
+        if self._filesystem():
+            after.append(zfs.values_and_sources_argv(self.task.remote_dataset, _MOUNT_FACTS))
+        receive = zfs.receive_then(self._zfs_receive_argv(), after) if after else self._zfs_receive_argv()
+        try:
+            result: TransferResult = transfer(self.send_argv(step), self.destination.host.argv_for(receive),
+                                              on_progress=self.progress)
+        except TransferFailed as exc:
+            lost = self._lost_connection(exc)
+            if lost is None:
+                raise
+            raise lost from exc
+        outputs, statuses = zfs.parts_of(result.receiver_output)
+        done = {index for index, status in zip(riders, statuses, strict=False) if status == 0}
+        for index in sorted(done):
+            self.log(f"{riders[index].describe()} (with the receive)")
+        looked = len(riders) < len(statuses) and statuses[len(riders)] == 0
+        self.settle_mount(zfs.parse_values_and_sources(outputs[len(riders)], _MOUNT_FACTS) if looked else None)
+        if self.progress is not None:
+            self.progress.end_send(result.bytes)
+        outcome.bytes = None if outcome.bytes is None or result.bytes is None else outcome.bytes + result.bytes
+        outcome.seconds += result.seconds
+        outcome.sends += 1
+        return done
 
     def _lost_connection(self, exc: TransferFailed) -> HostError | None:
         """ssh's failure behind a failed transfer (a lost connection says so, rather than the
@@ -263,27 +341,10 @@ class Pair:
                                f"the plan listed {listing(lost)}")
 
     def _carry_out(self, step: Step, outcome: Outcome) -> None:
+        """One step other than a send (:meth:`_send`)."""
         match step:
             case CreateSnapshot(name):
                 self.source.snapshot(self.task.dataset, name)
-            case SendFull() | SendIncremental() | ResumeSend():
-                if self.progress is not None:
-                    self.progress.start_send(self.estimate_send(step))
-                try:
-                    result: TransferResult = transfer(self.send_argv(step), self.receive_argv(),
-                                                      on_progress=self.progress)
-                except TransferFailed as exc:
-                    lost = self._lost_connection(exc)
-                    if lost is None:
-                        raise
-                    raise lost from exc
-                self.settle_mount()
-                if self.progress is not None:
-                    self.progress.end_send(result.bytes)
-                outcome.bytes = None if outcome.bytes is None or result.bytes is None \
-                    else outcome.bytes + result.bytes
-                outcome.seconds += result.seconds
-                outcome.sends += 1
             case Hold(side, snapshot, tag):
                 node, dataset = self._node(side)
                 node.hold(tag, [zfs.snapshot_full_name(dataset, snapshot)])
@@ -335,6 +396,11 @@ def _rollback_loss(names: Sequence[str], snapshot: str) -> tuple[str, ...] | Non
     if snapshot not in names:
         return None
     return tuple(names[names.index(snapshot) + 1:])
+
+
+def _tagged(holds: Mapping[str, set[str]], tag: str) -> frozenset[str]:
+    """The snapshots (by their own names) among ``holds`` that carry ``tag``."""
+    return frozenset(zfs.split_snapshot(name)[1] for name, tags in holds.items() if tag in tags)
 
 
 def _point(value, kind):

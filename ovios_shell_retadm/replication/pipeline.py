@@ -40,6 +40,8 @@ _METER = ("pv", "--numeric", "--bytes", "--force", "--interval", "1")
 class TransferResult:
     bytes: int | None  # None when no meter was available
     seconds: float
+    #: what the receiving stage printed (stdout and stderr)
+    receiver_output: str = ""
 
 
 class TransferFailed(Exception):
@@ -164,4 +166,6 @@ def transfer(
                 sender.returncode, receiver.returncode, _last_words(recv_err),
             )
         sent = _count(counts) if meter_argv else None
-    return TransferResult(bytes=sent, seconds=time.monotonic() - started)
+        recv_err.seek(0)
+        said = recv_err.read().decode(errors="replace")
+    return TransferResult(bytes=sent, seconds=time.monotonic() - started, receiver_output=said)

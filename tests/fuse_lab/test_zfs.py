@@ -285,7 +285,7 @@ def test_pool_and_feature_queries(node: ZfsNode, fs: str) -> None:
     assert node.pool_health("tank") == "ONLINE"
     assert node.pool_health("nopool") is None
     # zfs-fuse: no `written`, no resume tokens, no bookmarks, no estimates
-    assert node.written_since_newest(fs) is None
+    assert node.history(fs).written is None
     assert node.resume_token(fs) is None
     node.snapshot(fs, "s1")
     with pytest.raises(Unsupported):

@@ -1,0 +1,74 @@
+"""How a plan's destination steps ride on its last receive's connection: which steps, and the
+script that runs them there (under the real ``sh``)."""
+
+from __future__ import annotations
+
+import subprocess
+
+from ovios_shell_retadm import zfs
+from ovios_shell_retadm.replication.executor import Pair
+from ovios_shell_retadm.replication.model import (
+    CreateBookmark,
+    CreateSnapshot,
+    DestroySnapshot,
+    Hold,
+    MarkOrigin,
+    ObservedSnapshot,
+    Plan,
+    RecordCommon,
+    Release,
+    SendFull,
+    SendIncremental,
+    Side,
+)
+
+SRC, DST = Side.SOURCE, Side.DESTINATION
+COMMON = ObservedSnapshot("retadm_1", 1, 1)
+
+
+def test_the_new_snapshots_hold_and_the_origin_mark_ride_on_the_last_receive():
+    steps = (
+        CreateSnapshot("retadm_2"),
+        SendIncremental("retadm_1", False, "retadm_2", True),
+        Hold(SRC, "retadm_2"),
+        Hold(DST, "retadm_2"),
+        CreateBookmark("retadm_2", "retadm_2"),
+        MarkOrigin("src:data/x"),
+        RecordCommon("retadm_2", None),
+        Release(DST, "retadm_1"),
+        Hold(DST, "monday"),  # not the new common snapshot: keeps its place
+        DestroySnapshot(DST, "retadm_1"),
+    )
+    riders = Pair._riders(Plan(steps, COMMON, "retadm_2"), 1)
+    assert riders == {3: Hold(DST, "retadm_2"), 5: MarkOrigin("src:data/x")}
+
+
+def test_nothing_rides_on_a_receive_that_another_send_follows():
+    steps = (SendFull("monday", False), SendIncremental("monday", False, "retadm_2", False), Hold(DST, "retadm_2"))
+    plan = Plan(steps, None, "retadm_2")
+    assert Pair._riders(plan, 0) == {}
+    assert Pair._riders(plan, 1) == {2: Hold(DST, "retadm_2")}
+
+
+def _run(argv: list[str], stream: bytes) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, input=stream, capture_output=True, check=False)
+
+
+def test_the_commands_after_a_receive_run_only_once_it_succeeded_each_with_its_status():
+    receive = ["sh", "-c", "wc -c"]  # reads the whole stream, as zfs receive does
+    after = [["sh", "-c", "echo held"], ["sh", "-c", "echo refused >&2; exit 2"], ["true"]]
+    done = _run(zfs.receive_then(receive, after), b"x" * 70000)
+    assert done.returncode == 0
+    outputs, statuses = zfs.parts_of(done.stdout.decode())
+    assert statuses == [0, 2, 0]
+    assert outputs[0].split() == ["70000", "held"]  # the receive's own output comes first
+    assert "refused" in done.stderr.decode()
+
+    failed = _run(zfs.receive_then(["sh", "-c", "cat >/dev/null; echo 'cannot receive' >&2; exit 1"], after), b"x")
+    assert failed.returncode == 1
+    assert zfs.parts_of(failed.stdout.decode()) == ([], [])  # nothing ran after a failed receive
+
+
+def test_a_part_cut_short_has_no_status():
+    text = f"a\n{zfs.PART_END} 0\nb\n{zfs.PART_END} 1\nhalf a line"
+    assert zfs.parts_of(text) == (["a", "b"], [0, 1])
