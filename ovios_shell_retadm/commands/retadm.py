@@ -470,6 +470,8 @@ class RetadmCommands(RetadmCommandSet):
         if sys.stdout.isatty():
             size = "an unknown number of" if outcome.bytes is None else outcome.bytes
             sent = f"{size} bytes in {outcome.seconds:.1f}s" if outcome.sends else "nothing new to send"
+            if not outcome.destination_seen:
+                sent = f"nothing written since; {record.destination} not contacted"
             self.out(f"{record.dataset}: replicated to {record.destination}:{record.remote_dataset} "
                      f"at @{outcome.common} ({sent})")
         return 0

@@ -215,6 +215,24 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str | None) -
     return Plan(tuple(steps), common, target)
 
 
+def unchanged_since_recorded(source: Sequence[ObservedSnapshot], written: bool | None, task: Task,
+                             recorded_guid: int | None) -> bool:
+    """Whether a cron run may end before it looks at the destination: the source's newest
+    snapshot is the one the task's last run recorded as replicated (by guid), it is the task's
+    own tracking snapshot (a cascade: any snapshot, since what is written on a replica is not
+    its to send), and nothing was written since.
+
+    Written unknown (zfs-fuse) counts as written: the run goes on and plans as usual.  The
+    destination is taken as recorded: the next run that sends, and ``doctor``, look at it.
+    """
+    newest = max(source, key=lambda snapshot: snapshot.createtxg, default=None)
+    if newest is None or recorded_guid is None or newest.guid != recorded_guid:
+        return False
+    if task.cascade:
+        return True
+    return task.owns(newest.name) and written is False
+
+
 # -- deciding -----------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from ..eventlog import log_event
 from ..exit_status import BUSY
 from ..hosts import HostError, LocalHost, SshHost
 from ..store import TaskKey
-from ..zfs import ZfsError, ZfsNode
+from ..zfs import History, ZfsError, ZfsNode
 from . import leftovers, planner
 from .executor import Outcome, Pair, PlanOutdated
 from .model import (
@@ -108,6 +108,8 @@ class TaskRun:
         #: the task's last run failed or died: it may have left a receive on the partner
         runner = Runner.from_record(record.runner) if record.state in (RUNNING_FULL, RUNNING_INC) else None
         self.after_failure = record.state == ERROR or (runner is not None and not runner.is_alive())
+        #: the source's history as the check for an unchanged source read it: the first plan's
+        self._source_history: History | None = None
 
     def _event(self, event: str, **fields) -> None:
         log_event(self.record.dataset, self.kind, event, **fields)
@@ -120,7 +122,8 @@ class TaskRun:
         goes on incrementally from what landed; with nothing in common it is refused,
         so an existing dataset is never overwritten.
         """
-        observed = self.pair.observe(self.record.last_guid)
+        source, self._source_history = self._source_history, None
+        observed = self.pair.observe(self.record.last_guid, source=source)
         resume = planner.plan_resume(observed)
         if resume is not None:
             return resume
@@ -261,7 +264,29 @@ class TaskRun:
         who = f" (pid {runner.pid})" if runner else ""
         return f"{self.record.dataset}: a replication run{who} is still in progress; not started"
 
+    def _unchanged(self) -> bool:
+        """Whether this is a cron run that can end before it contacts the destination: the
+        task's last run completed and the source is as it left it (one local ``zfs`` call; see
+        :func:`planner.unchanged_since_recorded`).  Only where ZFS can tell (``written``)."""
+        record = self.record
+        if self.kind != INC or self.confirmed is not None or self.after_failure or record.state != IDLE \
+                or not record.initialised or not self.pair.source.capabilities().written:
+            return False
+        self._source_history, snapshots = self.pair.source_history()
+        return planner.unchanged_since_recorded(snapshots, self._source_history.written, self.pair.task,
+                                                record.last_guid)
+
+    def _end_unchanged(self) -> Outcome:
+        self.tasks.update(self.record.key, last_success=time.time())
+        self._event("unchanged", snapshot=self.record.last_snapshot, to=self.record.target)
+        return Outcome(common=self.record.last_snapshot, common_guid=self.record.last_guid, destination_seen=False)
+
     def _run_locked(self) -> Outcome:
+        try:
+            if self._unchanged():
+                return self._end_unchanged()
+        except (HostError, ZfsError):
+            self._source_history = None  # the run itself looks again, and fails with the reason
         running = RUNNING_FULL if self.kind == FULL else RUNNING_INC
         self.tasks.update(self.record.key, state=running, runner=Runner.current().to_record(), error=None)
         started = time.monotonic()

@@ -112,3 +112,34 @@ def test_a_stale_resume_token_is_cleared_then_replication_goes_on(fresh_openzfs_
     assert "discard the stale partial receive" in log
     assert sh(lab, "dst", "zfs get -H -o value receive_resume_token repl/smbvol").stdout.strip() in ("", "-")
     assert checksums(lab, "src", "/data/smbvol") == checksums(lab, "dst", "/repl/smbvol")
+
+
+def test_a_run_with_nothing_written_since_the_last_one_needs_no_partner(fresh_openzfs_lab):
+    """Cron's steady state: the source is as the last run left it (``written`` is 0 and its
+    newest snapshot is the recorded one), so the run ends without ssh: with the link to the
+    partner down it still succeeds, takes no snapshot and logs ``unchanged``.  Once data is
+    written, the next run needs the partner again."""
+    lab = fresh_openzfs_lab
+    init(lab, "data/smbvol", "smbvol")
+    assert shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW).returncode == 0  # settles any atime
+    before = snapshots(lab, "src", "data/smbvol")
+    recorded = status(lab)["data/smbvol"]["last_snapshot"]
+    try:
+        sh(lab, "src", "ip link set eth1 down")
+        quiet = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+        assert quiet.returncode == 0, quiet.stderr
+        assert snapshots(lab, "src", "data/smbvol") == before
+        row = status(lab)["data/smbvol"]
+        assert (row["status"], row["last_snapshot"]) == ("idle", recorded), row
+        last = sh(lab, "src", "tail -n 1 /var/log/ovios/repl.log").stdout
+        assert "unchanged" in last and recorded in last, last
+
+        sh(lab, "src", "echo changed >> /data/smbvol/readme.txt && sync")
+        cut = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+        assert cut.returncode != 0 and "data/smbvol" in cut.stderr, (cut.returncode, cut.stderr)
+    finally:
+        sh(lab, "src", "ip link set eth1 up")
+    result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+    assert result.returncode == 0, result.stderr
+    assert checksums(lab, "src", "/data/smbvol") == checksums(lab, "dst", "/repl/smbvol")
+    assert status(lab)["data/smbvol"]["last_snapshot"] != recorded

@@ -47,7 +47,14 @@ from ovios_shell_retadm.replication.model import (
     Step,
     Task,
 )
-from ovios_shell_retadm.replication.planner import find_common, plan_full, plan_incremental, plan_repair, plan_resume
+from ovios_shell_retadm.replication.planner import (
+    find_common,
+    plan_full,
+    plan_incremental,
+    plan_repair,
+    plan_resume,
+    unchanged_since_recorded,
+)
 
 TASK = Task("data/smbvol", "node2", "repl/smbvol", properties=True)
 BOOKMARKS = PairCapabilities(bookmarks=True)
@@ -323,6 +330,51 @@ def test_unknown_written_counts_as_written():
     obs = settled(snaps(("retadm_1", 1)), written=None)
     result = plan_incremental(obs, TASK, "retadm_2")
     assert isinstance(result, Plan) and result.sends and result.target == "retadm_2"
+
+
+# -- unchanged_since_recorded: the cron run that needs no ssh ---------------------------------
+
+CASCADE = replace(TASK, cascade=True)
+
+
+@pytest.mark.parametrize("source, written, task, recorded, unchanged", [
+    (snaps(("daily", 1), ("retadm_1", 2)), False, TASK, 2, True),
+    # written since, or ZFS cannot tell: the run goes on
+    (snaps(("retadm_1", 2)), True, TASK, 2, False),
+    (snaps(("retadm_1", 2)), None, TASK, 2, False),
+    # a user's snapshot (or another task's) is newer than the recorded one: it has to travel
+    (snaps(("retadm_1", 2), ("daily", 3)), False, TASK, 2, False),
+    # the recorded snapshot is no longer the newest one by guid (same name, new snapshot)
+    (snaps(("retadm_1", 7)), False, TASK, 2, False),
+    # nothing recorded, or nothing on the source
+    (snaps(("retadm_1", 2)), False, TASK, None, False),
+    ((), False, TASK, 2, False),
+    # the newest snapshot is the recorded one but not the task's own: a tracking one goes on top
+    (snaps(("daily", 2)), False, TASK, 2, False),
+    # a cascade sends what arrived; what is written on its source (a replica) is not its own
+    (snaps(("upstream_1", 2)), True, CASCADE, 2, True),
+    (snaps(("upstream_1", 2), ("upstream_2", 3)), False, CASCADE, 2, False),
+])
+def test_unchanged_since_recorded(source, written, task, recorded, unchanged):
+    assert unchanged_since_recorded(source, written, task, recorded) is unchanged
+
+
+@given(st.lists(st.tuples(st.sampled_from(["retadm_", "daily_"]), st.integers(1, 9)), min_size=1, max_size=6,
+                unique_by=lambda spec: spec[1]),
+       st.sampled_from([True, False, None]), st.booleans())
+def test_unchanged_means_the_planner_would_send_nothing(specs, written, recorded_newest):
+    """Whenever a run would end before the destination, the full plan (with the destination
+    as the last run left it: the recorded snapshot in common, held) sends nothing."""
+    source = snaps(*((f"{prefix}{guid}", guid) for prefix, guid in specs))
+    recorded = source[-1 if recorded_newest else 0].guid
+    if not unchanged_since_recorded(source, written, TASK, recorded):
+        assert not (recorded_newest and written is False and source[-1].name.startswith("retadm_"))
+        return
+    newest = source[-1].name
+    obs = observed(source, source, written=written, source_holds=held(newest), destination_holds=held(newest),
+                   recorded_guid=recorded)
+    plan = plan_incremental(obs, TASK, "retadm_99")
+    assert isinstance(plan, Plan) and not plan.sends and plan.target == newest
 
 
 def test_data_landed_but_bookkeeping_did_not():
