@@ -548,6 +548,30 @@ def hold_argv(tag: str, snapshots: Sequence[str]) -> list[str]:
     return ["zfs", "hold", validate_tag(tag), *names]
 
 
+def release_argv(tag: str, snapshots: Sequence[str]) -> list[str]:
+    """``zfs release``: ``tag`` from each of ``snapshots`` (full names)."""
+    return ["zfs", "release", *hold_argv(tag, snapshots)[2:]]
+
+
+def destroy_snapshot_argv(dataset: str, name: str) -> list[str]:
+    """``zfs destroy`` of exactly one snapshot.  Never a dataset, never recursively: both parts
+    are validated separately, so neither a dataset name nor OpenZFS's ``a%b`` range or ``a,b``
+    list syntax can get through."""
+    full = snapshot_full_name(dataset, name)
+    assert full.count("@") == 1
+    return ["zfs", "destroy", full]
+
+
+def destroy_bookmark_argv(dataset: str, name: str) -> list[str]:
+    """``zfs destroy`` of exactly one bookmark."""
+    return ["zfs", "destroy", bookmark_full_name(dataset, name)]
+
+
+def guid_argv(name: str) -> list[str]:
+    """``zfs get`` of a snapshot's (or dataset's) guid, the bare number."""
+    return ["zfs", "get", "-H", "-p", "-o", "value", "guid", _validate_target(name)]
+
+
 def set_property_argv(name: str, prop: str, value: str) -> list[str]:
     return ["zfs", "set", f"{validate_property_name(prop)}={_validate_value(prop, value)}", _validate_target(name)]
 
@@ -1061,15 +1085,9 @@ class ZfsNode:
         return full
 
     def destroy_snapshot(self, dataset: str, name: str) -> None:
-        """Destroy exactly one snapshot.  Never a dataset, never recursively.
-
-        Both parts are validated separately, so neither a dataset name nor
-        OpenZFS's ``a%b`` range or ``a,b`` list syntax can get through.
-        """
-        full = snapshot_full_name(dataset, name)
-        assert full.count("@") == 1
+        """Destroy exactly one snapshot (:func:`destroy_snapshot_argv`)."""
         try:
-            self._zfs("destroy", full)
+            self._run(destroy_snapshot_argv(dataset, name))
         except NoSuchDataset:
             raise
         except CommandFailed as exc:
@@ -1087,7 +1105,7 @@ class ZfsNode:
 
     def destroy_bookmark(self, dataset: str, name: str) -> None:
         """Destroy exactly one bookmark."""
-        self._zfs("destroy", bookmark_full_name(dataset, name))
+        self._run(destroy_bookmark_argv(dataset, name))
 
     # -- holds ---------------------------------------------------------------
 
@@ -1157,6 +1175,14 @@ class ZfsNode:
     def release(self, tag: str, snapshots: Sequence[str]) -> None:
         """Release hold ``tag`` from each snapshot (one call); not held is fine."""
         self._hold_or_release("release", tag, snapshots, _NO_SUCH_TAG)
+
+    def run_each(self, commands: Sequence[Sequence[str]]) -> list[bool]:
+        """Several commands in one call, each whatever the ones before did: which of them
+        succeeded (one that did not run to its end counts as failed).  For steps whose failure
+        the caller handles by doing them again on their own, which reports why."""
+        script = "\n".join(f'{shlex.join(command)}; echo "{PART_END} $?"' for command in commands)
+        _, statuses = parts_of(self._run(["sh", "-c", script], check=False).stdout)
+        return [index < len(statuses) and statuses[index] == 0 for index in range(len(commands))]
 
     def _hold_or_release(self, verb: str, tag: str, snapshots: Sequence[str], benign: str) -> None:
         if snapshots:

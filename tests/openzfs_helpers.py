@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 from replication_helpers import sh
 
@@ -49,3 +50,27 @@ def kill_transfer_when(lab, dataset: str, at_least: int) -> None:
     when_sent(lab, dataset, at_least,
                "pkill -KILL -f '[o]vios_shell_retadm.replication.background_send|[o]vios-shell retadm';"
                " kill -KILL $pid")
+
+
+#: a ``zfs`` first on the nodes' PATH (retadm runs every command with /usr/local/sbin first)
+WRAPPER = "/usr/local/sbin/zfs"
+
+
+@contextmanager
+def zfs_fault(lab, node: str, verb: str, action: str):
+    """On ``node``, the first ``zfs VERB`` that runs in the block does ``action`` (shell; ``$PPID``
+    is the process that ran zfs) instead of its work, then exits 1; every other zfs command
+    is the real one.  The wrapper is gone afterwards, whatever happened."""
+    sh(lab, node, f"rm -f /run/zfs-fault.done; cat > {WRAPPER} <<'EOF'\n"
+                  "#!/bin/sh\n"
+                  f"if [ \"$1\" = {verb} ] && [ ! -e /run/zfs-fault.done ]; then\n"
+                  f"  touch /run/zfs-fault.done; {action}; exit 1\n"
+                  "fi\n"
+                  "exec /usr/sbin/zfs \"$@\"\n"
+                  f"EOF\nchmod 755 {WRAPPER}")
+    try:
+        yield
+    finally:
+        sh(lab, node, f"rm -f {WRAPPER}")
+    assert sh(lab, node, "test -e /run/zfs-fault.done && echo hit", check=False).stdout.strip() == "hit", \
+        f"the fault on {node}'s 'zfs {verb}' never came"

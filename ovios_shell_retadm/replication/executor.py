@@ -81,6 +81,8 @@ class Pair:
     progress: ProgressFile | None = None
     #: the source dataset's type, read once (a zvol has no mountpoint)
     _kind: str | None = field(default=None, init=False, repr=False)
+    #: the guids of the snapshots this pair's sends landed, as the partner read them after its receive
+    _landed: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     # -- observing ---------------------------------------------------------------
 
@@ -251,16 +253,54 @@ class Pair:
                           common_guid=plan.common.guid if plan.common else None)
         if self.progress is not None:
             self.progress.plan_sends(sum(isinstance(s, SendFull | SendIncremental | ResumeSend) for s in plan.steps))
-        done: set[int] = set()  # the steps carried out with a receive (riders)
+        done: set[int] = set()  # the steps carried out with others (riders, letting go at once)
+        letting_go = _letting_go_from(plan)
         for index, step in enumerate(plan.steps):
+            if index == letting_go:
+                done |= self._let_go_at_once(plan, index, Side.DESTINATION)
+                done |= self._let_go_at_once(plan, index, Side.SOURCE)
             if index in done:
                 continue
             self.log(step.describe())
             if isinstance(step, SendFull | SendIncremental | ResumeSend):
-                done |= self._send(step, self._riders(plan, index), outcome)
+                last = not any(isinstance(s, SendFull | SendIncremental | ResumeSend) for s in plan.steps[index + 1:])
+                done |= self._send(step, self._riders(plan, index), outcome, plan.target if last else None)
             else:
                 self._carry_out(step, outcome)
         return outcome
+
+    def _let_go_at_once(self, plan: Plan, start: int, side: Side) -> set[int]:
+        """The plan's releases and destroys on one side, from ``start`` (where its tail of
+        letting go begins: everything is protected by then), in one call there.  Those that
+        fail are carried out again in their place (a busy snapshot is kept, an error reported,
+        as for any step).  Returns the ones done."""
+        batch = {index: step for index, step in enumerate(plan.steps[start:], start=start)
+                 if (isinstance(step, Release | DestroySnapshot) and step.side is side)
+                 or (isinstance(step, DestroyBookmark) and side is Side.SOURCE)}
+        if len(batch) < 2:
+            return set()  # one call either way
+        node, dataset = self._node(side)
+        commands = []
+        for step in batch.values():
+            if isinstance(step, Release):
+                self._refuse_foreign(step)
+                commands.append(zfs.release_argv(step.tag, [zfs.snapshot_full_name(dataset, step.snapshot)]))
+            elif isinstance(step, DestroySnapshot):
+                self._refuse_foreign(step)
+                commands.append(zfs.destroy_snapshot_argv(dataset, step.snapshot))
+            else:
+                commands.append(zfs.destroy_bookmark_argv(dataset, step.bookmark))
+        done = {index for index, ok in zip(batch, node.run_each(commands), strict=True) if ok}
+        for index in sorted(done):
+            self.log(plan.steps[index].describe())
+        return done
+
+    def _refuse_foreign(self, step: Release | DestroySnapshot) -> None:
+        """The planner never asks to let go of what is not this task's; refuse anyway."""
+        if isinstance(step, Release) and step.tag != self.task.tag:
+            raise RuntimeError(f"refusing to release the {step.tag} hold on @{step.snapshot}: not this task's")
+        if isinstance(step, DestroySnapshot) and not self.task.may_destroy(step.snapshot, step.side):
+            raise RuntimeError(f"refusing to destroy @{step.snapshot}: not a tracking snapshot")
 
     @staticmethod
     def _riders(plan: Plan, index: int) -> dict[int, Step]:
@@ -285,14 +325,19 @@ class Pair:
         raise TypeError(f"{step!r} does not ride on a receive")
 
     def _send(self, step: SendFull | SendIncremental | ResumeSend, riders: Mapping[int, Step],
-              outcome: Outcome) -> set[int]:
-        """One transfer; on the partner, once its receive succeeded, the ``riders`` and a look
-        at the replica's mount (one connection for all).  Returns the riders carried out."""
+              outcome: Outcome, target: str | None) -> set[int]:
+        """One transfer; on the partner, once its receive succeeded, the ``riders``, a look at
+        the replica's mount and (``target``: the plan's new snapshot, sent by this last send)
+        that snapshot's guid, which is the source's (one connection for all).  Returns the
+        riders carried out."""
         if self.progress is not None:
             self.progress.start_send(self.estimate_send(step))
+        remote = self.task.remote_dataset
         after = [self._rider_argv(rider) for rider in riders.values()]
-        if self._filesystem():
-            after.append(zfs.values_and_sources_argv(self.task.remote_dataset, _MOUNT_FACTS))
+        looks = {"mount": zfs.values_and_sources_argv(remote, _MOUNT_FACTS)} if self._filesystem() else {}
+        if target is not None:
+            looks["guid"] = zfs.guid_argv(zfs.snapshot_full_name(remote, target))
+        after += looks.values()
         receive = zfs.receive_then(self._zfs_receive_argv(), after) if after else self._zfs_receive_argv()
         try:
             result: TransferResult = transfer(self.send_argv(step), self.destination.host.argv_for(receive),
@@ -306,8 +351,11 @@ class Pair:
         done = {index for index, status in zip(riders, statuses, strict=False) if status == 0}
         for index in sorted(done):
             self.log(f"{riders[index].describe()} (with the receive)")
-        looked = len(riders) < len(statuses) and statuses[len(riders)] == 0
-        self.settle_mount(zfs.parse_values_and_sources(outputs[len(riders)], _MOUNT_FACTS) if looked else None)
+        seen = {look: outputs[at] for at, look in enumerate(looks, start=len(riders))
+                if at < len(statuses) and statuses[at] == 0}
+        if "guid" in seen and seen["guid"].strip().isdigit() and target is not None:
+            self._landed[target] = int(seen["guid"])
+        self.settle_mount(zfs.parse_values_and_sources(seen["mount"], _MOUNT_FACTS) if "mount" in seen else None)
         if self.progress is not None:
             self.progress.end_send(result.bytes)
         outcome.bytes = None if outcome.bytes is None or result.bytes is None else outcome.bytes + result.bytes
@@ -349,13 +397,11 @@ class Pair:
                 node, dataset = self._node(side)
                 node.hold(tag, [zfs.snapshot_full_name(dataset, snapshot)])
             case Release(side, snapshot, tag):
-                if tag != self.task.tag:  # the planner never asks; refuse anyway
-                    raise RuntimeError(f"refusing to release the {tag} hold on @{snapshot}: not this task's")
+                self._refuse_foreign(step)
                 node, dataset = self._node(side)
                 node.release(tag, [zfs.snapshot_full_name(dataset, snapshot)])
             case DestroySnapshot(side, snapshot):
-                if not self.task.may_destroy(snapshot, side):  # the planner never asks; refuse anyway
-                    raise RuntimeError(f"refusing to destroy @{snapshot}: not a tracking snapshot")
+                self._refuse_foreign(step)
                 node, dataset = self._node(side)
                 try:
                     node.destroy_snapshot(dataset, snapshot)
@@ -382,6 +428,7 @@ class Pair:
             case MarkOrigin(origin):
                 self.destination.set_property(self.task.remote_dataset, ORIGIN_PROPERTY, origin)
             case RecordCommon(snapshot, guid):
+                guid = guid if guid is not None else self._landed.get(snapshot)
                 if guid is None:
                     full = zfs.snapshot_full_name(self.task.dataset, snapshot)
                     guid = int(self.source.get_properties(full, ["guid"])["guid"])
@@ -396,6 +443,16 @@ def _rollback_loss(names: Sequence[str], snapshot: str) -> tuple[str, ...] | Non
     if snapshot not in names:
         return None
     return tuple(names[names.index(snapshot) + 1:])
+
+
+def _letting_go_from(plan: Plan) -> int | None:
+    """Where the plan's tail of releases and destroys begins (None: it has none)."""
+    start = None
+    for index in range(len(plan.steps) - 1, -1, -1):
+        if not isinstance(plan.steps[index], Release | DestroySnapshot | DestroyBookmark):
+            break
+        start = index
+    return start
 
 
 def _tagged(holds: Mapping[str, set[str]], tag: str) -> frozenset[str]:

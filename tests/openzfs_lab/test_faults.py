@@ -9,8 +9,10 @@ tests/fault_scenarios.py.
 
 from __future__ import annotations
 
+import re
+
 import fault_scenarios
-from openzfs_helpers import SLOW, kill_transfer_when, last_end, sent_bytes, zvol_digest
+from openzfs_helpers import SLOW, kill_transfer_when, last_end, sent_bytes, zfs_fault, zvol_digest
 from replication_helpers import guids, init, sh, shell, snapshots, status, wait_for
 
 
@@ -83,3 +85,77 @@ def test_destination_pool_full_under_a_zvol_is_a_clear_error_that_leaves_nothing
     result = shell(lab, "src", "retadm", "inc", "esx/lun01", timeout=SLOW)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     assert zvol_digest(lab, "src", "esx/lun01") == zvol_digest(lab, "dst", "repl/lun01")
+
+
+# -- the boundaries of a run's bookkeeping: what rides on the receive's connection, and after ------
+
+
+def _one_change(lab) -> tuple[str, str]:
+    """Replicated, then 4 MiB more on the source; returns (the common snapshot, the log's length)."""
+    sh(lab, "src", "echo mine > /data/smbvol/mine.txt; zfs snapshot data/smbvol@monday")
+    common = init(lab, "data/smbvol", "smbvol")["last_snapshot"]
+    sh(lab, "src", "dd if=/dev/urandom of=/data/smbvol/change.bin bs=1M count=4 status=none")
+    return common, sh(lab, "src", "wc -l < /var/log/ovios/repl.log").stdout.strip()
+
+
+def _sends_since(lab, lines: str) -> list[str]:
+    log = sh(lab, "src", f"tail -n +{int(lines) + 1} /var/log/ovios/repl.log").stdout.splitlines()
+    return [line for line in log if re.search(r"""what=['"](send|resume) """, line)]
+
+
+def test_connection_gone_right_after_the_receive_then_nothing_is_sent_twice(fresh_openzfs_lab):
+    """The partner's side of the run dies between its receive and its bookkeeping (the new
+    snapshot's hold, which rides on the receive's connection): the data is there, unheld.
+    The run fails; the next one sends nothing again and only settles."""
+    lab = fresh_openzfs_lab
+    old, lines = _one_change(lab)
+    with zfs_fault(lab, "dst", "hold", "kill -KILL $PPID"):  # the partner's script, mid-way
+        failed = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr
+    landed = snapshots(lab, "dst", "repl/smbvol")[-1]
+    assert landed != old and landed in snapshots(lab, "src", "data/smbvol")  # the data landed
+    assert sh(lab, "dst", f"zfs get -H -o value userrefs repl/smbvol@{landed}").stdout.strip() == "0"
+    assert status(lab)["data/smbvol"]["status"] == "error"
+
+    after = sh(lab, "src", "wc -l < /var/log/ovios/repl.log").stdout.strip()
+    result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert _sends_since(lab, after) == [], "the landed snapshot was sent again"
+    assert len(_sends_since(lab, lines)) == 1
+    assert fault_scenarios.assert_replicated(lab, user_snapshots=("monday",),
+                                             user_files=("mine.txt", "change.bin")) == landed
+
+
+def test_a_hold_refused_with_the_receive_is_put_on_in_its_place(fresh_openzfs_lab):
+    """A rider that fails on the partner is carried out again in its place in the plan: the
+    run succeeds, and the log shows the hold made on its own, not with the receive."""
+    lab = fresh_openzfs_lab
+    _, lines = _one_change(lab)
+    with zfs_fault(lab, "dst", "hold", "echo 'cannot hold: pool I/O is currently suspended' >&2"):
+        result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    log = sh(lab, "src", f"tail -n +{int(lines) + 1} /var/log/ovios/repl.log").stdout
+    holds = [line for line in log.splitlines() if "what='hold @" in line and "destination" in line]
+    assert holds and all("(with the receive)" not in line for line in holds), holds
+    fault_scenarios.assert_replicated(lab, user_snapshots=("monday",), user_files=("mine.txt", "change.bin"))
+
+
+def test_killed_between_the_partners_bookkeeping_and_the_sources_then_nothing_is_sent_twice(fresh_openzfs_lab):
+    """The run dies after the partner held the new snapshot and before this node did: both
+    sides have it, only the partner's is held.  The next run settles without sending."""
+    lab = fresh_openzfs_lab
+    _, lines = _one_change(lab)
+    with zfs_fault(lab, "src", "hold", "kill -KILL $PPID"):  # the run itself
+        killed = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+    assert killed.returncode != 0
+    landed = snapshots(lab, "dst", "repl/smbvol")[-1]
+    assert sh(lab, "dst", f"zfs get -H -o value userrefs repl/smbvol@{landed}").stdout.strip() == "1"
+    assert sh(lab, "src", f"zfs get -H -o value userrefs data/smbvol@{landed}").stdout.strip() == "0"
+
+    after = sh(lab, "src", "wc -l < /var/log/ovios/repl.log").stdout.strip()
+    result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert _sends_since(lab, after) == []
+    assert len(_sends_since(lab, lines)) == 1
+    assert fault_scenarios.assert_replicated(lab, user_snapshots=("monday",),
+                                             user_files=("mine.txt", "change.bin")) == landed

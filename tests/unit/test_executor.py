@@ -1,15 +1,18 @@
-"""How a plan's destination steps ride on its last receive's connection: which steps, and the
-script that runs them there (under the real ``sh``)."""
+"""Fewer calls to the partner: which of a plan's destination steps ride on its last receive's
+connection, which are let go of at once, and the scripts that run them there (under the real
+``sh``)."""
 
 from __future__ import annotations
 
 import subprocess
 
 from ovios_shell_retadm import zfs
-from ovios_shell_retadm.replication.executor import Pair
+from ovios_shell_retadm.hosts import LocalHost
+from ovios_shell_retadm.replication.executor import Pair, _letting_go_from
 from ovios_shell_retadm.replication.model import (
     CreateBookmark,
     CreateSnapshot,
+    DestroyBookmark,
     DestroySnapshot,
     Hold,
     MarkOrigin,
@@ -72,3 +75,19 @@ def test_the_commands_after_a_receive_run_only_once_it_succeeded_each_with_its_s
 def test_a_part_cut_short_has_no_status():
     text = f"a\n{zfs.PART_END} 0\nb\n{zfs.PART_END} 1\nhalf a line"
     assert zfs.parts_of(text) == (["a", "b"], [0, 1])
+
+
+def test_the_letting_go_is_the_plans_tail_of_releases_and_destroys():
+    settle = (Hold(DST, "retadm_2"), RecordCommon("retadm_2", None), Release(SRC, "retadm_1"),
+              Release(DST, "retadm_1"), DestroySnapshot(SRC, "retadm_1"), DestroySnapshot(DST, "retadm_1"),
+              DestroyBookmark("retadm_1"))
+    assert _letting_go_from(Plan(settle, COMMON, "retadm_2")) == 2
+    # a release that something else follows (a plan that goes on after it) is not letting go
+    assert _letting_go_from(Plan((Release(DST, "a"), Hold(DST, "b")), COMMON, "b")) is None
+    assert _letting_go_from(Plan((), COMMON, "retadm_1")) is None
+
+
+def test_commands_run_each_whatever_the_ones_before_did():
+    node = zfs.ZfsNode(LocalHost())
+    assert node.run_each([["true"], ["false"], ["sh", "-c", "echo noise; exit 0"], ["sh", "-c", "exit 3"]]) == \
+        [True, False, True, False]
