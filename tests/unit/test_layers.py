@@ -9,6 +9,8 @@ The layers, lowest first:
 - ``replication`` (the engine) and ``config`` (the configuration and its sync), which know
   nothing of each other;
 - ``restore`` (applies a configuration to the replicas it finds);
+- ``plain_commands``: ``retadm status`` and ``retadm inc`` without cmd2, shared by the shell
+  and the launcher's one-shot fast path;
 - the application: ``commands``, ``shell`` and ``autosync_receive`` (the partner's end of
   autosync), which may use everything.
 
@@ -26,7 +28,7 @@ NAME = PACKAGE.name
 BASICS = {"settings", "fileio", "store", "hosts", "services", "options", "cron", "peer", "eventlog", "exit_status",
           "__init__"}
 LAYER_OF_COMPONENT = {**dict.fromkeys(BASICS, 0), "zfs": 1, "replication": 2, "config": 2, "restore": 3,
-                      "commands": 4, "shell": 4, "autosync_receive": 4}
+                      "plain_commands": 4, "commands": 5, "shell": 5, "autosync_receive": 5}
 
 
 def _module_name(path: Path) -> str:
