@@ -15,8 +15,8 @@ So what the two commands are lives here, once, and the cmd2 command set
 - how a subcommand's error becomes one line (:func:`reported`), and the autosync step that
   follows every command (:func:`after_command`).
 
-Output goes through two callables, ``out`` (stdout) and ``err`` (stderr), one line each call:
-the shell passes its own printing methods, the launcher plain writes.
+Output goes through two callables, ``out`` (stdout) and ``err`` (stderr), each call one text
+that a newline ends: the shell passes its own printing methods, the launcher plain writes.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from .replication.task_store import (
 from .store import StoreError
 from .zfs import InvalidName, ZfsError, pool_of, validate_dataset_name
 
-#: prints one line (the text without its newline)
+#: prints a text and the newline that ends it
 Output = Callable[[str], None]
 
 ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
@@ -148,7 +148,7 @@ def preview(run: TaskRun, out: Output, title: str = "dry run") -> int:
     return 0
 
 
-def fanned_out(datasets: Iterable[str]) -> set[str]:
+def _fanned_out(datasets: Iterable[str]) -> set[str]:
     """The datasets that come more than once in ``datasets`` (those with several tasks)."""
     seen: set[str] = set()
     several: set[str] = set()
@@ -228,7 +228,7 @@ def print_status_table(rows: list[dict], out: Output) -> None:
         out(line)
     if not rows:
         out("(no replication tasks; 'retadm init' sets one up)")
-    several = fanned_out(row["dataset"] for row in rows)
+    several = _fanned_out(row["dataset"] for row in rows)
     for row in rows:
         if row["reason"]:
             to = f" -> {row['target']}" if row["dataset"] in several else ""
@@ -284,7 +284,7 @@ def _inc_each(records: list[TaskRecord], tasks: TaskStore, dry_run: bool, out: O
     (in the records' order), else 0.  The runs go side by side within the options'
     limits, a dataset's tasks one after the other; dry runs one after the other, so that
     their previews read in order."""
-    several = fanned_out(r.dataset for r in tasks.all())
+    several = _fanned_out(r.dataset for r in tasks.all())
 
     def isolated(record: TaskRecord) -> int:
         return _inc_isolated(record, tasks, dry_run, record.dataset in several, out, err)

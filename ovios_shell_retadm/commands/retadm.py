@@ -6,6 +6,8 @@ of their own that cmd2 attaches to it.  Whichever set runs a subcommand, its err
 by :meth:`RetadmCommands.do_retadm`.
 
 Parsing, prompts and rendering only; the work is in :mod:`ovios_shell_retadm.replication`.
+``status`` and ``inc``, which one-shot runs make without this shell, are entirely in
+:mod:`ovios_shell_retadm.plain_commands` (their arguments too): this set adds their completion.
 """
 
 from __future__ import annotations
