@@ -14,6 +14,16 @@ whether the median meets it:
    each run, one-shot ``ovios-shell options`` on src, with dst's link down (the push starts
    in the background and must not hold the shell up: < 2 s) and, for comparison, up;
 2. ``startup``: ``ovios-shell retadm status`` with one task: the shell's start-up alone;
+   ``oneshot``: how soon the one-shot runs cron and monitoring make get to work, timed in src
+   itself (from just before the process starts): ``retadm status --json`` to its exit (it runs
+   no zfs or ssh at all) and ``retadm inc data/smbvol --dry-run`` to its first command
+   (< 0.1 s each: they run without cmd2, see ``ovios_shell_retadm.launcher``), the same lines
+   through the full shell (``python -m ovios_shell_retadm.shell``) and the interactive shell's
+   start-up to its prompt, for comparison.  The first command is seen by wrappers first on
+   PATH: every zfs the package runs starts as ``env PATH=… zfs …`` and every remote command
+   as ``ssh …``, and a wrapper named ``env`` or ``ssh`` notes bash's ``$EPOCHREALTIME`` (no
+   fork) before it execs the real one, so the figure includes the wrapper's own start
+   (~1 ms): it errs on the slow side;
 3. ``inc``: ``retadm inc data/smbvol`` failing, the task's destination moved to an address
    nobody answers (192.168.0.99): < 20 s; ``retadm status`` right after: < 5 s (every run
    after the first follows a failed one);
@@ -69,6 +79,11 @@ def figures() -> dict[str, Figure]:
         "options_down": Figure("options (one-shot), autosync on, dst's link down", 2.0),
         "options_up": Figure("options (one-shot), autosync on, dst up", None),
         "startup": Figure("retadm status (start-up alone)", None),
+        "oneshot_status": Figure("one-shot retadm status --json, to its exit", 0.1),
+        "oneshot_inc": Figure("one-shot retadm inc --dry-run, to its first zfs/ssh", 0.1),
+        "full_status": Figure("  the same through the full shell, to its exit", None),
+        "full_inc": Figure("  the same through the full shell, to its first zfs/ssh", None),
+        "interactive": Figure("interactive ovios-shell, to its prompt", None),
         "inc": Figure(f"retadm inc, destination {NOBODY} (fails)", 20.0),
         "status_after": Figure("retadm status right after that inc", 5.0),
         "doctor": Figure(f"retadm doctor, destination {NOBODY}", 30.0),
@@ -206,6 +221,66 @@ def measure_startup(bench: Bench) -> None:
         bench.timed_shell("startup", SRC, "retadm", "status")
 
 
+#: run in the node by its ovios-shell's Python: ``REPEAT MODE ARGV…``; prints the samples (s), as JSON.
+#: MODE ``exit``: until the process exits; ``first``: until it starts its first env or ssh
+#: (seen by wrappers first on PATH); ``prompt``: until the interactive shell shows its prompt.
+#: ARGV ``full-shell …``: the full shell, ``python -m ovios_shell_retadm.shell …``.
+STARTUP_DRIVER = r"""
+import json, os, shutil, subprocess, sys, tempfile, time
+import pexpect
+repeat, mode, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+if argv[0] == "full-shell":  # the full shell, with this Python (the one behind the node's ovios-shell)
+    argv = [sys.executable, "-m", "ovios_shell_retadm.shell", *argv[1:]]
+wrappers = tempfile.mkdtemp(prefix="bench-startup-")
+stamps = os.path.join(wrappers, "stamps")
+for name in ("env", "ssh"):
+    real = shutil.which(name)
+    with open(os.path.join(wrappers, name), "w") as f:
+        f.write(f'#!/bin/bash\necho "$EPOCHREALTIME {name}" >> "$BENCH_STAMPS"\nexec {real} "$@"\n')
+    os.chmod(os.path.join(wrappers, name), 0o755)
+env = dict(os.environ, PATH=wrappers + ":" + os.environ["PATH"], BENCH_STAMPS=stamps)
+samples = []
+for _ in range(repeat):
+    if os.path.exists(stamps):
+        os.unlink(stamps)
+    if mode == "prompt":
+        started = time.time()
+        child = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8", timeout=60)
+        child.expect_exact("ovios-shell ➤")  # the blank after it is drawn as a cursor move
+        samples.append(time.time() - started)
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+        continue
+    started = time.time()
+    proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    ended = time.time()
+    if mode == "exit":
+        samples.append(ended - started)
+        continue
+    if not os.path.exists(stamps):
+        sys.exit(f"{' '.join(argv)} ran no env or ssh (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
+    with open(stamps) as f:
+        samples.append(float(f.readline().split()[0].replace(",", ".")) - started)
+shutil.rmtree(wrappers)
+print(json.dumps(samples))
+"""
+
+
+def measure_oneshot(bench: Bench) -> None:
+    replicated(bench)
+    status, inc = ("retadm", "status", "--json"), ("retadm", "inc", DATASET, "--dry-run")
+    full = ("full-shell",)  # STARTUP_DRIVER runs python -m ovios_shell_retadm.shell
+    for key, mode, argv in (("oneshot_status", "exit", ("ovios-shell", *status)),
+                            ("oneshot_inc", "first", ("ovios-shell", *inc)),
+                            ("full_status", "exit", (*full, *status)),
+                            ("full_inc", "first", (*full, *inc)),
+                            ("interactive", "prompt", ("ovios-shell",))):
+        samples = json.loads(bench.node_python(SRC, STARTUP_DRIVER, str(bench.repeat), mode, *argv))
+        bench.figures[key].samples += samples
+        if bench.verbose:
+            log(f"{key}: " + ", ".join(f"{s:.3f}s" for s in samples))
+
+
 def measure_inc(bench: Bench) -> None:
     unreachable_task(bench)
     for _ in range(bench.repeat):
@@ -244,6 +319,7 @@ def measure_promote(bench: Bench) -> None:
 MEASUREMENTS: dict[str, Callable[[Bench], None]] = {
     "autosync": measure_autosync,
     "startup": measure_startup,
+    "oneshot": measure_oneshot,
     "inc": measure_inc,
     "doctor": measure_doctor,
     "init": measure_init,

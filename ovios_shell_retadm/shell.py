@@ -6,8 +6,11 @@ with the same contract: it discovers :class:`cmd2.CommandSet` classes through th
 that fails to load costs a warning, never the shell.
 
 It runs interactively with no arguments, and one-shot with arguments
-(``ovios-shell retadm inc data/smbvol`` from cron): the arguments are one command
-line, run once, and the process exit status says whether it succeeded.
+(``ovios-shell options cron.enable on``): the arguments are one command line, run
+once, and the process exit status says whether it succeeded.  The console script
+(:mod:`.launcher`) runs the one-shot lines cron and monitoring make often (``retadm
+inc``, ``retadm status``) without building this shell, and hands it everything else;
+``python -m ovios_shell_retadm.shell ARGS`` always runs this shell.
 
 Exit status convention: a command stores an ``int`` in ``app.last_result``
 (see :mod:`ovios_shell_retadm.commands.base`; every status is named in

@@ -2,7 +2,8 @@
 
 A command reports its exit status by storing an ``int`` in the app's
 ``last_result`` (the host shell turns it into the process exit status in one-shot
-runs).  Errors a user can cause are one line on stderr, never a traceback.
+runs).  Errors a user can cause (:class:`~ovios_shell_retadm.exit_status.CommandError`) are
+one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,14 +13,6 @@ import sys
 import cmd2
 
 from ..exit_status import FAILED, OK
-
-
-class CommandError(Exception):
-    """An error the user can cause: reported as one line, with an exit status."""
-
-    def __init__(self, message: str, status: int = FAILED):
-        super().__init__(message)
-        self.status = status
 
 
 def verb(name: str):
@@ -56,6 +49,10 @@ class OviosCommandSet(cmd2.CommandSet):
 
     def out(self, text: str = "") -> None:
         self._cmd.poutput(text, style=None)
+
+    def err(self, text: str) -> None:
+        """One line on stderr, as :meth:`fail` prints it, without deciding the exit status."""
+        self._cmd.perror(text, style=None)
 
     def warn(self, text: str) -> None:
         self._cmd.pwarning(text, style=None)

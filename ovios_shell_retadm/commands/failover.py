@@ -10,14 +10,13 @@ import os
 
 import cmd2
 
-from ..exit_status import USAGE
+from ..exit_status import USAGE, CommandError
 from ..hosts import HostError, LocalHost
 from ..replication import failover
 from ..replication.failover import FailoverError
 from ..replication.model import Plan
 from ..replication.task_store import TaskStore
 from ..zfs import InvalidName, ZfsError, ZfsNode, validate_dataset_name
-from .base import CommandError
 from .retadm_base import RetadmCommandSet, local_unreplicated_datasets, replicated_datasets
 
 

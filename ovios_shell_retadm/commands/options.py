@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import cmd2
 from tabulate import tabulate
 
-from .. import options as catalogue
-from ..config import autosync
-from ..replication.task_store import TaskStore
+from .. import options as catalogue, plain_commands
 from ..store import StoreError
 from .base import OviosCommandSet
 
@@ -37,14 +33,8 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
 
 def _autosync_after_command(data: cmd2.plugin.PostcommandData) -> cmd2.plugin.PostcommandData:
     """After every command: push a changed configuration to the partners (in the background)."""
-    with contextlib.suppress(Exception):  # a hook must never break the shell; after_command logs its errors
-        autosync.after_command(replication_partners)
+    plain_commands.after_command()
     return data
-
-
-def replication_partners() -> list[str]:
-    """The partners this node replicates to: autosync pushes its configuration to them."""
-    return [record.destination for record in TaskStore().all()]
 
 
 class OptionsCommands(OviosCommandSet):

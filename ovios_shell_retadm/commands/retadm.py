@@ -6,40 +6,29 @@ of their own that cmd2 attaches to it.  Whichever set runs a subcommand, its err
 by :meth:`RetadmCommands.do_retadm`.
 
 Parsing, prompts and rendering only; the work is in :mod:`ovios_shell_retadm.replication`.
+``status`` and ``inc``, which one-shot runs make without this shell, are entirely in
+:mod:`ovios_shell_retadm.plain_commands` (their arguments too): this set adds their completion.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
 
 import cmd2
-from tabulate import tabulate
 
-from .. import options, settings
+from .. import options, plain_commands, settings
 from ..config import autosync
-from ..exit_status import BUSY, FAILED, USAGE
-from ..hosts import HostError, LocalHost
-from ..replication import doctor, preflight, progress
-from ..replication.concurrency import Bound, run_bounded
+from ..exit_status import FAILED, USAGE, CommandError
+from ..hosts import LocalHost
+from ..plain_commands import add_dest_option
+from ..replication import doctor, preflight
 from ..replication.model import Plan
 from ..replication.preflight import PreflightError
-from ..replication.task_run import FULL, INC, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
-from ..replication.task_store import (
-    DECRYPTED,
-    RAW,
-    RUNNING_FULL,
-    TaskRecord,
-    TaskStore,
-    effective_status,
-    new_identity,
-)
+from ..replication.task_run import FULL, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
+from ..replication.task_store import DECRYPTED, RAW, TaskRecord, TaskStore, new_identity
 from ..store import StoreError
-from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
-from .base import CommandError
-from .retadm_base import RetadmCommandSet, add_dest_option, local_unreplicated_datasets, replicated_datasets
+from ..zfs import ZfsNode
+from .retadm_base import RetadmCommandSet, complete, local_unreplicated_datasets, replicated_datasets
 
 SUBCOMMANDS = ("status", "init", "inc", "reset", "doctor", "repair", "watch")  # the guide's order
 FAILOVER_SUBCOMMANDS = ("promote", "reverse", "switchback")
@@ -82,10 +71,8 @@ def _build_parser() -> cmd2.Cmd2ArgumentParser:
 
 
 def _status_parser() -> cmd2.Cmd2ArgumentParser:
-    status = cmd2.Cmd2ArgumentParser(
-        description="Show every replication task: idle, running_full, running_inc or error.")
-    status.add_argument("dataset", nargs="?", help="only this task", choices_provider=replicated_datasets)
-    status.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
+    status = plain_commands.status_parser(cmd2.Cmd2ArgumentParser)  # shared with the launcher's fast path
+    complete(status, "dataset", replicated_datasets)
     return status
 
 
@@ -110,15 +97,8 @@ def _init_parser() -> cmd2.Cmd2ArgumentParser:
 
 
 def _inc_parser() -> cmd2.Cmd2ArgumentParser:
-    inc = cmd2.Cmd2ArgumentParser(
-        description="Send everything since the last common snapshot (user snapshots too). "
-        "A dataset replicated to several destinations: each of its tasks, one line each. "
-        f"Without a dataset: every task, several at once (the options {options.PARALLEL} and "
-        f"{options.PARALLEL_PER_PARTNER}; a dataset's tasks one after the other). "
-        f"Exit status {BUSY} when a run of the task is still in progress.")
-    inc.add_argument("dataset", nargs="?", help="the replicated dataset", choices_provider=replicated_datasets)
-    add_dest_option(inc, "only the one")
-    inc.add_argument("--dry-run", action="store_true", help="show what would be sent; change nothing")
+    inc = plain_commands.inc_parser(cmd2.Cmd2ArgumentParser)  # shared with the launcher's fast path
+    complete(inc, "dataset", replicated_datasets)
     return inc
 
 
@@ -166,20 +146,6 @@ def _doctor_parser() -> cmd2.Cmd2ArgumentParser:
     return doctor_
 
 
-def _fanned_out(rows) -> set[str]:
-    """The datasets that have more than one task among ``rows`` (dicts with a ``dataset``)."""
-    seen: set[str] = set()
-    several: set[str] = set()
-    for row in rows:
-        (several if row["dataset"] in seen else seen).add(row["dataset"])
-    return several
-
-
-def _inc_prefix(record: TaskRecord, named: bool) -> str:
-    """``retadm inc``'s lines about a task: its dataset, and its destination when the dataset has several."""
-    return f"retadm inc {record.dataset} -> {record.target}" if named else f"retadm inc {record.dataset}"
-
-
 class RetadmCommands(RetadmCommandSet):
     @cmd2.with_argparser(_build_parser)
     def do_retadm(self, args) -> None:
@@ -189,89 +155,14 @@ class RetadmCommands(RetadmCommandSet):
             self.out(USAGE_LINE)
             self._cmd.last_result = USAGE
             return
-        try:
-            status = run_subcommand(args)
-        except CommandError as exc:
-            self.fail(f"retadm {args.subcommand}: {exc}", exc.status)
-            return
-        except StoreError as exc:
-            self.fail(f"retadm {args.subcommand}: {exc}")
-            return
-        self._cmd.last_result = status
+        self._cmd.last_result = plain_commands.reported(f"retadm {args.subcommand}", lambda: run_subcommand(args),
+                                                        self.err)
 
     # -- status -------------------------------------------------------------------------------
 
     @cmd2.as_subcommand_to("retadm", "status", _status_parser, help="show every replication task and its status")
     def _status(self, args) -> int:
-        records = TaskStore().all()  # one row per task: a dataset replicated to several destinations has several
-        if args.dataset:
-            records = [r for r in records if r.dataset == args.dataset]
-            if not records:
-                raise CommandError(f"{args.dataset} has no replication task")
-        now = time.time()
-        rows = []
-        config = autosync.partner_statuses({r.destination for r in records})  # local records only: no ssh
-        for record in records:
-            status = effective_status(record)
-            task = record.task()
-            rows.append({
-                "dataset": record.dataset,
-                "destination": record.destination,
-                "remote_dataset": record.remote_dataset,
-                "target": record.target,
-                "status": status.word,
-                "reason": status.reason,
-                "pid": (record.runner or {}).get("pid") if status.word.startswith("running") else None,
-                "last_success": record.last_success,
-                "lag_seconds": round(now - record.last_success) if record.last_success else None,
-                "last_snapshot": record.last_snapshot,
-                "last_bytes": record.last_bytes,
-                "properties": record.properties,
-                "hold_tag": task.tag,
-                "cascade": task.cascade,
-                "send_mode": record.send_mode,
-                "config": config[record.destination].text,
-                "config_sync": config[record.destination].to_json(),
-            })
-        if args.json:
-            self.out(json.dumps(rows, indent=2))
-            return 0
-        self._print_status_table(rows)
-        return 0
-
-    def _print_status_table(self, rows: list[dict]) -> None:
-        table = [
-            (
-                row["dataset"], row["destination"], row["status"],
-                (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["last_success"]))
-                 if row["last_success"] else "never"),
-                progress.format_duration(row["lag_seconds"]) if row["lag_seconds"] is not None else "-",
-                row["remote_dataset"], row["config"],
-            )
-            for row in rows
-        ]
-        text = tabulate(table, headers=("DATASET", "DESTINATION", "STATUS", "LAST SUCCESS", "LAG", "REMOTE", "CONFIG"),
-                        tablefmt="plain", disable_numparse=True)
-        header, *body = text.splitlines() or [""]
-        self.out(header)
-        self.out("-" * max(65, len(header)))
-        for line in body:
-            self.out(line)
-        if not rows:
-            self.out("(no replication tasks; 'retadm init' sets one up)")
-        several = _fanned_out(rows)
-        for row in rows:
-            if row["reason"]:
-                to = f" -> {row['target']}" if row["dataset"] in several else ""
-                self.out(f"{row['dataset']}{to}: {row['reason']}")
-        for row in rows:
-            to = f" -> {row['target']}" if row["dataset"] in several else ""
-            if row["send_mode"] == RAW:
-                self.out(f"{row['dataset']}{to}: encrypted, replicated raw: the replica stays encrypted, its key is "
-                         "only here ('retadm promote' on the partner needs it)")
-            elif row["send_mode"] == DECRYPTED:
-                self.out(f"{row['dataset']}{to}: encrypted, but replicated DECRYPTED: the replica on "
-                         f"{row['destination']} is not encrypted")
+        return plain_commands.status(args, self.out)
 
     # -- init ---------------------------------------------------------------------------------
 
@@ -390,91 +281,7 @@ class RetadmCommands(RetadmCommandSet):
 
     @cmd2.as_subcommand_to("retadm", "inc", _inc_parser, help="send the changes since the last common snapshot")
     def _inc(self, args) -> int:
-        tasks = TaskStore()
-        if args.dataset is None:
-            records = tasks.all()
-            if not records:
-                raise CommandError("there are no replication tasks ('retadm init' sets one up)")
-            if not args.dry_run:
-                autosync.push_before_inc(r.destination for r in records)  # logged; never fails the run
-            return self._inc_each(records, tasks, args.dry_run)
-        try:
-            validate_dataset_name(args.dataset)
-        except InvalidName as exc:
-            raise CommandError(str(exc), USAGE) from exc
-        records = tasks.of(args.dataset)
-        if not records:
-            hint = "retadm replicates datasets, not whole pools" if pool_of(args.dataset) == args.dataset \
-                else f"run 'retadm init {args.dataset}' first"
-            raise CommandError(f"{args.dataset} has no replication task; {hint}")
-        if args.dest is not None:
-            records = [self._choose(args.dataset, args.dest)]
-        if not args.dry_run:
-            autosync.push_before_inc(r.destination for r in records)  # logged; never fails the run
-        if len(records) == 1:
-            return self._inc_one(records[0], tasks, args.dry_run)
-        return self._inc_each(records, tasks, args.dry_run)
-
-    def _inc_each(self, records: list[TaskRecord], tasks: TaskStore, dry_run: bool) -> int:
-        """Every task of ``records``, each isolated from the others; the first non-zero status
-        (in the records' order), else 0.  The runs go side by side within the options'
-        limits, a dataset's tasks one after the other; dry runs one after the other, so that
-        their previews read in order."""
-        several = _fanned_out([{"dataset": r.dataset} for r in tasks.all()])
-
-        def isolated(record: TaskRecord) -> int:
-            return self._inc_isolated(record, tasks, dry_run, record.dataset in several)
-
-        if dry_run:
-            statuses = [isolated(record) for record in records]
-        else:
-            total, per_partner = options.parallel_runs()
-            statuses = run_bounded(records, isolated, total=total, bounds=(
-                Bound(lambda record: record.dataset, 1), Bound(lambda record: record.destination, per_partner)))
-        return next((s for s in statuses if s != 0), 0)
-
-    def _inc_isolated(self, record: TaskRecord, tasks: TaskStore, dry_run: bool, named: bool) -> int:
-        """One task of several (``retadm inc`` without a dataset, or of a dataset replicated to
-        several destinations): whatever goes wrong in it is its own line and status, and the
-        other tasks still run.  ``named``: its lines name its destination."""
-        prefix = _inc_prefix(record, named)
-        try:
-            return self._inc_one(record, tasks, dry_run, named)
-        except CommandError as exc:
-            self._cmd.perror(f"{prefix}: {exc}", style=None)
-            return exc.status
-        except Exception as exc:  # noqa: BLE001 - one task's surprise must not cost the others their run
-            self._cmd.perror(f"{prefix}: internal error: {type(exc).__name__}: {exc}", style=None)
-            return FAILED
-
-    def _inc_one(self, record: TaskRecord, tasks: TaskStore, dry_run: bool, named: bool = False) -> int:
-        prefix = _inc_prefix(record, named)
-        kind = INC
-        if not record.initialised:
-            if effective_status(record).word == RUNNING_FULL:
-                self._cmd.perror(f"{prefix}: the full replication is still running; try again when it is idle",
-                                 style=None)
-                return BUSY
-            kind = FULL  # the full replication did not complete: finish it (resumed where ZFS can)
-        try:
-            run = TaskRun(record, kind, tasks)
-            if dry_run:
-                return self._preview(run)
-            outcome = run.run()
-        except RunFailed as exc:
-            self._cmd.perror(f"{prefix}: {exc}", style=None)
-            return exc.status
-        except (HostError, ZfsError, StoreError, OSError) as exc:
-            self._cmd.perror(f"{prefix}: {exc}", style=None)
-            return FAILED
-        if sys.stdout.isatty():
-            size = "an unknown number of" if outcome.bytes is None else outcome.bytes
-            sent = f"{size} bytes in {outcome.seconds:.1f}s" if outcome.sends else "nothing new to send"
-            if not outcome.destination_seen:
-                sent = f"nothing written since; {record.destination} not contacted"
-            self.out(f"{record.dataset}: replicated to {record.destination}:{record.remote_dataset} "
-                     f"at @{outcome.common} ({sent})")
-        return 0
+        return plain_commands.inc(args, self.out, self.err)
 
     # -- repair ---------------------------------------------------------------------------------
 

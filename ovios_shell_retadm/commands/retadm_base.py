@@ -6,17 +6,20 @@ subcommands to it (:mod:`.failover`, :mod:`.watch`).
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+
 import cmd2
 
-from ..exit_status import FAILED, USAGE
+from .. import plain_commands
+from ..exit_status import USAGE, CommandError
 from ..hosts import HostError, LocalHost
 from ..replication import preflight
-from ..replication.model import Plan
-from ..replication.task_run import RunFailed, TaskRun
-from ..replication.task_store import TaskChoiceError, TaskRecord, TaskStore
+from ..replication.task_run import TaskRun
+from ..replication.task_store import TaskRecord, TaskStore
 from ..store import StoreError
 from ..zfs import ZfsError, ZfsNode
-from .base import CommandError, OviosCommandSet
+from .base import OviosCommandSet
 
 #: how long a completion may wait for `zfs list` (completion runs in a worker thread)
 _COMPLETION_TIMEOUT = 5
@@ -41,11 +44,13 @@ def local_unreplicated_datasets(_self) -> cmd2.Choices:
         return cmd2.Choices.from_values(())
 
 
-def add_dest_option(parser: cmd2.Cmd2ArgumentParser, what: str) -> None:
-    """``--dest``, choosing among a dataset's tasks (``what``: "the one", "only the one")."""
-    parser.add_argument("--dest", metavar="HOST[:REMOTE]",
-                        help=f"{what} of the dataset's tasks whose destination host (or remote dataset, or "
-                        "both as HOST:REMOTE) this is; needed when the dataset is replicated to several")
+def complete(parser: argparse.ArgumentParser, dest: str, choices_provider: Callable[..., cmd2.Choices]) -> None:
+    """Complete the values of ``parser``'s argument ``dest`` with ``choices_provider``: cmd2's own way
+    (``set_choices_provider``, cmd2's addition to argparse actions) of saying what the
+    ``choices_provider=`` of ``add_argument`` says, for a parser whose arguments were defined
+    without cmd2 (:mod:`ovios_shell_retadm.plain_commands`)."""
+    [action] = [action for action in parser._actions if action.dest == dest]
+    action.set_choices_provider(choices_provider)  # type: ignore[attr-defined]
 
 
 # -- the command sets -----------------------------------------------------------------------
@@ -63,33 +68,8 @@ class RetadmCommandSet(OviosCommandSet):
 
     def _choose(self, dataset: str, dest: str | None) -> TaskRecord:
         """The task of ``dataset`` that ``--dest`` names (needed only when it has several)."""
-        try:
-            return TaskStore().choose(dataset, dest)
-        except TaskChoiceError as exc:
-            several = dest is not None or len(TaskStore().of(dataset)) > 1
-            raise CommandError(str(exc), USAGE if several else FAILED) from exc
+        return plain_commands.choose(dataset, dest)
 
     def _preview(self, run: TaskRun, title: str = "dry run") -> int:
         """Print what ``run`` would do, under ``title``; FAILED when its plan is a refusal."""
-        try:
-            preview = run.preview()
-        except RunFailed as exc:
-            raise CommandError(str(exc)) from exc
-        task = run.pair.task
-        self.out(f"{title}: {task.dataset} -> {task.destination}:{task.remote_dataset} (nothing is changed yet)"
-                 if title != "dry run" else
-                 f"dry run: {task.dataset} -> {task.destination}:{task.remote_dataset} (nothing is changed)")
-        if not isinstance(preview.plan, Plan):
-            self.out(f"  refused: {preview.plan.describe()}")
-            return FAILED
-        for line in preview.plan.describe():
-            self.out(f"  {line}")
-        if preview.plan.needs_replan:
-            self.out("  then: a normal run from what the destination has afterwards")
-        for pipeline in preview.pipelines:
-            self.out(f"  command: {pipeline}")
-        if preview.plan.sends:
-            estimate = f"about {preview.estimate} bytes" if preview.estimate is not None else \
-                "not available from this ZFS"
-            self.out(f"  size estimate: {estimate}")
-        return 0
+        return plain_commands.preview(run, self.out, title)

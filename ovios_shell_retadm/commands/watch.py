@@ -10,11 +10,11 @@ import time
 import cmd2
 
 from .. import settings
-from ..exit_status import FAILED, INTERRUPTED, USAGE
+from ..exit_status import FAILED, INTERRUPTED, USAGE, CommandError
+from ..plain_commands import add_dest_option
 from ..replication import progress
 from ..replication.task_store import ERROR, RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore, effective_status
-from .base import CommandError
-from .retadm_base import RetadmCommandSet, add_dest_option, replicated_datasets
+from .retadm_base import RetadmCommandSet, replicated_datasets
 
 _RUNNING = (RUNNING_FULL, RUNNING_INC)
 _WATCH_POLL = 0.5  # seconds between two looks at the progress file

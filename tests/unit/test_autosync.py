@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from ovios_shell_retadm import exit_status
-from ovios_shell_retadm.commands.options import replication_partners
 from ovios_shell_retadm.config import autosync, files, receive
 from ovios_shell_retadm.config.autosync import PushRecord, Version, status_text, to_push
 from ovios_shell_retadm.config.model import Configuration, Share, digest, dump, with_lun, with_share
+from ovios_shell_retadm.plain_commands import replication_partners
 from ovios_shell_retadm.replication.task_store import IDLE, TaskRecord, TaskStore
 from ovios_shell_retadm.store import Store
 

@@ -11,9 +11,9 @@ import pytest
 from cmd2.py_bridge import PyBridge
 
 from ovios_shell_retadm import zfs
-from ovios_shell_retadm.commands.base import CommandError
 from ovios_shell_retadm.commands.retadm import RetadmCommands
 from ovios_shell_retadm.config.model import Configuration, Export, with_export
+from ovios_shell_retadm.exit_status import CommandError
 from ovios_shell_retadm.hosts import CommandFailed, Result
 from ovios_shell_retadm.replication import failover, preflight
 from ovios_shell_retadm.replication.doctor import FAIL, OK, WARN

@@ -9,8 +9,17 @@ The layers, lowest first:
 - ``replication`` (the engine) and ``config`` (the configuration and its sync), which know
   nothing of each other;
 - ``restore`` (applies a configuration to the replicas it finds);
+- ``plain_commands``: ``retadm status`` and ``retadm inc`` without cmd2, shared by the shell
+  and the launcher's one-shot fast path;
 - the application: ``commands``, ``shell`` and ``autosync_receive`` (the partner's end of
-  autosync), which may use everything.
+  autosync);
+- ``launcher``, the console script, which runs one-shot ``retadm status``/``inc`` lines itself
+  and hands every other line to the shell.
+
+Besides, the one-shot path never imports cmd2: what importing the console script's module
+(``launcher``) imports at module level, followed through the package, names neither cmd2 nor
+the libraries behind its interface (prompt_toolkit, rich) nor tabulate; the shell and
+tabulate are imported inside functions, by the lines that need them.
 
 Run alone: ``pytest tests/unit/test_layers.py``.
 """
@@ -26,7 +35,7 @@ NAME = PACKAGE.name
 BASICS = {"settings", "fileio", "store", "hosts", "services", "options", "cron", "peer", "eventlog", "exit_status",
           "__init__"}
 LAYER_OF_COMPONENT = {**dict.fromkeys(BASICS, 0), "zfs": 1, "replication": 2, "config": 2, "restore": 3,
-                      "commands": 4, "shell": 4, "autosync_receive": 4}
+                      "plain_commands": 4, "commands": 5, "shell": 5, "autosync_receive": 5, "launcher": 6}
 
 
 def _module_name(path: Path) -> str:
@@ -34,12 +43,18 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path, module: str) -> set[str]:
-    """The package's modules that ``module`` imports (resolved relative imports included)."""
+#: the console script's module, and what a one-shot ``retadm status``/``inc`` must not import
+ONE_SHOT_ENTRY = f"{NAME}.launcher"
+SHELL_LIBRARIES = {"cmd2", "prompt_toolkit", "rich", "tabulate"}
+
+
+def _imported_names(path: Path, module: str, *, module_level: bool = False) -> set[str]:
+    """Every module name ``module`` imports (relative imports resolved), or, with ``module_level``,
+    only those its body imports when it is imported (not inside functions or classes)."""
     tree = ast.parse(path.read_text(), str(path))
     is_package = path.name == "__init__.py"
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in tree.body if module_level else ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -51,12 +66,20 @@ def _imports(path: Path, module: str) -> set[str]:
                 target = node.module or ""
             found.add(target)
             found.update(f"{target}.{alias.name}" for alias in node.names)
-    return {name for name in found if name == NAME or name.startswith(NAME + ".")}
+    return found
+
+
+def _ours(names: set[str]) -> set[str]:
+    return {name for name in names if name == NAME or name.startswith(NAME + ".")}
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in PACKAGE.rglob("*.py")}
 
 
 def _graph() -> dict[str, set[str]]:
-    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
-    return {module: {name for name in _imports(path, module) if name in modules and name != module}
+    modules = _modules()
+    return {module: {name for name in _ours(_imported_names(path, module)) if name in modules and name != module}
             for module, path in modules.items()}
 
 
@@ -101,3 +124,21 @@ def test_no_import_cycle() -> None:
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+def test_the_one_shot_path_never_imports_cmd2() -> None:
+    modules = _modules()
+    loaded: set[str] = set()
+    wrong = []
+    to_visit = [ONE_SHOT_ENTRY]
+    while to_visit:
+        module = to_visit.pop()
+        if module in loaded:
+            continue
+        loaded.add(module)
+        names = _imported_names(modules[module], module, module_level=True)
+        wrong += [f"{module} -> {name}" for name in sorted(names) if name.split(".")[0] in SHELL_LIBRARIES]
+        parents = {".".join(name.split(".")[:i]) for name in _ours(names) for i in range(1, name.count(".") + 2)}
+        to_visit += [name for name in parents if name in modules]
+    assert wrong == []
+    assert not loaded & {f"{NAME}.shell", f"{NAME}.commands"}, sorted(loaded)
