@@ -199,6 +199,7 @@ def status_rows(records: list[TaskRecord]) -> list[dict]:
             "hold_tag": task.tag,
             "cascade": task.cascade,
             "send_mode": record.send_mode,
+            "send_flags": record.send_flags,
             "config": config[record.destination].text,
             "config_sync": config[record.destination].to_json(),
         })

@@ -299,7 +299,8 @@ class Survey:
 # ---------------------------------------------------------------------------
 
 #: Pool features whose state the probe reads (``feature@...`` on OpenZFS).
-_FEATURES = ("bookmarks", "extensible_dataset", "large_blocks", "embedded_data", "encryption")
+_FEATURES = ("bookmarks", "extensible_dataset", "large_blocks", "embedded_data", "encryption", "lz4_compress",
+             "zstd_compress")
 
 #: (key, shell command) pairs.  Options are probed by the CLI's own getopt: with
 #: no operand a known flag ends in "missing ... argument", an unknown one in
@@ -314,6 +315,7 @@ _PROBES: tuple[tuple[str, str], ...] = (
     ("send_estimate", "zfs send -n -v -P"),
     ("send_large_blocks", "zfs send -L"),
     ("send_compressed", "zfs send -c"),
+    ("send_embedded", "zfs send -e"),
     ("send_raw", "zfs send -w"),
     ("bookmark", "zfs bookmark"),
     ("holds", "zfs holds -H"),
@@ -345,7 +347,8 @@ class Capabilities:
     receive_x: bool = False  # receive -x property (the received value stays hidden)
     send_estimate: bool = False  # send -n -v -P (size estimate, parsable progress)
     send_large_blocks: bool = False  # send -L
-    send_compressed: bool = False  # send -c
+    send_compressed: bool = False  # send -c (and, on the receiving side, a ZFS that understands such streams)
+    send_embedded: bool = False  # send -e
     written: bool = False  # the `written` property
     zvols: bool = False
     holds_list: bool = False  # `zfs holds` works
@@ -421,6 +424,7 @@ def parse_probe(output: str) -> Capabilities:
         send_estimate=accepted("send_estimate"),
         send_large_blocks=accepted("send_large_blocks"),
         send_compressed=accepted("send_compressed"),
+        send_embedded=accepted("send_embedded"),
         written="written" in properties,
         zvols="present" in out.get("dev_zfs", ""),
         holds_list=accepted("holds"),
@@ -491,6 +495,7 @@ def send_argv(
     caps: Capabilities,
     compressed: bool = False,
     large_blocks: bool = False,
+    embedded: bool = False,
     progress: bool = False,
     raw: bool = False,
 ) -> list[str]:
@@ -512,6 +517,7 @@ def send_argv(
         (raw, caps.send_raw, "-w"),
         (large_blocks, caps.send_large_blocks, "-L"),
         (compressed, caps.send_compressed, "-c"),
+        (embedded, caps.send_embedded, "-e"),
         (progress, caps.send_estimate, "-v -P"),
     ):
         if wanted:
@@ -531,8 +537,47 @@ def send_argv(
     return argv
 
 
+#: The stream flags a task may send with (:func:`stream_flags`), in the order ``send_argv`` writes them.
+LARGE_BLOCKS, COMPRESSED, EMBEDDED = "-L", "-c", "-e"
+STREAM_FLAGS = (LARGE_BLOCKS, COMPRESSED, EMBEDDED)
+
+#: compression features whose blocks a compressed (``-c``) or embedded (``-e``) stream carries as
+#: they are: a receiving pool without one that the sending pool has could not hold them
+_COMPRESSION_FEATURES = ("lz4_compress", "zstd_compress")
+
+
+def stream_flags(source: Capabilities, source_pool: str, destination: Capabilities, destination_pool: str,
+                 *, encrypted_replica: bool = False) -> tuple[str, ...]:
+    """The stream flags that both sides support, for a task from ``source_pool`` here to
+    ``destination_pool`` there (pure: from the two probes).
+
+    ``-L`` keeps blocks larger than 128K whole: the receiving pool needs ``feature@large_blocks``.
+    ``-c`` sends blocks compressed as they are on disk: the receiving ZFS must understand such
+    streams (OpenZFS 0.7 and later, which can send them too).  ``-e`` sends the blocks the
+    ``embedded_data`` feature stores in their block pointers as they are: the receiving pool
+    needs ``feature@embedded_data``, and the replica must not be encrypted (a replica that would
+    inherit encryption from its parent there, ``encrypted_replica``: ZFS refuses such streams).
+    ``-c`` and ``-e`` also need the receiving pool to have every compression feature the sending
+    pool has (``lz4_compress``, ``zstd_compress``).  ``-L`` must never change within one chain of
+    incrementals (OpenZFS refuses or corrupts the replica), so a task decides once, at its
+    first full send, and records what it chose.
+    """
+    compression_ok = all(destination.has_feature(destination_pool, f)
+                         for f in _COMPRESSION_FEATURES if source.has_feature(source_pool, f))
+    flags = []
+    if source.send_large_blocks and destination.has_feature(destination_pool, "large_blocks"):
+        flags.append(LARGE_BLOCKS)
+    if source.send_compressed and destination.send_compressed and compression_ok:
+        flags.append(COMPRESSED)
+    if source.send_embedded and destination.has_feature(destination_pool, "embedded_data") and compression_ok \
+            and not encrypted_replica:
+        flags.append(EMBEDDED)
+    return tuple(flags)
+
+
 def resume_send_argv(token: str, *, caps: Capabilities, progress: bool = False) -> list[str]:
-    """``zfs send -t <token>``: continue an interrupted resumable receive."""
+    """``zfs send -t <token>``: continue an interrupted resumable receive.  The token carries the
+    interrupted stream's own flags (``-L``, ``-c``, ``-e``, ``-w``): none is added here."""
     if not caps.resume_tokens:
         raise Unsupported("resumable send/receive is not supported here")
     if not isinstance(token, str) or not _TOKEN.fullmatch(token):

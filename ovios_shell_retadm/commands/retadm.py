@@ -215,12 +215,13 @@ class RetadmCommands(RetadmCommandSet):
             preflight.remote_absent(dest, remote)
             properties = self._ask_properties(args.properties, kind)
             mode = self._send_mode(local, dataset, dest, pool, args.decrypted)
+            flags = preflight.send_flags(local, dataset, dest, remote, mode)
             self._warn_autosync(dataset, remote, properties)
         except PreflightError as exc:
             raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
         record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties,
                             source_address=source_address, identity=new_identity(),
-                            cascade=preflight.is_replica(local, dataset), send_mode=mode)
+                            cascade=preflight.is_replica(local, dataset), send_mode=mode, send_flags=flags)
         if mode == RAW:
             self.out(f"{dataset} is encrypted: it is replicated raw (the replica stays encrypted; its key stays "
                      "here, and 'retadm promote' on the partner needs it)")

@@ -179,16 +179,19 @@ class Pair:
     def _zfs_send_argv(self, step: SendFull | SendIncremental | ResumeSend) -> list[str]:
         caps = self.source.capabilities()
         if isinstance(step, ResumeSend):
-            argv = zfs.resume_send_argv(step.token, caps=caps)
-        elif isinstance(step, SendFull):
-            argv = zfs.send_argv(self.task.dataset, step.snapshot, properties=step.properties, caps=caps,
-                                 raw=step.raw)
-        else:
-            argv = zfs.send_argv(self.task.dataset, step.target, base=step.base,
-                                 base_is_bookmark=step.base_is_bookmark,
-                                 intermediates=not step.base_is_bookmark,
-                                 properties=step.properties, caps=caps, raw=step.raw)
-        return argv
+            return zfs.resume_send_argv(step.token, caps=caps)  # the token carries the stream's flags
+        # the task's recorded flags, whatever the probes say now; a raw stream (-w) carries the
+        # blocks as they are on disk, large and compressed, by itself
+        flags = () if step.raw else self.task.send_flags
+        large, compressed, embedded = (flag in flags for flag in (zfs.LARGE_BLOCKS, zfs.COMPRESSED, zfs.EMBEDDED))
+        if isinstance(step, SendFull):
+            return zfs.send_argv(self.task.dataset, step.snapshot, properties=step.properties, caps=caps,
+                                 raw=step.raw, large_blocks=large, compressed=compressed, embedded=embedded)
+        return zfs.send_argv(self.task.dataset, step.target, base=step.base,
+                             base_is_bookmark=step.base_is_bookmark,
+                             intermediates=not step.base_is_bookmark,
+                             properties=step.properties, caps=caps, raw=step.raw,
+                             large_blocks=large, compressed=compressed, embedded=embedded)
 
     def estimate_send(self, step: SendFull | SendIncremental | ResumeSend) -> int | None:
         """Bytes ZFS expects the send to produce (``send -nvP``); None where it cannot tell."""

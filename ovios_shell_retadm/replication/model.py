@@ -115,6 +115,10 @@ class Task:
     #: the source is encrypted and travels raw (``send -w``): the replica stays encrypted and
     #: its key never leaves the source; every send of the task, incrementals too, is raw
     raw: bool = False
+    #: the stream flags every non-raw send of the task carries (a subset of zfs.STREAM_FLAGS),
+    #: decided once at its set-up and never changed: ``-L`` on or off within one chain of
+    #: incrementals is refused, or corrupts the replica
+    send_flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # An empty prefix would make every snapshot "ours", and therefore prunable.

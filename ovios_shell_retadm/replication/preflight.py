@@ -10,7 +10,7 @@ import shlex
 import socket
 
 from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, SshHost, validate_hostname
-from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name, validate_pool_name
+from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, stream_flags, validate_dataset_name, validate_pool_name
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, own_mark
 from .task_store import DECRYPTED, PLAIN, RAW, TaskStore
 
@@ -196,6 +196,24 @@ def send_mode(source: ZfsNode, dataset: str, destination: ZfsNode, pool: str, *,
         f"{dataset} is encrypted ({encryption.encryption}) and would be replicated decrypted: {why}",
         "use a destination pool with encryption, or --decrypted for an unencrypted replica",
     )
+
+
+def send_flags(source: ZfsNode, dataset: str, destination: ZfsNode, remote_dataset: str, mode: str) -> list[str]:
+    """The stream flags (``-L``, ``-c``, ``-e``) the task will send with for good: those both
+    sides support (:func:`..zfs.stream_flags`), with the destination probed afresh (they are
+    decided once, so never on a stale answer).  None (an empty list) for a raw task: ``-w``
+    sends the blocks as they are on disk, large and compressed, by itself."""
+    if mode == RAW:
+        return []
+    parent = remote_dataset.rpartition("/")[0]
+    try:
+        dest_caps = destination.capabilities(refresh=True)
+        parent_encryption = destination.encryption(parent)
+        flags = stream_flags(source.capabilities(), pool_of(dataset), dest_caps, pool_of(remote_dataset),
+                             encrypted_replica=parent_encryption is not None and parent_encryption.encrypted)
+    except (HostError, ZfsError) as exc:
+        raise PreflightError(f"zfs does not answer on {destination.host.name}: {exc}") from exc
+    return list(flags)
 
 
 def is_replica(node: ZfsNode, dataset: str) -> bool:

@@ -247,16 +247,18 @@ class TaskRun:
             self.pair.progress = None
             progress.close()
 
-    def _recorded_mode(self) -> dict[str, str]:
-        """For a task set up before send modes existed: the mode it has always had (never raw),
-        so that status and doctor can say a replica of an encrypted source is decrypted."""
+    def _recorded_mode(self) -> dict:
+        """For a task set up before send modes (or stream flags) existed: the mode it has always
+        had (never raw), so that status and doctor can say a replica of an encrypted source is
+        decrypted; and the flags it has always sent with: none (``-L`` must never come later)."""
+        recorded: dict = {} if self.record.send_flags is not None else {"send_flags": []}
         if self.record.send_mode is not None:
-            return {}
+            return recorded
         try:
             encryption = self.pair.source.encryption(self.record.dataset)
         except (HostError, ZfsError):
-            return {}  # the next run tries again
-        return {"send_mode": DECRYPTED if encryption is not None and encryption.encrypted else PLAIN}
+            return recorded  # the next run tries again
+        return {**recorded, "send_mode": DECRYPTED if encryption is not None and encryption.encrypted else PLAIN}
 
     def _busy_message(self) -> str:
         record = self.tasks.get(self.record.key) or self.record

@@ -66,6 +66,11 @@ class TaskRecord:
     #: was (never raw: an incremental raw stream onto its non-raw replica would fail), and
     #: its first run records what that is (PLAIN, or DECRYPTED for an encrypted source)
     send_mode: str | None = None
+    #: the stream flags its sends carry (``-L``, ``-c``, ``-e``: zfs.STREAM_FLAGS), decided at
+    #: ``init`` where both sides support them and never changed (``-L`` toggled within one chain
+    #: is refused or corrupts the replica); None for a task set up before flags existed: it
+    #: goes on as it was (no flags), and its first run records that as an empty list
+    send_flags: list[str] | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TaskRecord:
@@ -90,7 +95,8 @@ class TaskRecord:
             with contextlib.suppress(OriginError):  # (an address not fit for a mark: none is written)
                 origin = format_origin(self.source_address, self.dataset)
         return Task.identified(self.dataset, self.destination, self.remote_dataset, self.properties, self.identity,
-                               origin=origin, cascade=self.cascade, raw=self.send_mode == RAW)
+                               origin=origin, cascade=self.cascade, raw=self.send_mode == RAW,
+                               send_flags=tuple(self.send_flags or ()))
 
 
 def target_text(destination: str, remote_dataset: str) -> str:

@@ -328,7 +328,8 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
     assert levels == {
         "local zfs": OK, "ssh src→dst": FAIL, "ssh dst→src": SKIP, "remote zfs on dst": SKIP,
         "destination pool repl": SKIP, "free space on repl": SKIP, "replica repl/smbvol": SKIP,
-        "encryption": SKIP, "common snapshot": SKIP, "holds": SKIP, "read-only": SKIP, "mountpoint": SKIP,
+        "encryption": SKIP, "send flags": OK, "common snapshot": SKIP, "holds": SKIP, "read-only": SKIP,
+        "mountpoint": SKIP,
         "divergence": SKIP,
         "resume token": SKIP,
         "last run": OK, "receive on dst": SKIP, "cron line": OK, "cron service": OK, "lag": OK,
@@ -339,7 +340,7 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
     skipped = next(c for c in diagnosis.checks if c.name == "holds")
     assert skipped.message == "not checked: dst cannot be reached over ssh"
     assert diagnosis.failed
-    assert doctor.summary([diagnosis]) == "1 task: 5 OK, 0 WARN, 1 FAIL, 13 SKIP"
+    assert doctor.summary([diagnosis]) == "1 task: 6 OK, 0 WARN, 1 FAIL, 13 SKIP"
     data = json.loads(doctor.to_json([diagnosis]))
     assert data[0]["failed"] is True and data[0]["checks"][1] == {
         "name": "ssh src→dst", "level": FAIL, "message": ssh.message, "hint": ssh.hint}

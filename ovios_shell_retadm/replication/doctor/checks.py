@@ -243,6 +243,20 @@ def check_encryption(name: str, record: TaskRecord, source: Encryption | None, r
                  "encrypted", again)
 
 
+def check_send_flags(name: str, record: TaskRecord) -> Check:
+    """What the task's streams carry, as recorded at its set-up (never re-decided: ``-L``
+    toggled within one chain is refused or corrupts the replica)."""
+    if record.send_mode == RAW:
+        return Check(name, OK, "raw (-w): the blocks travel as they are on disk, large and compressed")
+    if record.send_flags is None:
+        return Check(name, OK, "none recorded (the task was set up before stream flags): sent without them, "
+                     "as it always was")
+    if not record.send_flags:
+        return Check(name, OK, "none: at set-up, one side or the other supported none of -L, -c and -e")
+    return Check(name, OK, f"{' '.join(record.send_flags)}: the blocks travel as large and as compressed as "
+                 "they are on disk")
+
+
 def check_common(name: str, observed: Observed,
                  record: TaskRecord) -> tuple[Check, ObservedSnapshot | ObservedBookmark | None]:
     """The newest common snapshot (by guid) against the task record's; returns it too."""
@@ -453,6 +467,10 @@ def _encryption(name: str, facts: TaskFacts) -> Check:
     return check_encryption(name, facts.record, own(facts.source_encryption), own(facts.replica_encryption))
 
 
+def _send_flags(name: str, facts: TaskFacts) -> Check:
+    return check_send_flags(name, facts.record)
+
+
 def _common_snapshot(name: str, facts: TaskFacts) -> Check:
     return check_common(name, need(facts.replica), facts.record)[0]
 
@@ -543,6 +561,8 @@ CHECKS = (
     CheckSpec("replica {replica}", _replica, "the replica exists (the full send completed)", FAIL),
     CheckSpec("encryption", _encryption, "an encrypted source's replica is encrypted (sent raw), or decrypted "
               "by choice; whether its key is loaded on dst", FAIL),
+    CheckSpec("send flags", _send_flags, "the stream flags the task recorded at its set-up (-L, -c, -e, or raw)",
+              OK),
     CheckSpec("common snapshot", _common_snapshot,
               "the newest snapshot with the same guid on both sides; it matches the task record", FAIL),
     CheckSpec("holds", _holds, "the task's hold on the common snapshot, on both sides", WARN),
