@@ -1,10 +1,18 @@
 """Observing both sides and carrying a plan out: the *how* beside the planner's *what*.
 
 :class:`Pair` is one task's two ZFS nodes.  ``observe`` gathers what the planner
-needs in a handful of calls; ``execute`` runs a plan's steps in order, each step
-one ZFS call or one send/receive pipeline.  A step that fails stops the plan: the
-planner ordered the steps so that stopping anywhere leaves the chain protected,
-and the next run plans again from what it then observes.
+needs in a handful of calls (one to the partner where it can list holds);
+``execute`` runs a plan's steps in order, each step one ZFS call or one
+send/receive pipeline.  A step that fails stops the plan: the planner ordered the
+steps so that stopping anywhere leaves the chain protected, and the next run plans
+again from what it then observes.
+
+Every call to the partner is an ssh round trip, so two kinds of steps share one:
+the destination steps that only protect and mark (the new snapshot's hold, the
+origin mark) ride on the last receive's connection, and the tail of releases and
+destroys runs in one call per side.  Moving them so changes nothing the plan relies
+on; a step that fails in such a shared call is carried out again in its own place,
+which reports why as any step does.
 """
 
 from __future__ import annotations
