@@ -20,6 +20,13 @@ data into a fresh dataset ``data/bench`` on ``src`` and measures, on ``src``:
    - hand *cold*: plain ``ssh dst`` as typed, a new connection every time;
    - hand *warm*: ``ssh -o ControlPath=...`` over a master opened beforehand.
 
+3. a run with nothing written since the last one: ``retadm inc`` against the hand-typed
+   snapshot and empty incremental (on zfs-fuse, which has no ``written`` property, retadm
+   cannot tell and runs as usual; on OpenZFS it ends without ssh);
+4. ``--many`` (default 50) small datasets, each replicated, with 64 KiB changed in each:
+   one ``retadm inc`` of every task (side by side within the options' limits: the default
+   ones, then 8 at once) against ``retadm inc`` of one dataset;
+
 and counts the processes one ``retadm inc`` executes (``strace -f -e trace=execve``).
 
 The hand-typed chain runs on ``data/benchhand``, a local copy of ``data/bench@h1``
@@ -133,7 +140,7 @@ class Bench:
 
     # -- the product's state -----------------------------------------------------------
 
-    def task_record(self) -> dict | None:
+    def task_record(self, dataset: str = DATASET) -> dict | None:
         """The task's record in src's store (what ``retadm status --json`` renders).
 
         Read inside the node: SQLite resolves ``/proc/PID/root`` to the machine's ``/``.
@@ -148,8 +155,22 @@ class Bench:
                 "    except sqlite3.OperationalError:\n"
                 "        pass\n"
                 "print(r[0] if r else 'null')\n")
-        out = self.run(SRC, f"{shlex.quote(self.python)} -c {shlex.quote(code)} {DATASET}").stdout
+        out = self.run(SRC, f"{shlex.quote(self.python)} -c {shlex.quote(code)} {dataset}").stdout
         return json.loads(out)
+
+    def wait_idle(self, dataset: str, timeout: float) -> dict:
+        """Poll the task's record until its full replication is done; its record then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.task_record(dataset)
+            state = record.get("state") if record else None
+            if record and state == "idle" and record.get("initialised"):
+                return record
+            if record and state == "error":
+                raise BenchError(f"retadm's full send of {dataset} failed: {record.get('error')}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"retadm's full send of {dataset} not idle after {timeout}s (state {state})")
+            time.sleep(0.1)
 
     def retadm_master(self, action: str) -> None:
         """Open ("open") or close ("close") retadm's own master connection to dst."""
@@ -191,17 +212,7 @@ class Bench:
         started = self.timed(SRC, f"{self.shell} retadm init {DATASET} --dest {DST} --remote-pool {REMOTE_POOL} "
                                   f"--remote-name {REMOTE_NAME} --properties no", timeout=120)
         self.made[DST].append(REMOTE)
-        deadline = time.monotonic() + timeout
-        while True:
-            record = self.task_record()
-            state = record.get("state") if record else None
-            if record and state == "idle" and record.get("initialised"):
-                break
-            if record and state == "error":
-                raise BenchError(f"retadm's full send failed: {record.get('error')}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"retadm's full send not idle after {timeout}s (state {state})")
-            time.sleep(0.1)
+        record = self.wait_idle(DATASET, timeout)
         status = json.loads(self.run(SRC, f"{self.shell} retadm status --json").stdout)
         row = next(r for r in status if r["dataset"] == DATASET)
         if row["status"] != "idle":
@@ -260,12 +271,26 @@ class Bench:
                                  f"{ssh} zfs receive {HAND_REMOTE}", timeout=300)
         return result.seconds
 
+    def retadm_unchanged(self) -> float:
+        """``retadm inc`` with nothing written since its last run (master warm)."""
+        self.retadm_master("open")
+        return self.timed(SRC, f"{self.shell} retadm inc {DATASET}", timeout=300).seconds
+
+    def hand_unchanged(self) -> float:
+        """The hand-typed chain's no-change run: a snapshot and an empty incremental, plain ssh."""
+        base, self.hand_snapshots = self.hand_snapshots, self.hand_snapshots + 1
+        new = self.hand_snapshots
+        return self.timed(SRC, f"zfs snapshot {HAND_SOURCE}@h{new} && zfs send -i @h{base} {HAND_SOURCE}@h{new} | "
+                               f"ssh {DST} zfs receive {HAND_REMOTE}", timeout=300).seconds
+
     def incrementals(self) -> None:
         runs = {
             "inc: retadm, master warm": lambda: self.retadm_inc(True),
             "inc: retadm, master cold": lambda: self.retadm_inc(False),
             "inc: hand, plain ssh (cold)": lambda: self.hand_inc(False),
             "inc: hand, ssh master warm": lambda: self.hand_inc(True),
+            "no change: retadm, master warm": self.retadm_unchanged,
+            "no change: hand, plain ssh (cold)": self.hand_unchanged,
         }
         # round-robin, so that a busy moment on the machine hits every variant alike
         for i in range(self.repeat):
@@ -283,6 +308,39 @@ class Bench:
         plain = statistics.median(self.timed(DST, probe.format("")).seconds for _ in range(5))
         self.notes.append(f"on dst, the shell sshd starts for each remote command costs {rc:.3f}s with "
                           f"root's ~/.bashrc (bash reads it under sshd) against {plain:.3f}s without")
+
+    def many(self, count: int) -> None:
+        """``count`` small datasets replicated, a small change in each; one ``retadm inc`` of them
+        all (parallel, the default limits, then 8 at once) against ``retadm inc`` of one."""
+        names = [f"data/many{i:02d}" for i in range(count)]
+        self.log(f"{count} small datasets, each replicated (retadm init)")
+        for name in names:
+            self.run(SRC, f"zfs create {name} && dd if=/dev/urandom of=/{name}/{BLOB} bs=64k count=16 status=none")
+            self.made[SRC].append(name)
+            remote = f"{REMOTE_POOL}/{name.split('/')[-1]}"
+            self.timed(SRC, f"{self.shell} retadm init {name} --dest {DST} --remote-pool {REMOTE_POOL} "
+                            f"--remote-name {remote.split('/')[-1]} --properties no", timeout=300)
+            self.made[DST].append(remote)
+            self.wait_idle(name, 300)
+        change = "; ".join(f"dd if=/dev/urandom of=/{name}/{BLOB} bs=64k count=1 conv=notrunc status=none"
+                           for name in names)
+        self.retadm_master("open")
+        limits = {"default limits": ("4", "2"), "8 at once": ("8", "8")}
+        for i in range(self.repeat):
+            self.log(f"{count} datasets, round {i + 1}/{self.repeat}")
+            self.run(SRC, f"dd if=/dev/urandom of=/{names[0]}/{BLOB} bs=64k count=1 conv=notrunc status=none")
+            self.results.setdefault("many: one dataset", []).append(
+                self.timed(SRC, f"{self.shell} retadm inc {names[0]}", timeout=300).seconds)
+            for label, (total, partner) in limits.items():
+                self.run(SRC, f"{self.shell} options retadm.parallel {total} && "
+                              f"{self.shell} options retadm.parallel.partner {partner}")
+                self.run(SRC, change, timeout=300)
+                self.run(SRC, self.change(DATASET))  # the big dataset's task runs too: one of count + 1
+                self.results.setdefault(f"many: all {count + 1} tasks, {label}", []).append(
+                    self.timed(SRC, f"{self.shell} retadm inc", timeout=1200).seconds)
+        self.run(SRC, f"{self.shell} options retadm.parallel 4 && {self.shell} options retadm.parallel.partner 2")
+        for name in names:
+            self.run(SRC, f"{self.shell} retadm reset {name} --yes", check=False)
 
     def count_processes(self) -> dict | None:
         have = self.run(SRC, "command -v strace", check=False)
@@ -366,9 +424,13 @@ def report(bench: Bench, execs: dict | None) -> str:
         ("inc 1 MiB: retadm warm vs hand plain ssh", "inc: retadm, master warm", "inc: hand, plain ssh (cold)"),
         ("inc 1 MiB: retadm warm vs hand warm", "inc: retadm, master warm", "inc: hand, ssh master warm"),
         ("inc 1 MiB: retadm cold vs hand plain ssh", "inc: retadm, master cold", "inc: hand, plain ssh (cold)"),
+        ("no change: retadm warm vs hand plain ssh", "no change: retadm, master warm",
+         "no change: hand, plain ssh (cold)"),
         ("ovios-shell start-up (status --json)", "ovios-shell retadm status --json (startup)", None),
     ]
-    table = [("operation", "retadm s", "hand-typed s", "ratio")]
+    rows += [(f"{name.removeprefix('many: ')} vs one", name, "many: one dataset")
+             for name in r if name.startswith("many: all")]
+    table = [("operation", "retadm s", "compared with s", "ratio")]
     for label, ours, theirs in rows:
         a, b = r.get(ours), r.get(theirs) if theirs else None
         if a is None:
@@ -406,12 +468,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the dataset's data (default 1024)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each incremental variant (default 5)")
+    parser.add_argument("--many", type=int, default=50,
+                        help="small datasets for the many-datasets row (default 50; 0 leaves it out)")
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab up at the end (reset)")
     parser.add_argument("--lab-name", default="bench", help="the lab's name (default bench; not ovlab)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every timed command")
     args = parser.parse_args(argv)
-    if args.size_mib < 1 or args.repeat < 1:
-        parser.error("--size-mib and --repeat must be positive")
+    if args.size_mib < 1 or args.repeat < 1 or not 0 <= args.many <= 99:
+        parser.error("--size-mib and --repeat must be positive, --many from 0 to 99")
     if os.geteuid() != 0:
         parser.error("needs root (the lab does)")
 
@@ -437,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.hand_chain_source()
         bench.incrementals()
         execs = bench.count_processes()
+        if args.many:
+            bench.many(args.many)
         bench.notes.append(f"load average (1 min) {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
                            f"on {os.cpu_count()} CPUs: other work on the machine shows in the samples")
         print(report(bench, execs), flush=True)
