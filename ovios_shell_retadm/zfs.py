@@ -1059,6 +1059,11 @@ class ZfsNode:
             return None
         return out.strip()
 
+    def sync_pool(self, pool: str) -> None:
+        """``zpool sync``: commit what was written to ``pool`` so far.  Space properties such as
+        ``written`` count committed data only, which the pool commits every few seconds."""
+        self._run(["zpool", "sync", validate_pool_name(pool)])
+
     # -- snapshots and bookmarks ---------------------------------------------
 
     def history(self, dataset: str) -> History:

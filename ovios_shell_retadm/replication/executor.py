@@ -274,8 +274,7 @@ class Pair:
                 continue
             self.log(step.describe())
             if isinstance(step, SendFull | SendIncremental | ResumeSend):
-                last = not any(isinstance(s, SendFull | SendIncremental | ResumeSend) for s in plan.steps[index + 1:])
-                done |= self._send(step, self._riders(plan, index), outcome, plan.target if last else None)
+                done |= self._send(step, self._riders(plan, index), outcome, _lands_target(plan, index))
             else:
                 self._carry_out(step, outcome)
         return outcome
@@ -454,6 +453,17 @@ def _rollback_loss(names: Sequence[str], snapshot: str) -> tuple[str, ...] | Non
     if snapshot not in names:
         return None
     return tuple(names[names.index(snapshot) + 1:])
+
+
+def _lands_target(plan: Plan, index: int) -> str | None:
+    """The plan's new snapshot when the send at ``index`` is the one that lands it: its last
+    send, and not a resume (which finishes whatever the interrupted stream was sending)."""
+    step = plan.steps[index]
+    later = plan.steps[index + 1:]
+    if isinstance(step, ResumeSend) or not plan.target \
+            or any(isinstance(s, SendFull | SendIncremental | ResumeSend) for s in later):
+        return None
+    return plan.target
 
 
 def _letting_go_from(plan: Plan) -> int | None:

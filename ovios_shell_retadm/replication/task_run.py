@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from .. import zfs
 from ..eventlog import log_event
 from ..exit_status import BUSY
 from ..hosts import HostError, LocalHost, SshHost
@@ -268,12 +269,15 @@ class TaskRun:
 
     def _unchanged(self) -> bool:
         """Whether this is a cron run that can end before it contacts the destination: the
-        task's last run completed and the source is as it left it (one local ``zfs`` call; see
-        :func:`planner.unchanged_since_recorded`).  Only where ZFS can tell (``written``)."""
+        task's last run completed and the source is as it left it (see
+        :func:`planner.unchanged_since_recorded`).  Only where ZFS can tell (``written``), and
+        only once the pool has committed what was written (a write of the last seconds is not
+        in ``written`` before): ``zpool sync``, then one ``zfs get``."""
         record = self.record
         if self.kind != INC or self.confirmed is not None or self.after_failure or record.state != IDLE \
                 or not record.initialised or not self.pair.source.capabilities().written:
             return False
+        self.pair.source.sync_pool(zfs.pool_of(record.dataset))
         self._source_history, snapshots = self.pair.source_history()
         return planner.unchanged_since_recorded(snapshots, self._source_history.written, self.pair.task,
                                                 record.last_guid)

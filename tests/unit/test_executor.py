@@ -8,7 +8,7 @@ import subprocess
 
 from ovios_shell_retadm import zfs
 from ovios_shell_retadm.hosts import LocalHost
-from ovios_shell_retadm.replication.executor import Pair, _letting_go_from
+from ovios_shell_retadm.replication.executor import Pair, _lands_target, _letting_go_from
 from ovios_shell_retadm.replication.model import (
     CreateBookmark,
     CreateSnapshot,
@@ -20,6 +20,7 @@ from ovios_shell_retadm.replication.model import (
     Plan,
     RecordCommon,
     Release,
+    ResumeSend,
     SendFull,
     SendIncremental,
     Side,
@@ -91,3 +92,11 @@ def test_commands_run_each_whatever_the_ones_before_did():
     node = zfs.ZfsNode(LocalHost())
     assert node.run_each([["true"], ["false"], ["sh", "-c", "echo noise; exit 0"], ["sh", "-c", "exit 3"]]) == \
         [True, False, True, False]
+
+
+def test_only_the_last_send_of_a_plan_lands_its_new_snapshot_and_a_resume_never_does():
+    sends = (SendFull("monday", False), SendIncremental("monday", False, "retadm_2", False), Hold(DST, "retadm_2"))
+    plan = Plan(sends, None, "retadm_2")
+    assert [_lands_target(plan, i) for i in range(2)] == [None, "retadm_2"]
+    resume = Plan((ResumeSend("1-abc-def"),), None, "")
+    assert _lands_target(resume, 0) is None
