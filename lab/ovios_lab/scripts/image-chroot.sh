@@ -54,7 +54,7 @@ step "Python dependencies from PyPI wheels"
 python3 -m pip install --break-system-packages --no-index --find-links /tmp/wheelhouse --no-cache-dir \
     --root-user-action=ignore "${REQUIREMENTS[@]}" "${PEER_REQUIREMENTS[@]}"
 python3 -c 'import cmd2, sh, pexpect, tabulate; print("cmd2", cmd2.__version__)'
-command -v zfs-autobackup
+test -x /usr/local/bin/zfs-autobackup  # pip puts scripts there, off this PATH
 
 step "units"
 systemctl enable systemd-networkd.service ovios-lab-boot.service ssh.service cron.service
