@@ -18,7 +18,7 @@ import configparser
 import hashlib
 
 from .shell_scripts import assignments, script
-from .spec import NodeSpec
+from .spec import VDEV_SIZE, NodeSpec
 
 SEED_MOUNT = "/run/ovios-lab/seed"
 REPO_MOUNT = "/run/ovios-lab/repo"
@@ -28,7 +28,7 @@ LAB_SSH_PORT = 2222  # the lab's control sshd (the product's sshd keeps port 22)
 MGMT_ADDRESS = "10.0.2.15"  # user-mode networking's guest address
 PREFIX_LEN = 24
 MIB = 1024 * 1024
-POOL_DISK_SIZE = 256 * MIB
+POOL_DISK_SIZE = VDEV_SIZE  # $OVIOS_LAB_VDEV_SIZE as in Lab 1; 256 MiB unless set
 ZVOL_SIZE = 64 * MIB
 
 #: files and directories whose boot-time state reset restores (see scripts/signatures.sh)

@@ -9,7 +9,9 @@ missing) builds it from Debian's mirrors and PyPI only:
    zfs-dkms zfsutils-linux`` (DKMS builds the modules for the guest kernel), then the
    compiler, headers and DKMS are purged and the built modules kept (``zfsutils-linux``
    only *recommends* ``zfs-dkms``); the project's Python dependencies are installed
-   from wheels fetched from PyPI on the machine (the guest has no network);
+   from wheels fetched from PyPI on the machine (the guest has no network), and so is
+   ``zfs-autobackup``; ``sanoid`` (syncoid) comes from Debian.  These two are the peers
+   ``benchmarks/bench_peers.py`` compares retadm with: nothing else uses them;
 3. the kernel and initrd are copied out (the lab boots them directly), the tree goes
    into an ext4 file (``mkfs.ext4 -d``, no loop mount) and that into ``base.qcow2``.
 
@@ -74,6 +76,14 @@ GUEST_PACKAGES: tuple[str, ...] = (
 )
 KERNEL_PACKAGES: tuple[str, ...] = ("linux-image-amd64", "linux-headers-amd64")
 ZFS_PACKAGES: tuple[str, ...] = ("zfs-dkms", "zfsutils-linux")  # from bookworm-backports
+#: the replication tools ``benchmarks/bench_peers.py`` measures retadm against, never used by
+#: the product or its tests.  ``sanoid`` (it ships ``syncoid``; its Depends bring pv, lzop and
+#: mbuffer, which syncoid uses by default) is installed after ZFS_PACKAGES: it depends on
+#: ``zfsutils-linux | zfs-fuse``, which would otherwise pull bookworm's older OpenZFS in first
+PEER_PACKAGES: tuple[str, ...] = ("sanoid",)
+#: from PyPI wheels like the project's dependencies, pinned so that the image (and the figures
+#: in the README) stay the same until the recipe changes
+PEER_REQUIREMENTS: tuple[str, ...] = ("zfs-autobackup==3.3",)
 #: units the VMs do not need (consoles, maintenance timers, ZFS import/mount at boot: the lab
 #: creates its pools after boot; pseudo filesystems and modules nothing here uses).  Every
 #: unit costs seconds under emulation.
@@ -164,7 +174,8 @@ def recipe() -> dict:
     return {
         "version": RECIPE_VERSION, "suite": SUITE, "components": list(COMPONENTS),
         "guest_packages": list(GUEST_PACKAGES), "kernel_packages": list(KERNEL_PACKAGES),
-        "zfs_packages": list(ZFS_PACKAGES), "masked": list(MASKED_UNITS),
+        "zfs_packages": list(ZFS_PACKAGES), "peer_packages": list(PEER_PACKAGES),
+        "peer_requirements": list(PEER_REQUIREMENTS), "masked": list(MASKED_UNITS),
         "disabled": list(DISABLED_UNITS),
         "dropped_modules": list(DROPPED_MODULE_DIRS), "requirements": list(requirements()),
         "files": {k: [v[0], v[1]] for k, v in sorted(IMAGE_FILES.items())}, "script": script(CHROOT_SCRIPT),
@@ -256,7 +267,8 @@ def _image_env() -> str:
     """The chroot script's values (bash arrays)."""
     return assignments({
         "GUEST_PACKAGES": GUEST_PACKAGES, "KERNEL_PACKAGES": KERNEL_PACKAGES, "ZFS_PACKAGES": ZFS_PACKAGES,
-        "REQUIREMENTS": requirements(), "MASKED_UNITS": MASKED_UNITS, "DISABLED_UNITS": DISABLED_UNITS,
+        "REQUIREMENTS": requirements(), "PEER_PACKAGES": PEER_PACKAGES, "PEER_REQUIREMENTS": PEER_REQUIREMENTS,
+        "MASKED_UNITS": MASKED_UNITS, "DISABLED_UNITS": DISABLED_UNITS,
         "DROPPED_MODULE_DIRS": DROPPED_MODULE_DIRS,
     })
 
@@ -309,8 +321,8 @@ class _Builder:
         wheelhouse = self.work / "wheelhouse"
         pip_env, cert = _pip_env()
         self.run([sys.executable, "-m", "pip", "wheel", "--no-cache-dir", "--quiet", "--index-url", PYPI_INDEX,
-                  *cert, "--wheel-dir", str(wheelhouse), *requirements()], "wheels from PyPI", env=pip_env,
-                 timeout=900)
+                  *cert, "--wheel-dir", str(wheelhouse), *requirements(), *PEER_REQUIREMENTS], "wheels from PyPI",
+                 env=pip_env, timeout=900)
         self.run(["unshare", "--mount", "--propagation", "private", "debootstrap", "--variant=minbase",
                   "--components=" + ",".join(COMPONENTS), SUITE, str(self.root), mirror],
                  "debootstrap", env=clean_env)

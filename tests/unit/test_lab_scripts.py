@@ -58,3 +58,22 @@ def test_the_guest_scripts_parse_with_the_node_values(spec) -> None:
     env = openzfs_guest.node_env(spec)
     pools = subprocess.run(["sh", "-c", env + 'echo "$POOLS"'], check=True, capture_output=True, text=True).stdout
     assert pools.split() == [pool.name for pool in spec.pools]
+
+
+def test_the_benchmark_peers_reach_the_image_and_nothing_else() -> None:
+    # syncoid (Debian's sanoid) and zfs-autobackup are in the OpenZFS image for
+    # benchmarks/bench_peers.py only: installed after OpenZFS (sanoid depends on it), and
+    # named by no product module and no test
+    from ovios_lab import openzfs_image
+
+    env = openzfs_image._image_env()
+    assert "PEER_PACKAGES=(sanoid)" in env and "PEER_REQUIREMENTS=(zfs-autobackup==" in env
+    chroot = openzfs_image.script(openzfs_image.CHROOT_SCRIPT)
+    assert chroot.index('"${ZFS_PACKAGES[@]}"') < chroot.index('"${PEER_PACKAGES[@]}"')
+    assert '"${PEER_REQUIREMENTS[@]}"' in chroot
+    root = LAB.parent
+    users = [path.relative_to(root) for folder in ("ovios_shell_retadm", "tests")
+             for path in (root / folder).rglob("*.py")
+             if path != Path(__file__).resolve() and any(
+                 word in path.read_text(errors="replace") for word in ("syncoid", "autobackup", "sanoid"))]
+    assert users == []

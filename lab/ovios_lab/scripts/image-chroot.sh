@@ -1,8 +1,8 @@
 #!/bin/bash
 # ovios-lab: builds the OpenZFS image's tree.  Runs inside it (chroot), as root, with the
 # network of the machine.  Its values come from image.env beside it (written by
-# openzfs_image.py): GUEST_PACKAGES, KERNEL_PACKAGES, ZFS_PACKAGES, REQUIREMENTS, MASKED_UNITS,
-# DISABLED_UNITS and DROPPED_MODULE_DIRS, each a bash array.
+# openzfs_image.py): GUEST_PACKAGES, KERNEL_PACKAGES, ZFS_PACKAGES, PEER_PACKAGES, REQUIREMENTS,
+# PEER_REQUIREMENTS, MASKED_UNITS, DISABLED_UNITS and DROPPED_MODULE_DIRS, each a bash array.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 # shellcheck source=/dev/null # image.env: written at build time
@@ -45,10 +45,16 @@ depmod -a "$KVER"
 modinfo -k "$KVER" -F version zfs
 update-initramfs -u -k "$KVER"
 
+step "the benchmark's peer tools from Debian (after ZFS: they depend on it)"
+"${APT[@]}" install "${PEER_PACKAGES[@]}"
+dpkg-query -W -f='${Version}\n' zfsutils-linux | grep -qxF "$ZFSVER"  # not replaced by bookworm's
+command -v syncoid
+
 step "Python dependencies from PyPI wheels"
 python3 -m pip install --break-system-packages --no-index --find-links /tmp/wheelhouse --no-cache-dir \
-    --root-user-action=ignore "${REQUIREMENTS[@]}"
+    --root-user-action=ignore "${REQUIREMENTS[@]}" "${PEER_REQUIREMENTS[@]}"
 python3 -c 'import cmd2, sh, pexpect, tabulate; print("cmd2", cmd2.__version__)'
+test -x /usr/local/bin/zfs-autobackup  # pip puts scripts there, off this PATH
 
 step "units"
 systemctl enable systemd-networkd.service ovios-lab-boot.service ssh.service cron.service
