@@ -125,7 +125,7 @@ class Pair:
         source = source or self.source.history(self.task.dataset)
         survey = None if source_only else self._survey_destination()
         destination = survey.history if survey else None
-        source_holds = self._held(self.source, source.snapshots)
+        source_holds = self.held_on_source(source.snapshots)
         destination_holds = _tagged(survey.holds, self.task.tag) if survey else frozenset()
         readonly = origin = promoted = token = None
         if survey is not None:
@@ -172,12 +172,13 @@ class Pair:
                 f"('zfs receive -A {remote}' on {partner} discards it)")
         return check.state == zfs.RESUME_VALID
 
-    def _held(self, node: ZfsNode, snapshots) -> frozenset[str]:
-        """The snapshots that carry this task's hold (its tag; other tags are other tasks')."""
+    def held_on_source(self, snapshots: Sequence[zfs.Snapshot]) -> frozenset[str]:
+        """Which of the source's ``snapshots`` carry this task's hold (its tag; other tags are
+        other tasks'): one ``zfs holds`` of those held at all, none if no snapshot is."""
         held = [s.full for s in snapshots if s.userrefs > 0]  # only these can carry our tag
         if not held:
             return frozenset()
-        return _tagged(node.holds(held, tags=[self.task.tag]), self.task.tag)
+        return _tagged(self.source.holds(held, tags=[self.task.tag]), self.task.tag)
 
     # -- commands ----------------------------------------------------------------
 

@@ -20,7 +20,7 @@ snapshot that arrived) or from the dataset's other tasks (fan-out: several desti
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from .model import (
     AbortResume,
@@ -216,17 +216,18 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str | None) -
 
 
 def unchanged_since_recorded(source: Sequence[ObservedSnapshot], written: bool | None, task: Task,
-                             recorded_guid: int | None) -> bool:
+                             recorded_guid: int | None, source_holds: Collection[str]) -> bool:
     """Whether a cron run may end before it looks at the destination: the source's newest
-    snapshot is the one the task's last run recorded as replicated (by guid), it is the task's
-    own tracking snapshot (a cascade: any snapshot, since what is written on a replica is not
-    its to send), and nothing was written since.
+    snapshot is the one the task's last run recorded as replicated (by guid), it still carries
+    the task's hold (``source_holds``: the names that do), it is the task's own tracking
+    snapshot (a cascade: any snapshot, since what is written on a replica is not its to send),
+    and nothing was written since.  A hold gone missing is a run's to put back, on both sides.
 
     Written unknown (zfs-fuse) counts as written: the run goes on and plans as usual.  The
     destination is taken as recorded: the next run that sends, and ``doctor``, look at it.
     """
     newest = max(source, key=lambda snapshot: snapshot.createtxg, default=None)
-    if newest is None or recorded_guid is None or newest.guid != recorded_guid:
+    if newest is None or recorded_guid is None or newest.guid != recorded_guid or newest.name not in source_holds:
         return False
     if task.cascade:
         return True

@@ -272,15 +272,17 @@ class TaskRun:
         task's last run completed and the source is as it left it (see
         :func:`planner.unchanged_since_recorded`).  Only where ZFS can tell (``written``), and
         only once the pool has committed what was written (a write of the last seconds is not
-        in ``written`` before): ``zpool sync``, then one ``zfs get``."""
+        in ``written`` before): ``zpool sync``, one ``zfs get``, and ``zfs holds`` of the newest
+        snapshot."""
         record = self.record
         if self.kind != INC or self.confirmed is not None or self.after_failure or record.state != IDLE \
                 or not record.initialised or not self.pair.source.capabilities().written:
             return False
         self.pair.source.sync_pool(zfs.pool_of(record.dataset))
         self._source_history, snapshots = self.pair.source_history()
+        newest = self._source_history.snapshots[-1:]  # creation order: only the newest can qualify
         return planner.unchanged_since_recorded(snapshots, self._source_history.written, self.pair.task,
-                                                record.last_guid)
+                                                record.last_guid, self.pair.held_on_source(newest))
 
     def _end_unchanged(self) -> Outcome:
         self.tasks.update(self.record.key, last_success=time.time())

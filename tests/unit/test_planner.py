@@ -337,6 +337,10 @@ def test_unknown_written_counts_as_written():
 CASCADE = replace(TASK, cascade=True)
 
 
+def newest_held(source):
+    return held(source[-1].name) if source else held()
+
+
 @pytest.mark.parametrize("source, written, task, recorded, unchanged", [
     (snaps(("daily", 1), ("retadm_1", 2)), False, TASK, 2, True),
     # written since, or ZFS cannot tell: the run goes on
@@ -356,25 +360,37 @@ CASCADE = replace(TASK, cascade=True)
     (snaps(("upstream_1", 2), ("upstream_2", 3)), False, CASCADE, 2, False),
 ])
 def test_unchanged_since_recorded(source, written, task, recorded, unchanged):
-    assert unchanged_since_recorded(source, written, task, recorded) is unchanged
+    assert unchanged_since_recorded(source, written, task, recorded, newest_held(source)) is unchanged
+
+
+@pytest.mark.parametrize("task", [TASK, CASCADE])
+def test_a_hold_released_by_hand_is_a_runs_to_put_back(task):
+    """Without the task's hold on the recorded snapshot, the run goes on: it looks at both
+    sides, and holds again on each the snapshot that lacks it."""
+    source = snaps(("retadm_1", 1), ("retadm_2", 2))
+    assert not unchanged_since_recorded(source, False, task, 2, held())
+    assert not unchanged_since_recorded(source, False, task, 2, held("retadm_1"))
 
 
 @given(st.lists(st.tuples(st.sampled_from(["retadm_", "daily_"]), st.integers(1, 9)), min_size=1, max_size=6,
                 unique_by=lambda spec: spec[1]),
-       st.sampled_from([True, False, None]), st.booleans())
-def test_unchanged_means_the_planner_would_send_nothing(specs, written, recorded_newest):
+       st.sampled_from([True, False, None]), st.booleans(), st.booleans())
+def test_unchanged_means_the_planner_would_send_and_hold_nothing(specs, written, recorded_newest, newest_is_held):
     """Whenever a run would end before the destination, the full plan (with the destination
-    as the last run left it: the recorded snapshot in common, held) sends nothing."""
+    as the last run left it: the recorded snapshot in common, held) sends nothing and has no
+    hold to put back (what it may still prune, older tracking snapshots, the next run does)."""
     source = snaps(*((f"{prefix}{guid}", guid) for prefix, guid in specs))
     recorded = source[-1 if recorded_newest else 0].guid
-    if not unchanged_since_recorded(source, written, TASK, recorded):
-        assert not (recorded_newest and written is False and source[-1].name.startswith("retadm_"))
+    source_holds = newest_held(source) if newest_is_held else held()
+    if not unchanged_since_recorded(source, written, TASK, recorded, source_holds):
+        assert not (recorded_newest and newest_is_held and written is False and source[-1].name.startswith("retadm_"))
         return
     newest = source[-1].name
-    obs = observed(source, source, written=written, source_holds=held(newest), destination_holds=held(newest),
+    obs = observed(source, source, written=written, source_holds=source_holds, destination_holds=held(newest),
                    recorded_guid=recorded)
     plan = plan_incremental(obs, TASK, "retadm_99")
     assert isinstance(plan, Plan) and not plan.sends and plan.target == newest
+    assert not [step for step in plan.steps if isinstance(step, Hold)]
 
 
 def test_data_landed_but_bookkeeping_did_not():
