@@ -111,6 +111,14 @@ class HostKeyError(HostError):
     """The peer's host key is unknown or changed; we never accept it blindly."""
 
 
+class HostKeyChanged(HostKeyError):
+    """The peer shows another host key than the one recorded for it."""
+
+
+class HostKeyUnknown(HostKeyError):
+    """No host key is recorded for the peer yet."""
+
+
 class AuthError(HostError):
     """The peer refused our key: passwordless ssh is not set up (for this user)."""
 
@@ -286,13 +294,13 @@ class LocalHost(Host):
 # Order matters: a changed host key prints a long banner before its verdict.
 _SSH_FAILURES: tuple[tuple[type[HostError], re.Pattern[str], str], ...] = (
     (
-        HostKeyError,
+        HostKeyChanged,
         re.compile(r"REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed"),
         "host key CHANGED, refusing to connect (possible man-in-the-middle; if the node was "
         "reinstalled, verify its new key and remove the old one with ssh-keygen -R)",
     ),
     (
-        HostKeyError,
+        HostKeyUnknown,
         re.compile(r"Host key verification failed|host key is known for .* requested strict checking"),
         "host key unknown, refusing to connect (connect once by hand with ssh to verify and record it)",
     ),

@@ -19,6 +19,8 @@ STALL_TIMEOUT = "retadm.stall.timeout"
 #: (see :func:`parallel_runs`)
 PARALLEL = "retadm.parallel"
 PARALLEL_PER_PARTNER = "retadm.parallel.partner"
+#: root's ssh login (see :data:`.services.ROOT_LOGIN`)
+SSH_ALLOW_ROOT = "ssh.allow.root"
 
 
 class OptionError(Exception):
@@ -80,9 +82,10 @@ CATALOGUE: dict[str, Option] = {
     option.name: option
     for option in (
         Option(
-            "ssh.allow.root", "off",
-            "root may log in over SSH with a key (never with a password); needed by retadm",
-            apply=lambda v: services.set_root_login(v == "on"),
+            SSH_ALLOW_ROOT, "off",
+            "root may log in over SSH: on (a password too, while keys are exchanged), keys (a key "
+            "only: once passwordless SSH works), off; retadm needs on or keys",
+            choices=tuple(services.ROOT_LOGIN), apply=services.set_root_login,
         ),
         Option(
             "cron.enable", "off",

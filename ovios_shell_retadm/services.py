@@ -128,8 +128,10 @@ def service_manager() -> Systemd | DirectDaemons:
 
 # -- sshd's root-login policy ------------------------------------------------------
 
-ROOT_LOGIN_ON = "prohibit-password"  # key-only: the guide's passwordless SSH
-ROOT_LOGIN_OFF = "no"
+#: ``options ssh.allow.root`` value -> sshd's PermitRootLogin: ``on`` lets root log in with a
+#: password too (the guide's ``ssh-copy-id`` needs it while keys are exchanged), ``keys`` with
+#: a key only (once they are), ``off`` not at all
+ROOT_LOGIN = {"on": "yes", "keys": "prohibit-password", "off": "no"}
 _DROPIN_NAME = "00-ovios-root-login.conf"
 PRIVSEP_DIR = Path("/run/sshd")
 
@@ -184,11 +186,12 @@ def _rewrite_permit_root_login(text: str, policy: str) -> str:
 
 
 #: what ``sshd -T`` prints for each policy we set (OpenSSH 9.2 still says without-password)
-_EFFECTIVE = {ROOT_LOGIN_ON: ("prohibit-password", "without-password"), ROOT_LOGIN_OFF: ("no",)}
+_EFFECTIVE = {"yes": ("yes",), "prohibit-password": ("prohibit-password", "without-password"), "no": ("no",)}
 
 
-def set_root_login(allow: bool) -> None:
-    """Key-only root login (``on``) or none (``off``), validated, then sshd reloaded.
+def set_root_login(value: str) -> None:
+    """Root login as ``options ssh.allow.root`` ``value`` says (:data:`ROOT_LOGIN`),
+    validated, then sshd reloaded.
 
     Debian's sshd_config includes ``sshd_config.d/*.conf`` before anything else and
     sshd keeps the first value it reads, so the setting goes into a drop-in there;
@@ -197,7 +200,7 @@ def set_root_login(allow: bool) -> None:
     would override it) before sshd is reloaded; otherwise the change is rolled back and sshd
     is left as it was.
     """
-    policy = ROOT_LOGIN_ON if allow else ROOT_LOGIN_OFF
+    policy = ROOT_LOGIN[value]
     config = settings.sshd_config_path()
     dropin = config.parent / "sshd_config.d" / _DROPIN_NAME
     if _included_first(config, dropin):
@@ -243,11 +246,20 @@ def root_login_policy() -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    for line in proc.stdout.splitlines():
+    return permit_root_login_of(proc.stdout)
+
+
+def permit_root_login_of(effective_config: str) -> str | None:
+    """PermitRootLogin in ``sshd -T``'s output (None when it is not there)."""
+    for line in effective_config.splitlines():
         key, _, value = line.partition(" ")
         if key == "permitrootlogin":
             return value
     return None
+
+
+#: ``sshd -T``'s PermitRootLogin values that let root log in with a password
+ROOT_PASSWORD_LOGIN = frozenset({"yes"})
 
 
 def set_cron(enabled: bool) -> None:

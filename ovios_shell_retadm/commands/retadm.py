@@ -19,7 +19,7 @@ import cmd2
 from .. import options, plain_commands, settings
 from ..config import autosync
 from ..exit_status import FAILED, USAGE, CommandError
-from ..hosts import LocalHost
+from ..hosts import LocalHost, SshHost
 from ..plain_commands import add_dest_option
 from ..replication import doctor, preflight
 from ..replication.model import Plan
@@ -29,6 +29,7 @@ from ..replication.task_store import DECRYPTED, RAW, TaskRecord, TaskStore, new_
 from ..store import StoreError
 from ..zfs import ZfsNode
 from .retadm_base import RetadmCommandSet, complete, local_unreplicated_datasets, replicated_datasets
+from .ssh_setup import SshSetup
 
 SUBCOMMANDS = ("status", "init", "inc", "reset", "doctor", "repair", "watch")  # the guide's order
 FAILOVER_SUBCOMMANDS = ("promote", "reverse", "switchback")
@@ -201,8 +202,7 @@ class RetadmCommands(RetadmCommandSet):
         local = ZfsNode(LocalHost())
         try:
             dest_address = self._ask("Destination Host (IP/Name): ", args.dest, "--dest")
-            dest_host = preflight.destination(dest_address)
-            source_address = preflight.reverse_ssh(dest_host)
+            dest_host, source_address = self._reach_both_ways(dest_address)
             dataset = args.dataset or self._pick_dataset(local, tasks)
             kind = preflight.source_dataset(local, dataset)
             dest = ZfsNode(dest_host)
@@ -238,6 +238,20 @@ class RetadmCommands(RetadmCommandSet):
         self.out("[+] Full replication started in background.")
         self.out(f"Monitor {settings.repl_log_path()}")
         return 0
+
+    def _reach_both_ways(self, address: str) -> tuple[SshHost, str]:
+        """The destination, over passwordless ssh, and this node's address as it sees it (it
+        reaches back there).  Where a direction is missing, a person at a terminal is offered
+        to set it up on the spot; anyone else gets the commands that do."""
+        try:
+            host = preflight.destination(address)
+            return host, preflight.reverse_ssh(host)
+        except preflight.NoPasswordlessSsh as missing:
+            if not self._interactive():
+                raise
+            SshSetup(lambda prompt, default: self._ask(prompt, None, "", default), self.out).offer(address, missing)
+        host = preflight.destination(address)
+        return host, preflight.reverse_ssh(host)
 
     def _warn_autosync(self, dataset: str, remote: str, properties: bool) -> None:
         """With autosync on, the guide (section 8) wants the same pool/name and properties: warn."""

@@ -9,7 +9,16 @@ from __future__ import annotations
 import shlex
 import socket
 
-from ..hosts import AuthError, HostError, HostKeyError, HostUnreachable, SshHost, validate_hostname
+from ..hosts import (
+    AuthError,
+    HostError,
+    HostKeyError,
+    HostKeyUnknown,
+    HostUnreachable,
+    SshHost,
+    classify_ssh_failure,
+    validate_hostname,
+)
 from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, stream_flags, validate_dataset_name, validate_pool_name
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, own_mark
 from .task_store import DECRYPTED, PLAIN, RAW, TaskStore
@@ -33,12 +42,26 @@ class InvalidValue(PreflightError):
     """A name or address that is not valid at all: a usage error (exit status 2)."""
 
 
+class NoPasswordlessSsh(PreflightError):
+    """Passwordless ssh is missing one way (a key refused, a host key not yet recorded):
+    what a key exchange sets up (see :mod:`..key_exchange`).  ``forward``: whether this
+    node already reaches the destination with its key."""
+
+    def __init__(self, message: str, hint: str | None = None, *, forward: bool):
+        super().__init__(message, hint)
+        self.forward = forward
+
+
 def ssh_setup_commands(local: str, remote: str) -> str:
     """The guide's Step 1, as the exact commands to run."""
     return (
         f"on this node: 'options ssh.allow.root on', 'ssh-keygen' (if no key yet), 'ssh-copy-id {remote}'; "
         f"on {remote}: 'options ssh.allow.root on', 'ssh-keygen', 'ssh-copy-id {local}'"
     )
+
+
+#: what ``retadm init`` adds to the commands: on a terminal it offers the key exchange itself
+TERMINAL_OFFER = "(or run 'retadm init' on a terminal: it offers to do it)"
 
 
 def destination(address: str) -> SshHost:
@@ -49,9 +72,14 @@ def destination(address: str) -> SshHost:
     except ValueError as exc:
         raise InvalidValue(str(exc)) from exc
     except AuthError as exc:
-        raise PreflightError(
+        raise NoPasswordlessSsh(
             f"passwordless SSH to {address} is not set up (our key was refused)",
-            ssh_setup_commands(_address_towards(address), address),
+            f"{ssh_setup_commands(_address_towards(address), address)} {TERMINAL_OFFER}", forward=False,
+        ) from exc
+    except HostKeyUnknown as exc:
+        raise NoPasswordlessSsh(
+            f"passwordless SSH to {address} is not set up (its host key is not recorded here)",
+            f"{ssh_setup_commands(_address_towards(address), address)} {TERMINAL_OFFER}", forward=False,
         ) from exc
     except HostKeyError as exc:
         raise PreflightError(str(exc), f"check the host key of {address} (ssh root@{address}) before going on") from exc
@@ -88,10 +116,12 @@ def reverse_ssh(host: SshHost) -> str:
     result = host.run(probe, timeout=30, check=False)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["failed"])[-1]
-        raise PreflightError(
-            f"passwordless SSH from {host.name} back to {source} does not work ({reason})",
-            f"on {host.name} run: {shlex.join(['ssh-copy-id', f'root@{source}'])}",
-        )
+        message = f"passwordless SSH from {host.name} back to {source} does not work ({reason})"
+        hint = f"on {host.name} run: {shlex.join(['ssh-copy-id', f'root@{source}'])} {TERMINAL_OFFER}"
+        failure = classify_ssh_failure(result.stderr)
+        if failure is not None and failure[0] in (AuthError, HostKeyUnknown):
+            raise NoPasswordlessSsh(message, hint, forward=True)
+        raise PreflightError(message, hint)
     return source
 
 

@@ -132,9 +132,17 @@ def test_ssh_allow_root_sets_a_policy_that_sshd_reads(private_sshd, include):
     refused = sshd.root_login()
     assert refused.returncode == 255 and "Permission denied" in refused.stderr, refused
 
-    assert sshd.ovios_shell("options", "ssh.allow.root", "on").returncode == 0
+    assert sshd.ovios_shell("options", "ssh.allow.root", "keys").returncode == 0
     assert sshd.policy() == "without-password"  # sshd -T's name for prohibit-password: key only
     sshd.wait_listening(reloads=2)
+    logged_in = sshd.root_login()
+    assert (logged_in.returncode, logged_in.stdout) == (0, "logged in\n"), logged_in.stderr
+    assert options.get("ssh.allow.root") == "keys"
+
+    # the guide's value: a password too, for ssh-copy-id (a login with one: tests/fuse_lab/test_key_exchange.py)
+    assert sshd.ovios_shell("options", "ssh.allow.root", "on").returncode == 0
+    assert sshd.policy() == "yes"
+    sshd.wait_listening(reloads=3)
     logged_in = sshd.root_login()
     assert (logged_in.returncode, logged_in.stdout) == (0, "logged in\n"), logged_in.stderr
     assert options.get("ssh.allow.root") == "on"

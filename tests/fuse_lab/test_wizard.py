@@ -20,6 +20,7 @@ import pytest
 
 from ovios_lab import Lab
 from ovios_lab.fuse_lab import node_env
+from ovios_shell_retadm.replication.preflight import TERMINAL_OFFER
 
 from replication_helpers import sh, shell, status, wait_for
 
@@ -278,6 +279,7 @@ def test_no_passwordless_ssh_to_the_destination(fresh_lab: Lab, keys_moved_away)
     # the guide's Step 1, as commands to run on each side
     assert "on this node: 'options ssh.allow.root on', 'ssh-keygen' (if no key yet), 'ssh-copy-id dst'" in line
     assert f"on dst: 'options ssh.allow.root on', 'ssh-keygen', 'ssh-copy-id {src}'" in line
+    assert line.endswith(TERMINAL_OFFER), line
     assert state(fresh_lab) == before
 
 
@@ -291,8 +293,205 @@ def test_no_passwordless_ssh_back_to_the_source(fresh_lab: Lab, keys_moved_away)
     # the failing direction is named (not mistaken for a refusal by dst), with the fix
     assert line.startswith(f"retadm init: passwordless SSH from dst back to {src} does not work ("), line
     assert "Permission denied" in line
-    assert line.endswith(f"on dst run: ssh-copy-id root@{src}"), line
+    assert line.endswith(f"on dst run: ssh-copy-id root@{src} {TERMINAL_OFFER}"), line
     assert state(fresh_lab) == before
+
+
+# -- passwordless SSH set up on the spot (the guide's Step 1) --------------------------------
+
+#: dst's root password in the tests below (a real one: chpasswd, then sshd checks it)
+PASSWORD = f"Pw-{uuid.uuid4().hex[:10]}"
+SET_UP = "Set up passwordless SSH both ways now (keys; asks for dst's root password once)? (yes/no) [yes]:"
+CONFIRM = "Are these the host keys of dst? (yes/no) [no]:"
+ASK_PASSWORD = "root password of dst (used once, never stored):"
+#: what the exchange may change: root's keys on both nodes
+SSH_FILES = "ls -a /root/.ssh; cat /root/.ssh/authorized_keys /root/.ssh/known_hosts 2>/dev/null || true"
+
+
+@pytest.fixture
+def strangers(fresh_lab: Lab) -> Lab:
+    """Two nodes as a new administrator finds them: neither trusts the other (no authorized
+    keys, no known hosts), dst has no root key and a root password, and both have done the
+    guide's 'options ssh.allow.root on' (the next reset puts the lab's keys back)."""
+    for node in fresh_lab.nodes:
+        sh(fresh_lab, node, "rm -f /root/.ssh/authorized_keys /root/.ssh/known_hosts")
+        assert shell(fresh_lab, node, "options", "ssh.allow.root", "on").returncode == 0
+    sh(fresh_lab, "dst", "rm -f /root/.ssh/id_ed25519 /root/.ssh/id_ed25519.pub")
+    fresh_lab.exec("dst", ["chpasswd"], input=f"root:{PASSWORD}\n")
+    return fresh_lab
+
+
+def _offered_the_set_up(session: Session) -> str:
+    """``retadm init`` to dst, up to the question; returns what was printed before it."""
+    session.child.sendline("retadm init")
+    session.expect("Destination Host (IP/Name):")
+    session.answer("dst")
+    return session.expect(SET_UP)
+
+
+def _fingerprint(lab: Lab) -> str:
+    """dst's ed25519 host key fingerprint, as the administrator reads it on dst."""
+    return sh(lab, "dst", "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
+
+
+def _ssh_state(lab: Lab) -> tuple[str, ...]:
+    return tuple(sh(lab, node, SSH_FILES).stdout for node in lab.nodes)
+
+
+def test_step_one_on_the_spot_then_the_wizard_goes_on(session: Session, strangers: Lab) -> None:
+    """The whole walk on nodes that do not trust each other: the offer, dst's host key shown
+    and confirmed, the password asked once without echo, keys both ways (dst's made on the
+    spot), then the wizard's own questions and the full send."""
+    lab = strangers
+    printed = _offered_the_set_up(session)
+    assert "passwordless SSH to dst is not set up" in printed, printed
+    session.answer("")  # yes, the default
+    shown = session.expect(CONFIRM)
+    assert _fingerprint(lab) in shown, shown
+    session.answer("yes")
+    session.expect(ASK_PASSWORD)
+    session.answer(PASSWORD)
+    done = session.expect("[+] Passwordless SSH works both ways between this node and dst (a new key on dst).")
+    assert PASSWORD not in done  # not echoed
+    session.expect("Select the dataset to replicate")
+    session.answer("")
+    session.expect("Remote Pool Name:")
+    session.answer("repl")
+    session.expect("Remote Dataset Name [smbvol]:")
+    session.answer("")
+    session.expect("Replicate properties? (yes/no) [no]:")
+    session.answer("")
+    session.expect(STARTED)
+    assert "Traceback" not in session.prompt()
+    wait_idle(lab, "data/smbvol")
+
+    # both directions work with keys alone, and the host keys were recorded, not skipped
+    src = lab.node_address("src")
+    batch = "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes root@{} true"
+    assert sh(lab, "src", batch.format("dst"), check=False).returncode == 0
+    assert sh(lab, "dst", batch.format(src), check=False).returncode == 0
+    # the password is nowhere: not in a log, a file of ours or root's ssh files
+    for node in lab.nodes:
+        found = sh(lab, node, f"grep -rlF {PASSWORD} /var/log /etc/ovios /root/.ssh /run/ovios", check=False)
+        assert found.stdout == "", (node, found.stdout)
+
+    # keys work both ways: doctor says the password door is still open, and how to close it
+    doctor = shell(lab, "src", "retadm", "doctor", "data/smbvol").stdout
+    assert ("WARN  root login: root may still log in with a password (here and dst) although keys work both ways"
+            in doctor), doctor
+    assert "'options ssh.allow.root keys' on here and dst" in doctor, doctor
+    for node in lab.nodes:
+        assert shell(lab, node, "options", "ssh.allow.root", "keys").returncode == 0
+    assert "OK    root login: keys only" in shell(lab, "src", "retadm", "doctor", "data/smbvol").stdout
+
+
+def test_a_wrong_password_changes_nothing(session: Session, strangers: Lab) -> None:
+    lab = strangers
+    before = _ssh_state(lab)
+    _offered_the_set_up(session)
+    session.answer("yes")
+    session.expect(CONFIRM)
+    session.answer("yes")
+    session.expect(ASK_PASSWORD)
+    session.answer("not-" + PASSWORD)
+    printed = [line.strip() for line in session.prompt().splitlines() if line.strip()]
+    assert printed[-1] == ("retadm init: dst refused the password (wrong password, or root may not log in with "
+                           "a password there: 'options ssh.allow.root on' on it)"), printed
+    assert _ssh_state(lab) == before  # no key made, none authorised, no host key recorded
+    assert status(lab) == {}
+
+
+def test_root_login_with_keys_only_refuses_the_password(session: Session, strangers: Lab) -> None:
+    """dst allows root with a key only ('keys'): the password, right as it is, is refused."""
+    lab = strangers
+    assert shell(lab, "dst", "options", "ssh.allow.root", "keys").returncode == 0
+    before = _ssh_state(lab)
+    _offered_the_set_up(session)
+    session.answer("yes")
+    session.expect(CONFIRM)
+    session.answer("yes")
+    session.expect(ASK_PASSWORD)
+    session.answer(PASSWORD)
+    printed = session.prompt()
+    assert "retadm init: dst refused the password" in printed and "'options ssh.allow.root on' on it" in printed
+    assert _ssh_state(lab) == before
+
+
+def test_a_host_key_not_confirmed_changes_nothing(session: Session, strangers: Lab) -> None:
+    lab = strangers
+    before = _ssh_state(lab)
+    _offered_the_set_up(session)
+    session.answer("yes")
+    session.expect(CONFIRM)
+    session.answer("")  # no, the default
+    printed = session.prompt()
+    assert "retadm init: the host keys of dst were not confirmed; nothing was changed" in printed, printed
+    assert ASK_PASSWORD not in printed
+    assert _ssh_state(lab) == before
+
+
+def test_declining_the_offer_gives_the_commands(session: Session, strangers: Lab) -> None:
+    lab = strangers
+    before = _ssh_state(lab)
+    _offered_the_set_up(session)
+    session.answer("no")
+    printed = [line.strip() for line in session.prompt().splitlines() if line.strip()]
+    assert printed[-1].startswith("retadm init: passwordless SSH not set up; nothing was changed — on this node: "
+                                  "'options ssh.allow.root on'"), printed
+    assert _ssh_state(lab) == before
+
+
+def test_a_partner_that_knows_another_key_for_this_node_changes_nothing(session: Session, strangers: Lab) -> None:
+    """dst records a host key for src's address that is not src's (src reinstalled, or someone
+    in between): the exchange stops before anything is changed, on either side."""
+    lab = strangers
+    src = lab.node_address("src")
+    sh(lab, "dst", f"echo \"{src} $(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)\" > /root/.ssh/known_hosts")
+    before = _ssh_state(lab)
+    _offered_the_set_up(session)
+    session.answer("yes")
+    session.expect(CONFIRM)
+    session.answer("yes")
+    session.expect(ASK_PASSWORD)
+    session.answer(PASSWORD)
+    printed = [line.strip() for line in session.prompt().splitlines() if line.strip()]
+    assert printed[-1] == (f"retadm init: dst already records another host key for this node ({src}) in "
+                           "/root/.ssh/known_hosts; nothing was changed — if this node was reinstalled, remove the "
+                           f"old key there with 'ssh-keygen -R {src}'"), printed
+    assert _ssh_state(lab) == before
+
+
+def test_a_changed_host_key_is_refused_not_offered(session: Session, fresh_lab: Lab) -> None:
+    """src records another key for dst than dst shows: never a key exchange over it."""
+    lab = fresh_lab
+    sh(lab, "src", "key=$(cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub); "
+                   "sed -i \"s|ssh-ed25519 .*|ssh-ed25519 $key|\" /root/.ssh/known_hosts")
+    before = _ssh_state(lab)
+    session.child.sendline("retadm init")
+    session.expect("Destination Host (IP/Name):")
+    session.answer("dst")
+    printed = session.prompt()
+    assert "retadm init: dst: host key CHANGED, refusing to connect" in printed, printed
+    assert "Set up passwordless SSH" not in printed
+    assert _ssh_state(lab) == before
+
+
+def test_only_the_way_back_missing_needs_no_password(session: Session, fresh_lab: Lab) -> None:
+    """src reaches dst with its key, dst cannot reach back: the keys go over the working
+    connection, and no password is asked."""
+    lab = fresh_lab
+    sh(lab, "src", "rm /root/.ssh/authorized_keys")
+    session.child.sendline("retadm init")
+    session.expect("Destination Host (IP/Name):")
+    session.answer("dst")
+    printed = session.expect("Set up passwordless SSH both ways now (keys)? (yes/no) [yes]:")
+    assert f"passwordless SSH from dst back to {lab.node_address('src')} does not work" in printed
+    session.answer("yes")
+    session.expect("[+] Passwordless SSH works both ways between this node and dst.")
+    session.expect("Select the dataset to replicate")
+    session.child.sendintr()
+    assert CANCELLED in session.prompt()
+    assert sh(lab, "dst", f"ssh -o BatchMode=yes root@{lab.node_address('src')} true", check=False).returncode == 0
 
 
 # -- one-shot refusals ------------------------------------------------------------------------

@@ -313,8 +313,9 @@ class FakeHost:
         raise AssertionError(f"unexpected command {argv!r}")
 
 
-def fixed_environment(crontab: str = "", option_on: bool = True, running: bool = True) -> Environment:
-    return Environment("src", cron.parse(crontab)[0], option_on, running)
+def fixed_environment(crontab: str = "", option_on: bool = True, running: bool = True,
+                      root_login: str | None = "without-password") -> Environment:
+    return Environment("src", cron.parse(crontab)[0], option_on, running, root_login)
 
 
 def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, monkeypatch):
@@ -326,7 +327,7 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
                                       now=lambda: NOW))
     levels = {check.name: check.level for check in diagnosis.checks}
     assert levels == {
-        "local zfs": OK, "ssh src→dst": FAIL, "ssh dst→src": SKIP, "remote zfs on dst": SKIP,
+        "local zfs": OK, "ssh src→dst": FAIL, "ssh dst→src": SKIP, "root login": SKIP, "remote zfs on dst": SKIP,
         "destination pool repl": SKIP, "free space on repl": SKIP, "replica repl/smbvol": SKIP,
         "encryption": SKIP, "send flags": OK, "common snapshot": SKIP, "holds": SKIP, "read-only": SKIP,
         "mountpoint": SKIP,
@@ -340,7 +341,7 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
     skipped = next(c for c in diagnosis.checks if c.name == "holds")
     assert skipped.message == "not checked: dst cannot be reached over ssh"
     assert diagnosis.failed
-    assert doctor.summary([diagnosis]) == "1 task: 6 OK, 0 WARN, 1 FAIL, 13 SKIP"
+    assert doctor.summary([diagnosis]) == "1 task: 6 OK, 0 WARN, 1 FAIL, 14 SKIP"
     data = json.loads(doctor.to_json([diagnosis]))
     assert data[0]["failed"] is True and data[0]["checks"][1] == {
         "name": "ssh src→dst", "level": FAIL, "message": ssh.message, "hint": ssh.hint}
@@ -363,6 +364,28 @@ def test_ssh_back_shows_the_preflight_error_s_message_and_hint_apart(tmp_path, m
     assert (back["ssh dst→src"].message, back["ssh dst→src"].hint) == (
         str(silent), "set up the key in that direction (the guide's Step 1)")
 
+
+
+@pytest.mark.parametrize("here, there, level, message, hint", [
+    ("without-password", "prohibit-password", OK, "keys only", None),
+    ("no", "without-password", OK, "keys only", None),
+    ("yes", "without-password", WARN, "root may still log in with a password (here) although keys work both ways",
+     "'options ssh.allow.root keys' on here"),
+    ("yes", "yes", WARN, "root may still log in with a password (here and dst) although keys work both ways",
+     "'options ssh.allow.root keys' on here and dst"),
+])
+def test_a_root_password_left_open_once_keys_work(tmp_path, monkeypatch, here, there, level, message, hint):
+    monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
+    local = ZfsNode(FakeHost("localhost", {("zfs", "list"): "filesystem\n"}))
+    unreachable = FakeHost("dst", error=HostUnreachable("dst", "unreachable"))
+    facts = gather(record(), fixed_environment(root_login=here), source=local, destination_host=unreachable,
+                   now=lambda: NOW)
+    both_ways = replace(facts, ssh="dst", reverse_address="10.0.0.1", destination_root_login=there)
+    check = {c.name: c for c in checks.examine(both_ways).checks}["root login"]
+    assert (check.level, check.message, check.hint) == (level, message, hint)
+    # while a direction is missing, a password may still be needed: not checked
+    one_way = {c.name: c for c in checks.examine(replace(both_ways, reverse_address=Missing("no way back"))).checks}
+    assert one_way["root login"].level == SKIP
 
 # -- the command --------------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from ovios_shell_retadm.hosts import (
     AuthError,
     CommandFailed,
     CommandTimedOut,
-    HostKeyError,
+    HostKeyChanged,
+    HostKeyUnknown,
     HostUnreachable,
     InvalidHost,
     LocalHost,
@@ -118,8 +119,10 @@ def test_long_control_dir_disables_multiplexing() -> None:
         ("ssh: connect to host 10.1.1.1 port 22: No route to host\r\n", HostUnreachable),
         ("ssh: Could not resolve hostname nodex: Name or service not known\r\n", HostUnreachable),
         ("kex_exchange_identification: read: Connection reset by peer\r\n", HostUnreachable),
-        ("Host key verification failed.\r\n", HostKeyError),
-        ("No ED25519 host key is known for node2 and you have requested strict checking.\r\n", HostKeyError),
+        ("Host key verification failed.\r\n", HostKeyUnknown),
+        ("No ED25519 host key is known for node2 and you have requested strict checking.\r\n", HostKeyUnknown),
+        ("@@@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n"
+         "Host key verification failed.\r\n", HostKeyChanged),
         ("root@node2: Permission denied (publickey).\r\n", AuthError),
         ("cannot open 'pool/x': dataset does not exist\n", None),
         ("", None),
@@ -137,7 +140,7 @@ def test_classify_ssh_failure(stderr: str, expected: type | None) -> None:
     [
         # the multiplexing client of a master that died (ServerAlive): 255, silent
         (255, "", HostUnreachable, "node2: connection lost during the transfer"),
-        (255, "Host key verification failed.\r\n", HostKeyError, "node2: host key unknown"),
+        (255, "Host key verification failed.\r\n", HostKeyUnknown, "node2: host key unknown"),
         (255, "Timeout, server node2 not responding.\r\n", HostUnreachable, "node2: unreachable: Timeout"),
         (255, "internal error: something zfs said\n", None, ""),  # the remote command's own 255
         (1, "cannot receive incremental stream: out of space\n", None, ""),

@@ -3,6 +3,8 @@ file edit (pure).  What a real sshd makes of it: tests/fuse_lab/test_options.py.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from cmd2.py_bridge import PyBridge
 
@@ -75,10 +77,11 @@ def test_refusals_are_one_line_with_status_2_and_store_nothing(shell, line, mess
 def test_a_setting_the_system_refuses_is_not_stored(shell, monkeypatch):
     _app, run = shell
 
-    def refuse(_allow):
+    def refuse(_value):
         raise services.ServiceError("checking the sshd configuration failed: bad line")
 
-    monkeypatch.setattr(services, "set_root_login", refuse)
+    option = options.CATALOGUE["ssh.allow.root"]
+    monkeypatch.setitem(options.CATALOGUE, option.name, dataclasses.replace(option, apply=refuse))
     result = run("options ssh.allow.root on")
     assert result.data == 1
     assert result.stderr.strip() == ("options: ssh.allow.root not changed: "
@@ -86,13 +89,14 @@ def test_a_setting_the_system_refuses_is_not_stored(shell, monkeypatch):
     assert options.get("ssh.allow.root") == "off"
 
 
-def test_completion_of_names_and_on_off_values(shell):
+def test_completion_of_names_and_values(shell):
     app, _run = shell
     assert app.complete("", "options ", 8, 8).to_strings() == (
         "autosync.enable", "cron.enable", "retadm.parallel", "retadm.parallel.partner", "retadm.stall.timeout",
         "ssh.allow.root")
     assert app.complete("ss", "options ss", 8, 10).to_strings() == ("ssh.allow.root",)
     assert app.complete("o", "options cron.enable o", 20, 21).to_strings() == ("off", "on")
+    assert app.complete("", "options ssh.allow.root ", 23, 23).to_strings() == ("keys", "off", "on")
     assert app.complete("", "options nosuch ", 15, 15).to_strings() == ()
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TypeVar
 
-from ... import cron, settings
+from ... import cron, services, settings
 from ...hosts import AuthError, HostError, HostKeyError, HostUnreachable
 from ...zfs import Encryption, ZfsError, pool_of, set_locally
 from .. import planner, preflight
@@ -423,6 +423,20 @@ def _ssh_reverse(name: str, facts: TaskFacts) -> Check:
     return Check(name, OK, f"passwordless (to {own(address)}, as {facts.record.destination} sees this node)")
 
 
+def _root_password_login(name: str, facts: TaskFacts) -> Check:
+    """Once keys work both ways, a root password that still opens either node is a door left
+    open: ``ssh.allow.root on`` is for the key exchange, ``keys`` for after it."""
+    need(facts.ssh)
+    need(facts.reverse_address)
+    dest = facts.record.destination
+    policies = {"here": own(facts.environment.root_login), dest: own(facts.destination_root_login)}
+    open_on = [where for where, policy in policies.items() if policy in services.ROOT_PASSWORD_LOGIN]
+    if not open_on:
+        return Check(name, OK, "keys only")
+    return Check(name, WARN, f"root may still log in with a password ({' and '.join(open_on)}) although keys work "
+                             "both ways", f"'options ssh.allow.root keys' on {' and '.join(open_on)}")
+
+
 def _remote_zfs(name: str, facts: TaskFacts) -> Check:
     pools = facts.pools
     if isinstance(pools, Missing) and isinstance(pools.error, HostError):
@@ -554,6 +568,8 @@ CHECKS = (
     CheckSpec("local zfs", _local_zfs, "'zfs list DS' here: ZFS answers and the dataset exists", FAIL),
     CheckSpec("ssh {here}→{dst}", _ssh_forward, "'ssh dst true' with BatchMode (a password prompt fails)", FAIL),
     CheckSpec("ssh {dst}→{here}", _ssh_reverse, "from dst, ssh back to the address dst sees this node at", FAIL),
+    CheckSpec("root login", _root_password_login, "sshd's PermitRootLogin on both nodes: no password once keys "
+              "work (sshd -T)", WARN),
     CheckSpec("remote zfs on {dst}", _remote_zfs, "'zpool list' on dst", FAIL),
     CheckSpec("destination pool {pool}", _destination_pool, "the replica's pool exists and is ONLINE", FAIL),
     CheckSpec("free space on {pool}", _free_space,

@@ -80,6 +80,8 @@ class Environment:
     crontab: Fact[list[cron.Entry]]
     cron_enabled: Fact[bool]
     cron_running: Fact[bool]
+    #: sshd's PermitRootLogin here (``sshd -T``; None: sshd cannot tell)
+    root_login: Fact[str | None]
 
     @classmethod
     def read(cls) -> Environment:
@@ -89,6 +91,7 @@ class Environment:
             cron_enabled=attempt(lambda: options.is_on("cron.enable"), "cron.enable cannot be read"),
             cron_running=attempt(lambda: services.service_manager().is_running(services.CRON),
                                  "whether the cron daemon runs is not known"),
+            root_login=attempt(services.root_login_policy, "sshd's root login policy cannot be read"),
         )
 
 
@@ -105,6 +108,8 @@ class TaskFacts:
     ssh: Fact[str]
     #: this node's address as the destination sees it, once ssh back from there worked
     reverse_address: Fact[str]
+    #: sshd's PermitRootLogin on the destination (``sshd -T`` there)
+    destination_root_login: Fact[str | None]
     #: the destination's pools and their health
     pools: Fact[dict[str, str]]
     #: the replica's pool's ``available`` and ``used`` bytes
@@ -170,6 +175,7 @@ def gather(record: TaskRecord, environment: Environment, *, source: ZfsNode | No
         source_kind=source_kind,
         ssh=connection if isinstance(connection, Missing) else connection.name,
         reverse_address=given(connection, preflight.reverse_ssh, f"ssh from {dest} back here does not work"),
+        destination_root_login=given(connection, _root_login, f"sshd's root login policy on {dest} cannot be read"),
         pools=pools,
         pool_space=given(pool_node, lambda node: _space(node, pool), f"the free space of {pool} cannot be read"),
         observed=observed,
@@ -185,6 +191,10 @@ def gather(record: TaskRecord, environment: Environment, *, source: ZfsNode | No
                         "how long the run has been running is not known") if running else None,
         now=now(),
     )
+
+
+def _root_login(host: SshHost) -> str | None:
+    return services.permit_root_login_of(host.run(["sshd", "-T"], timeout=_SSH_TIMEOUT).stdout)
 
 
 def _pools(host: SshHost) -> dict[str, str]:
