@@ -187,6 +187,40 @@ def validate_hostname(value: str) -> str:
     return value
 
 
+def host_names(etc_hosts: str, known_hosts: str, own: str) -> list[str]:
+    """The other nodes this one knows by name or address, for completion: the names in
+    ``/etc/hosts`` (not loopback's, nor this node's ``own``) and the hosts ``known_hosts``
+    records in clear (hashed ones cannot be read back; ``[host]:port`` gives the host)."""
+    found: list[str] = []
+    for line in etc_hosts.splitlines():
+        fields = line.partition("#")[0].split()
+        if len(fields) < 2 or _not_a_partner(fields[0]):
+            continue
+        found += [name for name in fields[1:] if name.split(".")[0] != own.split(".")[0]]
+    for line in known_hosts.splitlines():
+        fields = line.split()
+        if not fields or fields[0].startswith(("#", "@", "|")):
+            continue
+        for host in fields[0].split(","):
+            found.append(host[1:].partition("]")[0] if host.startswith("[") else host)
+    valid = []
+    for name in dict.fromkeys(found):
+        try:
+            valid.append(validate_hostname(name))
+        except InvalidHost:
+            continue  # a pattern (*, ?, !) or a name ssh would not take
+    return valid
+
+
+def _not_a_partner(address: str) -> bool:
+    """Loopback, and what Debian's /etc/hosts names besides (ip6-allnodes & co.)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return True
+    return ip.is_loopback or ip.is_multicast or ip.is_reserved or ip.is_link_local
+
+
 def validate_user(value: str) -> str:
     """Return ``value`` if it is a plausible Unix login name (no options, no '@')."""
     if not isinstance(value, str) or not _USER.fullmatch(value):

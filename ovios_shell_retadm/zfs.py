@@ -1059,6 +1059,22 @@ class ZfsNode:
             return None
         return out.strip()
 
+    def pools(self) -> list[str]:
+        """The names of the node's imported pools."""
+        return self._run(["zpool", "list", "-H", "-o", "name"]).stdout.split()
+
+    def set_here(self, properties: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Every dataset that has one of ``properties`` set on itself (not inherited, not
+        received), with those values: one ``zfs get -s local`` over the whole node."""
+        names = [validate_property_name(p) for p in properties]
+        out = self._zfs("get", "-H", "-p", "-s", "local", "-o", "name,property,value", ",".join(names)).stdout
+        found: dict[str, dict[str, str]] = {}
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and "@" not in parts[0]:
+                found.setdefault(parts[0], {})[parts[1]] = parts[2]
+        return found
+
     def sync_pool(self, pool: str) -> None:
         """``zpool sync``: commit what was written to ``pool`` so far.  Space properties such as
         ``written`` count committed data only, which the pool commits every few seconds."""

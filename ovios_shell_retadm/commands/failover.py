@@ -17,7 +17,7 @@ from ..replication.failover import FailoverError
 from ..replication.model import Plan
 from ..replication.task_store import TaskStore
 from ..zfs import InvalidName, ZfsError, ZfsNode, validate_dataset_name
-from .retadm_base import RetadmCommandSet, local_unreplicated_datasets, replicated_datasets
+from .retadm_base import RetadmCommandSet, promoted_replicas, replicas_to_promote, replicated_back
 
 
 def _promote_parser() -> cmd2.Cmd2ArgumentParser:
@@ -27,7 +27,7 @@ def _promote_parser() -> cmd2.Cmd2ArgumentParser:
         "answers (with the source down it works all the same). Then: restore all, start the services.",
     )
     promote.add_argument("dataset", help="the replica on this node (e.g. repl/smbvol)",
-                         choices_provider=local_unreplicated_datasets)
+                         choices_provider=replicas_to_promote)
     promote.add_argument("--key-file", metavar="PATH",
                          help="an encrypted replica's key (what its keyformat says: passphrase, hex or raw), "
                          "loaded before the mount; on a terminal promote asks for a passphrase instead")
@@ -42,7 +42,7 @@ def _reverse_parser() -> cmd2.Cmd2ArgumentParser:
         "(what that discards is shown and confirmed) and replicated onto, read-only, without a full send.",
     )
     reverse.add_argument("dataset", help="the promoted dataset on this node",
-                         choices_provider=local_unreplicated_datasets)
+                         choices_provider=promoted_replicas)
     reverse.add_argument("--properties", choices=("yes", "no"), default="no",
                          help="send the dataset's properties too (default: no)")
     reverse.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
@@ -57,7 +57,7 @@ def _switchback_parser() -> cmd2.Cmd2ArgumentParser:
         "source again; this dataset is its replica again and its task goes on from the snapshot they share.",
     )
     switchback.add_argument("dataset", help="the dataset replicated back with 'retadm reverse'",
-                            choices_provider=replicated_datasets)
+                            choices_provider=replicated_back)
     switchback.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     switchback.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
     return switchback

@@ -13,6 +13,7 @@ Parsing, prompts and rendering only; the work is in :mod:`ovios_shell_retadm.rep
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterable
 
 import cmd2
 
@@ -28,7 +29,16 @@ from ..replication.task_run import FULL, REPAIR, RunFailed, TaskReset, TaskRun, 
 from ..replication.task_store import DECRYPTED, RAW, TaskRecord, TaskStore, new_identity
 from ..store import StoreError
 from ..zfs import ZfsNode
-from .retadm_base import RetadmCommandSet, complete, local_unreplicated_datasets, replicated_datasets
+from .retadm_base import (
+    RetadmCommandSet,
+    complete,
+    destination_pools,
+    known_partners,
+    local_unreplicated_datasets,
+    partner_names,
+    pools_of,
+    replicated_datasets,
+)
 from .ssh_setup import SshSetup
 
 SUBCOMMANDS = ("status", "init", "inc", "reset", "doctor", "repair", "watch")  # the guide's order
@@ -85,8 +95,8 @@ def _init_parser() -> cmd2.Cmd2ArgumentParser:
     init.add_argument("dataset", nargs="?", help="the local dataset (skips the pick)",
                       choices_provider=local_unreplicated_datasets)
     init.add_argument("--dest", help="destination host (IP or name); a dataset already replicated elsewhere gets "
-                      "a second task (fan-out)")
-    init.add_argument("--remote-pool", help="pool on the destination")
+                      "a second task (fan-out)", choices_provider=known_partners)
+    init.add_argument("--remote-pool", help="pool on the destination", choices_provider=destination_pools)
     init.add_argument("--remote-name", help="dataset name on the destination (default: the last component)")
     init.add_argument("--properties", choices=("yes", "no"),
                       help="replicate the dataset's properties (a LUN's mappings, a volume's SMB/NFS options)")
@@ -167,7 +177,10 @@ class RetadmCommands(RetadmCommandSet):
 
     # -- init ---------------------------------------------------------------------------------
 
-    def _ask(self, prompt: str, given: str | None, option: str, default: str | None = None) -> str:
+    def _ask(self, prompt: str, given: str | None, option: str, default: str | None = None,
+             choices: Callable[[], Iterable[str]] | None = None) -> str:
+        """``given``, or the answer to ``prompt`` on a terminal (Tab completes ``choices()``,
+        asked only then), or ``default`` without one."""
         if given is not None:
             return given
         if not self._interactive():
@@ -175,7 +188,7 @@ class RetadmCommands(RetadmCommandSet):
                 return default
             raise CommandError(f"{option} is required when there is no terminal", USAGE)
         try:
-            answer = self._cmd.read_input(prompt).strip()
+            answer = self._cmd.read_input(prompt, choices=list(choices()) if choices else None).strip()
         except (EOFError, KeyboardInterrupt):
             raise CommandError("cancelled; nothing was changed") from None
         if not answer and default is not None:
@@ -201,12 +214,13 @@ class RetadmCommands(RetadmCommandSet):
         tasks = TaskStore()
         local = ZfsNode(LocalHost())
         try:
-            dest_address = self._ask("Destination Host (IP/Name): ", args.dest, "--dest")
+            dest_address = self._ask("Destination Host (IP/Name): ", args.dest, "--dest", choices=partner_names)
             dest_host, source_address = self._reach_both_ways(dest_address)
             dataset = args.dataset or self._pick_dataset(local, tasks)
             kind = preflight.source_dataset(local, dataset)
             dest = ZfsNode(dest_host)
-            pool = self._ask("Remote Pool Name: ", args.remote_pool, "--remote-pool")
+            pool = self._ask("Remote Pool Name: ", args.remote_pool, "--remote-pool",
+                             choices=lambda: pools_of(dest_address))
             preflight.remote_pool(dest, pool)
             default_name = dataset.rsplit("/", 1)[-1]
             name = self._ask(f"Remote Dataset Name [{default_name}]: ", args.remote_name, "--remote-name", default_name)
@@ -287,7 +301,8 @@ class RetadmCommands(RetadmCommandSet):
         what = "its LUN mapping properties" if kind == "volume" else "its SMB and NFS options"
         if given is None and self._interactive():
             self.out(f"Replicating properties carries {what} to the destination with the data.")
-        answer = self._ask("Replicate properties? (yes/no) [no]: ", given, "--properties", "no").lower()
+        answer = self._ask("Replicate properties? (yes/no) [no]: ", given, "--properties", "no",
+                           choices=lambda: ("yes", "no")).lower()
         if answer not in ("yes", "y", "no", "n"):
             raise CommandError(f"answer yes or no, not {answer!r}", USAGE)
         return answer.startswith("y")

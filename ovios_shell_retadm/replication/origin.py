@@ -19,8 +19,8 @@ from __future__ import annotations
 import ipaddress
 
 from ..hosts import InvalidHost, validate_hostname
-from ..zfs import InvalidName, validate_dataset_name
-from .model import ORIGIN_PROPERTY
+from ..zfs import InvalidName, ZfsNode, validate_dataset_name
+from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY
 
 
 class OriginError(ValueError):
@@ -68,3 +68,10 @@ def _is_ipv6(text: str) -> bool:
         return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
     except ValueError:
         return False
+
+
+def replicas(node: ZfsNode) -> dict[str, bool]:
+    """The replicas on ``node`` (datasets carrying their own origin mark), each with whether it
+    was promoted: one ``zfs get`` (a mark that was received describes the sender, not the copy)."""
+    marks = node.set_here([ORIGIN_PROPERTY, PROMOTED_PROPERTY])
+    return {name: PROMOTED_PROPERTY in found for name, found in sorted(marks.items()) if ORIGIN_PROPERTY in found}

@@ -203,6 +203,56 @@ def test_wizard_arrow_key_picks_the_second_dataset_without_properties(session: S
     assert_read_only(lab, "repl/lun01-copy")
 
 
+def test_tab_completes_the_command_line(session: Session, fresh_lab: Lab) -> None:
+    """In the shell: the datasets init can take, the partners --dest knows, and the pools of
+    the partner --dest names (asked over ssh)."""
+    session.child.send("retadm init \t")
+    session.expect("data/smbvol")  # the menu of both
+    session.expect("esx/lun01")
+    session.child.send("\x15")  # Ctrl-U: clear the line
+    session.child.send("retadm init e\t")
+    session.expect("sx/lun01")  # the one left: completed in place
+    session.child.send(" --dest d\t")
+    session.expect("st")
+    session.child.send(" --remote-pool \t")
+    session.expect("repl")
+    # the line as completed runs: each completion above was the whole word, nothing else
+    session.child.send(" --properties no\r")
+    session.expect("Remote Dataset Name [lun01]:")  # the one answer not on the line
+    session.answer("")
+    session.expect(STARTED)
+    session.prompt()
+    row = wait_idle(fresh_lab, "esx/lun01")
+    assert (row["destination"], row["remote_dataset"], row["properties"]) == ("dst", "repl/lun01", False)
+
+
+def test_tab_completes_the_wizards_answers(session: Session, fresh_lab: Lab) -> None:
+    """The wizard's text prompts complete like the command line: the destination, then its
+    pools, then yes or no; answers made of nothing but a letter and Tab."""
+    session.child.sendline("retadm init")
+    session.expect("Destination Host (IP/Name):")
+    session.child.send("d\t")
+    session.expect("st")
+    session.child.send("\r")
+    session.expect("Select the dataset to replicate")
+    session.child.expect(pexpect.TIMEOUT, timeout=0.7)
+    session.child.send("\r")  # the first: data/smbvol
+    session.expect("Remote Pool Name:")
+    session.child.send("\t")
+    session.expect("repl")
+    session.child.send("\r")
+    session.expect("Remote Dataset Name [smbvol]:")
+    session.answer("")
+    session.expect("Replicate properties? (yes/no) [no]:")
+    session.child.send("y\t")
+    session.expect("es")
+    session.child.send("\r")
+    session.expect(STARTED)
+    session.prompt()
+    row = wait_idle(fresh_lab, "data/smbvol")
+    assert (row["destination"], row["remote_dataset"], row["properties"]) == ("dst", "repl/smbvol", True)
+
+
 def _walk_to(session: Session, stage: str) -> None:
     """Answer the wizard up to (not including) the prompt ``stage``."""
     if stage == "dest":

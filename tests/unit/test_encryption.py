@@ -391,7 +391,7 @@ def test_the_wizard_asks_before_a_decrypted_replica(tmp_path, monkeypatch, answe
     commands: Any = app.find_commandsets(RetadmCommands)[0]
     prompts: list[str] = []
 
-    def read_input(prompt: str) -> str:
+    def read_input(prompt: str, **_completion) -> str:
         prompts.append(prompt)
         return answer
 

@@ -21,6 +21,7 @@ from ovios_shell_retadm.hosts import (
     LocalHost,
     SshHost,
     classify_ssh_failure,
+    host_names,
     validate_hostname,
 )
 
@@ -210,3 +211,11 @@ def test_refuses_option_or_assignment_as_program() -> None:
 
 
 # -- ssh against a real sshd ------------------------------------------------------------
+
+
+def test_host_names_for_completion() -> None:
+    etc_hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0 ip6-localnet\n"
+                 "ff02::1 ip6-allnodes\n10.0.0.1\tsrc src.lan  # this node\n10.0.0.2\tdst dst.lan\n")
+    known_hosts = ("dst,10.0.0.2 ssh-ed25519 AAAA\n|1|hashed=|x= ssh-ed25519 BBBB\n[backup]:2222 ssh-ed25519 CCCC\n"
+                   "@revoked old ssh-ed25519 DDDD\n*.lan ssh-ed25519 EEEE\n# a comment\n")
+    assert host_names(etc_hosts, known_hosts, "src") == ["dst", "dst.lan", "10.0.0.2", "backup"]
