@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from . import options
+from . import captured, options
 from .config import autosync
 from .exit_status import BUSY, FAILED, USAGE, CommandError
 from .hosts import HostError
@@ -106,10 +106,16 @@ def replication_partners() -> list[str]:
     return [record.destination for record in TaskStore().all()]
 
 
+def capture_services() -> None:
+    """config.json brought up to date with this node's services (autosync pushes it)."""
+    from .restore import capture  # only with autosync on: one-shot runs without it never import it
+    capture.refresh()
+
+
 def after_command() -> None:
     """After every command: push a changed configuration to the partners (in the background)."""
     with contextlib.suppress(Exception):  # must never fail the command; after_command logs its errors
-        autosync.after_command(replication_partners)
+        autosync.after_command(replication_partners, capture_services)
 
 
 # -- choosing tasks and previewing a run ------------------------------------------------------
@@ -172,6 +178,8 @@ def status(args: argparse.Namespace, out: Output) -> int:
         out(json.dumps(rows, indent=2))
     else:
         print_status_table(rows, out)
+        for note in captured.notes() if rows else ():
+            out(f"config not captured: {note}")
     return 0
 
 
@@ -180,6 +188,7 @@ def status_rows(records: list[TaskRecord]) -> list[dict]:
     now = time.time()
     rows = []
     config = autosync.partner_statuses({r.destination for r in records})  # local records only: no ssh
+    not_captured = captured.notes()
     for record in records:
         state = effective_status(record)
         task = record.task()
@@ -202,6 +211,7 @@ def status_rows(records: list[TaskRecord]) -> list[dict]:
             "send_flags": record.send_flags,
             "config": config[record.destination].text,
             "config_sync": config[record.destination].to_json(),
+            "config_not_captured": not_captured,
         })
     return rows
 
@@ -255,7 +265,7 @@ def inc(args: argparse.Namespace, out: Output, err: Output) -> int:
         if not records:
             raise CommandError("there are no replication tasks ('retadm init' sets one up)")
         if not args.dry_run:
-            autosync.push_before_inc(r.destination for r in records)  # logged; never fails the run
+            autosync.push_before_inc((r.destination for r in records), capture_services)  # logged; never fails
         return _inc_each(records, tasks, args.dry_run, out, err)
     try:
         validate_dataset_name(args.dataset)
@@ -269,7 +279,7 @@ def inc(args: argparse.Namespace, out: Output, err: Output) -> int:
     if args.dest is not None:
         records = [choose(args.dataset, args.dest)]
     if not args.dry_run:
-        autosync.push_before_inc(r.destination for r in records)  # logged; never fails the run
+        autosync.push_before_inc((r.destination for r in records), capture_services)  # logged; never fails
     if len(records) == 1:
         return _inc_one(records[0], tasks, args.dry_run, out, err)
     return _inc_each(records, tasks, args.dry_run, out, err)

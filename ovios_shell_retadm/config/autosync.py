@@ -283,12 +283,14 @@ def spawn_background(partners: list[str]) -> int:
     return proc.pid
 
 
-def after_command(destinations: Callable[[], Iterable[str]]) -> list[str]:
+def after_command(destinations: Callable[[], Iterable[str]], capture: Callable[[], object] = lambda: None
+                  ) -> list[str]:
     """The post-command hook's work: the partners a background push was started for.
-    ``destinations`` lists the partners replication sends to (asked only with autosync on).
+    ``destinations`` lists the partners replication sends to (asked only with autosync on);
+    ``capture`` brings config.json up to date with the node's services first (with autosync on).
 
-    Cheap when nothing changed (a look at the option, config.json and the records; no
-    ssh); never raises, never waits for a partner."""
+    Cheap when nothing changed (a look at the option, the services' files, config.json and
+    the records; no ssh); never raises, never waits for a partner."""
     _children[:] = [child for child in _children if child.poll() is None]
     skip = dict(_attempted)
     _attempted.clear()  # only the command that tried is spared a second try; later ones retry
@@ -296,6 +298,7 @@ def after_command(destinations: Callable[[], Iterable[str]]) -> list[str]:
         store = Store()
         if not options.is_on(OPTION, store):
             return []
+        capture()
         local = version_of(files.load())
         wanted = to_push(True, local, partners_of(destinations()), push_records(store), skip)
         if wanted:
@@ -306,13 +309,15 @@ def after_command(destinations: Callable[[], Iterable[str]]) -> list[str]:
         return []
 
 
-def push_before_inc(destinations: Iterable[str]) -> None:
-    """``retadm inc``'s push to the partners it replicates to: synchronous, short timeouts,
-    logged; it never raises (a failed push must not fail the replication)."""
+def push_before_inc(destinations: Iterable[str], capture: Callable[[], object] = lambda: None) -> None:
+    """``retadm inc``'s push to the partners it replicates to (after ``capture``, as in
+    :func:`after_command`): synchronous, short timeouts, logged; it never raises (a failed
+    push must not fail the replication)."""
     try:
         store = Store()
         if not options.is_on(OPTION, store):
             return
+        capture()
         local = version_of(files.load())
         for partner in to_push(True, local, partners_of(destinations), push_records(store)):
             _attempted[partner] = local

@@ -123,22 +123,22 @@ def with_lun(config: Configuration, iqn: str, lun_id: int, volume: str, acls: tu
     luns = tuple(sorted({*target.luns, Lun(lun_id, volume)}, key=lambda lun: lun.id))
     target = replace(target, luns=luns, acls=tuple(sorted({*target.acls, *acls})))
     others = tuple(t for t in config.targets if t.iqn != iqn)
-    return _checked(replace(config, targets=tuple(sorted((*others, target), key=lambda t: t.iqn))))
+    return checked(replace(config, targets=tuple(sorted((*others, target), key=lambda t: t.iqn))))
 
 
 def with_share(config: Configuration, share: Share) -> Configuration:
     shares = tuple(s for s in config.shares if s.name != share.name)
-    return _checked(replace(config, shares=tuple(sorted((*shares, share), key=lambda s: s.name))))
+    return checked(replace(config, shares=tuple(sorted((*shares, share), key=lambda s: s.name))))
 
 
 def with_export(config: Configuration, export: Export) -> Configuration:
     exports = tuple(e for e in config.exports if e.dataset != export.dataset)
-    return _checked(replace(config, exports=tuple(sorted((*exports, export), key=lambda e: e.dataset))))
+    return checked(replace(config, exports=tuple(sorted((*exports, export), key=lambda e: e.dataset))))
 
 
 def with_user(config: Configuration, user: User) -> Configuration:
     users = tuple(u for u in config.users if u.name != user.name)
-    return _checked(replace(config, users=tuple(sorted((*users, user), key=lambda u: u.name))))
+    return checked(replace(config, users=tuple(sorted((*users, user), key=lambda u: u.name))))
 
 
 def nt_hash(password: str) -> str:
@@ -196,13 +196,13 @@ def from_json(data: Any) -> Configuration:
     exports = tuple(_export(e, f"nfs.exports[{i}]")
                     for i, e in enumerate(_list(_obj(obj.get("nfs", {}), "nfs").get("exports", []), "nfs.exports")))
     users = tuple(_user(u, f"users[{i}]") for i, u in enumerate(_list(obj.get("users", []), "users")))
-    return _checked(Configuration(
+    return checked(Configuration(
         node=_node(obj.get("node", "")), generation=_int(obj.get("generation", 0), "generation"),
         updated=_printable(obj.get("updated", ""), "updated"), targets=targets, shares=shares, exports=exports,
         users=users))
 
 
-def _checked(config: Configuration) -> Configuration:
+def checked(config: Configuration) -> Configuration:
     """The rules across entries: unique names, one volume per LUN id, one target per volume."""
     _unique([t.iqn for t in config.targets], "iscsi target")
     _unique([s.name.lower() for s in config.shares], "SMB share")

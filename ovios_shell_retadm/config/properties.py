@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from .model import ConfigError, Configuration, Lun, Target, _checked, iscsi_name
+from .model import ConfigError, Configuration, Lun, Target, checked, iscsi_name
 
 LUN_MAPPING = "ovios:lun.mapping"
 SMB_SHARE = "ovios:smb.share"
@@ -54,4 +54,4 @@ def targets_from_properties(volumes: dict[str, str]) -> Configuration:
             luns.setdefault(iqn, []).append(Lun(lun_id, volume))
     targets = tuple(Target(iqn, (), tuple(sorted(found, key=lambda lun: lun.id)))
                     for iqn, found in sorted(luns.items()))
-    return _checked(Configuration(targets=targets))
+    return checked(Configuration(targets=targets))

@@ -140,5 +140,5 @@ def test_an_unreachable_destination_fails_once_and_skips_the_rest(fresh_lab):
     assert levels(checks)["local zfs"] == "OK" and levels(checks)["last run"] == "OK"
     skipped = [name for name, level in levels(checks).items() if level == "SKIP"]
     # what needs the destination is skipped: all but local zfs, the failed ssh, the send flags,
-    # the last run, the cron line and service, and the lag
-    assert len(skipped) == len(CHECKS) - 7 and "replica repl/smbvol" in skipped
+    # the last run, the cron line and service, the configuration capture, and the lag
+    assert len(skipped) == len(CHECKS) - 8 and "replica repl/smbvol" in skipped

@@ -1,8 +1,10 @@
 """The failover drill on the OpenZFS lab, with real services, end to end.
 
-``src`` serves an SMB share from ``data/smbvol`` and an iSCSI LUN from ``esx/lun01``; both are
-replicated to ``dst`` with their properties, autosync on.  A configuration change on ``src``
-arrives on ``dst`` after one shell command.  ``src`` loses its power; ``dst`` promotes both,
+``src`` serves an SMB share from ``data/smbvol``, an iSCSI LUN from ``esx/lun01`` and an NFS
+export, set up with the usual tools (targetcli, smb.conf, smbpasswd, /etc/exports), nothing of
+this project's; both datasets are replicated to ``dst``, autosync on.  What ``src`` serves is
+captured into its configuration and arrives on ``dst`` after one shell command; a change to
+the services (a second share) arrives the same way.  ``src`` loses its power; ``dst`` promotes both,
 ``restore all`` applies what autosync brought, the services start; ``src`` comes back and, as
 a client, reads the share (smbclient, the user's password) and the LUN (iSCSI) from ``dst``:
 what ``src`` had at the last replication.  Then failback: writes on ``dst`` (a file in the
@@ -22,8 +24,10 @@ from __future__ import annotations
 import json
 import time
 
+from ovios_shell_retadm.config.model import nt_hash
+
 from openzfs_helpers import SLOW, zvol_digest
-from replication_helpers import checksums, node_python, sh, shell
+from replication_helpers import checksums, sh, shell
 
 IQN = "iqn.2026-11.lab.ovios:esx"  # LIO (rtslib) wants a dotted naming authority
 DST = "192.168.0.111"
@@ -32,17 +36,8 @@ PASSWORD = "Drill-Secret-1"
 DATASETS = ("data/smbvol", "esx/lun01")
 LUN_DEVICE = f"/dev/disk/by-path/ip-{DST}:3260-iscsi-{IQN}-lun-0"
 
-CONFIGURE = f"""
-from ovios_shell_retadm.config import files, model
-def change(c):
-    c = model.with_user(c, model.User("alice", 2001, model.nt_hash({PASSWORD!r})))
-    c = model.with_share(c, model.Share("smbvol", "data/smbvol", valid_users=("alice",)))
-    return model.with_lun(c, {IQN!r}, 0, "esx/lun01")
-print(files.update(change).generation)
-"""
-
-#: src serves what its configuration says (restore applies only a partner's synced copy, so
-#: the services of the source are set up by hand, as the other OviOS verbs would)
+#: src's services, set up by hand with the usual tools (a saved LIO configuration, as
+#: targetcli's own shell saves on exit)
 SERVE_ON_SRC = f"""set -e
 useradd -u 2001 -M -N -s /usr/sbin/nologin alice
 printf '%s\\n%s\\n' {PASSWORD} {PASSWORD} | smbpasswd -s -a alice >/dev/null
@@ -53,7 +48,17 @@ targetcli /iscsi create {IQN} >/dev/null
 targetcli /iscsi/{IQN}/tpg1/luns create /backstores/block/esx-lun01 lun=0 >/dev/null
 targetcli /iscsi/{IQN}/tpg1 set attribute generate_node_acls=1 demo_mode_write_protect=0 \
     cache_dynamic_acls=1 authentication=0 >/dev/null
+targetcli saveconfig >/dev/null
+echo '/data/smbvol 192.168.0.0/24(rw,sync,no_subtree_check)' >> /etc/exports
 """
+#: what autosync must carry of it (and nothing of the rest: printers, homes)
+CAPTURED = {
+    "iscsi": {"targets": [{"iqn": IQN, "acls": [], "luns": [{"id": 0, "volume": "esx/lun01"}]}]},
+    "smb": {"shares": [{"name": "smbvol", "dataset": "data/smbvol", "read_only": False, "valid_users": ["alice"]}]},
+    "nfs": {"exports": [{"dataset": "data/smbvol", "clients": "192.168.0.0/24",
+                         "options": "rw,sync,no_subtree_check"}]},
+    "users": [{"name": "alice", "uid": 2001, "nt_hash": nt_hash(PASSWORD)}],
+}
 
 
 def run(lab, node: str, *args: str):
@@ -75,6 +80,17 @@ def smb_files(lab, client: str, server: str) -> dict[str, str]:
     return checksums(lab, client, "/tmp/smb")
 
 
+def synced_copy(lab, generation: int | None = None) -> dict:
+    """dst's copy of src's configuration, once it exists (and is ``generation``, if given)."""
+    deadline = time.monotonic() + 120
+    while True:
+        synced = lab.exec("dst", ["cat", "/etc/ovios/synced/src.json"])
+        if synced.returncode == 0 and (generation is None or json.loads(synced.stdout)["generation"] >= generation):
+            return json.loads(synced.stdout)
+        assert time.monotonic() < deadline, f"src's configuration did not reach dst: {synced.stdout}"
+        time.sleep(2)
+
+
 def task_states(lab, node: str) -> dict[str, str]:
     rows = json.loads(run(lab, node, "retadm", "status", "--json").stdout)
     return {row["dataset"]: row["status"] for row in rows}
@@ -86,8 +102,10 @@ def test_failover_drill_and_failback(fresh_openzfs_lab):
     # dst: pools named as src's (the guide's naming for autosync); src: the LUN's data, its mapping
     sh(lab, "dst", "set -e; for p in data esx; do f=/var/tmp/drill-$p.img; rm -f $f; truncate -s 256M $f; "
                    "zpool create -f -o cachefile=none $p $f; done")
-    sh(lab, "src", f"set -e; dd if=/dev/urandom of=/dev/zvol/esx/lun01 bs=64k count=16 seek=40 conv=notrunc,fsync "
-                   f"status=none; zfs set ovios:lun.mapping={IQN},lun0 esx/lun01")
+    sh(lab, "src", "dd if=/dev/urandom of=/dev/zvol/esx/lun01 bs=64k count=16 seek=40 conv=notrunc,fsync "
+                   "status=none")
+    sh(lab, "src", SERVE_ON_SRC)
+    assert smb_files(lab, "dst", SRC) == checksums(lab, "src", "/data/smbvol")  # src serves its share
 
     run(lab, "src", "options", "autosync.enable", "on")
     for dataset in DATASETS:
@@ -98,20 +116,21 @@ def test_failover_drill_and_failback(fresh_openzfs_lab):
                    "sleep 1; done")
     assert task_states(lab, "src") == dict.fromkeys(DATASETS, "idle")
 
-    # a configuration change on src reaches dst after one shell command (the post-command hook)
-    generation = int(node_python(lab, "src", CONFIGURE).stdout)
+    # what src serves reached dst (the post-command hook of each command above): captured, pushed
+    synced = synced_copy(lab)
+    assert {part: synced[part] for part in CAPTURED} == CAPTURED, synced
+    assert synced == json.loads(sh(lab, "src", "cat /etc/ovios/config.json").stdout)
+    assert "config not captured" not in run(lab, "src", "retadm", "status").stdout
+    # a change made with the usual tools reaches dst after one shell command; a share of a
+    # directory inside the dataset cannot travel, and status says so
+    sh(lab, "src", "mkdir -p /data/smbvol/inner && printf '[inner]\\n  path = /data/smbvol/inner\\n"
+                   "[public]\\n  path = /data/smbvol\\n  read only = yes\\n' >> /etc/samba/smb.conf")
     run(lab, "src", "options")
-    deadline = time.monotonic() + 120
-    while True:
-        synced = lab.exec("dst", ["cat", "/etc/ovios/synced/src.json"])
-        if synced.returncode == 0 and json.loads(synced.stdout)["generation"] == generation:
-            break
-        assert time.monotonic() < deadline, f"generation {generation} did not reach dst: {synced.stdout}"
-        time.sleep(2)
-    assert json.loads(synced.stdout) == json.loads(sh(lab, "src", "cat /etc/ovios/config.json").stdout)
-
-    sh(lab, "src", SERVE_ON_SRC)
-    assert smb_files(lab, "dst", SRC) == checksums(lab, "src", "/data/smbvol")  # src serves its share
+    synced = synced_copy(lab, generation=synced["generation"] + 1)
+    assert [share["name"] for share in synced["smb"]["shares"]] == ["public", "smbvol"]
+    status = run(lab, "src", "retadm", "status").stdout
+    assert ("config not captured: SMB share inner serves /data/smbvol/inner, a directory inside data/smbvol: "
+            "not carried") in status, status
 
     # the last replication, then a write on src that never leaves it
     sh(lab, "src", "echo last > /data/smbvol/last.txt")

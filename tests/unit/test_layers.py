@@ -32,9 +32,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "ovios_shell_retadm"
 NAME = PACKAGE.name
 
-BASICS = {"settings", "fileio", "store", "hosts", "key_exchange", "services", "options", "cron", "peer", "eventlog",
-          "exit_status",
-          "__init__"}
+BASICS = {"settings", "fileio", "store", "hosts", "key_exchange", "captured", "services", "options", "cron", "peer",
+          "eventlog", "exit_status", "__init__"}
 LAYER_OF_COMPONENT = {**dict.fromkeys(BASICS, 0), "zfs": 1, "replication": 2, "config": 2, "restore": 3,
                       "plain_commands": 4, "commands": 5, "shell": 5, "autosync_receive": 5, "launcher": 6}
 

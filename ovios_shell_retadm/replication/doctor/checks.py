@@ -545,6 +545,15 @@ def _cron_service(name: str, facts: TaskFacts) -> Check:
     return check_cron_service(name, own(env.cron_enabled), own(env.cron_running))
 
 
+def _config_capture(name: str, facts: TaskFacts) -> Check:
+    not_captured = own(facts.environment.not_captured)
+    if not not_captured:
+        return Check(name, OK, "everything that serves a dataset is carried" if facts.environment.autosync
+                     else "autosync is off")
+    return Check(name, WARN, f"not carried to the partners: {'; '.join(not_captured)}",
+                 "serve the dataset itself (its mountpoint, a zvol), or set it up on the partner by hand")
+
+
 def _lag(name: str, facts: TaskFacts) -> Check:
     entries = facts.environment.crontab
     # the schedules of the cron line check (none where the crontab cannot be read)
@@ -594,6 +603,8 @@ CHECKS = (
               "a 'zfs receive' into the replica running for over an hour that is not the task's transfer", WARN),
     CheckSpec("cron line", _cron_line, "root's crontab runs 'retadm inc DS'", WARN),
     CheckSpec("cron service", _cron_service, "cron.enable is on and the cron daemon runs", WARN),
+    CheckSpec("config capture", _config_capture, "what autosync could not take from this node's services "
+              "(a LUN on a disk, a share of a directory …)", WARN),
     CheckSpec("lag", _lag, f"the last success against the schedule: {LAG_INTERVALS} × N minutes for a "
               "'*/N * * * *' line (hourly and daily lines alike); 1 hour without such a line", WARN),
 )

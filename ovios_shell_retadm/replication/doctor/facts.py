@@ -11,10 +11,10 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar, Union
 
-from ... import cron, options, services
+from ... import captured, cron, options, services
 from ...hosts import LocalHost, Result, SshHost
 from ...zfs import Encryption, ZfsNode, pool_of
 from .. import preflight
@@ -82,6 +82,9 @@ class Environment:
     cron_running: Fact[bool]
     #: sshd's PermitRootLogin here (``sshd -T``; None: sshd cannot tell)
     root_login: Fact[str | None]
+    #: whether autosync is on, and what its capture of the services could not carry
+    autosync: bool = False
+    not_captured: Fact[list[str]] = field(default_factory=list)
 
     @classmethod
     def read(cls) -> Environment:
@@ -92,6 +95,8 @@ class Environment:
             cron_running=attempt(lambda: services.service_manager().is_running(services.CRON),
                                  "whether the cron daemon runs is not known"),
             root_login=attempt(services.root_login_policy, "sshd's root login policy cannot be read"),
+            autosync=bool(attempt(lambda: options.is_on("autosync.enable"), "") is True),
+            not_captured=attempt(captured.notes, "the capture's notes cannot be read"),
         )
 
 
