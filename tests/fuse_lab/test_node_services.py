@@ -9,7 +9,7 @@ from replication_helpers import shell
 SSH = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
 
 
-def test_ssh_allow_root_off_refuses_root_keys_and_on_accepts_them(fresh_lab):
+def test_ssh_allow_root_off_refuses_root_keys_keys_and_on_accept_them(fresh_lab):
     lab = fresh_lab
     assert lab.exec("src", [*SSH, "dst", "hostname"]).stdout.strip() == "dst"
 
@@ -19,12 +19,18 @@ def test_ssh_allow_root_off_refuses_root_keys_and_on_accepts_them(fresh_lab):
     assert refused.returncode == 255
     assert "Permission denied" in refused.stderr
 
-    assert shell(lab, "dst", "options", "ssh.allow.root", "on").returncode == 0
+    assert shell(lab, "dst", "options", "ssh.allow.root", "keys").returncode == 0
     assert lab.exec("src", [*SSH, "dst", "hostname"]).stdout.strip() == "dst"
     # key-only: sshd's effective policy for root
     policy = lab.exec("dst", ["sh", "-c", "sshd -T | grep -i '^permitrootlogin'"]).stdout.split()
     assert policy == ["permitrootlogin", "without-password"]
-    assert shell(lab, "dst", "options", "ssh.allow.root").stdout == "ssh.allow.root on\n"
+    assert shell(lab, "dst", "options", "ssh.allow.root").stdout == "ssh.allow.root keys\n"
+
+    # on: root with a password too (the guide's ssh-copy-id), and with a key as before
+    assert shell(lab, "dst", "options", "ssh.allow.root", "on").returncode == 0
+    assert lab.exec("src", [*SSH, "dst", "hostname"]).stdout.strip() == "dst"
+    policy = lab.exec("dst", ["sh", "-c", "sshd -T | grep -i '^permitrootlogin'"]).stdout.split()
+    assert policy == ["permitrootlogin", "yes"]
 
 
 def _cron_running(lab, node) -> bool:
