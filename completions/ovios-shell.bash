@@ -59,7 +59,7 @@ _ovios_shell_retadm_options() {
         promote)      echo "--key-file --dry-run --help" ;;
         reverse)      echo "--properties --dry-run --yes --help" ;;
         doctor)       echo "--dest --json --dry-run --help" ;;
-        status)       echo "--json --help" ;;
+        status)       echo "--json --dry-run --help" ;;
     esac
 }
 

@@ -45,6 +45,9 @@ class Option:
     #: for a value that is not one of ``choices`` (then empty): the normalised value, or
     #: :class:`OptionError`'s reason ("expected …")
     parse: Callable[[str], str] | None = None
+    #: the value the system is in now, in the option's own terms (for an option that sets a
+    #: system state, which may have been changed by other means): see :func:`in_effect`
+    actual: Callable[[], str | None] | None = None
 
     def validate(self, value: str) -> str:
         normalised = value.strip().lower()
@@ -78,6 +81,11 @@ def _seconds(value: str) -> str:
     return str(int(value))
 
 
+def _root_login_in_effect() -> str | None:
+    policy = services.root_login_policy()
+    return None if policy is None else services.ROOT_LOGIN_VALUE.get(policy, policy)
+
+
 CATALOGUE: dict[str, Option] = {
     option.name: option
     for option in (
@@ -85,12 +93,13 @@ CATALOGUE: dict[str, Option] = {
             SSH_ALLOW_ROOT, "off",
             "root may log in over SSH: on (a password too, while keys are exchanged), keys (a key "
             "only: once passwordless SSH works), off; retadm needs on or keys",
-            choices=tuple(services.ROOT_LOGIN), apply=services.set_root_login,
+            choices=tuple(services.ROOT_LOGIN), apply=services.set_root_login, actual=_root_login_in_effect,
         ),
         Option(
             "cron.enable", "off",
             "run the cron daemon (schedules 'retadm inc')",
             apply=lambda v: services.set_cron(v == "on"),
+            actual=lambda: "on" if services.service_manager().is_running(services.CRON) else "off",
         ),
         Option(
             "autosync.enable", "off",
@@ -127,6 +136,19 @@ def get(name: str, store: Store | None = None) -> str:
     option = lookup(name)
     value = (store or Store()).get_option(name)
     return option.default if value is None else value
+
+
+def in_effect(name: str, value: str) -> str | None:
+    """What the system is in for option ``name`` when it is not ``value`` (the stored one):
+    cron stopped by hand, sshd's policy edited …; None when it agrees or cannot tell."""
+    option = lookup(name)
+    if option.actual is None:
+        return None
+    try:
+        actual = option.actual()
+    except (services.ServiceError, OSError):
+        return None
+    return actual if actual not in (None, value) else None
 
 
 def is_on(name: str, store: Store | None = None) -> bool:

@@ -69,6 +69,7 @@ def status_parser(parser_class: Callable[..., ParserT]) -> ParserT:
     status = parser_class(description="Show every replication task: idle, running_full, running_inc or error.")
     status.add_argument("dataset", nargs="?", help="only this task")
     status.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
+    status.add_argument("--dry-run", action="store_true", help="accepted like everywhere; status changes nothing")
     return status
 
 

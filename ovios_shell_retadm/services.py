@@ -132,6 +132,8 @@ def service_manager() -> Systemd | DirectDaemons:
 #: password too (the guide's ``ssh-copy-id`` needs it while keys are exchanged), ``keys`` with
 #: a key only (once they are), ``off`` not at all
 ROOT_LOGIN = {"on": "yes", "keys": "prohibit-password", "off": "no"}
+#: sshd -T's PermitRootLogin -> the option's value (OpenSSH 9.2 still says without-password)
+ROOT_LOGIN_VALUE = {"yes": "on", "prohibit-password": "keys", "without-password": "keys", "no": "off"}
 _DROPIN_NAME = "00-ovios-root-login.conf"
 PRIVSEP_DIR = Path("/run/sshd")
 

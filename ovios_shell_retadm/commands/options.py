@@ -20,6 +20,12 @@ def _option_values(_self: cmd2.CommandSet, arg_tokens: dict[str, list[str]]) -> 
     return cmd2.Choices.from_values(option.choices if option else ())
 
 
+def _shown(name: str, value: str) -> str:
+    """The stored value, and beside it the system's when that differs (cron started by hand …)."""
+    actual = catalogue.in_effect(name, value)
+    return value if actual is None else f"{value} (in effect: {actual})"
+
+
 def _build_parser() -> cmd2.Cmd2ArgumentParser:
     parser = cmd2.Cmd2ArgumentParser(
         description="Show or set the shell's persistent options.",
@@ -52,11 +58,12 @@ class OptionsCommands(OviosCommandSet):
         try:
             if args.name is None:
                 values = catalogue.all_values()
-                rows = [(name, value, catalogue.CATALOGUE[name].description) for name, value in values.items()]
+                rows = [(name, _shown(name, value), catalogue.CATALOGUE[name].description)
+                        for name, value in values.items()]
                 self.out(tabulate(rows, headers=("OPTION", "VALUE", "DESCRIPTION"), tablefmt="simple",
                                   disable_numparse=True))
             elif args.value is None:
-                self.out(f"{args.name} {catalogue.get(args.name)}")
+                self.out(f"{args.name} {_shown(args.name, catalogue.get(args.name))}")
             else:
                 catalogue.set_value(args.name, args.value)
                 self.out(f"Configuration {args.name} updated.")

@@ -120,7 +120,8 @@ def _repair_parser() -> cmd2.Cmd2ArgumentParser:
         "under a new name and send in full. Nothing is destroyed without confirmation (--yes in "
         "scripts). Stale partial receives, missing holds and dead runs are mended by the run itself.",
     )
-    repair.add_argument("dataset", help="the replicated dataset", choices_provider=replicated_datasets)
+    repair.add_argument("dataset", nargs="?", help="the replicated dataset (on a terminal, without it: a pick list)",
+                        choices_provider=replicated_datasets)
     add_dest_option(repair, "the one")
     repair.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     repair.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
@@ -134,7 +135,8 @@ def _reset_parser() -> cmd2.Cmd2ArgumentParser:
         "dataset's other tasks (to other destinations). "
         "Afterwards 'retadm init' can set the dataset up again (to a new remote name).",
     )
-    reset.add_argument("dataset", help="the replicated dataset", choices_provider=replicated_datasets)
+    reset.add_argument("dataset", nargs="?", help="the replicated dataset (on a terminal, without it: a pick list)",
+                       choices_provider=replicated_datasets)
     add_dest_option(reset, "the one")
     reset.add_argument("--dry-run", action="store_true", help="list what would be removed; change nothing")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
@@ -196,6 +198,21 @@ class RetadmCommands(RetadmCommandSet):
         if not answer:
             raise CommandError(f"an answer is required ({option}); nothing was changed", USAGE)
         return answer
+
+    def _pick_task(self, args: argparse.Namespace, verb: str) -> TaskRecord:
+        """The task ``args`` name; without a dataset, on a terminal, the one picked from a list
+        of the replicated datasets (as init's list), else a usage error."""
+        if args.dataset is None:
+            if not self._interactive():
+                raise CommandError("the dataset is required when there is no terminal", USAGE)
+            choices = sorted({record.dataset for record in TaskStore().all()})
+            if not choices:
+                raise CommandError("there are no replication tasks ('retadm init' sets one up)")
+            try:
+                args.dataset = self._cmd.select(choices, f"Select the dataset to {verb}: ")
+            except (EOFError, KeyboardInterrupt):
+                raise CommandError("cancelled; nothing was changed") from None
+        return self._choose(args.dataset, args.dest)
 
     def _pick_dataset(self, node: ZfsNode, tasks: TaskStore) -> str:
         if not self._interactive():
@@ -319,7 +336,7 @@ class RetadmCommands(RetadmCommandSet):
                            help="bring a broken replication relationship back, then replicate")
     def _repair(self, args) -> int:
         tasks = TaskStore()
-        record = self._choose(args.dataset, args.dest)
+        record = self._pick_task(args, "repair")
         preview = TaskRun(record, REPAIR, tasks)  # planning marks the repair as planned: a run of its own
         status = self._preview(preview, title="dry run" if args.dry_run else "repair")
         shown = preview.last_plan
@@ -366,7 +383,7 @@ class RetadmCommands(RetadmCommandSet):
                            help="remove a replication task and its tracking snapshots and holds")
     def _reset(self, args) -> int:
         tasks = TaskStore()
-        record = self._choose(args.dataset, args.dest)
+        record = self._pick_task(args, "reset")
         reset = TaskReset(record, tasks)
         if args.dry_run or not args.yes:
             try:

@@ -40,6 +40,10 @@ def _cron_running(lab, node) -> bool:
 def test_cron_enable_stops_and_starts_the_cron_daemon(fresh_lab):
     lab = fresh_lab
     assert _cron_running(lab, "src")
+    # the lab's nodes run cron without the option ever set: the stored value, and what is in effect
+    assert shell(lab, "src", "options", "cron.enable").stdout == "cron.enable off (in effect: on)\n"
+    listing = shell(lab, "src", "options").stdout
+    assert any(line.split()[:4] == ["cron.enable", "off", "(in", "effect:"] for line in listing.splitlines()), listing
     assert shell(lab, "src", "options", "cron.enable", "off").returncode == 0
     assert not _cron_running(lab, "src")
     assert shell(lab, "src", "options", "cron.enable").stdout == "cron.enable off\n"

@@ -253,6 +253,22 @@ def test_tab_completes_the_wizards_answers(session: Session, fresh_lab: Lab) -> 
     assert (row["destination"], row["remote_dataset"], row["properties"]) == ("dst", "repl/smbvol", True)
 
 
+def test_reset_without_a_dataset_offers_the_pick_list(session: Session, fresh_lab: Lab) -> None:
+    """The usage line says [dataset]: on a terminal, reset without one picks from the tasks."""
+    init = shell(fresh_lab, "src", "retadm", "init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl")
+    assert init.returncode == 0, init.stderr
+    wait_idle(fresh_lab, "data/smbvol")
+    session.child.sendline("retadm reset")
+    session.expect("Select the dataset to reset")
+    session.child.expect(pexpect.TIMEOUT, timeout=0.7)
+    session.child.send("\r")  # the only one
+    shown = session.expect("Reset this task? (yes/no) [no]:")
+    assert "reset data/smbvol -> dst:repl/smbvol (the replicated data stays):" in shown, shown
+    session.answer("no")
+    assert "retadm reset: not confirmed; nothing was changed" in session.prompt()
+    assert list(status(fresh_lab)) == ["data/smbvol"]
+
+
 def _walk_to(session: Session, stage: str) -> None:
     """Answer the wizard up to (not including) the prompt ``stage``."""
     if stage == "dest":

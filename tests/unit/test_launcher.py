@@ -104,6 +104,7 @@ def test_the_console_script_is_the_launcher():
     ["retadm", "status", "--json"],
     ["retadm", "status", "data/fan", "--json"],
     ["retadm", "status", "data/none", "--json"],  # no such task: exit 1, one line
+    ["retadm", "status", "data/fan", "--json", "--dry-run"],  # the guide: every command with a dataset takes it
 ], ids=" ".join)
 def test_status_json_runs_without_cmd2_and_prints_what_the_shell_prints(node, argv):
     fast = console_script(node, *argv)
@@ -190,3 +191,11 @@ def test_no_arguments_is_the_interactive_shell_not_the_fast_path():
 def test_the_fake_env_is_the_one_commands_run(node):
     # the comparisons above mean something only if the runs reached it
     assert shutil.which("env", path=node["PATH"]) != shutil.which("env")
+
+
+@pytest.mark.parametrize("verb", ["reset", "repair"])
+def test_reset_and_repair_without_a_dataset_need_a_terminal(node, verb):
+    """The usage line shows [dataset]: on a terminal a pick list, without one a usage error."""
+    run = full_shell(node, "retadm", verb)
+    assert (run.stdout, run.stderr, run.status) == (
+        "", f"retadm {verb}: the dataset is required when there is no terminal\n", 2)
