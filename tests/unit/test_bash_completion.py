@@ -97,7 +97,7 @@ def test_dry_run_at_any_position_after_the_subcommand(complete, words):
 
 def test_each_subcommand_offers_its_own_options(complete):
     assert complete("ovios-shell", "retadm", "inc", "data/smbvol", "-") == ["--dest", "--dry-run", "--help"]
-    assert complete("ovios-shell", "retadm", "status", "-") == ["--help", "--json"]
+    assert complete("ovios-shell", "retadm", "status", "-") == ["--dry-run", "--help", "--json"]
     assert complete("ovios-shell", "retadm", "reset", "data/smbvol", "-") == ["--dest", "--dry-run", "--help",
                                                                              "--yes"]
     assert complete("ovios-shell", "retadm", "doctor", "-") == ["--dest", "--dry-run", "--help", "--json"]
