@@ -13,7 +13,7 @@
 PYTHON  ?= /usr/bin/python3
 VENV    := $(CURDIR)/.venv
 PY      := $(VENV)/bin/python
-DEBS    := zfs-fuse openssh-server openssh-client cron iproute2 util-linux procps pv python3-venv
+DEBS    := zfs-fuse openssh-server openssh-client cron iproute2 util-linux procps pv python3-venv logrotate
 DEBS_OPENZFS := qemu-system-x86 qemu-utils debootstrap e2fsprogs
 # samba: testparm and pdbedit read restore's Samba files back (tests/fuse_lab/test_restore_samba.py);
 # shellcheck: make check runs it over the shell scripts
@@ -69,6 +69,7 @@ python-test-tools: $(VENV)/.installed
 install: debs $(VENV)/.installed
 	ln -sf $(VENV)/bin/ovios-shell /usr/bin/ovios-shell
 	install -D -m 0644 completions/ovios-shell.bash /etc/bash_completion.d/ovios-shell
+	install -D -m 0644 logrotate/ovios-shell /etc/logrotate.d/ovios-shell
 
 debs:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
