@@ -49,7 +49,7 @@ from .model import (
     Task,
     own_mark,
 )
-from .pipeline import TransferFailed, TransferResult, command_line, transfer
+from .pipeline import TransferFailed, TransferResult, command_line, how_far, transfer
 from .progress import ProgressFile
 
 #: how many times :meth:`Pair.observe` looks again when a snapshot vanished while it looked
@@ -357,7 +357,11 @@ class Pair:
             lost = self._lost_connection(exc)
             if lost is None:
                 raise
-            raise lost from exc
+            # ssh's words, then how far the stream got; whether the partner kept a partial
+            # receive cannot be known from here: the next run looks
+            said = str(lost).removeprefix(f"{lost.host}: ")
+            raise type(lost)(lost.host, f"{said}{how_far(exc.moved)}; the next run resumes a partial receive if "
+                                        "the partner kept one, else starts this send over") from exc
         outputs, statuses = zfs.parts_of(result.receiver_output)
         done = {index for index, status in zip(riders, statuses, strict=False) if status == 0}
         for index in sorted(done):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -45,14 +46,18 @@ class TransferResult:
 
 
 class TransferFailed(Exception):
-    """Sender or receiver failed; the message is their last words, on one line."""
+    """Sender or receiver failed; the message says, on one line, which and why, how far the
+    stream got and what the next run does (see :func:`describe_failure`)."""
 
-    def __init__(self, message: str, sender_status: int, receiver_status: int, receiver_words: str = ""):
+    def __init__(self, message: str, sender_status: int, receiver_status: int, receiver_words: str = "",
+                 moved: int | None = None):
         super().__init__(message)
         self.sender_status = sender_status
         self.receiver_status = receiver_status
         #: the receiving stage's own last line (empty when it said nothing)
         self.receiver_words = receiver_words
+        #: bytes that had moved when it failed (None: no meter)
+        self.moved = moved
 
 
 class TransferStalled(TransferFailed):
@@ -78,6 +83,49 @@ def _count(handle: IO[bytes]) -> int | None:
 def _last_words(handle: IO[bytes]) -> str:
     lines = _lines(handle)
     return lines[-1] if lines else ""
+
+
+#: what OpenZFS's ``zfs receive -s`` says when it keeps what an interrupted stream brought
+_KEPT = ("Partially received snapshot is saved", "zfs send -t ")
+
+
+def how_far(moved: int | None) -> str:
+    """`` after 10.2 MiB`` (what a meter counted), or nothing without one."""
+    from .progress import format_bytes  # the byte formatting status and watch use
+
+    if moved is None:
+        return ""
+    return " before any data moved" if moved == 0 else f" after {format_bytes(moved)}"
+
+
+def describe_failure(sender_status: int, receiver_status: int, sender_said: list[str], receiver_said: list[str],
+                     moved: int | None) -> str:
+    """One line: which side failed and why (killed by a signal, its own error, the receiver
+    refusing the stream), how far the stream got, and what the next run does with it."""
+    receiver_reason = next((line for line in receiver_said if line.startswith("cannot ")),
+                           next((line for line in reversed(receiver_said)
+                                 if not line.startswith(("zfs send -t ", "A resuming stream", "Partially received"))),
+                                ""))
+    if sender_status < 0 and sender_status != -signal.SIGPIPE:
+        what = f"zfs send was killed by {_signal_name(-sender_status)}"
+    elif sender_status not in (0, -signal.SIGPIPE):
+        what = f"zfs send failed: {sender_said[-1]}" if sender_said else f"zfs send exited {sender_status}"
+    elif receiver_status < 0:
+        what = f"zfs receive was killed by {_signal_name(-receiver_status)}"
+    else:
+        what = f"zfs receive refused the stream: {receiver_reason}" if receiver_reason else \
+            f"zfs receive exited {receiver_status}"
+    kept = any(line.startswith(_KEPT) for line in receiver_said)
+    then = "the partial receive was kept: the next run resumes from there" if kept else \
+        "no partial receive was kept: the next run starts this send over"
+    return f"{what}{how_far(moved)}; {then}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _kill(stages: Sequence[subprocess.Popen]) -> None:
@@ -153,17 +201,16 @@ def transfer(
                 raise TransferStalled(
                     f"no data moved for {stall_timeout:g} s: the transfer was stopped ({moved} bytes had moved; "
                     f"the limit is the option retadm.stall.timeout)",
-                    stages[0].returncode, stages[-1].returncode, _last_words(recv_err))
+                    stages[0].returncode, stages[-1].returncode, _last_words(recv_err), moved)
             time.sleep(_POLL)
         sender, receiver = stages[0], stages[-1]
         if sender.returncode != 0 or receiver.returncode != 0:
-            # a sender killed by the receiver's death (SIGPIPE) has nothing to say: prefer
-            # the side that failed first and said why
-            words = _last_words(send_err) if sender.returncode not in (0, -13) else ""
-            words = words or _last_words(recv_err) or _last_words(send_err)
+            # a sender killed by the receiver's death (SIGPIPE) has nothing to say: the side
+            # that failed first is named, with what it said
+            counted = _count(counts) if meter_argv else None
             raise TransferFailed(
-                words or f"send exited {sender.returncode}, receive exited {receiver.returncode}",
-                sender.returncode, receiver.returncode, _last_words(recv_err),
+                describe_failure(sender.returncode, receiver.returncode, _lines(send_err), _lines(recv_err), counted),
+                sender.returncode, receiver.returncode, _last_words(recv_err), counted,
             )
         sent = _count(counts) if meter_argv else None
         recv_err.seek(0)
