@@ -16,7 +16,7 @@ _ovios_shell_words() {
         verbs)      echo "retadm restore options edit-cron help quit" ;;
         restore)    echo "all luns shares exports users" ;;
         synced)     ls "${OVIOS_ROOT%/}/etc/ovios/synced" 2>/dev/null | sed -n 's/\.json$//p' ;;
-        retadm)     echo "status init inc reset doctor repair watch promote reverse switchback" ;;
+        retadm)     echo "status init inc reset edit doctor repair watch promote reverse switchback" ;;
         options)    ovios-shell options 2>/dev/null | awk 'NR > 2 { print $1 }' ;;
         replicated) ovios-shell retadm status --json 2>/dev/null \
                         | sed -n 's/^ *"dataset": "\(.*\)",$/\1/p' ;;
@@ -52,7 +52,8 @@ _ovios_shell_pools() {
 # the options of a retadm subcommand
 _ovios_shell_retadm_options() {
     case "$1" in
-        init)   echo "--dest --remote-pool --remote-name --properties --decrypted --dry-run --help" ;;
+        init)   echo "--dest --remote-pool --remote-name --properties --decrypted --bandwidth --dry-run --help" ;;
+        edit)   echo "--dest --bandwidth --properties --dry-run --help" ;;
         inc|watch)    echo "--dest --dry-run --help" ;;
         reset|repair) echo "--dest --dry-run --yes --help" ;;
         switchback)   echo "--dry-run --yes --help" ;;
@@ -76,7 +77,8 @@ _ovios_shell() {
             -*) words=$(_ovios_shell_retadm_options "$sub") ;;
             *)
                 case "$sub:$prev" in
-                    init:--properties|reverse:--properties) words="yes no" ;;
+                    init:--properties|reverse:--properties|edit:--properties) words="yes no" ;;
+                    *:--bandwidth) ;;  # a rate: free text
                     init:--dest) words=$(_ovios_shell_words partners) ;;
                     init:--remote-pool)
                         for ((i = 3; i < COMP_CWORD - 1; i++)); do
@@ -89,7 +91,7 @@ _ovios_shell() {
                         # the dataset, unless one was given already
                         for ((i = 3; i < COMP_CWORD; i++)); do
                             case "${COMP_WORDS[i]}" in
-                                --dest|--remote-pool|--remote-name|--properties|--key-file) ((i++)) ;;
+                                --dest|--remote-pool|--remote-name|--properties|--key-file|--bandwidth) ((i++)) ;;
                                 -*) ;;
                                 *) positional=${COMP_WORDS[i]} ;;
                             esac

@@ -210,6 +210,7 @@ def status_rows(records: list[TaskRecord]) -> list[dict]:
             "cascade": task.cascade,
             "send_mode": record.send_mode,
             "send_flags": record.send_flags,
+            "bandwidth": record.bandwidth,
             "config": config[record.destination].text,
             "config_sync": config[record.destination].to_json(),
             "config_not_captured": not_captured,
@@ -253,6 +254,8 @@ def print_status_table(rows: list[dict], out: Output) -> None:
         elif row["send_mode"] == DECRYPTED:
             out(f"{row['dataset']}{to}: encrypted, but replicated DECRYPTED: the replica on "
                 f"{row['destination']} is not encrypted")
+        if row["bandwidth"]:
+            out(f"{row['dataset']}{to}: transfers limited to {progress.format_bytes(row['bandwidth'])}/s")
 
 
 # -- inc --------------------------------------------------------------------------------------

@@ -24,7 +24,9 @@ from ..hosts import LocalHost, SshHost
 from ..plain_commands import add_dest_option
 from ..replication import doctor, preflight
 from ..replication.model import Plan
+from ..replication.pipeline import parse_rate
 from ..replication.preflight import PreflightError
+from ..replication.progress import format_bytes
 from ..replication.task_run import FULL, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
 from ..replication.task_store import DECRYPTED, RAW, TaskRecord, TaskStore, new_identity
 from ..store import StoreError
@@ -49,7 +51,7 @@ USAGE_LINE = f"usage: retadm [{'|'.join(SUBCOMMANDS)}] [dataset] [--dry-run]"
 # -- parsers ----------------------------------------------------------------------------------
 
 #: the order ``retadm --help`` lists the subcommands in (and a mistyped one's error its choices)
-HELP_ORDER = ("status", "init", "inc", "repair", "reset", "doctor", "watch", *FAILOVER_SUBCOMMANDS)
+HELP_ORDER = ("status", "init", "inc", "repair", "reset", "edit", "doctor", "watch", *FAILOVER_SUBCOMMANDS)
 
 
 def _help_rank(subcommand: str) -> int:
@@ -103,8 +105,35 @@ def _init_parser() -> cmd2.Cmd2ArgumentParser:
     init.add_argument("--decrypted", action="store_true",
                       help="an encrypted dataset that cannot travel raw (encrypted, the key staying here) is "
                       "replicated decrypted: the replica is not encrypted")
+    init.add_argument("--bandwidth", metavar="RATE", type=_bandwidth,
+                      help="limit the task's transfers to RATE a second (e.g. 10M, 512K; default: no limit)")
     init.add_argument("--dry-run", action="store_true", help="check and show what would be done; change nothing")
     return init
+
+
+def _bandwidth(text: str) -> int | None:
+    """``--bandwidth``: bytes a second; ``none`` (edit) lifts the limit."""
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _edit_parser() -> cmd2.Cmd2ArgumentParser:
+    edit = cmd2.Cmd2ArgumentParser(
+        description="Change a task's settings after init: its bandwidth limit, whether properties travel. "
+        "The next run uses them; the replica and the snapshots stay as they are.",
+    )
+    edit.add_argument("dataset", nargs="?", help="the replicated dataset (on a terminal, without it: a pick list)",
+                      choices_provider=replicated_datasets)
+    add_dest_option(edit, "the one")
+    edit.add_argument("--bandwidth", metavar="RATE", type=_bandwidth, default=argparse.SUPPRESS,
+                      help="limit its transfers to RATE a second (e.g. 10M, 512K), or 'none'")
+    edit.add_argument("--properties", choices=("yes", "no"), help="whether the dataset's properties travel")
+    edit.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
+    return edit
 
 
 def _inc_parser() -> cmd2.Cmd2ArgumentParser:
@@ -252,7 +281,8 @@ class RetadmCommands(RetadmCommandSet):
             raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
         record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties,
                             source_address=source_address, identity=new_identity(),
-                            cascade=preflight.is_replica(local, dataset), send_mode=mode, send_flags=flags)
+                            cascade=preflight.is_replica(local, dataset), send_mode=mode, send_flags=flags,
+                            bandwidth=args.bandwidth)
         if mode == RAW:
             self.out(f"{dataset} is encrypted: it is replicated raw (the replica stays encrypted; its key stays "
                      "here, and 'retadm promote' on the partner needs it)")
@@ -352,6 +382,29 @@ class RetadmCommands(RetadmCommandSet):
                  f"at @{outcome.common}")
         return 0
 
+    # -- edit -----------------------------------------------------------------------------------
+
+    @cmd2.as_subcommand_to("retadm", "edit", _edit_parser, help="change a task's bandwidth limit or properties")
+    def _edit(self, args) -> int:
+        record = self._pick_task(args, "edit")
+        changes: dict[str, object] = {}
+        if hasattr(args, "bandwidth"):  # given (its default is no attribute at all): 'none' is None
+            changes["bandwidth"] = args.bandwidth
+        if args.properties is not None:
+            changes["properties"] = args.properties == "yes"
+        if not changes:
+            raise CommandError("nothing to change: give --bandwidth or --properties", USAGE)
+        shown = {"bandwidth": _rate_text, "properties": lambda v: "yes" if v else "no"}
+        said = ", ".join(f"{field} {shown[field](getattr(record, field))} -> {shown[field](value)}"
+                         for field, value in changes.items())
+        if args.dry_run:
+            self.out(f"dry run: {record.dataset} -> {record.target}: would change {said}")
+            return 0
+        if TaskStore().update(record.key, **changes) is None:
+            raise CommandError(f"{record.dataset} -> {record.target}: the task is gone (reset meanwhile?)")
+        self.out(f"{record.dataset} -> {record.target}: {said}")
+        return 0
+
     # -- doctor ---------------------------------------------------------------------------------
 
     @cmd2.as_subcommand_to("retadm", "doctor", _doctor_parser,
@@ -410,3 +463,7 @@ class RetadmCommands(RetadmCommandSet):
         if left:
             self.warn(f"warning: {left}")
         return 0
+
+
+def _rate_text(rate: int | None) -> str:
+    return "none" if rate is None else f"{format_bytes(rate)}/s"

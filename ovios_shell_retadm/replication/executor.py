@@ -87,6 +87,8 @@ class Pair:
     log: Callable[[str], None] = field(default=lambda _line: None)
     #: where a run publishes its transfers' progress (``retadm watch``); None: nowhere
     progress: ProgressFile | None = None
+    #: bytes a second the task's streams may not exceed (its bandwidth limit); None: no limit
+    rate_limit: int | None = None
     #: the source dataset's type, read once (a zvol has no mountpoint)
     _kind: str | None = field(default=None, init=False, repr=False)
     #: the guids of the snapshots this pair's sends landed, as the partner read them after its receive
@@ -256,7 +258,7 @@ class Pair:
             self.log(f"{remote} on {node.host.name} was not mounted under its pool: {exc}")
 
     def pipeline_text(self, step: SendFull | SendIncremental | ResumeSend) -> str:
-        return command_line(self.send_argv(step), self.receive_argv())
+        return command_line(self.send_argv(step), self.receive_argv(), self.rate_limit)
 
     # -- carrying out --------------------------------------------------------------
 
@@ -352,7 +354,7 @@ class Pair:
         receive = zfs.receive_then(self._zfs_receive_argv(), after) if after else self._zfs_receive_argv()
         try:
             result: TransferResult = transfer(self.send_argv(step), self.destination.host.argv_for(receive),
-                                              on_progress=self.progress)
+                                              on_progress=self.progress, rate_limit=self.rate_limit)
         except TransferFailed as exc:
             lost = self._lost_connection(exc)
             if lost is None:

@@ -22,6 +22,7 @@ takes a fraction of a second.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -137,13 +138,32 @@ def _kill(stages: Sequence[subprocess.Popen]) -> None:
         stage.wait()
 
 
-def _meter() -> list[str] | None:
-    return list(_METER) if shutil.which(_METER[0]) else None
+def _meter(rate_limit: int | None = None) -> list[str] | None:
+    """pv, counting (and, with ``rate_limit`` bytes a second, holding the stream to it)."""
+    if not shutil.which(_METER[0]):
+        return None
+    return [*_METER, *(["--rate-limit", str(rate_limit)] if rate_limit else [])]
 
 
-def command_line(send_argv: Sequence[str], receive_argv: Sequence[str]) -> str:
+_RATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?(?:/s)?", re.IGNORECASE)
+
+
+def parse_rate(text: str) -> int:
+    """A bandwidth as people write it (``10M``, ``512K``, ``1.5G``, ``20MiB/s``; powers of 1024,
+    as pv counts) in bytes a second; ValueError with the reason otherwise."""
+    found = _RATE.fullmatch(text.strip())
+    if not found:
+        raise ValueError(f"invalid bandwidth {text!r}: a number with K, M or G (e.g. 10M, 512K)")
+    power = " kmgt".index(found.group(2).lower() or " ")  # no suffix: bytes
+    rate = int(float(found.group(1)) * 1024 ** power)
+    if rate < 1024:
+        raise ValueError(f"invalid bandwidth {text!r}: at least 1K a second")
+    return rate
+
+
+def command_line(send_argv: Sequence[str], receive_argv: Sequence[str], rate_limit: int | None = None) -> str:
     """The pipeline :func:`transfer` runs, as a shell would write it (for ``--dry-run``)."""
-    meter = _meter()
+    meter = _meter(rate_limit)
     stages = [send_argv, *([meter] if meter else []), receive_argv]
     return " | ".join(shlex.join(stage) for stage in stages)
 
@@ -154,17 +174,22 @@ def transfer(
     *,
     on_progress: Callable[[int], None] | None = None,
     stall_timeout: float | None = CONFIGURED,
+    rate_limit: int | None = None,
 ) -> TransferResult:
     """Run ``send_argv | receive_argv``; raise :class:`TransferFailed` unless both succeed.
 
     ``stall_timeout``: seconds without a byte moving after which the pipeline is killed and
     :class:`TransferStalled` raised; None: never; by default the configured value.
+    ``rate_limit``: bytes a second the stream may not exceed (the meter holds it back).
     """
     if stall_timeout == CONFIGURED:
         from .. import options  # the store is read only by a run that transfers
 
         stall_timeout = options.stall_timeout()
-    meter_argv = _meter()
+    meter_argv = _meter(rate_limit)
+    if rate_limit and meter_argv is None:
+        raise TransferFailed("the task's bandwidth limit needs pv, which is not installed here; nothing was sent",
+                             0, 0)
     started = time.monotonic()
     with tempfile.TemporaryFile() as send_err, tempfile.TemporaryFile() as recv_err, \
             tempfile.TemporaryFile() as counts:

@@ -105,7 +105,7 @@ class TaskRun:
         self.last_plan: Plan | Refusal | None = None
         self.tasks = tasks or TaskStore()
         self.pair = Pair(record.task(), source or ZfsNode(LocalHost()), destination or destination_node(record),
-                         log=lambda line: self._event("step", what=line))
+                         log=lambda line: self._event("step", what=line), rate_limit=record.bandwidth)
         #: the task's last run failed or died: it may have left a receive on the partner
         runner = Runner.from_record(record.runner) if record.state in (RUNNING_FULL, RUNNING_INC) else None
         self.after_failure = record.state == ERROR or (runner is not None and not runner.is_alive())

@@ -71,6 +71,8 @@ class TaskRecord:
     #: is refused or corrupts the replica); None for a task set up before flags existed: it
     #: goes on as it was (no flags), and its first run records that as an empty list
     send_flags: list[str] | None = None
+    #: bytes a second its streams may not exceed (``--bandwidth``; a WAN link's share); None: no limit
+    bandwidth: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TaskRecord:

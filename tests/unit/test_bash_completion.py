@@ -65,8 +65,8 @@ def test_restore_subcommands_options_and_partners(complete):
 
 
 def test_retadm_subcommands(complete):
-    assert complete("ovios-shell", "retadm", "") == ["doctor", "inc", "init", "promote", "repair", "reset", "reverse",
-                                                     "status", "switchback", "watch"]
+    assert complete("ovios-shell", "retadm", "") == ["doctor", "edit", "inc", "init", "promote", "repair", "reset",
+                                                     "reverse", "status", "switchback", "watch"]
     assert complete("ovios-shell", "retadm", "reverse", "repl/smbvol", "--properties", "") == ["no", "yes"]
     assert complete("ovios-shell", "retadm", "promote", "repl/smbvol", "-") == ["--dry-run", "--help", "--key-file"]
     assert complete("ovios-shell", "retadm", "in") == ["inc", "init"]
@@ -101,15 +101,19 @@ def test_each_subcommand_offers_its_own_options(complete):
     assert complete("ovios-shell", "retadm", "reset", "data/smbvol", "-") == ["--dest", "--dry-run", "--help",
                                                                              "--yes"]
     assert complete("ovios-shell", "retadm", "doctor", "-") == ["--dest", "--dry-run", "--help", "--json"]
+    assert complete("ovios-shell", "retadm", "edit", "data/smbvol", "-") == [
+        "--bandwidth", "--dest", "--dry-run", "--help", "--properties"]
+    assert complete("ovios-shell", "retadm", "edit", "data/smbvol", "--properties", "") == ["no", "yes"]
     assert complete("ovios-shell", "retadm", "switchback", "repl/smbvol", "-") == ["--dry-run", "--help", "--yes"]
     # a task's --dest (fan-out) is free text too: no dataset offered as its value
     assert complete("ovios-shell", "retadm", "reset", "data/smbvol", "--dest", "") == []
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--r") == ["--remote-name", "--remote-pool"]
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--properties", "") == ["no", "yes"]
-    # the value of --dest is free text: nothing offered, where the option before it offers its values
+    # an option's value that is free text (a task's --dest): nothing offered, where an option
+    # word is, the subcommand's options (init's --dest completes partners: tests/fuse_lab)
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--dest", "-") == [
-        "--decrypted", "--dest", "--dry-run", "--help", "--properties", "--remote-name", "--remote-pool"]
-    assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--dest", "") == []
+        "--bandwidth", "--decrypted", "--dest", "--dry-run", "--help", "--properties", "--remote-name", "--remote-pool"]
+    assert complete("ovios-shell", "retadm", "inc", "data/smbvol", "--dest", "") == []
     # promote's --key-file takes a file
     (complete.root.parent / "secret.key").write_text("x")
     prefix = str(complete.root.parent / "secr")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ovios_shell_retadm.replication.pipeline import TransferFailed, describe_failure, transfer
+from ovios_shell_retadm.replication.pipeline import TransferFailed, command_line, describe_failure, parse_rate, transfer
 
 KEPT = ["cannot receive incremental stream: checksum mismatch or incomplete stream.",
         "Partially received snapshot is saved.",
@@ -51,3 +51,30 @@ def test_a_sender_killed_mid_stream_is_named_with_how_far_it_got(tmp_path: Path)
     assert str(info.value) == ("zfs send was killed by SIGKILL after 1.0 MiB; the partial receive was kept: "
                                "the next run resumes from there")
     assert info.value.moved == 1048576 == (tmp_path / "received").stat().st_size
+
+
+# -- the bandwidth limit ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, rate", [
+    ("10M", 10 * 2**20), ("512K", 512 * 2**10), ("1.5G", int(1.5 * 2**30)), ("20MiB/s", 20 * 2**20),
+    ("2048", 2048), ("10 m", 10 * 2**20),
+])
+def test_parse_rate(text, rate):
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("text", ["0", "100", "abc", "-1M", "10X", ""])
+def test_parse_rate_refuses(text):
+    with pytest.raises(ValueError, match="invalid bandwidth"):
+        parse_rate(text)
+
+
+@needs_pv
+def test_a_limited_stream_is_held_to_its_rate(tmp_path: Path):
+    """pv holds the stream back: 256 KiB at 64 KiB/s cannot be through in much under 3 s."""
+    result = transfer(["head", "-c", "262144", "/dev/zero"], ["sh", "-c", f"cat > {tmp_path / 'got'}"],
+                      stall_timeout=None, rate_limit=65536)
+    assert result.bytes == 262144 == (tmp_path / "got").stat().st_size
+    assert result.seconds >= 2.5, result.seconds
+    assert "--rate-limit 65536" in command_line(["zfs", "send", "p/d@s"], ["zfs", "receive", "q/d"], 65536)
