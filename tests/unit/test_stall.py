@@ -58,7 +58,7 @@ def test_a_slow_stream_that_keeps_moving_is_not_stopped():
 
 
 def test_without_a_meter_nothing_is_stopped(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(pipeline, "_meter", lambda: None)
+    monkeypatch.setattr(pipeline, "_meter", lambda rate_limit=None: None)
     result = transfer(["sh", "-c", "sleep 3; echo done"], ["sh", "-c", "cat > /dev/null"], stall_timeout=1)
     assert result.bytes is None
 
