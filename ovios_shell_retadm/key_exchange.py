@@ -299,14 +299,14 @@ class KeyExchange:
 
     def undo(self, installed: Installed) -> None:
         """Take out what :meth:`install` added on both sides (the keys it created stay: a key
-        pair alone lets nobody in)."""
+        pair alone lets nobody in).  The partner's part first: it is reached with what was
+        added here (its host key, our key there)."""
+        if installed.authorized_there or installed.known_there:
+            argv = ["sh", "-c", _UNDO_SCRIPT, "sh", installed.our_key if installed.authorized_there else "",
+                    installed.seen_as, *(part for key in installed.known_there for part in (key.type, key.blob))]
+            _run(["ssh", *self._options(batch=True), f"root@{self.address}", shlex.join(argv)], timeout=60)
         for path, line in installed.added_here:
             _remove_line(path, line)
-        if not installed.authorized_there and not installed.known_there:
-            return
-        argv = ["sh", "-c", _UNDO_SCRIPT, "sh", installed.our_key if installed.authorized_there else "",
-                installed.seen_as, *(part for key in installed.known_there for part in (key.type, key.blob))]
-        _run(["ssh", *self._options(batch=True), f"root@{self.address}", shlex.join(argv)], timeout=60)
 
     def _install_here(self, partner_key: str) -> tuple[tuple[Path, str], ...]:
         added = []
