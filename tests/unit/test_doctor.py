@@ -387,6 +387,20 @@ def test_a_root_password_left_open_once_keys_work(tmp_path, monkeypatch, here, t
     one_way = {c.name: c for c in checks.examine(replace(both_ways, reverse_address=Missing("no way back"))).checks}
     assert one_way["root login"].level == SKIP
 
+
+def test_what_autosync_could_not_carry_is_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
+    local = ZfsNode(FakeHost("localhost", {("zfs", "list"): "filesystem\n"}))
+    unreachable = FakeHost("dst", error=HostUnreachable("dst", "unreachable"))
+    facts = gather(record(), fixed_environment(), source=local, destination_host=unreachable, now=lambda: NOW)
+    notes = ["LUN 1 of iqn.2026-11.com.ovios:esx is backed by /dev/sdb, not a zvol: not carried"]
+    with_notes = replace(facts, environment=replace(facts.environment, autosync=True, not_captured=notes))
+    check = {c.name: c for c in checks.examine(with_notes).checks}["config capture"]
+    assert (check.level, check.message) == (WARN, f"not carried to the partners: {notes[0]}")
+    clean = replace(facts, environment=replace(facts.environment, autosync=True, not_captured=[]))
+    check = {c.name: c for c in checks.examine(clean).checks}["config capture"]
+    assert (check.level, check.message) == (OK, "everything that serves a dataset is carried")
+
 # -- the command --------------------------------------------------------------------------------
 
 
