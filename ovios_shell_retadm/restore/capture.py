@@ -41,7 +41,9 @@ from ..hosts import SAFE_PATH
 from . import lio, nfs, samba
 from .common import os_path
 
-#: each part's files: a change to any of them means the part is read again
+#: each part's files: a change to any of them means the part is read again.  The first one
+#: says whether the service is set up here at all (for exports, any of them does): a node with
+#: no Samba account database has no users to capture, whatever /etc/passwd says
 SOURCES: dict[str, tuple[str, ...]] = {
     "luns": (lio.SAVE_FILE,),
     "shares": (samba.CONFIG_FILE, "/etc/samba/*.conf"),
@@ -169,7 +171,8 @@ def _dataset_containing(path: str, dataset_at: Mapping[str, str]) -> str | None:
 
 
 def fingerprints() -> dict[str, list[list[Any]] | None]:
-    """Each part's files as ``stat`` sees them (None: none of them exists here)."""
+    """Each part's files as ``stat`` sees them (None: the service is not set up here, see
+    :data:`SOURCES`)."""
     found: dict[str, list[list[Any]] | None] = {}
     for part, patterns in SOURCES.items():
         seen = []
@@ -180,7 +183,8 @@ def fingerprints() -> dict[str, list[list[Any]] | None]:
                 except OSError:
                     continue
                 seen.append([str(path), st.st_size, st.st_mtime_ns, st.st_ino])
-        found[part] = seen or None
+        primary = part == "exports" or (seen and seen[0][0] == str(os_path(patterns[0])))
+        found[part] = seen if seen and primary else None
     return found
 
 

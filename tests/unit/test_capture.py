@@ -143,6 +143,13 @@ def test_a_part_not_set_up_here_leaves_its_section_alone(node: Path):
     assert (files.load().exports, files.load().users) == ((), (User("alice", 2001, NT),))
 
 
+def test_a_service_is_set_up_by_its_own_file_not_a_shared_one(node: Path):
+    """/etc/passwd is read for the users only where Samba has an account database."""
+    (node / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    assert capture.fingerprints()["users"] is None
+    assert capture.refresh() == ["exports"]
+
+
 def test_what_cannot_be_carried_is_kept_as_notes(node: Path):
     (node / "etc" / "exports").write_text("/data/smbvol/sub *(ro)\n")
     capture.refresh()
