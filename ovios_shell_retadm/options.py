@@ -19,8 +19,6 @@ STALL_TIMEOUT = "retadm.stall.timeout"
 #: (see :func:`parallel_runs`)
 PARALLEL = "retadm.parallel"
 PARALLEL_PER_PARTNER = "retadm.parallel.partner"
-#: root's ssh login (see :data:`.services.ROOT_LOGIN`)
-SSH_ALLOW_ROOT = "ssh.allow.root"
 
 
 class OptionError(Exception):
@@ -90,7 +88,7 @@ CATALOGUE: dict[str, Option] = {
     option.name: option
     for option in (
         Option(
-            SSH_ALLOW_ROOT, "off",
+            "ssh.allow.root", "off",
             "root may log in over SSH: on (a password too, while keys are exchanged), keys (a key "
             "only: once passwordless SSH works), off; retadm needs on or keys",
             choices=tuple(services.ROOT_LOGIN), apply=services.set_root_login, actual=_root_login_in_effect,

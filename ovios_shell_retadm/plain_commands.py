@@ -179,7 +179,7 @@ def status(args: argparse.Namespace, out: Output) -> int:
         out(json.dumps(rows, indent=2))
     else:
         print_status_table(rows, out)
-        for note in captured.notes() if rows else ():
+        for note in rows[0]["config_not_captured"] if rows else ():  # the node's, on every row
             out(f"config not captured: {note}")
     return 0
 

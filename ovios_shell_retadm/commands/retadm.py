@@ -310,9 +310,8 @@ class RetadmCommands(RetadmCommandSet):
         except preflight.NoPasswordlessSsh as missing:
             if not self._interactive():
                 raise
-            SshSetup(lambda prompt, default: self._ask(prompt, None, "", default), self.out).offer(address, missing)
-        host = preflight.destination(address)
-        return host, preflight.reverse_ssh(host)
+            setup = SshSetup(lambda prompt, default: self._ask(prompt, None, "", default), self.out)
+            return setup.offer(address, missing)
 
     def _warn_autosync(self, dataset: str, remote: str, properties: bool) -> None:
         """With autosync on, the guide (section 8) wants the same pool/name and properties: warn."""

@@ -46,7 +46,7 @@ def local_unreplicated_datasets(_self) -> cmd2.Choices:
         return cmd2.Choices.from_values(())
 
 
-def known_partners(_self=None) -> cmd2.Choices:
+def known_partners(_self) -> cmd2.Choices:
     """Completes a destination: the partners of existing tasks, then the names /etc/hosts and
     root's known_hosts give."""
     return cmd2.Choices.from_values(partner_names())

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from .. import key_exchange, services
 from ..exit_status import CommandError
+from ..hosts import SshHost
 from ..replication import preflight
 
 #: asks a question; returns the answer (the default for an empty one)
@@ -22,10 +23,11 @@ class SshSetup:
         self.out = out
         self.read_password = read_password
 
-    def offer(self, address: str, missing: preflight.NoPasswordlessSsh) -> None:
-        """Ask, then exchange keys with ``address`` and check both directions; raises
-        :class:`CommandError` (one line; nothing left half-installed) when it was declined or
-        did not work."""
+    def offer(self, address: str, missing: preflight.NoPasswordlessSsh) -> tuple[SshHost, str]:
+        """Ask, then exchange keys with ``address`` and check both directions: the destination
+        and this node's address as it sees it, as :func:`preflight.reverse_ssh` found them.
+        Raises :class:`CommandError` (one line; nothing left half-installed) when it was
+        declined or did not work."""
         self.out(f"{missing.message}.")
         how = "" if missing.forward else f"; asks for {address}'s root password once"
         if not _yes(self.ask(f"Set up passwordless SSH both ways now (keys{how})? (yes/no) [yes]: ", "yes")):
@@ -40,7 +42,8 @@ class SshSetup:
         except key_exchange.KeyExchangeError as exc:
             raise CommandError(str(exc)) from exc
         try:
-            preflight.reverse_ssh(preflight.destination(address))
+            host = preflight.destination(address)
+            source = preflight.reverse_ssh(host)
         except preflight.PreflightError as exc:
             exchange.undo(installed)
             raise CommandError(f"passwordless SSH still does not work after the key exchange ({exc.message}); "
@@ -49,6 +52,7 @@ class SshSetup:
                                              (f"on {address}", installed.created_there)) if made]
         self.out(f"[+] Passwordless SSH works both ways between this node and {address}"
                  + (f" (a new key {' and '.join(created)})." if created else "."))
+        return host, source
 
     def _confirm(self, scanned: key_exchange.ScannedKeys) -> None:
         """A host key this node does not know yet is shown and must be confirmed (a changed one

@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from .progress import format_bytes
+
 _POLL = 0.05  # a small increment takes a fraction of a second: don't add a quarter to it
 #: numeric byte count, one line per interval and a last one at the end
 _METER = ("pv", "--numeric", "--bytes", "--force", "--interval", "1")
@@ -92,8 +94,6 @@ _KEPT = ("Partially received snapshot is saved", "zfs send -t ")
 
 def how_far(moved: int | None) -> str:
     """`` after 10.2 MiB`` (what a meter counted), or nothing without one."""
-    from .progress import format_bytes  # the byte formatting status and watch use
-
     if moved is None:
         return ""
     return " before any data moved" if moved == 0 else f" after {format_bytes(moved)}"

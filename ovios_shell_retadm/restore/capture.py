@@ -24,10 +24,10 @@ section of config.json as it is, so a configuration written by other means stays
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -37,9 +37,8 @@ from .. import captured
 from ..captured import PARTS
 from ..config import files
 from ..config.model import ConfigError, Configuration, Export, Lun, Share, Target, User, checked, iscsi_name
-from ..hosts import SAFE_PATH
 from . import lio, nfs, samba
-from .common import os_path
+from .common import ApplyError, os_path, run
 
 #: each part's files: a change to any of them means the part is read again.  The first one
 #: says whether the service is set up here at all (for exports, any of them does): a node with
@@ -50,6 +49,8 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "exports": ("/etc/exports", "/etc/exports.d/*.exports"),
     "users": ("/var/lib/samba/private/passdb.tdb", "/etc/passwd"),
 }
+#: the field of :class:`Configuration` each part fills
+FIELD = {"luns": "targets", "shares": "shares", "exports": "exports", "users": "users"}
 _ZVOL_DIR = "/dev/zvol/"
 _CLIENT = re.compile(r"([^\s(]+)(?:\(([^)]*)\))?")
 #: a share's parameters that are carried (testparm -s prints only what differs from Samba's default)
@@ -193,21 +194,10 @@ def _expand(pattern: str) -> list[Path]:
     return sorted(path.parent.glob(path.name)) if "*" in pattern else [path]
 
 
-def _command(argv: list[str]) -> str:
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=_TIMEOUT, check=False,
-                              env=dict(os.environ, PATH=SAFE_PATH, LC_ALL="C"), stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise OSError(f"{argv[0]} is not installed") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-        raise OSError(f"{argv[0]}: {last}")
-    return proc.stdout
-
-
 def _mountpoints() -> dict[str, str]:
     """Each mounted filesystem dataset's mountpoint → the dataset."""
-    listing = _command(["zfs", "list", "-H", "-o", "name,mountpoint,mounted", "-t", "filesystem"])
+    listing = run(["zfs", "list", "-H", "-o", "name,mountpoint,mounted", "-t", "filesystem"],
+                  "listing the datasets' mountpoints", timeout=_TIMEOUT)
     return {fields[1].rstrip("/") or "/": fields[0] for fields in (line.split("\t") for line in listing.splitlines())
             if len(fields) == 3 and fields[1].startswith("/") and fields[2] == "yes"}
 
@@ -224,27 +214,20 @@ def _zvol_of(device: str) -> str | None:
     return None
 
 
-def read_part(part: str) -> tuple[dict[str, Any], list[str]]:
-    """The live value of one part, as the fields of :class:`Configuration` it fills, and notes."""
+def read_part(part: str, mountpoints: Callable[[], Mapping[str, str]]) -> tuple[tuple[Any, ...], list[str]]:
+    """The live entries of one part (what its :data:`FIELD` of :class:`Configuration` holds),
+    and notes; ``mountpoints`` gives the datasets' mountpoints (:func:`_mountpoints`)."""
     if part == "luns":
-        saved = json.loads(os_path(lio.SAVE_FILE).read_text())
-        targets, notes = targets_from_saveconfig(saved, _zvol_of)
-        return {"targets": targets}, notes
+        return targets_from_saveconfig(json.loads(os_path(lio.SAVE_FILE).read_text()), _zvol_of)
     if part == "shares":
-        config = str(os_path(samba.CONFIG_FILE))
-        shares, notes = shares_from_testparm(_command(["testparm", "-s", "--suppress-prompt", config]), _mountpoints())
-        return {"shares": shares}, notes
+        parameters = run(["testparm", "-s", "--suppress-prompt", str(os_path(samba.CONFIG_FILE))],
+                         "reading the Samba shares", timeout=_TIMEOUT)
+        return shares_from_testparm(parameters, mountpoints())
     if part == "exports":
         text = "".join(path.read_text(errors="replace") + "\n" for pattern in SOURCES["exports"]
                        for path in _expand(pattern) if path.is_file())
-        exports, notes = exports_from(text, _mountpoints())
-        return {"exports": exports}, notes
-    users, notes = users_from_pdbedit(_command(["pdbedit", "-L", "-w"]))
-    return {"users": users}, notes
-
-
-def _empty(part: str) -> dict[str, Any]:
-    return {"luns": {"targets": ()}, "shares": {"shares": ()}, "exports": {"exports": ()}, "users": {"users": ()}}[part]
+        return exports_from(text, mountpoints())
+    return users_from_pdbedit(run(["pdbedit", "-L", "-w"], "reading the Samba accounts", timeout=_TIMEOUT))
 
 
 def refresh() -> list[str]:
@@ -261,18 +244,19 @@ def refresh() -> list[str]:
     notes = {part: list(state["notes"].get(part, [])) for part in PARTS}
     fields: dict[str, Any] = {}
     read = []
+    mountpoints = functools.cache(_mountpoints)  # shares and exports both need them: one zfs list
     for part in changed:
         if now[part] is None:  # not set up here (any more): only what an earlier capture put there goes
-            fields |= _empty(part) if recorded.get(part) is not None else {}
+            if recorded.get(part) is not None:
+                fields[FIELD[part]] = ()
             notes[part] = []
             read.append(part)
             continue
         try:
-            values, notes[part] = read_part(part)
-        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            fields[FIELD[part]], notes[part] = read_part(part, mountpoints)
+        except (ApplyError, OSError, ValueError) as exc:
             notes[part] = [f"{part} not captured: {exc}"]
             continue
-        fields |= values
         read.append(part)
     try:
         if fields:

@@ -395,6 +395,18 @@ def _offered_the_set_up(session: Session) -> str:
     return session.expect(SET_UP)
 
 
+def _answered_with(session: Session, password: str) -> str:
+    """The offer taken, dst's host keys confirmed, ``password`` given: what was printed up to
+    the shell's next prompt."""
+    _offered_the_set_up(session)
+    session.answer("yes")
+    session.expect(CONFIRM)
+    session.answer("yes")
+    session.expect(ASK_PASSWORD)
+    session.answer(password)
+    return session.prompt()
+
+
 def _fingerprint(lab: Lab) -> str:
     """dst's ed25519 host key fingerprint, as the administrator reads it on dst."""
     return sh(lab, "dst", "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
@@ -454,13 +466,7 @@ def test_step_one_on_the_spot_then_the_wizard_goes_on(session: Session, stranger
 def test_a_wrong_password_changes_nothing(session: Session, strangers: Lab) -> None:
     lab = strangers
     before = _ssh_state(lab)
-    _offered_the_set_up(session)
-    session.answer("yes")
-    session.expect(CONFIRM)
-    session.answer("yes")
-    session.expect(ASK_PASSWORD)
-    session.answer("not-" + PASSWORD)
-    printed = [line.strip() for line in session.prompt().splitlines() if line.strip()]
+    printed = [line.strip() for line in _answered_with(session, "not-" + PASSWORD).splitlines() if line.strip()]
     assert printed[-1] == ("retadm init: dst refused the password (wrong password, or root may not log in with "
                            "a password there: 'options ssh.allow.root on' on it)"), printed
     assert _ssh_state(lab) == before  # no key made, none authorised, no host key recorded
@@ -472,13 +478,7 @@ def test_root_login_with_keys_only_refuses_the_password(session: Session, strang
     lab = strangers
     assert shell(lab, "dst", "options", "ssh.allow.root", "keys").returncode == 0
     before = _ssh_state(lab)
-    _offered_the_set_up(session)
-    session.answer("yes")
-    session.expect(CONFIRM)
-    session.answer("yes")
-    session.expect(ASK_PASSWORD)
-    session.answer(PASSWORD)
-    printed = session.prompt()
+    printed = _answered_with(session, PASSWORD)
     assert "retadm init: dst refused the password" in printed and "'options ssh.allow.root on' on it" in printed
     assert _ssh_state(lab) == before
 
@@ -514,13 +514,7 @@ def test_a_partner_that_knows_another_key_for_this_node_changes_nothing(session:
     src = lab.node_address("src")
     sh(lab, "dst", f"echo \"{src} $(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)\" > /root/.ssh/known_hosts")
     before = _ssh_state(lab)
-    _offered_the_set_up(session)
-    session.answer("yes")
-    session.expect(CONFIRM)
-    session.answer("yes")
-    session.expect(ASK_PASSWORD)
-    session.answer(PASSWORD)
-    printed = [line.strip() for line in session.prompt().splitlines() if line.strip()]
+    printed = [line.strip() for line in _answered_with(session, PASSWORD).splitlines() if line.strip()]
     assert printed[-1] == (f"retadm init: dst already records another host key for this node ({src}) in "
                            "/root/.ssh/known_hosts; nothing was changed — if this node was reinstalled, remove the "
                            f"old key there with 'ssh-keygen -R {src}'"), printed

@@ -548,7 +548,7 @@ def _cron_service(name: str, facts: TaskFacts) -> Check:
 def _config_capture(name: str, facts: TaskFacts) -> Check:
     not_captured = own(facts.environment.not_captured)
     if not not_captured:
-        return Check(name, OK, "everything that serves a dataset is carried" if facts.environment.autosync
+        return Check(name, OK, "everything that serves a dataset is carried" if facts.environment.autosync is True
                      else "autosync is off")
     return Check(name, WARN, f"not carried to the partners: {'; '.join(not_captured)}",
                  "serve the dataset itself (its mountpoint, a zvol), or set it up on the partner by hand")

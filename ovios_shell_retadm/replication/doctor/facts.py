@@ -83,7 +83,7 @@ class Environment:
     #: sshd's PermitRootLogin here (``sshd -T``; None: sshd cannot tell)
     root_login: Fact[str | None]
     #: whether autosync is on, and what its capture of the services could not carry
-    autosync: bool = False
+    autosync: Fact[bool] = False
     not_captured: Fact[list[str]] = field(default_factory=list)
 
     @classmethod
@@ -95,7 +95,7 @@ class Environment:
             cron_running=attempt(lambda: services.service_manager().is_running(services.CRON),
                                  "whether the cron daemon runs is not known"),
             root_login=attempt(services.root_login_policy, "sshd's root login policy cannot be read"),
-            autosync=bool(attempt(lambda: options.is_on("autosync.enable"), "") is True),
+            autosync=attempt(lambda: options.is_on("autosync.enable"), "autosync.enable cannot be read"),
             not_captured=attempt(captured.notes, "the capture's notes cannot be read"),
         )
 
