@@ -211,6 +211,7 @@ def status_rows(records: list[TaskRecord]) -> list[dict]:
             "send_mode": record.send_mode,
             "send_flags": record.send_flags,
             "bandwidth": record.bandwidth,
+            "retention": None if task.cascade else task.retention.text,
             "config": config[record.destination].text,
             "config_sync": config[record.destination].to_json(),
             "config_not_captured": not_captured,
@@ -256,6 +257,11 @@ def print_status_table(rows: list[dict], out: Output) -> None:
                 f"{row['destination']} is not encrypted")
         if row["bandwidth"]:
             out(f"{row['dataset']}{to}: transfers limited to {progress.format_bytes(row['bandwidth'])}/s")
+        if row["retention"] == "none":
+            out(f"{row['dataset']}{to}: {row['destination']} keeps no restore points, only the newest snapshot "
+                f"('retadm edit {row['dataset']} --retention POLICY' keeps some)")
+        elif row["retention"]:
+            out(f"{row['dataset']}{to}: restore points kept on {row['destination']}: {row['retention']}")
 
 
 # -- inc --------------------------------------------------------------------------------------

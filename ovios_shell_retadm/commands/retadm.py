@@ -27,6 +27,7 @@ from ..replication.model import Plan
 from ..replication.pipeline import parse_rate
 from ..replication.preflight import PreflightError
 from ..replication.progress import format_bytes
+from ..replication.retention import DEFAULT as DEFAULT_RETENTION, Retention, RetentionError
 from ..replication.task_run import FULL, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
 from ..replication.task_store import DECRYPTED, RAW, TaskRecord, TaskStore, new_identity
 from ..store import StoreError
@@ -107,6 +108,9 @@ def _init_parser() -> cmd2.Cmd2ArgumentParser:
                       "replicated decrypted: the replica is not encrypted")
     init.add_argument("--bandwidth", metavar="RATE", type=_bandwidth,
                       help="limit the task's transfers to RATE a second (e.g. 10M, 512K; default: no limit)")
+    init.add_argument("--retention", metavar="POLICY", type=_retention,
+                      help="the restore points the replica keeps: KIND=N,… with KIND last, hourly, daily, weekly "
+                      f"or monthly, or 'none' (default: {DEFAULT_RETENTION.text})")
     init.add_argument("--dry-run", action="store_true", help="check and show what would be done; change nothing")
     return init
 
@@ -121,10 +125,19 @@ def _bandwidth(text: str) -> int | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _retention(text: str) -> Retention:
+    """``--retention``: a policy (see retention.Retention.parse)."""
+    try:
+        return Retention.parse(text)
+    except RetentionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _edit_parser() -> cmd2.Cmd2ArgumentParser:
     edit = cmd2.Cmd2ArgumentParser(
-        description="Change a task's settings after init: its bandwidth limit, whether properties travel. "
-        "The next run uses them; the replica and the snapshots stay as they are.",
+        description="Change a task's settings after init: its bandwidth limit, whether properties travel, the "
+        "restore points its replica keeps. The next run uses them (and prunes the restore points a smaller "
+        "policy no longer keeps); the replica stays as it is.",
     )
     edit.add_argument("dataset", nargs="?", help="the replicated dataset (on a terminal, without it: a pick list)",
                       choices_provider=replicated_datasets)
@@ -132,6 +145,9 @@ def _edit_parser() -> cmd2.Cmd2ArgumentParser:
     edit.add_argument("--bandwidth", metavar="RATE", type=_bandwidth, default=argparse.SUPPRESS,
                       help="limit its transfers to RATE a second (e.g. 10M, 512K), or 'none'")
     edit.add_argument("--properties", choices=("yes", "no"), help="whether the dataset's properties travel")
+    edit.add_argument("--retention", metavar="POLICY", type=_retention,
+                      help="the restore points the replica keeps: KIND=N,… with KIND last, hourly, daily, weekly "
+                      "or monthly, or 'none' (only the newest snapshot)")
     edit.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
     return edit
 
@@ -274,6 +290,8 @@ class RetadmCommands(RetadmCommandSet):
             preflight.new_target(dataset, dest_address, remote, tasks)
             preflight.remote_absent(dest, remote)
             properties = self._ask_properties(args.properties, kind)
+            cascade = preflight.is_replica(local, dataset)
+            retention = None if cascade else self._ask_retention(args.retention)
             mode = self._send_mode(local, dataset, dest, pool, args.decrypted)
             flags = preflight.send_flags(local, dataset, dest, remote, mode)
             self._warn_autosync(dataset, remote, properties)
@@ -281,8 +299,8 @@ class RetadmCommands(RetadmCommandSet):
             raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
         record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties,
                             source_address=source_address, identity=new_identity(),
-                            cascade=preflight.is_replica(local, dataset), send_mode=mode, send_flags=flags,
-                            bandwidth=args.bandwidth)
+                            cascade=cascade, send_mode=mode, send_flags=flags, bandwidth=args.bandwidth,
+                            retention=retention.text if retention else None)
         if mode == RAW:
             self.out(f"{dataset} is encrypted: it is replicated raw (the replica stays encrypted; its key stays "
                      "here, and 'retadm promote' on the partner needs it)")
@@ -353,6 +371,18 @@ class RetadmCommands(RetadmCommandSet):
             raise CommandError(f"answer yes or no, not {answer!r}", USAGE)
         return answer.startswith("y")
 
+    def _ask_retention(self, given: Retention | None) -> Retention:
+        if given is None and self._interactive():
+            self.out("Restore points are older snapshots the replica keeps, so a mistake here (data deleted or "
+                     "encrypted) can be undone there: KIND=N,… with KIND last, hourly, daily, weekly or monthly, "
+                     "or none.")
+        answer = self._ask(f"Restore points to keep [{DEFAULT_RETENTION.text}]: ",
+                           given.text if given else None, "--retention", DEFAULT_RETENTION.text)
+        try:
+            return Retention.parse(answer)
+        except RetentionError as exc:
+            raise CommandError(str(exc), USAGE) from None
+
     # -- inc ------------------------------------------------------------------------------------
 
     @cmd2.as_subcommand_to("retadm", "inc", _inc_parser, help="send the changes since the last common snapshot")
@@ -383,7 +413,8 @@ class RetadmCommands(RetadmCommandSet):
 
     # -- edit -----------------------------------------------------------------------------------
 
-    @cmd2.as_subcommand_to("retadm", "edit", _edit_parser, help="change a task's bandwidth limit or properties")
+    @cmd2.as_subcommand_to("retadm", "edit", _edit_parser,
+                           help="change a task's bandwidth limit, properties or restore points")
     def _edit(self, args) -> int:
         record = self._pick_task(args, "edit")
         changes: dict[str, object] = {}
@@ -391,9 +422,15 @@ class RetadmCommands(RetadmCommandSet):
             changes["bandwidth"] = args.bandwidth
         if args.properties is not None:
             changes["properties"] = args.properties == "yes"
+        if args.retention is not None:
+            if record.cascade:
+                raise CommandError(f"{record.dataset} is a replica that a cascade sends on: its destination keeps the "
+                                   "restore points its source keeps (change them on the source's task)", USAGE)
+            changes["retention"] = args.retention.text
         if not changes:
-            raise CommandError("nothing to change: give --bandwidth or --properties", USAGE)
-        shown = {"bandwidth": _rate_text, "properties": lambda v: "yes" if v else "no"}
+            raise CommandError("nothing to change: give --bandwidth, --properties or --retention", USAGE)
+        shown = {"bandwidth": _rate_text, "properties": lambda v: "yes" if v else "no",
+                 "retention": lambda v: v or "none"}
         said = ", ".join(f"{field} {shown[field](getattr(record, field))} -> {shown[field](value)}"
                          for field, value in changes.items())
         if args.dry_run:

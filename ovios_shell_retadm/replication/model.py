@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ..zfs import set_locally
+from .retention import NONE, Retention
 
 #: Every task has an identity of its own, in its tracking snapshots' names
 #: (``retadm_<identity>_<timestamp>``) and its holds' tag (``retadm_<identity>``), so that
@@ -119,6 +120,8 @@ class Task:
     #: decided once at its set-up and never changed: ``-L`` on or off within one chain of
     #: incrementals is refused, or corrupts the replica
     send_flags: tuple[str, ...] = ()
+    #: which of its older tracking snapshots the replica keeps as restore points
+    retention: Retention = NONE
 
     def __post_init__(self) -> None:
         # An empty prefix would make every snapshot "ours", and therefore prunable.

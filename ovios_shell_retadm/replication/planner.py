@@ -153,7 +153,7 @@ def plan_full(observed: Observed, task: Task, new_snapshot: str | None) -> Plan 
     steps = [
         *create,
         *_full_sends(source, target, task.properties, task.raw),
-        *_settle(observed, task, target, None, {Side.SOURCE: landed, Side.DESTINATION: landed}),
+        *_settle(observed, task, target, None, {Side.SOURCE: landed, Side.DESTINATION: landed}, None),
     ]
     return Plan(tuple(steps), None, target)
 
@@ -191,7 +191,7 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str | None) -
     destination = _names(observed.destination)
     if _up_to_date(observed, task, common):
         landed = {Side.SOURCE: source, Side.DESTINATION: destination}
-        steps = [*protect, *_settle(observed, task, common.name, common.guid, landed)]
+        steps = [*protect, *_settle(observed, task, common.name, common.guid, landed, common.name)]
         return Plan(tuple(steps), common, common.name)
     later = _names(s for s in observed.source if s.createtxg > common.createtxg)
     if task.cascade:
@@ -210,7 +210,7 @@ def plan_incremental(observed: Observed, task: Task, new_snapshot: str | None) -
         *protect,
         *create,
         *_incremental_sends(observed.source, common, target, task.properties, task.raw),
-        *_settle(observed, task, target, None, landed),
+        *_settle(observed, task, target, None, landed, common.name),
     ]
     return Plan(tuple(steps), common, target)
 
@@ -349,12 +349,14 @@ def _settle(
     target: str,
     guid: int | None,
     landed: Mapping[Side, Sequence[str]],
+    common: str | None,
 ) -> list[Step]:
     """Make ``target`` the protected common snapshot, then let go of the older ones.
 
     ``landed`` names each side's snapshots once the sends are done, oldest first.  The
     target is the newest on both sides then, so "older than the common one" is simply
     "not the target".  The new hold and bookmark go on before any old one comes off.
+    ``common`` is where the run started (None: a full send).
     """
     return [
         *_hold(observed, task, target),
@@ -362,7 +364,7 @@ def _settle(
         *_mark_origin(observed, task),
         *_record(observed, target, guid),
         *(step for side in Side for step in _release(task, side, landed[side], observed.holds(side), target)),
-        *(step for side in Side for step in _prune(task, side, landed[side], target)),
+        *(step for side in Side for step in _prune(task, side, landed[side], target, common)),
         *_prune_relayed(observed, task, landed[Side.DESTINATION], target),
         *_prune_bookmarks(observed, task, target),
     ]
@@ -397,9 +399,23 @@ def _release(task: Task, side: Side, snapshots: Sequence[str], held: frozenset[s
     return [Release(side, name, task.tag) for name in snapshots if name in held and name != target]
 
 
-def _prune(task: Task, side: Side, snapshots: Sequence[str], target: str) -> list[Step]:
-    """The task's own older tracking snapshots; never the user's, never the target."""
-    return [DestroySnapshot(side, name) for name in snapshots if task.owns(name) and name != target]
+def _prune(task: Task, side: Side, snapshots: Sequence[str], target: str, common: str | None) -> list[Step]:
+    """The task's own older tracking snapshots, except the restore points its retention keeps;
+    never the user's, never the target.
+
+    On the destination the policy looks at every tracking snapshot of the task.  On the source
+    it looks only at those older than the run's starting point ``common`` (None: a full send):
+    a source keeps no restore points of its own, but one that was a replica (a promoted one the
+    task now sends back from) keeps those it held, thinned by the same policy.
+    """
+    ours = [name for name in snapshots if task.owns(name)]
+    if side is Side.SOURCE:
+        start = snapshots.index(common) if common in snapshots else 0
+        earlier = [name for name in ours if snapshots.index(name) < start]
+        kept = task.retention.keep([*earlier, target])
+    else:
+        kept = task.retention.keep(ours)
+    return [DestroySnapshot(side, name) for name in ours if name != target and name not in kept]
 
 
 def _prune_relayed(observed: Observed, task: Task, destination: Sequence[str], target: str) -> list[Step]:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from ..store import Store, TaskKey
 from .model import Task
 from .origin import OriginError, format_origin
+from .retention import Retention
 from .task_lock import Runner
 
 IDLE = "idle"
@@ -73,6 +74,9 @@ class TaskRecord:
     send_flags: list[str] | None = None
     #: bytes a second its streams may not exceed (``--bandwidth``; a WAN link's share); None: no limit
     bandwidth: int | None = None
+    #: the restore points its replica keeps (a retention.Retention's text, ``--retention``); None for a
+    #: task set up before policies, or a cascade (it relays its source's): only the common snapshot
+    retention: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> TaskRecord:
@@ -98,7 +102,12 @@ class TaskRecord:
                 origin = format_origin(self.source_address, self.dataset)
         return Task.identified(self.dataset, self.destination, self.remote_dataset, self.properties, self.identity,
                                origin=origin, cascade=self.cascade, raw=self.send_mode == RAW,
-                               send_flags=tuple(self.send_flags or ()))
+                               send_flags=tuple(self.send_flags or ()), retention=self.restore_points)
+
+    @property
+    def restore_points(self) -> Retention:
+        """Its retention policy (none recorded: only the common snapshot is kept)."""
+        return Retention.parse(self.retention) if self.retention else Retention()
 
 
 def target_text(destination: str, remote_dataset: str) -> str:

@@ -223,6 +223,18 @@ def test_holds():
     assert "on the source and the destination" in check.message
 
 
+def test_restore_points():
+    points = snaps(("retadm_20261201T100000.000Z", 1), ("retadm_20261202T100000.000Z", 3), ("retadm_b", 2))
+    kept = checks.check_restore_points("rp", observed(destination=points), record(retention="daily=7").task(),
+                                       "retadm_b", "data/smbvol")
+    assert (kept.level, kept.message) == (OK, "2 kept (daily=7), the oldest from 2026-12-01 10:00 UTC")
+    fresh = checks.check_restore_points("rp", observed(), record(retention="daily=7").task(), "retadm_b", "data/smbvol")
+    assert (fresh.level, fresh.message) == (OK, "none yet (daily=7: they accumulate run by run)")
+    none = checks.check_restore_points("rp", observed(), record().task(), "retadm_b", "data/smbvol")
+    assert none.level == WARN and none.message.startswith("none kept: the replica holds one point in time")
+    assert none.hint == "'retadm edit data/smbvol --retention hourly=24,daily=7,weekly=4' keeps some"
+
+
 def test_read_only():
     assert checks.check_readonly("ro", observed(destination_readonly=True), record()).level == OK
     unknown = checks.check_readonly("ro", observed(destination_readonly=None), record())
@@ -329,7 +341,8 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
     assert levels == {
         "local zfs": OK, "ssh src→dst": FAIL, "ssh dst→src": SKIP, "root login": SKIP, "remote zfs on dst": SKIP,
         "destination pool repl": SKIP, "free space on repl": SKIP, "replica repl/smbvol": SKIP,
-        "encryption": SKIP, "send flags": OK, "common snapshot": SKIP, "holds": SKIP, "read-only": SKIP,
+        "encryption": SKIP, "send flags": OK, "common snapshot": SKIP, "holds": SKIP, "restore points": SKIP,
+        "read-only": SKIP,
         "mountpoint": SKIP,
         "divergence": SKIP,
         "resume token": SKIP,

@@ -19,6 +19,8 @@ def node(tmp_path, monkeypatch) -> dict[str, str]:
                                              properties=False, state=IDLE, initialised=True))
     assert TaskStore().create(TaskRecord(dataset="data/x", destination="dst", remote_dataset="repl/x",
                                          properties=False, state=IDLE, initialised=True, bandwidth=1048576))
+    assert TaskStore().create(TaskRecord(dataset="data/relay", destination="far", remote_dataset="repl/relay",
+                                         properties=False, state=IDLE, initialised=True, cascade=True))
     return {**os.environ, "OVIOS_ROOT": str(tmp_path)}
 
 
@@ -48,14 +50,30 @@ def test_a_dry_run_changes_nothing(node):
     assert record("data/x").bandwidth == 1048576
 
 
+def test_the_restore_points_a_replica_keeps(node):
+    assert record("data/x").retention is None  # set up before policies: only the newest snapshot
+    done = shell(node, "data/x", "--retention", "daily=7, hourly=24")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "data/x -> dst:repl/x: retention none -> hourly=24,daily=7\n"
+    assert record("data/x").task().retention.hourly == 24
+    back = shell(node, "data/x", "--retention", "none")
+    assert back.stdout == "data/x -> dst:repl/x: retention hourly=24,daily=7 -> none\n"
+    assert not record("data/x").task().retention.keeps_any
+
+
 def test_one_task_of_several_with_dest(node):
     assert shell(node, "data/fan", "--dest", "repl/b", "--bandwidth", "2M").returncode == 0
     assert (record("data/fan", "repl/a").bandwidth, record("data/fan", "repl/b").bandwidth) == (None, 2 * 2**20)
 
 
 @pytest.mark.parametrize("argv, status, line", [
-    (["data/x"], 2, "retadm edit: nothing to change: give --bandwidth or --properties"),
+    (["data/x"], 2, "retadm edit: nothing to change: give --bandwidth, --properties or --retention"),
     (["data/x", "--bandwidth", "fast"], 2, None),  # argparse's usage error, naming the value
+    (["data/x", "--retention", "hourly=many"], 2, None),
+    (["data/x", "--retention", "yearly=2"], 2, None),
+    (["data/relay", "--retention", "daily=7"], 2,
+     "retadm edit: data/relay is a replica that a cascade sends on: its destination keeps the restore points "
+     "its source keeps (change them on the source's task)"),
     (["data/none", "--bandwidth", "1M"], 1, "retadm edit: data/none has no replication task"),
     (["data/fan", "--bandwidth", "1M"], 2, None),  # several tasks: --dest needed
     ([], 2, "retadm edit: the dataset is required when there is no terminal"),

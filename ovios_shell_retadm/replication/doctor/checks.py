@@ -17,9 +17,18 @@ from typing import TypeVar
 from ... import cron, services, settings
 from ...hosts import AuthError, HostError, HostKeyError, HostUnreachable
 from ...zfs import Encryption, ZfsError, pool_of, set_locally
-from .. import planner, preflight
+from .. import planner, preflight, retention
 from ..leftovers import Receive, parse_receives
-from ..model import DestinationDiverged, NameClash, Observed, ObservedBookmark, ObservedSnapshot, Refusal, Rollback
+from ..model import (
+    DestinationDiverged,
+    NameClash,
+    Observed,
+    ObservedBookmark,
+    ObservedSnapshot,
+    Refusal,
+    Rollback,
+    Task,
+)
 from ..progress import format_bytes, format_duration
 from ..task_run import new_snapshot_name
 from ..task_store import DECRYPTED, ERROR, IDLE, RAW, RUNNING_FULL, RUNNING_INC, Status, TaskRecord
@@ -299,6 +308,24 @@ def check_holds(name: str, observed: Observed, record: TaskRecord, common) -> Ch
                  f"the next 'retadm inc {record.dataset}' holds the new common snapshot; now: {fixes}")
 
 
+def check_restore_points(name: str, observed: Observed, task: Task, common: str, dataset: str) -> Check:
+    """The task's tracking snapshots on the replica besides the common one: the points in time
+    it can go back to.  None kept by choice of policy is a warning: a source emptied or
+    encrypted by mistake is replicated over at the next run."""
+    points = [s for s in sorted(observed.destination or (), key=lambda s: s.createtxg)
+              if task.owns(s.name) and s.name != common]
+    policy = task.retention
+    if not policy.keeps_any:
+        return Check(name, WARN, "none kept: the replica holds one point in time, and a source emptied or "
+                     "encrypted by mistake is replicated over at the next run",
+                     f"'retadm edit {dataset} --retention {retention.DEFAULT.text}' keeps some")
+    if not points:
+        return Check(name, OK, f"none yet ({policy.text}: they accumulate run by run)")
+    oldest = retention.snapshot_time(points[0].name)
+    since = f", the oldest from {oldest:%Y-%m-%d %H:%M} UTC" if oldest else ""
+    return Check(name, OK, f"{len(points)} kept ({policy.text}){since}")
+
+
 def check_readonly(name: str, observed: Observed, record: TaskRecord) -> Check:
     if observed.destination_readonly is True:
         return Check(name, OK, "readonly=on")
@@ -502,6 +529,14 @@ def _holds(name: str, facts: TaskFacts) -> Check:
     return check_holds(name, observed, facts.record, _common(observed))
 
 
+def _restore_points(name: str, facts: TaskFacts) -> Check:
+    observed, record = need(facts.replica), facts.record
+    common, task = _common(observed), record.task()
+    if task.cascade:
+        return Check(name, OK, "the replica keeps the restore points its source keeps (a cascade relays them)")
+    return check_restore_points(name, observed, task, common.name, record.dataset)
+
+
 def _read_only(name: str, facts: TaskFacts) -> Check:
     return check_readonly(name, need(facts.replica), facts.record)
 
@@ -591,6 +626,8 @@ CHECKS = (
     CheckSpec("common snapshot", _common_snapshot,
               "the newest snapshot with the same guid on both sides; it matches the task record", FAIL),
     CheckSpec("holds", _holds, "the task's hold on the common snapshot, on both sides", WARN),
+    CheckSpec("restore points", _restore_points, "the task's older snapshots the replica keeps by its retention "
+              "policy (none kept: a warning)", WARN),
     CheckSpec("read-only", _read_only, "readonly=on on the replica (unknown on zfs-fuse: a note)", WARN),
     CheckSpec("mountpoint", _mount_point, "the replica is mounted under its pool, not at the mountpoint it "
               "received from the source (made by an older retadm)", WARN),
