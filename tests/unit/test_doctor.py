@@ -354,7 +354,7 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
     skipped = next(c for c in diagnosis.checks if c.name == "holds")
     assert skipped.message == "not checked: dst cannot be reached over ssh"
     assert diagnosis.failed
-    assert doctor.summary([diagnosis]) == "1 task: 7 OK, 0 WARN, 1 FAIL, 14 SKIP"
+    assert doctor.summary([diagnosis]) == "1 task: 7 OK, 0 WARN, 1 FAIL, 15 SKIP"
     data = json.loads(doctor.to_json([diagnosis]))
     assert data[0]["failed"] is True and data[0]["checks"][1] == {
         "name": "ssh src→dst", "level": FAIL, "message": ssh.message, "hint": ssh.hint}
