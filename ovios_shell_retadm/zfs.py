@@ -85,6 +85,11 @@ class DatasetBusy(CommandFailed):
     released), or being sent."""
 
 
+class SnapshotCloned(DatasetBusy):
+    """zfs refused to destroy a snapshot that has a clone (say, a restore point an
+    administrator cloned to take files back from)."""
+
+
 def _check_component(kind: str, whole: str, part: str, chars: frozenset[str] = _NAME_CHARS,
                      allowed: str = _ALLOWED) -> None:
     if part == "":
@@ -838,6 +843,7 @@ _QUOTED_SNAPSHOT = re.compile(r"'([^'@]+@[^']+)'")
 _TAG_EXISTS = "tag already exists on this dataset"
 _NO_SUCH_TAG = "no such tag on this dataset"
 _BUSY = "dataset is busy"
+_CLONED = "snapshot has dependent clones"  # (the same words on zfs-fuse and OpenZFS)
 
 
 class ZfsNode:
@@ -1157,6 +1163,8 @@ class ZfsNode:
         except NoSuchDataset:
             raise
         except CommandFailed as exc:
+            if exc.returncode is not None and _CLONED in exc.stderr:
+                raise SnapshotCloned(exc.argv, exc.returncode, exc.stderr, exc.host) from None
             if exc.returncode is not None and _BUSY in exc.stderr:
                 raise DatasetBusy(exc.argv, exc.returncode, exc.stderr, exc.host) from None
             raise

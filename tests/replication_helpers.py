@@ -50,9 +50,12 @@ def wait_for(lab, dataset: str, states: tuple[str, ...] = ("idle", "error"), tim
         time.sleep(0.3)
 
 
-def init(lab, dataset: str, remote_name: str, properties: str = "no") -> dict:
+def init(lab, dataset: str, remote_name: str, properties: str = "no", retention: str = "none") -> dict:
+    """``retadm init`` of ``dataset`` to dst's pool repl, waited for.  Without restore points unless
+    asked: these tests count the snapshots run by run, and with a policy by the hour two runs either
+    side of one would keep one more (test_retention.py is about the policies)."""
     result = shell(lab, "src", "retadm", "init", dataset, "--dest", "dst", "--remote-pool", "repl",
-                   "--remote-name", remote_name, "--properties", properties)
+                   "--remote-name", remote_name, "--properties", properties, "--retention", retention)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[+] Full replication started in background.\nMonitor /var/log/ovios/repl.log\n"
     row = wait_for(lab, dataset)

@@ -422,6 +422,12 @@ class Pair:
                 node, dataset = self._node(side)
                 try:
                     node.destroy_snapshot(dataset, snapshot)
+                except zfs.SnapshotCloned:
+                    # a clone made from it (files being taken back from a restore point): it goes
+                    # once the clone does, at a later run
+                    where = f"@{snapshot} on the {side.value}"
+                    self.log(f"kept {where}: it has a clone (destroy or promote the clone to let it go)")
+                    outcome.kept.append(where)
                 except zfs.DatasetBusy:
                     # someone else's hold, or a send still reading it (zfs-fuse keeps the
                     # temporary holds of a killed ``zfs send``): not ours to fight over; the

@@ -89,10 +89,11 @@ def test_things_broken_on_purpose(fresh_lab):
     assert checks["replica repl/smbvol"][0] == "FAIL"
     assert "does not exist on dst" in checks["replica repl/smbvol"][1]
     assert "'retadm repair data/smbvol' sends it again in full" in checks["replica repl/smbvol"][1]
-    for name in ("encryption", "common snapshot", "holds", "read-only", "mountpoint", "divergence", "resume token"):
+    for name in ("encryption", "common snapshot", "holds", "restore points", "read-only", "mountpoint", "divergence",
+                 "resume token"):
         assert checks[name] == ("SKIP", "not checked: repl/smbvol does not exist"), (name, out)
     assert levels(checks)["ssh src→dst"] == "OK" and levels(checks)["destination pool repl"] == "OK"
-    assert out.rstrip().endswith("1 FAIL, 7 SKIP")
+    assert out.rstrip().endswith("1 FAIL, 8 SKIP")
 
 
 def test_a_diverged_destination_fails_with_the_repair_hint(fresh_lab):

@@ -16,7 +16,7 @@ import time
 from replication_helpers import checksums, guids, held_by, init, pause_inc, sh, shell, snapshots
 
 SECOND = ("retadm", "init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl", "--remote-name", "fanout",
-          "--properties", "no")
+          "--properties", "no", "--retention", "none")
 REPLICAS = ("repl/smbvol", "repl/fanout")
 
 

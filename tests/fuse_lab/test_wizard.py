@@ -157,12 +157,15 @@ def test_wizard_first_dataset_with_properties(session: Session, fresh_lab: Lab) 
     session.answer("")  # the default
     session.expect("Replicate properties? (yes/no) [no]:")
     session.answer("yes")
+    session.expect("Restore points to keep [hourly=24,daily=7,weekly=4]:")
+    session.answer("")  # the default
     session.expect(STARTED)
     session.expect(MONITOR)
     assert "Traceback" not in session.prompt()
 
     row = wait_idle(lab, "data/smbvol")
     assert (row["destination"], row["remote_dataset"], row["properties"]) == ("dst", "repl/smbvol", True)
+    assert row["retention"] == "hourly=24,daily=7,weekly=4"
     assert "repl/smbvol" in datasets(lab, "dst")
     assert zfs_value(lab, "dst", "ovios:smb.share", "repl/smbvol") == "yes"
     assert_read_only(lab, "repl/smbvol")
@@ -190,13 +193,15 @@ def test_wizard_arrow_key_picks_the_second_dataset_without_properties(session: S
     session.answer("lun01-copy")
     session.expect("Replicate properties? (yes/no) [no]:")
     session.answer("no")
+    session.expect("Restore points to keep [hourly=24,daily=7,weekly=4]:")
+    session.answer("daily = 14,last=2")
     session.expect(STARTED)
     session.expect(MONITOR)
     session.prompt()
 
     row = wait_idle(lab, "esx/lun01")
     assert list(status(lab)) == ["esx/lun01"]
-    assert (row["remote_dataset"], row["properties"]) == ("repl/lun01-copy", False)
+    assert (row["remote_dataset"], row["properties"], row["retention"]) == ("repl/lun01-copy", False, "last=2,daily=14")
     on_dst = datasets(lab, "dst")
     assert "repl/lun01-copy" in on_dst and "repl/smbvol" not in on_dst
     assert zfs_value(lab, "dst", "ovios:smb.share", "repl/lun01-copy") == "-"
@@ -247,6 +252,8 @@ def test_tab_completes_the_wizards_answers(session: Session, fresh_lab: Lab) -> 
     session.child.send("y\t")
     session.expect("es")
     session.child.send("\r")
+    session.expect("Restore points to keep [hourly=24,daily=7,weekly=4]:")
+    session.answer("")
     session.expect(STARTED)
     session.prompt()
     row = wait_idle(fresh_lab, "data/smbvol")
@@ -288,6 +295,10 @@ def _walk_to(session: Session, stage: str) -> None:
         return
     session.answer("")
     session.expect("Replicate properties? (yes/no) [no]:")
+    if stage == "properties":
+        return
+    session.answer("")
+    session.expect("Restore points to keep [hourly=24,daily=7,weekly=4]:")
 
 
 @pytest.mark.parametrize("key", ["ctrl-c", "ctrl-d"])
@@ -295,8 +306,8 @@ def test_cancel_at_every_prompt_changes_nothing(session: Session, fresh_lab: Lab
     """Ctrl-C (every prompt and the list) and Ctrl-D (every text prompt) cancel the wizard
     with one line, create nothing, and the same shell goes on working."""
     before = state(fresh_lab)
-    stages = ["dest", "list", "pool", "name", "properties"] if key == "ctrl-c" else \
-        ["dest", "pool", "name", "properties"]  # choice() has no Ctrl-D binding: the list ignores it
+    stages = ["dest", "list", "pool", "name", "properties", "retention"] if key == "ctrl-c" else \
+        ["dest", "pool", "name", "properties", "retention"]  # choice() has no Ctrl-D binding: the list ignores it
     for stage in stages:
         _walk_to(session, stage)
         if key == "ctrl-c":
@@ -438,6 +449,8 @@ def test_step_one_on_the_spot_then_the_wizard_goes_on(session: Session, stranger
     session.expect("Remote Dataset Name [smbvol]:")
     session.answer("")
     session.expect("Replicate properties? (yes/no) [no]:")
+    session.answer("")
+    session.expect("Restore points to keep [hourly=24,daily=7,weekly=4]:")
     session.answer("")
     session.expect(STARTED)
     assert "Traceback" not in session.prompt()
