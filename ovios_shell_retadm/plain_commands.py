@@ -32,9 +32,10 @@ from typing import TypeVar
 from . import captured, options
 from .config import autosync
 from .exit_status import BUSY, FAILED, USAGE, CommandError
-from .hosts import HostError
+from .hosts import HostError, LocalHost
 from .replication import progress
 from .replication.concurrency import Bound, run_bounded
+from .replication.incoming import IncomingReplica, incoming_replicas
 from .replication.model import Plan
 from .replication.task_run import FULL, INC, RunFailed, TaskRun
 from .replication.task_store import (
@@ -47,7 +48,7 @@ from .replication.task_store import (
     effective_status,
 )
 from .store import StoreError
-from .zfs import InvalidName, ZfsError, pool_of, validate_dataset_name
+from .zfs import InvalidName, ZfsError, ZfsNode, pool_of, validate_dataset_name
 
 #: prints a text and the newline that ends it
 Output = Callable[[str], None]
@@ -66,9 +67,14 @@ def add_dest_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 def status_parser(parser_class: Callable[..., ParserT]) -> ParserT:
     """``retadm status``'s arguments, in a parser of ``parser_class``."""
-    status = parser_class(description="Show every replication task: idle, running_full, running_inc or error.")
-    status.add_argument("dataset", nargs="?", help="only this task")
-    status.add_argument("--json", action="store_true", help="machine-readable output for monitoring")
+    status = parser_class(description="Show every replication task: idle, running_full, running_inc or error; "
+                          "then the replicas this node holds for its partners (incoming).")
+    status.add_argument("dataset", nargs="?", help="only this task (or this incoming replica)")
+    status.add_argument("--json", action="store_true", help="machine-readable output for monitoring: the tasks' "
+                        "rows (with --replicas, the incoming replicas')")
+    status.add_argument("--replicas", action="store_true",
+                        help="only the incoming replicas: source, newest snapshot and its age, restore points, "
+                        "promoted or not")
     status.add_argument("--dry-run", action="store_true", help="accepted like everywhere; status changes nothing")
     return status
 
@@ -169,19 +175,68 @@ def _fanned_out(datasets: Iterable[str]) -> set[str]:
 def status(args: argparse.Namespace, out: Output) -> int:
     """``retadm status [dataset] [--json]``: one row per task (a dataset replicated to several
     destinations has several)."""
+    if args.replicas:
+        replicas = _incoming(args.dataset, strict=True)
+        if args.dataset and not replicas:
+            raise CommandError(f"{args.dataset} is no replica of a partner's task here")
+        if args.json:
+            now = time.time()
+            out(json.dumps([replica.to_dict(now) for replica in replicas], indent=2))
+        else:
+            print_replicas_table(replicas, out)
+        return 0
     records = TaskStore().all()
     if args.dataset:
         records = [r for r in records if r.dataset == args.dataset]
-        if not records:
-            raise CommandError(f"{args.dataset} has no replication task")
-    rows = status_rows(records)
     if args.json:
-        out(json.dumps(rows, indent=2))
-    else:
+        if not records and args.dataset:
+            raise CommandError(f"{args.dataset} has no replication task")
+        out(json.dumps(status_rows(records), indent=2))
+        return 0
+    replicas = _incoming(args.dataset, strict=False)
+    if not records and args.dataset and not replicas:
+        raise CommandError(f"{args.dataset} has no replication task")
+    rows = status_rows(records)
+    if records or not replicas:
         print_status_table(rows, out)
         for note in rows[0]["config_not_captured"] if rows else ():  # the node's, on every row
             out(f"config not captured: {note}")
+    if replicas:
+        if records or not args.dataset:
+            out("")
+        print_replicas_table(replicas, out)
     return 0
+
+
+def _incoming(dataset: str | None, strict: bool) -> list[IncomingReplica]:
+    """The replicas this node holds (only ``dataset``, if given).  A ZFS that does not answer
+    is an error where they were asked for (``strict``), else there is nothing to show."""
+    try:
+        replicas = incoming_replicas(ZfsNode(LocalHost()))
+    except (HostError, ZfsError) as exc:
+        if strict:
+            raise CommandError(f"the replicas here could not be read: {exc}") from exc
+        return []
+    return [r for r in replicas if dataset in (None, r.dataset)]
+
+
+def print_replicas_table(replicas: list[IncomingReplica], out: Output) -> None:
+    """The incoming replicas: what a failover here would give."""
+    from tabulate import tabulate
+
+    now = time.time()
+    table = [(r.dataset, r.origin, f"@{r.newest}" if r.newest else "-",
+              progress.format_duration(now - r.newest_created) if r.newest_created is not None else "-",
+              str(r.restore_points), f"yes, at {r.promoted}" if r.promoted else "no") for r in replicas]
+    text = tabulate(table, headers=("INCOMING REPLICA", "SOURCE", "NEWEST SNAPSHOT", "AGE", "RESTORE POINTS",
+                                    "PROMOTED"), tablefmt="plain", disable_numparse=True)
+    header, *body = text.splitlines()
+    out(header)
+    out("-" * len(header))
+    for line in body:
+        out(line)
+    if not replicas:
+        out("(no incoming replicas: no partner replicates here)")
 
 
 def status_rows(records: list[TaskRecord]) -> list[dict]:

@@ -58,7 +58,7 @@ class Retention:
             return cls()
         counts: dict[str, int] = {}
         for part in text.split(","):
-            kind, _, number = part.strip().partition("=")
+            kind, _, number = (word.strip() for word in part.partition("="))
             if kind not in KINDS or not number.isdigit():
                 raise RetentionError(f"invalid retention {text!r}: give KIND=N[,KIND=N…] with KIND one of "
                                      f"{', '.join(KINDS)} (e.g. hourly=24,daily=7,weekly=4), or none")

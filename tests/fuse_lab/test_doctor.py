@@ -9,6 +9,8 @@ from ovios_shell_retadm.replication.doctor import CHECKS
 from replication_helpers import init, set_task_field, sh, shell, start_inc_paused, wait_for
 
 LEVELS = ("OK", "WARN", "FAIL", "SKIP")
+#: the tasks here keep restore points (a task without any gets a warning of its own)
+POLICY = "daily=7"
 
 
 def doctor(lab, *args: str) -> tuple[int, dict[str, tuple[str, str]], str]:
@@ -34,7 +36,7 @@ def not_ok(checks) -> dict[str, str]:
 
 def test_a_healthy_task_then_cron_set_up(fresh_lab):
     lab = fresh_lab
-    init(lab, "data/smbvol", "smbvol")
+    init(lab, "data/smbvol", "smbvol", retention=POLICY)
     code, checks, out = doctor(lab, "data/smbvol")
     assert code == 0, out
     assert out.startswith("data/smbvol -> dst:repl/smbvol\n")
@@ -62,7 +64,7 @@ def test_a_healthy_task_then_cron_set_up(fresh_lab):
 
 def test_things_broken_on_purpose(fresh_lab):
     lab = fresh_lab
-    row = init(lab, "data/smbvol", "smbvol")
+    row = init(lab, "data/smbvol", "smbvol", retention=POLICY)
     assert shell(lab, "src", "options", "cron.enable", "on").returncode == 0
     lab.exec("src", ["crontab", "-"], input="0 3 31 2 * /usr/bin/ovios-shell retadm inc data/smbvol\n", check=True)
     assert not_ok(doctor(lab, "data/smbvol")[1]) == {}
@@ -98,7 +100,7 @@ def test_things_broken_on_purpose(fresh_lab):
 
 def test_a_diverged_destination_fails_with_the_repair_hint(fresh_lab):
     lab = fresh_lab
-    init(lab, "data/smbvol", "smbvol")
+    init(lab, "data/smbvol", "smbvol", retention=POLICY)
     sh(lab, "dst", "zfs set readonly=off repl/smbvol; echo local > /repl/smbvol/local.txt;"
                    " zfs snapshot repl/smbvol@dstonly")
     code, checks, out = doctor(lab, "data/smbvol")
@@ -110,7 +112,7 @@ def test_a_diverged_destination_fails_with_the_repair_hint(fresh_lab):
 
 def test_a_running_then_dead_run(fresh_lab):
     lab = fresh_lab
-    init(lab, "data/smbvol", "smbvol")
+    init(lab, "data/smbvol", "smbvol", retention=POLICY)
     sh(lab, "src", "echo more >> /data/smbvol/readme.txt")
     running = start_inc_paused(lab)
     code, checks, out = doctor(lab, "data/smbvol")
@@ -132,7 +134,7 @@ def test_a_running_then_dead_run(fresh_lab):
 
 def test_an_unreachable_destination_fails_once_and_skips_the_rest(fresh_lab):
     lab = fresh_lab
-    init(lab, "data/smbvol", "smbvol")
+    init(lab, "data/smbvol", "smbvol", retention=POLICY)
     set_task_field(lab, "data/smbvol", "destination", "192.168.0.99")
     code, checks, out = doctor(lab, "data/smbvol")  # (how fast: benchmarks/bench_commands.py)
     assert code == 1, out

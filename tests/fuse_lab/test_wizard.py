@@ -222,7 +222,7 @@ def test_tab_completes_the_command_line(session: Session, fresh_lab: Lab) -> Non
     session.child.send(" --remote-pool \t")
     session.expect("repl")
     # the line as completed runs: each completion above was the whole word, nothing else
-    session.child.send(" --properties no\r")
+    session.child.send(" --properties no --retention last=2\r")
     session.expect("Remote Dataset Name [lun01]:")  # the one answer not on the line
     session.answer("")
     session.expect(STARTED)

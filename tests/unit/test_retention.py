@@ -35,7 +35,7 @@ def at(minutes: float) -> str:
 
 @pytest.mark.parametrize("text, policy", [
     ("hourly=24,daily=7,weekly=4", Retention(hourly=24, daily=7, weekly=4)),
-    (" daily=7 , last=3 ", Retention(last=3, daily=7)),
+    (" daily=7 , last = 3 ", Retention(last=3, daily=7)),
     ("monthly=12", Retention(monthly=12)),
     ("none", Retention()),
     ("hourly=0", Retention()),
