@@ -197,13 +197,13 @@ def status(args: argparse.Namespace, out: Output) -> int:
     if not records and args.dataset and not replicas:
         raise CommandError(f"{args.dataset} has no replication task")
     rows = status_rows(records)
-    if records or not replicas:
+    if records or not replicas:  # (a node that only holds replicas shows them alone)
         print_status_table(rows, out)
         for note in rows[0]["config_not_captured"] if rows else ():  # the node's, on every row
             out(f"config not captured: {note}")
-    if replicas:
-        if records or not args.dataset:
+        if replicas:
             out("")
+    if replicas:
         print_replicas_table(replicas, out)
     return 0
 
