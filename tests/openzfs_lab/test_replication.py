@@ -7,6 +7,7 @@ import time
 
 from openzfs_helpers import SLOW, kill_transfer_when, last_end, sent_bytes, when_sent, zvol_digest
 from replication_helpers import checksums, init, sh, shell, snapshots, status, wait_for
+from restore_points import keeps_the_newest_and_gives_old_data_back
 
 
 def test_the_guides_walk_through_with_a_lun(fresh_openzfs_lab):
@@ -143,3 +144,7 @@ def test_a_run_with_nothing_written_since_the_last_one_needs_no_partner(fresh_op
     assert result.returncode == 0, result.stderr
     assert checksums(lab, "src", "/data/smbvol") == checksums(lab, "dst", "/repl/smbvol")
     assert status(lab)["data/smbvol"]["last_snapshot"] != recorded
+
+
+def test_the_replica_keeps_restore_points_by_the_policy(fresh_openzfs_lab):
+    keeps_the_newest_and_gives_old_data_back(fresh_openzfs_lab, timeout=SLOW)
