@@ -921,6 +921,11 @@ class ZfsNode:
             return None
         return out.strip() or None
 
+    def descendants(self, dataset: str) -> list[str]:
+        """The filesystems and volumes under ``dataset``, at any depth (not itself, no snapshots)."""
+        out = self._zfs("list", "-H", "-o", "name", "-r", validate_dataset_name(dataset)).stdout
+        return [name for name in out.splitlines() if name.startswith(f"{dataset}/")]
+
     def exists(self, name: str) -> bool:
         """Whether a dataset (or ``dataset@snapshot``) exists."""
         return self.dataset_type(name) is not None

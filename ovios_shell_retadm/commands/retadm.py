@@ -111,6 +111,8 @@ def _init_parser() -> cmd2.Cmd2ArgumentParser:
     init.add_argument("--retention", metavar="POLICY", type=_retention,
                       help="the restore points the replica keeps: KIND=N,… with KIND last, hourly, daily, weekly "
                       f"or monthly, or 'none' (default: {DEFAULT_RETENTION.text})")
+    init.add_argument("--recursive", action="store_true",
+                      help="not offered: a task replicates one dataset, its children each need a task of their own")
     init.add_argument("--dry-run", action="store_true", help="check and show what would be done; change nothing")
     return init
 
@@ -273,6 +275,10 @@ class RetadmCommands(RetadmCommandSet):
     @cmd2.as_subcommand_to("retadm", "init", _init_parser,
                            help="set up a new replication task and start its full send in the background")
     def _init(self, args) -> int:
+        if args.recursive:
+            raise CommandError("--recursive is not offered: a task replicates one dataset, as the guide says, so that "
+                               "each dataset keeps its own schedule, restore points and failover; give each child a "
+                               "task of its own ('retadm init POOL/DATASET/CHILD')", USAGE)
         tasks = TaskStore()
         local = ZfsNode(LocalHost())
         try:
@@ -280,6 +286,9 @@ class RetadmCommands(RetadmCommandSet):
             dest_host, source_address = self._reach_both_ways(dest_address)
             dataset = args.dataset or self._pick_dataset(local, tasks)
             kind = preflight.source_dataset(local, dataset)
+            children = preflight.unreplicated_children(local, dataset, tasks)
+            if children:
+                self.warn(f"warning: {preflight.children_note(dataset, children)}")
             dest = ZfsNode(dest_host)
             pool = self._ask("Remote Pool Name: ", args.remote_pool, "--remote-pool",
                              choices=lambda: pools_of(dest_address))

@@ -256,6 +256,24 @@ def is_replica(node: ZfsNode, dataset: str) -> bool:
     return own_mark(marks[ORIGIN_PROPERTY]) is not None and own_mark(marks[PROMOTED_PROPERTY]) is None
 
 
+def unreplicated_children(node: ZfsNode, dataset: str, tasks: TaskStore) -> list[str]:
+    """The datasets under ``dataset`` that no task replicates: a task replicates one dataset,
+    and its send carries none of its children."""
+    try:
+        children = node.descendants(dataset)
+    except (HostError, ZfsError) as exc:
+        raise PreflightError(f"zfs does not answer here: {exc}") from exc
+    taken = {record.dataset for record in tasks.all()}
+    return [child for child in children if child not in taken]
+
+
+def children_note(dataset: str, children: list[str]) -> str:
+    """What a task does not replicate, and how to replicate it (init's warning, doctor's check)."""
+    shown = ", ".join(children[:5]) + (f" and {len(children) - 5} more" if len(children) > 5 else "")
+    return (f"{dataset} has child datasets this task does not replicate: {shown} (a task replicates one dataset; "
+            f"give each child a task of its own: 'retadm init {children[0]}')")
+
+
 def replicable_datasets(node: ZfsNode, tasks: TaskStore) -> list[str]:
     """The datasets the init wizard offers: not pools, not already replicated."""
     taken = {record.dataset for record in tasks.all()}

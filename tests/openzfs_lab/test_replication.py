@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 
+from children import children_are_named_and_each_gets_a_task
 from openzfs_helpers import SLOW, kill_transfer_when, last_end, sent_bytes, when_sent, zvol_digest
 from replication_helpers import checksums, init, sh, shell, snapshots, status, wait_for
 from restore_points import keeps_the_newest_and_gives_old_data_back
@@ -148,3 +149,7 @@ def test_a_run_with_nothing_written_since_the_last_one_needs_no_partner(fresh_op
 
 def test_the_replica_keeps_restore_points_by_the_policy(fresh_openzfs_lab):
     keeps_the_newest_and_gives_old_data_back(fresh_openzfs_lab, timeout=SLOW)
+
+
+def test_children_are_named_and_each_gets_a_task(fresh_openzfs_lab):
+    children_are_named_and_each_gets_a_task(fresh_openzfs_lab, timeout=SLOW)

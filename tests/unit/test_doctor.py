@@ -339,7 +339,8 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
                                       now=lambda: NOW))
     levels = {check.name: check.level for check in diagnosis.checks}
     assert levels == {
-        "local zfs": OK, "ssh src→dst": FAIL, "ssh dst→src": SKIP, "root login": SKIP, "remote zfs on dst": SKIP,
+        "local zfs": OK, "children": OK, "ssh src→dst": FAIL, "ssh dst→src": SKIP, "root login": SKIP,
+        "remote zfs on dst": SKIP,
         "destination pool repl": SKIP, "free space on repl": SKIP, "replica repl/smbvol": SKIP,
         "encryption": SKIP, "send flags": OK, "common snapshot": SKIP, "holds": SKIP, "restore points": SKIP,
         "read-only": SKIP,
@@ -354,9 +355,9 @@ def test_an_unreachable_partner_fails_once_and_skips_what_needs_it(tmp_path, mon
     skipped = next(c for c in diagnosis.checks if c.name == "holds")
     assert skipped.message == "not checked: dst cannot be reached over ssh"
     assert diagnosis.failed
-    assert doctor.summary([diagnosis]) == "1 task: 7 OK, 0 WARN, 1 FAIL, 15 SKIP"
+    assert doctor.summary([diagnosis]) == "1 task: 8 OK, 0 WARN, 1 FAIL, 15 SKIP"
     data = json.loads(doctor.to_json([diagnosis]))
-    assert data[0]["failed"] is True and data[0]["checks"][1] == {
+    assert data[0]["failed"] is True and data[0]["checks"][2] == {
         "name": "ssh src→dst", "level": FAIL, "message": ssh.message, "hint": ssh.hint}
 
 

@@ -425,6 +425,13 @@ def _local_zfs(name: str, facts: TaskFacts) -> Check:
     return Check(name, OK, f"answers; {dataset} is a {kind}")
 
 
+def _children(name: str, facts: TaskFacts) -> Check:
+    children = own(facts.unreplicated_children)
+    if not children:
+        return Check(name, OK, "none, or each replicated by a task of its own")
+    return Check(name, WARN, preflight.children_note(facts.record.dataset, children))
+
+
 def _ssh_forward(name: str, facts: TaskFacts) -> Check:
     dest, ssh = facts.record.destination, facts.ssh
     if isinstance(ssh, Missing):
@@ -610,6 +617,8 @@ class CheckSpec:
 #: every check, in the order they run: the one list of them (``retadm doctor --help`` prints it)
 CHECKS = (
     CheckSpec("local zfs", _local_zfs, "'zfs list DS' here: ZFS answers and the dataset exists", FAIL),
+    CheckSpec("children", _children, "datasets under DS that no task replicates (its sends carry none of them)",
+              WARN),
     CheckSpec("ssh {here}→{dst}", _ssh_forward, "'ssh dst true' with BatchMode (a password prompt fails)", FAIL),
     CheckSpec("ssh {dst}→{here}", _ssh_reverse, "from dst, ssh back to the address dst sees this node at", FAIL),
     CheckSpec("root login", _root_password_login, "sshd's PermitRootLogin on both nodes: no password once keys "

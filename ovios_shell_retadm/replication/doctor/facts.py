@@ -22,7 +22,7 @@ from ..executor import Pair
 from ..leftovers import listing_argv
 from ..model import Observed
 from ..task_lock import TaskLock, process_age
-from ..task_store import RUNNING_FULL, RUNNING_INC, Status, TaskRecord, effective_status
+from ..task_store import RUNNING_FULL, RUNNING_INC, Status, TaskRecord, TaskStore, effective_status
 
 _SSH_TIMEOUT = 30
 _ZFS_TIMEOUT = 60
@@ -109,6 +109,8 @@ class TaskFacts:
     status: Status
     #: the dataset's type here (None: it does not exist)
     source_kind: Fact[str | None]
+    #: the datasets under it that no task replicates
+    unreplicated_children: Fact[list[str]]
     #: the destination's name, once passwordless ssh reached it
     ssh: Fact[str]
     #: this node's address as the destination sees it, once ssh back from there worked
@@ -178,6 +180,8 @@ def gather(record: TaskRecord, environment: Environment, *, source: ZfsNode | No
         environment=environment,
         status=status,
         source_kind=source_kind,
+        unreplicated_children=given(source_kind, lambda kind: _unreplicated_children(here, record.dataset, kind),
+                                    "the datasets under it cannot be listed"),
         ssh=connection if isinstance(connection, Missing) else connection.name,
         reverse_address=given(connection, preflight.reverse_ssh, f"ssh from {dest} back here does not work"),
         destination_root_login=given(connection, _root_login, f"sshd's root login policy on {dest} cannot be read"),
@@ -196,6 +200,13 @@ def gather(record: TaskRecord, environment: Environment, *, source: ZfsNode | No
                         "how long the run has been running is not known") if running else None,
         now=now(),
     )
+
+
+def _unreplicated_children(here: ZfsNode, dataset: str, kind: str | None) -> list[str]:
+    if kind is None:
+        return []  # (the dataset is gone: the first check says so)
+    taken = {record.dataset for record in TaskStore().all()}
+    return [child for child in here.descendants(dataset) if child not in taken]
 
 
 def _root_login(host: SshHost) -> str | None:
