@@ -7,7 +7,8 @@ from __future__ import annotations
 from replication_helpers import init, sh, shell, status, wait_for
 
 NOTE = ("data/smbvol has child datasets this task does not replicate: data/smbvol/projects, "
-        "data/smbvol/projects/archive (a task replicates one dataset; give each child a task of its own: 'retadm init data/smbvol/projects')")
+        "data/smbvol/projects/archive (a task replicates one dataset; give each child a task of its own: "
+        "'retadm init data/smbvol/projects')")
 
 
 def children_are_named_and_each_gets_a_task(lab, timeout: float = 120) -> None:
