@@ -35,6 +35,10 @@ from ovios_lab.openzfs_lab import OpenZfsLab, preflight as openzfs_preflight
 
 from tiers import FIXTURE_TIERS, cannot_run
 
+# the scenarios both labs run live beside the tests: their asserts explain themselves too
+pytest.register_assert_rewrite("children", "fault_scenarios", "openzfs_helpers", "replication_helpers",
+                               "restore_points")
+
 
 @pytest.fixture(scope="session")
 def lab_machine() -> None:

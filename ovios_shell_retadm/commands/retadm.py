@@ -13,7 +13,9 @@ Parsing, prompts and rendering only; the work is in :mod:`ovios_shell_retadm.rep
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import cmd2
 
@@ -28,6 +30,7 @@ from ..replication.pipeline import parse_rate
 from ..replication.preflight import PreflightError
 from ..replication.progress import format_bytes
 from ..replication.retention import DEFAULT as DEFAULT_RETENTION, Retention, RetentionError
+from ..replication.task_lock import TaskBusy, TaskLock
 from ..replication.task_run import FULL, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
 from ..replication.task_store import DECRYPTED, RAW, TaskRecord, TaskStore, new_identity
 from ..store import StoreError
@@ -137,15 +140,18 @@ def _retention(text: str) -> Retention:
 
 def _edit_parser() -> cmd2.Cmd2ArgumentParser:
     edit = cmd2.Cmd2ArgumentParser(
-        description="Change a task's settings after init: its bandwidth limit, whether properties travel, the "
-        "restore points its replica keeps. The next run uses them (and prunes the restore points a smaller "
-        "policy no longer keeps); the replica stays as it is.",
+        description="Change a task's settings after init: the destination's address, its bandwidth limit, whether "
+        "properties travel, the restore points its replica keeps. The next run uses them (and prunes the restore "
+        "points a smaller policy no longer keeps); the replica stays as it is.",
     )
     edit.add_argument("dataset", nargs="?", help="the replicated dataset (on a terminal, without it: a pick list)",
                       choices_provider=replicated_datasets)
     add_dest_option(edit, "the one")
     edit.add_argument("--bandwidth", metavar="RATE", type=_bandwidth, default=argparse.SUPPRESS,
                       help="limit its transfers to RATE a second (e.g. 10M, 512K), or 'none'")
+    edit.add_argument("--address", metavar="HOST",
+                      help="the destination's new address (IP or name), say after a change of network: it must "
+                      "reach the same replica (checked: its origin mark, the common snapshot's guid)")
     edit.add_argument("--properties", choices=("yes", "no"), help="whether the dataset's properties travel")
     edit.add_argument("--retention", metavar="POLICY", type=_retention,
                       help="the restore points the replica keeps: KIND=N,… with KIND last, hourly, daily, weekly "
@@ -423,7 +429,7 @@ class RetadmCommands(RetadmCommandSet):
     # -- edit -----------------------------------------------------------------------------------
 
     @cmd2.as_subcommand_to("retadm", "edit", _edit_parser,
-                           help="change a task's bandwidth limit, properties or restore points")
+                           help="change a task's destination address, bandwidth limit, properties or restore points")
     def _edit(self, args) -> int:
         record = self._pick_task(args, "edit")
         changes: dict[str, object] = {}
@@ -436,19 +442,57 @@ class RetadmCommands(RetadmCommandSet):
                 raise CommandError(f"{record.dataset} is a replica that a cascade sends on: its destination keeps the "
                                    "restore points its source keeps (change them on the source's task)", USAGE)
             changes["retention"] = args.retention.text
+        if args.address is not None and args.address != record.destination:
+            changes["destination"] = args.address
         if not changes:
-            raise CommandError("nothing to change: give --bandwidth, --properties or --retention", USAGE)
-        shown = {"bandwidth": _rate_text, "properties": lambda v: "yes" if v else "no",
-                 "retention": lambda v: v or "none"}
+            raise CommandError("nothing to change: give --address, --bandwidth, --properties or --retention", USAGE)
+        shown: dict[str, Callable[[Any], str]] = {"bandwidth": _rate_text, "properties": lambda v: "yes" if v else "no",
+                                                  "retention": lambda v: v or "none", "destination": str}
         said = ", ".join(f"{field} {shown[field](getattr(record, field))} -> {shown[field](value)}"
                          for field, value in changes.items())
-        if args.dry_run:
+        if "destination" not in changes:
+            return self._edit_in_place(record, changes, said, args.dry_run)
+        with self._task_locked(record):
+            changes["source_address"] = self._check_new_address(record, args.address)
+            if args.dry_run:
+                self.out(f"dry run: {record.dataset} -> {record.target}: would change {said} (the replica there "
+                         "is the task's)")
+                return 0
+            if TaskStore().move(record, **changes) is None:
+                raise CommandError(f"{record.dataset} is already replicated to "
+                                   f"{args.address}:{record.remote_dataset} (see 'retadm status')")
+        self.out(f"{record.dataset} -> {record.target}: {said}")
+        return 0
+
+    def _edit_in_place(self, record: TaskRecord, changes: dict[str, object], said: str, dry_run: bool) -> int:
+        if dry_run:
             self.out(f"dry run: {record.dataset} -> {record.target}: would change {said}")
             return 0
         if TaskStore().update(record.key, **changes) is None:
             raise CommandError(f"{record.dataset} -> {record.target}: the task is gone (reset meanwhile?)")
         self.out(f"{record.dataset} -> {record.target}: {said}")
         return 0
+
+    @contextlib.contextmanager
+    def _task_locked(self, record: TaskRecord) -> Iterator[None]:
+        """The task's lock while its record moves to a new key: no run of it meanwhile."""
+        try:
+            with TaskLock(record.key):
+                yield
+        except TaskBusy:
+            raise CommandError(f"a run of {record.dataset} -> {record.target} is in progress; change its address "
+                               "once it has ended") from None
+
+    def _check_new_address(self, record: TaskRecord, address: str) -> str:
+        """ssh both ways with the new address, and the same replica there (see preflight.same_replica);
+        returns this node's address as the partner sees it now."""
+        try:
+            host = preflight.destination(address)
+            source_address = preflight.reverse_ssh(host)
+            preflight.same_replica(ZfsNode(host), record)
+        except PreflightError as exc:
+            raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
+        return source_address
 
     # -- doctor ---------------------------------------------------------------------------------
 

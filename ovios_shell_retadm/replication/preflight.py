@@ -19,9 +19,19 @@ from ..hosts import (
     classify_ssh_failure,
     validate_hostname,
 )
-from ..zfs import InvalidName, ZfsError, ZfsNode, pool_of, stream_flags, validate_dataset_name, validate_pool_name
+from ..zfs import (
+    InvalidName,
+    NoSuchDataset,
+    ZfsError,
+    ZfsNode,
+    pool_of,
+    stream_flags,
+    validate_dataset_name,
+    validate_pool_name,
+)
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, own_mark
-from .task_store import DECRYPTED, PLAIN, RAW, TaskStore
+from .origin import OriginError, parse_origin
+from .task_store import DECRYPTED, PLAIN, RAW, TaskRecord, TaskStore
 
 
 class PreflightError(Exception):
@@ -178,6 +188,37 @@ def source_dataset(node: ZfsNode, dataset: str) -> str:
     if pool_of(dataset) == dataset:
         raise PreflightError(f"{dataset} is a pool; retadm replicates datasets, not whole pools")
     return kind
+
+
+def same_replica(node: ZfsNode, record: TaskRecord) -> None:
+    """What a task's destination reached at a new address holds is the task's replica: its own
+    origin mark names the task's dataset, it was not promoted, and it has the task's common
+    snapshot (by guid: a copy made otherwise has other guids).  The mark's host part may differ
+    (the partner may see this node at a new address too): the next run writes it anew."""
+    remote, where = record.remote_dataset, node.host.name
+    try:
+        marks = node.values_and_sources(remote, [ORIGIN_PROPERTY, PROMOTED_PROPERTY])
+        guids = {snapshot.guid for snapshot in node.snapshots(remote)}
+    except NoSuchDataset as exc:
+        raise PreflightError(f"{remote} does not exist on {where}: that is not where the task's replica is") from exc
+    except (HostError, ZfsError) as exc:
+        raise PreflightError(f"zfs does not answer on {where}: {exc}") from exc
+    mark = own_mark(marks[ORIGIN_PROPERTY])
+    if mark is None or _origin_dataset(mark) != record.dataset:
+        raise PreflightError(f"{remote} on {where} is not marked as a replica of {record.dataset} "
+                             f"(its origin mark: {mark or 'none'}): that is not the task's replica")
+    if own_mark(marks[PROMOTED_PROPERTY]) is not None:
+        raise PreflightError(f"{remote} on {where} was promoted: it is no longer a replica to replicate onto")
+    if record.last_guid is None or record.last_guid not in guids:
+        raise PreflightError(f"{remote} on {where} lacks the task's common snapshot @{record.last_snapshot} "
+                             f"(guid {record.last_guid}): it is another copy, not the task's replica")
+
+
+def _origin_dataset(mark: str) -> str | None:
+    try:
+        return parse_origin(mark)[1]
+    except OriginError:
+        return None
 
 
 def new_target(dataset: str, destination: str, remote_dataset: str, tasks: TaskStore) -> None:

@@ -166,6 +166,15 @@ class TaskStore:
         data = self.store.update_task(key, lambda d: {**d, **changes})
         return TaskRecord.from_dict(data) if data else None
 
+    def move(self, record: TaskRecord, **changes) -> TaskRecord | None:
+        """The task under its new key (a new destination address): stored anew, then the old
+        record dropped.  None when a task is already stored under the new key."""
+        moved = TaskRecord.from_dict({**record.to_dict(), **changes})
+        if not self.create(moved):
+            return None
+        self.delete(record.key)
+        return moved
+
     def delete(self, key: TaskKey) -> bool:
         return self.store.delete_task(key)
 

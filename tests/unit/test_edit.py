@@ -67,9 +67,11 @@ def test_one_task_of_several_with_dest(node):
 
 
 @pytest.mark.parametrize("argv, status, line", [
-    (["data/x"], 2, "retadm edit: nothing to change: give --bandwidth, --properties or --retention"),
+    (["data/x"], 2, "retadm edit: nothing to change: give --address, --bandwidth, --properties or --retention"),
     (["data/x", "--bandwidth", "fast"], 2, None),  # argparse's usage error, naming the value
     (["data/x", "--retention", "hourly=many"], 2, None),
+    (["data/x", "--address", "bad host"], 2, "retadm edit: invalid host 'bad host': use an IP address or a host "
+                                           "name (letters, digits, '-' and '.', not starting with '-')"),
     (["data/x", "--retention", "yearly=2"], 2, None),
     (["data/relay", "--retention", "daily=7"], 2,
      "retadm edit: data/relay is a replica that a cascade sends on: its destination keeps the restore points "
