@@ -52,15 +52,15 @@ _ovios_shell_pools() {
 # the options of a retadm subcommand
 _ovios_shell_retadm_options() {
     case "$1" in
-        init)   echo "--dest --remote-pool --remote-name --properties --decrypted --bandwidth --dry-run --help" ;;
-        edit)   echo "--dest --bandwidth --properties --dry-run --help" ;;
+        init)   echo "--dest --remote-pool --remote-name --properties --decrypted --bandwidth --retention --recursive --dry-run --help" ;;
+        edit)   echo "--dest --address --bandwidth --properties --retention --dry-run --help" ;;
         inc|watch)    echo "--dest --dry-run --help" ;;
         reset|repair) echo "--dest --dry-run --yes --help" ;;
         switchback)   echo "--dry-run --yes --help" ;;
         promote)      echo "--key-file --dry-run --help" ;;
         reverse)      echo "--properties --dry-run --yes --help" ;;
         doctor)       echo "--dest --json --dry-run --help" ;;
-        status)       echo "--json --dry-run --help" ;;
+        status)       echo "--json --replicas --dry-run --help" ;;
     esac
 }
 
@@ -78,7 +78,7 @@ _ovios_shell() {
             *)
                 case "$sub:$prev" in
                     init:--properties|reverse:--properties|edit:--properties) words="yes no" ;;
-                    *:--bandwidth) ;;  # a rate: free text
+                    *:--bandwidth|*:--retention|edit:--address) ;;  # a rate, a policy, a new address: free text
                     init:--dest) words=$(_ovios_shell_words partners) ;;
                     init:--remote-pool)
                         for ((i = 3; i < COMP_CWORD - 1; i++)); do
@@ -91,7 +91,8 @@ _ovios_shell() {
                         # the dataset, unless one was given already
                         for ((i = 3; i < COMP_CWORD; i++)); do
                             case "${COMP_WORDS[i]}" in
-                                --dest|--remote-pool|--remote-name|--properties|--key-file|--bandwidth) ((i++)) ;;
+                                --dest|--remote-pool|--remote-name|--properties|--key-file|--bandwidth|--retention|--address)
+                                    ((i++)) ;;
                                 -*) ;;
                                 *) positional=${COMP_WORDS[i]} ;;
                             esac

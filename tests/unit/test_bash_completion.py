@@ -97,22 +97,25 @@ def test_dry_run_at_any_position_after_the_subcommand(complete, words):
 
 def test_each_subcommand_offers_its_own_options(complete):
     assert complete("ovios-shell", "retadm", "inc", "data/smbvol", "-") == ["--dest", "--dry-run", "--help"]
-    assert complete("ovios-shell", "retadm", "status", "-") == ["--dry-run", "--help", "--json"]
+    assert complete("ovios-shell", "retadm", "status", "-") == ["--dry-run", "--help", "--json", "--replicas"]
     assert complete("ovios-shell", "retadm", "reset", "data/smbvol", "-") == ["--dest", "--dry-run", "--help",
                                                                              "--yes"]
     assert complete("ovios-shell", "retadm", "doctor", "-") == ["--dest", "--dry-run", "--help", "--json"]
     assert complete("ovios-shell", "retadm", "edit", "data/smbvol", "-") == [
-        "--bandwidth", "--dest", "--dry-run", "--help", "--properties"]
+        "--address", "--bandwidth", "--dest", "--dry-run", "--help", "--properties", "--retention"]
+    assert complete("ovios-shell", "retadm", "edit", "data/smbvol", "--retention", "") == []  # a policy: free text
     assert complete("ovios-shell", "retadm", "edit", "data/smbvol", "--properties", "") == ["no", "yes"]
     assert complete("ovios-shell", "retadm", "switchback", "repl/smbvol", "-") == ["--dry-run", "--help", "--yes"]
     # a task's --dest (fan-out) is free text too: no dataset offered as its value
     assert complete("ovios-shell", "retadm", "reset", "data/smbvol", "--dest", "") == []
-    assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--r") == ["--remote-name", "--remote-pool"]
+    assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--r") == ["--recursive", "--remote-name",
+                                                                               "--remote-pool", "--retention"]
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--properties", "") == ["no", "yes"]
     # an option's value that is free text (a task's --dest): nothing offered, where an option
     # word is, the subcommand's options (init's --dest completes partners: tests/fuse_lab)
     assert complete("ovios-shell", "retadm", "init", "data/smbvol", "--dest", "-") == [
-        "--bandwidth", "--decrypted", "--dest", "--dry-run", "--help", "--properties", "--remote-name", "--remote-pool"]
+        "--bandwidth", "--decrypted", "--dest", "--dry-run", "--help", "--properties", "--recursive", "--remote-name",
+        "--remote-pool", "--retention"]
     assert complete("ovios-shell", "retadm", "inc", "data/smbvol", "--dest", "") == []
     # promote's --key-file takes a file
     (complete.root.parent / "secret.key").write_text("x")
