@@ -34,7 +34,7 @@ def inc(lab, timeout: float) -> str:
 def keeps_the_newest_and_gives_old_data_back(lab, timeout: float = 120) -> None:
     """``last=3``: after five runs the replica holds the three newest tracking snapshots (the
     newest is the common one), the source only the common one, the user's snapshot stays; the
-    oldest kept one holds the data of its run.  A smaller policy prunes at the next run."""
+    oldest kept one holds the data of its run.  A smaller policy prunes at the next run that sends."""
     row = init(lab, DATASET, "smbvol", retention="last=3")
     assert row["retention"] == "last=3"
     sh(lab, "src", f"zfs snapshot {DATASET}@monday")
@@ -54,15 +54,17 @@ def keeps_the_newest_and_gives_old_data_back(lab, timeout: float = 120) -> None:
     assert "OK    restore points: 2 kept (last=3), the oldest from " in doctor, doctor
 
     # a smaller policy prunes at the next run, except a restore point with a clone: kept, said
+    # (at its next run that sends: a run with nothing written since ends before it looks at dst)
     edited = shell(lab, "src", "retadm", "edit", DATASET, "--retention", "none")
     assert edited.stdout == "data/smbvol -> dst:repl/smbvol: retention last=3 -> none\n", edited.stderr
+    sh(lab, "src", "echo version 4 > /data/smbvol/version.txt")
     newest = inc(lab, timeout)
     assert tracking(lab, "dst", REPLICA) == [taken[-3], newest]
     assert tracking(lab, "src", DATASET) == [newest]
     log = sh(lab, "src", "cat /var/log/ovios/repl.log").stdout
     assert f"kept @{taken[-3]} on the destination: it has a clone" in log, log
     destroy_clone(lab)
-    sh(lab, "src", "echo version 4 > /data/smbvol/version.txt")
+    sh(lab, "src", "echo version 5 > /data/smbvol/version.txt")
     newest = inc(lab, timeout)
     assert tracking(lab, "dst", REPLICA) == [newest] == tracking(lab, "src", DATASET)
     doctor = shell(lab, "src", "retadm", "doctor", DATASET, timeout=timeout).stdout

@@ -141,8 +141,8 @@ def _retention(text: str) -> Retention:
 def _edit_parser() -> cmd2.Cmd2ArgumentParser:
     edit = cmd2.Cmd2ArgumentParser(
         description="Change a task's settings after init: the destination's address, its bandwidth limit, whether "
-        "properties travel, the restore points its replica keeps. The next run uses them (and prunes the restore "
-        "points a smaller policy no longer keeps); the replica stays as it is.",
+        "properties travel, the restore points its replica keeps. The next run uses them (the next one that sends "
+        "prunes the restore points a smaller policy no longer keeps); the replica stays as it is.",
     )
     edit.add_argument("dataset", nargs="?", help="the replicated dataset (on a terminal, without it: a pick list)",
                       choices_provider=replicated_datasets)

@@ -35,7 +35,7 @@ from ..exit_status import FAILED
 from ..hosts import CommandFailed, HostError, SshHost
 from ..peer import module_argv
 from ..zfs import NoSuchDataset, ZfsError, ZfsNode, readonly_of, set_locally, validate_dataset_name
-from . import leftovers, preflight
+from . import leftovers, preflight, retention
 from .executor import Outcome
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, TRACKING_PREFIX, Plan, chain_identity, own_mark
 from .origin import OriginError, format_origin, parse_origin
@@ -317,7 +317,10 @@ def prepare_reverse(node: ZfsNode, tasks: TaskStore, dataset: str, properties: b
     record = TaskRecord(dataset=dataset, destination=source_host, remote_dataset=source_dataset,
                         properties=properties, initialised=True, state=IDLE, source_address=here,
                         identity=chain_identity([s.name for s in node.snapshots(dataset)]),
-                        send_mode=_reverse_send_mode(node, dataset))
+                        send_mode=_reverse_send_mode(node, dataset),
+                        # the restore points this node holds as a replica are thinned, not dropped, by
+                        # its runs, and the old source keeps some too ('retadm edit' changes it)
+                        retention=retention.DEFAULT.text)
     return Reversal(node, record, partner, here)
 
 

@@ -56,7 +56,9 @@ def test_promote_reverse_switchback_keeps_every_write(fresh_lab):
     assert "./failover.txt" in checksums(lab, "src", "/data/smbvol")
     assert "srconly" not in snapshots(lab, "src", "data/smbvol") and "dstday" in snapshots(lab, "src", "data/smbvol")
     assert not _writable(lab, "src", "/data/smbvol")  # the old source is the replica now
-    assert status(lab, "dst")["repl/smbvol"]["status"] == "idle"
+    reversed_task = status(lab, "dst")["repl/smbvol"]
+    # its runs thin the restore points the promoted replica holds (and its old source keeps some)
+    assert (reversed_task["status"], reversed_task["retention"]) == ("idle", "hourly=24,daily=7,weekly=4")
 
     sh(lab, "dst", "echo later > /repl/smbvol/later.txt")
     assert shell(lab, "dst", "retadm", "inc", "repl/smbvol").returncode == 0
