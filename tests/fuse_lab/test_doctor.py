@@ -142,6 +142,6 @@ def test_an_unreachable_destination_fails_once_and_skips_the_rest(fresh_lab):
     assert "unreachable" in checks["ssh src→192.168.0.99"][1]
     assert levels(checks)["local zfs"] == "OK" and levels(checks)["last run"] == "OK"
     skipped = [name for name, level in levels(checks).items() if level == "SKIP"]
-    # what needs the destination is skipped: all but local zfs, the failed ssh, the send flags,
-    # the last run, the cron line and service, the configuration capture, and the lag
-    assert len(skipped) == len(CHECKS) - 8 and "replica repl/smbvol" in skipped
+    # what needs the destination is skipped: all but local zfs, the children, the failed ssh, the
+    # send flags, the last run, the cron line and service, the configuration capture, and the lag
+    assert len(skipped) == len(CHECKS) - 9 and "replica repl/smbvol" in skipped
