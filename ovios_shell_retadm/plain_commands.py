@@ -173,8 +173,8 @@ def _fanned_out(datasets: Iterable[str]) -> set[str]:
 # -- status -----------------------------------------------------------------------------------
 
 def status(args: argparse.Namespace, out: Output) -> int:
-    """``retadm status [dataset] [--json]``: one row per task (a dataset replicated to several
-    destinations has several)."""
+    """``retadm status [dataset] [--json] [--replicas]``: one row per task (a dataset replicated to
+    several destinations has several), then the incoming replicas (``--replicas``: only them)."""
     if args.replicas:
         replicas = _incoming(args.dataset, strict=True)
         if args.dataset and not replicas:

@@ -196,6 +196,9 @@ def same_replica(node: ZfsNode, record: TaskRecord) -> None:
     snapshot (by guid: a copy made otherwise has other guids).  The mark's host part may differ
     (the partner may see this node at a new address too): the next run writes it anew."""
     remote, where = record.remote_dataset, node.host.name
+    if record.last_guid is None:
+        raise PreflightError(f"{record.dataset} has no common snapshot with its replica yet (its full replication "
+                             "has not completed): nothing to check the replica at a new address by")
     try:
         marks = node.values_and_sources(remote, [ORIGIN_PROPERTY, PROMOTED_PROPERTY])
         guids = {snapshot.guid for snapshot in node.snapshots(remote)}
@@ -209,7 +212,7 @@ def same_replica(node: ZfsNode, record: TaskRecord) -> None:
                              f"(its origin mark: {mark or 'none'}): that is not the task's replica")
     if own_mark(marks[PROMOTED_PROPERTY]) is not None:
         raise PreflightError(f"{remote} on {where} was promoted: it is no longer a replica to replicate onto")
-    if record.last_guid is None or record.last_guid not in guids:
+    if record.last_guid not in guids:
         raise PreflightError(f"{remote} on {where} lacks the task's common snapshot @{record.last_snapshot} "
                              f"(guid {record.last_guid}): it is another copy, not the task's replica")
 
