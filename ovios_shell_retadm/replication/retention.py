@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 #: The periods a policy can thin to, in the order ``text`` writes them.
 KINDS = ("last", "hourly", "daily", "weekly", "monthly")
 
+#: a tracking snapshot's name ends with its UTC time: these seconds, then ``.mmmZ``
+_SECONDS = "%Y%m%dT%H%M%S"
 _STAMP = re.compile(r"(\d{8}T\d{6})\.(\d{3})Z$")
 
 _PERIOD: dict[str, Callable[[datetime], tuple[int, ...]]] = {
@@ -82,14 +84,14 @@ class Retention:
         keeps.  A name without a readable timestamp is never kept by a period, only by ``last``."""
         ordered = sorted(names, key=_sort_key)
         kept = set(ordered[-self.last:]) if self.last else set()
-        timed = [(name, stamp) for name in ordered if (stamp := snapshot_time(name)) is not None]
+        timed = [(name, when) for name in ordered if (when := snapshot_time(name)) is not None]
         for kind, period in _PERIOD.items():
             wanted = getattr(self, kind)
             if not wanted:
                 continue
             newest: dict[tuple[int, ...], str] = {}
-            for name, stamp in timed:  # oldest first: the last one seen in a period is its newest
-                newest[period(stamp)] = name
+            for name, when in timed:  # oldest first: the last one seen in a period is its newest
+                newest[period(when)] = name
             kept.update(newest[key] for key in sorted(newest)[-wanted:])
         return frozenset(kept)
 
@@ -101,16 +103,21 @@ NONE = Retention()
 DEFAULT = Retention(hourly=24, daily=7, weekly=4)
 
 
+def stamp(when: datetime) -> str:
+    """The time a tracking snapshot's name ends with (UTC, to the millisecond)."""
+    return f"{when:{_SECONDS}}.{when.microsecond // 1000:03d}Z"
+
+
 def snapshot_time(name: str) -> datetime | None:
-    """The UTC time in a tracking snapshot's name; None if it has none."""
+    """The UTC time in a tracking snapshot's name (:func:`stamp`); None if it has none."""
     found = _STAMP.search(name)
     if found is None:
         return None
     try:
-        stamp = datetime.strptime(found.group(1), "%Y%m%dT%H%M%S")
+        seconds = datetime.strptime(found.group(1), _SECONDS)
     except ValueError:
         return None
-    return stamp.replace(microsecond=int(found.group(2)) * 1000, tzinfo=UTC)
+    return seconds.replace(microsecond=int(found.group(2)) * 1000, tzinfo=UTC)
 
 
 def _sort_key(name: str) -> tuple[datetime, str]:

@@ -21,7 +21,7 @@ from ..exit_status import BUSY
 from ..hosts import HostError, LocalHost, SshHost
 from ..store import TaskKey
 from ..zfs import History, ZfsError, ZfsNode
-from . import leftovers, planner
+from . import leftovers, planner, retention
 from .executor import Outcome, Pair, PlanOutdated
 from .model import (
     Plan,
@@ -60,8 +60,7 @@ def new_snapshot_name(task: Task, now: datetime | None = None) -> str | None:
     """The name of the task's next tracking snapshot; None for a cascade, which takes none."""
     if task.cascade:
         return None
-    now = now or datetime.now(UTC)
-    return f"{task.prefix}{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z"
+    return f"{task.prefix}{retention.stamp(now or datetime.now(UTC))}"
 
 
 def keep_name(remote_dataset: str, now: datetime | None = None) -> str:
