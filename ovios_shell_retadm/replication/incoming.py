@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from ..zfs import Snapshot, ZfsNode
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, TRACKING_NAME
+from .origin import marked
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,4 @@ def describe(dataset: str, marks: dict[str, str], snapshots: Sequence[Snapshot])
 
 def incoming_replicas(node: ZfsNode) -> list[IncomingReplica]:
     """The replicas on ``node`` by name: one ``zfs get`` over the node, then one per replica."""
-    marks = node.set_here([ORIGIN_PROPERTY, PROMOTED_PROPERTY])
-    return [describe(dataset, found, node.snapshots(dataset))
-            for dataset, found in sorted(marks.items()) if ORIGIN_PROPERTY in found]
+    return [describe(dataset, marks, node.snapshots(dataset)) for dataset, marks in marked(node).items()]

@@ -70,8 +70,14 @@ def _is_ipv6(text: str) -> bool:
         return False
 
 
-def replicas(node: ZfsNode) -> dict[str, bool]:
-    """The replicas on ``node`` (datasets carrying their own origin mark), each with whether it
-    was promoted: one ``zfs get`` (a mark that was received describes the sender, not the copy)."""
+def marked(node: ZfsNode) -> dict[str, dict[str, str]]:
+    """The replicas on ``node`` (datasets carrying their own origin mark), by name, with their
+    marks (:data:`ORIGIN_PROPERTY`, and :data:`PROMOTED_PROPERTY` once promoted): one ``zfs get``
+    (a mark that was received describes the sender, not the copy)."""
     marks = node.set_here([ORIGIN_PROPERTY, PROMOTED_PROPERTY])
-    return {name: PROMOTED_PROPERTY in found for name, found in sorted(marks.items()) if ORIGIN_PROPERTY in found}
+    return {name: found for name, found in sorted(marks.items()) if ORIGIN_PROPERTY in found}
+
+
+def replicas(node: ZfsNode) -> dict[str, bool]:
+    """The replicas on ``node``, each with whether it was promoted (see :func:`marked`)."""
+    return {name: PROMOTED_PROPERTY in found for name, found in marked(node).items()}

@@ -680,7 +680,7 @@ def examine(facts: TaskFacts) -> Diagnosis:
             result = spec.check(name, facts)
         except Skip as skip:
             result = Check(name, SKIP, f"not checked: {skip}")
-        except (HostError, ZfsError, OSError, ValueError) as exc:
+        except (HostError, ZfsError, OSError, ValueError, preflight.PreflightError) as exc:
             result = Check(name, FAIL, f"could not check: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bug in one check must not hide the others
             result = Check(name, FAIL, f"could not check: internal error: {type(exc).__name__}: {exc}")

@@ -205,8 +205,7 @@ def gather(record: TaskRecord, environment: Environment, *, source: ZfsNode | No
 def _unreplicated_children(here: ZfsNode, dataset: str, kind: str | None) -> list[str]:
     if kind is None:
         return []  # (the dataset is gone: the first check says so)
-    taken = {record.dataset for record in TaskStore().all()}
-    return [child for child in here.descendants(dataset) if child not in taken]
+    return preflight.unreplicated_children(here, dataset, TaskStore())
 
 
 def _root_login(host: SshHost) -> str | None:
