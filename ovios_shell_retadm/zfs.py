@@ -283,9 +283,16 @@ class History:
 
     snapshots: tuple[Snapshot, ...]
     bookmarks: tuple[Bookmark, ...]
-    #: whether the dataset was written since its newest snapshot (the ``written`` property);
+    #: bytes written to the dataset since its newest snapshot (the ``written`` property);
     #: None where ZFS cannot tell (zfs-fuse)
-    written: bool | None = None
+    written_bytes: int | None = None
+    #: the dataset's own type ("filesystem", "volume"); None where the listing did not say
+    kind: str | None = None
+
+    @property
+    def written(self) -> bool | None:
+        """Whether the dataset was written since its newest snapshot; None: ZFS cannot tell."""
+        return None if self.written_bytes is None else self.written_bytes > 0
 
 
 @dataclass(frozen=True)
@@ -632,15 +639,25 @@ def values_and_sources_argv(name: str, properties: Sequence[str]) -> list[str]:
     return ["zfs", "get", "-H", "-p", "-o", "property,value,source", ",".join(names), _validate_target(name)]
 
 
-def receive_then(receive: Sequence[str], after: Sequence[Sequence[str]]) -> list[str]:
-    """One ``sh -c`` that runs ``receive`` (its stdin is the stream) and, once it succeeded,
-    each command of ``after`` whatever the ones before did, each one's output ending with its
-    :data:`PART_END` line: what needs the partner after a receive rides on the receive's own
-    connection.  The script's exit status is the receive's; the others' are read from the
-    output (:func:`parts_of`)."""
-    lines = [f"{shlex.join(receive)} || exit"]
-    lines += [f'{shlex.join(command)}; echo "{PART_END} $?"' for command in after]
+def receive_then(receive: Sequence[str], after: Sequence[Sequence[str]],
+                 gated: Sequence[Sequence[str]] = (), looks: Sequence[Sequence[str]] = ()) -> list[str]:
+    """One ``sh -c`` that runs ``receive`` (its stdin is the stream) and, once it succeeded:
+    each command of ``after`` whatever the ones before did; then each of ``gated`` only if
+    every command of ``after`` succeeded (a skipped one's status is :data:`SKIPPED`); then
+    each of ``looks`` whatever happened.  Each one's output ends with its :data:`PART_END`
+    line: what needs the partner after a receive rides on the receive's own connection.  The
+    script's exit status is the receive's; the others' are read from the output
+    (:func:`parts_of`), in that order."""
+    lines = [f"{shlex.join(receive)} || exit", "ok=1"]
+    lines += [f'{shlex.join(command)}; s=$?; echo "{PART_END} $s"; [ "$s" -eq 0 ] || ok=0' for command in after]
+    lines += [f'if [ "$ok" = 1 ]; then {shlex.join(command)}; echo "{PART_END} $?"; '
+              f'else echo "{PART_END} {SKIPPED}"; fi' for command in gated]
+    lines += [f'{shlex.join(command)}; echo "{PART_END} $?"' for command in looks]
     return ["sh", "-c", "\n".join(lines)]
+
+
+#: the status :func:`receive_then` gives a gated command it did not run
+SKIPPED = -1
 
 
 #: the property holding an interrupted resumable receive's token
@@ -771,15 +788,15 @@ def classify_resume_check(returncode: int | None, output: str) -> ResumeCheck:
 
 def parse_history(dataset: str, out: str) -> History:
     """A dataset's :class:`History` from ``zfs get -d 1 -o name,property,value`` of its
-    guid, createtxg, creation, userrefs (and written, where it exists)."""
+    type, guid, createtxg, creation, userrefs (and written, where it exists)."""
     rows: dict[str, dict[str, str]] = {}
-    written: bool | None = None
+    own: dict[str, str] = {}
     for line in out.splitlines():
         name, prop, value = line.split("\t")
         if name.startswith((dataset + "@", dataset + "#")):
             rows.setdefault(name, {})[prop] = value
-        elif name == dataset and prop == "written":
-            written = int(value) > 0
+        elif name == dataset:
+            own[prop] = value
     snapshots: list[Snapshot] = []
     bookmarks: list[Bookmark] = []
     for name, props in rows.items():
@@ -791,7 +808,8 @@ def parse_history(dataset: str, out: str) -> History:
             bookmarks.append(Bookmark(dataset, short, *numbers))
     snapshots.sort(key=lambda s: s.createtxg)
     bookmarks.sort(key=lambda b: b.createtxg)
-    return History(tuple(snapshots), tuple(bookmarks), written)
+    written = int(own["written"]) if "written" in own else None
+    return History(tuple(snapshots), tuple(bookmarks), written, own.get("type"))
 
 
 def parse_values_and_sources(out: str, names: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -1099,13 +1117,14 @@ class ZfsNode:
         One ``zfs get -d 1`` call: it lists the dataset, its snapshots, its
         direct children and (OpenZFS) its bookmarks, with exact numbers on
         every implementation; names are filtered here because zfs-fuse's
-        ``zfs get`` has no ``-t``.  Where the ``written`` property exists, the
-        same call says whether the dataset was written since its newest snapshot.
+        ``zfs get`` has no ``-t``.  The same call gives the dataset's type, and
+        where the ``written`` property exists, how much was written since its
+        newest snapshot.
         """
         return parse_history(validate_dataset_name(dataset), self._zfs(*self._history_args(dataset)).stdout)
 
     def _history_args(self, dataset: str) -> list[str]:
-        wanted = "guid,createtxg,creation,userrefs" + (",written" if self.capabilities().written else "")
+        wanted = "type,guid,createtxg,creation,userrefs" + (",written" if self.capabilities().written else "")
         return ["get", "-H", "-p", "-d", "1", "-o", "name,property,value", wanted, dataset]
 
     def survey(self, dataset: str, properties: Sequence[str], tags: Collection[str]) -> Survey | None:

@@ -7,12 +7,15 @@ send/receive pipeline.  A step that fails stops the plan: the planner ordered th
 steps so that stopping anywhere leaves the chain protected, and the next run plans
 again from what it then observes.
 
-Every call to the partner is an ssh round trip, so two kinds of steps share one:
-the destination steps that only protect and mark (the new snapshot's hold, the
-origin mark) ride on the last receive's connection, and the tail of releases and
-destroys runs in one call per side.  Moving them so changes nothing the plan relies
-on; a step that fails in such a shared call is carried out again in its own place,
-which reports why as any step does.
+Every call to the partner is an ssh round trip, so a run's destination steps share
+the last receive's connection: those that only protect and mark (the new snapshot's
+hold, the origin mark), then, only if they all succeeded, the destination's part of
+the tail of releases and destroys.  What is left of that tail runs in one call per
+side.  Moving them so changes nothing the plan relies on: the destination lets go of
+its old snapshots only once the new one is held there, and the source's own
+protection comes later in the plan either way.  A step that fails (or is skipped) in
+such a shared call is carried out again in its own place, which reports why as any
+step does.
 """
 
 from __future__ import annotations
@@ -56,10 +59,25 @@ from .progress import ProgressFile
 _OBSERVE_TRIES = 3
 #: what :meth:`Pair.settle_mount` needs to know of the replica
 _MOUNT_FACTS = ("mountpoint", "canmount", "mounted")
+#: a send of fewer bytes than this (as ``written`` tells before it) ends before anyone could
+#: follow its percentage: ZFS is not asked to estimate it (``send -nvP``, one more ``zfs`` call)
+_WATCHABLE_SEND = 64 * 1024 * 1024
 
 
 class PlanOutdated(Exception):
     """What a step would do differs from what its plan said: it was not done."""
+
+
+@dataclass(frozen=True)
+class Riders:
+    """The steps that run on the partner right after the plan's last receive, on its
+    connection, by their index in the plan.  ``protect``: the new common snapshot's hold
+    there and the origin mark, each whatever the others did.  ``let_go``: the destination's
+    part of the plan's tail of releases and destroys, only once every ``protect`` step
+    succeeded (the new snapshot held before an old one is let go of)."""
+
+    protect: Mapping[int, Step] = field(default_factory=dict)
+    let_go: Mapping[int, Step] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,6 +111,8 @@ class Pair:
     _kind: str | None = field(default=None, init=False, repr=False)
     #: the guids of the snapshots this pair's sends landed, as the partner read them after its receive
     _landed: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    #: the source's newest snapshot when last observed, and the bytes written after it (None: unknown)
+    _written_after: tuple[str, int] | None = field(default=None, init=False, repr=False)
 
     # -- observing ---------------------------------------------------------------
 
@@ -102,20 +122,22 @@ class Pair:
         return model.PairCapabilities(bookmarks=self.source.capabilities().bookmarks_on(zfs.pool_of(self.task.dataset)))
 
     def observe(self, recorded_guid: int | None = None, *, source_only: bool = False,
-                source: zfs.History | None = None) -> Observed:
+                source: zfs.History | None = None, source_holds: frozenset[str] | None = None) -> Observed:
         """Both sides as the planner sees them (``source_only``: as if the replica were absent;
-        ``source``: the source's history, read just before by the caller).
+        ``source`` and ``source_holds``: the source's history and this task's holds there, read
+        just before by the caller).
 
         Another task of the dataset (fan-out) or of its replica (a cascade) may destroy one of
         its own snapshots between the listing and the look at the holds on them: that snapshot
         is gone, which is no error of this run; both sides are looked at again."""
         for attempt in range(_OBSERVE_TRIES):
             try:
-                return self._observe(recorded_guid, source_only=source_only, source=source)
+                return self._observe(recorded_guid, source_only=source_only, source=source,
+                                     source_holds=source_holds)
             except zfs.NoSuchDataset:
                 if attempt == _OBSERVE_TRIES - 1:
                     raise
-                source = None
+                source, source_holds = None, None
         raise AssertionError("unreachable")
 
     def source_history(self) -> tuple[zfs.History, tuple[model.ObservedSnapshot, ...]]:
@@ -123,11 +145,15 @@ class Pair:
         history = self.source.history(self.task.dataset)
         return history, tuple(_point(s, model.ObservedSnapshot) for s in history.snapshots)
 
-    def _observe(self, recorded_guid: int | None, *, source_only: bool, source: zfs.History | None) -> Observed:
-        source = source or self.source.history(self.task.dataset)
+    def _observe(self, recorded_guid: int | None, *, source_only: bool, source: zfs.History | None,
+                 source_holds: frozenset[str] | None) -> Observed:
+        if source is None:
+            source, source_holds = self.source.history(self.task.dataset), None
+        self._learn(source)
         survey = None if source_only else self._survey_destination()
         destination = survey.history if survey else None
-        source_holds = self.held_on_source(source.snapshots)
+        if source_holds is None:
+            source_holds = self.held_on_source(source.snapshots)
         destination_holds = _tagged(survey.holds, self.task.tag) if survey else frozenset()
         readonly = origin = promoted = token = None
         if survey is not None:
@@ -152,6 +178,15 @@ class Pair:
             destination_origin=origin,
             destination_promoted=promoted,
         )
+
+    def _learn(self, source: zfs.History) -> None:
+        """What the source's listing tells beyond the plan: its type (read once) and how much
+        was written after its newest snapshot."""
+        if source.kind and self._kind is None:
+            self._kind = source.kind
+        newest = source.snapshots[-1:]
+        self._written_after = (newest[0].name, source.written_bytes) \
+            if newest and source.written_bytes is not None else None
 
     def _survey_destination(self) -> zfs.Survey | None:
         """The replica's history, marks, partial receive and this task's holds: one call
@@ -205,13 +240,22 @@ class Pair:
                              large_blocks=large, compressed=compressed, embedded=embedded)
 
     def estimate_send(self, step: SendFull | SendIncremental | ResumeSend) -> int | None:
-        """Bytes ZFS expects the send to produce (``send -nvP``); None where it cannot tell."""
-        if not self.source.capabilities().send_estimate:
+        """Bytes ZFS expects the send to produce (``send -nvP``); None where it cannot tell, or
+        for a send from the newest snapshot that the bytes written since show to be small."""
+        if not self.source.capabilities().send_estimate or self._small(step):
             return None
         try:
             return self.source.estimate_send_size(self._zfs_send_argv(step))
         except (HostError, zfs.ZfsError):
             return None
+
+    def _small(self, step: SendFull | SendIncremental | ResumeSend) -> bool:
+        """Whether ``step`` sends what was written after the source's newest snapshot as last
+        observed (a cron run's usual send), and that is less than :data:`_WATCHABLE_SEND`."""
+        if not isinstance(step, SendIncremental) or step.base_is_bookmark or self._written_after is None:
+            return False
+        newest, written = self._written_after
+        return step.base == newest and written < _WATCHABLE_SEND
 
     def receive_argv(self) -> list[str]:
         """The local argv of the receiving stage (as the dry run shows it)."""
@@ -271,8 +315,8 @@ class Pair:
         letting_go = _letting_go_from(plan)
         for index, step in enumerate(plan.steps):
             if index == letting_go:
-                done |= self._let_go_at_once(plan, index, Side.DESTINATION)
-                done |= self._let_go_at_once(plan, index, Side.SOURCE)
+                done |= self._let_go_at_once(plan, index, Side.DESTINATION, done)
+                done |= self._let_go_at_once(plan, index, Side.SOURCE, done)
             if index in done:
                 continue
             self.log(step.describe())
@@ -282,31 +326,35 @@ class Pair:
                 self._carry_out(step, outcome)
         return outcome
 
-    def _let_go_at_once(self, plan: Plan, start: int, side: Side) -> set[int]:
+    def _let_go_at_once(self, plan: Plan, start: int, side: Side, done: set[int]) -> set[int]:
         """The plan's releases and destroys on one side, from ``start`` (where its tail of
-        letting go begins: everything is protected by then), in one call there.  Those that
-        fail are carried out again in their place (a busy snapshot is kept, an error reported,
-        as for any step).  Returns the ones done."""
+        letting go begins: everything is protected by then), in one call there, but for those
+        ``done`` already (with the receive).  Those that fail are carried out again in their
+        place (a busy snapshot is kept, an error reported, as for any step).  Returns the ones
+        done."""
         batch = {index: step for index, step in enumerate(plan.steps[start:], start=start)
-                 if (isinstance(step, Release | DestroySnapshot) and step.side is side)
-                 or (isinstance(step, DestroyBookmark) and side is Side.SOURCE)}
+                 if index not in done and ((isinstance(step, Release | DestroySnapshot) and step.side is side)
+                                           or (isinstance(step, DestroyBookmark) and side is Side.SOURCE))}
         if len(batch) < 2:
             return set()  # one call either way
-        node, dataset = self._node(side)
-        commands = []
-        for step in batch.values():
-            if isinstance(step, Release):
-                self._refuse_foreign(step)
-                commands.append(zfs.release_argv(step.tag, [zfs.snapshot_full_name(dataset, step.snapshot)]))
-            elif isinstance(step, DestroySnapshot):
-                self._refuse_foreign(step)
-                commands.append(zfs.destroy_snapshot_argv(dataset, step.snapshot))
-            else:
-                commands.append(zfs.destroy_bookmark_argv(dataset, step.bookmark))
-        done = {index for index, ok in zip(batch, node.run_each(commands), strict=True) if ok}
-        for index in sorted(done):
+        node, _ = self._node(side)
+        commands = [self._letting_go_argv(step) for step in batch.values()]
+        now = {index for index, ok in zip(batch, node.run_each(commands), strict=True) if ok}
+        for index in sorted(now):
             self.log(plan.steps[index].describe())
-        return done
+        return now
+
+    def _letting_go_argv(self, step: Step) -> list[str]:
+        """The command of one step of the tail of letting go, on its side."""
+        if isinstance(step, Release | DestroySnapshot):
+            self._refuse_foreign(step)
+            _, dataset = self._node(step.side)
+            if isinstance(step, Release):
+                return zfs.release_argv(step.tag, [zfs.snapshot_full_name(dataset, step.snapshot)])
+            return zfs.destroy_snapshot_argv(dataset, step.snapshot)
+        if isinstance(step, DestroyBookmark):
+            return zfs.destroy_bookmark_argv(self.task.dataset, step.bookmark)
+        raise TypeError(f"{step!r} is not a step of letting go")
 
     def _refuse_foreign(self, step: Release | DestroySnapshot) -> None:
         """The planner never asks to let go of what is not this task's; refuse anyway."""
@@ -316,18 +364,24 @@ class Pair:
             raise RuntimeError(f"refusing to destroy @{step.snapshot}: not a tracking snapshot")
 
     @staticmethod
-    def _riders(plan: Plan, index: int) -> dict[int, Step]:
+    def _riders(plan: Plan, index: int) -> Riders:
         """The steps that ride on the connection of the plan's last send (at ``index``), run on
-        the partner right after its receive: the new common snapshot's hold there, and the
-        origin mark.  They only protect and mark, so doing them before the source's steps that
-        come first in the plan changes nothing the plan relies on.  A rider that fails there
-        is carried out again in its place in the plan, which reports its error as usual."""
+        the partner right after its receive (:class:`Riders`).  Doing them before the source's
+        steps that come first in the plan changes nothing the plan relies on: the source's
+        old snapshot stays protected by its own hold and bookmark until the source lets go of
+        it.  A rider that fails (or is skipped) there is carried out again in its place in the
+        plan, which reports its error as usual."""
         later = plan.steps[index + 1:]
         if any(isinstance(step, SendFull | SendIncremental | ResumeSend) for step in later):
-            return {}
-        return {i: step for i, step in enumerate(later, start=index + 1)
-                if isinstance(step, MarkOrigin)
-                or (isinstance(step, Hold) and step.side is Side.DESTINATION and step.snapshot == plan.target)}
+            return Riders()
+        protect = {i: step for i, step in enumerate(later, start=index + 1)
+                   if isinstance(step, MarkOrigin)
+                   or (isinstance(step, Hold) and step.side is Side.DESTINATION and step.snapshot == plan.target)}
+        start = _letting_go_from(plan)
+        let_go = {} if start is None else {
+            i: step for i, step in enumerate(plan.steps[start:], start=start)
+            if isinstance(step, Release | DestroySnapshot) and step.side is Side.DESTINATION}
+        return Riders(protect, let_go)
 
     def _rider_argv(self, step: Step) -> list[str]:
         remote = self.task.remote_dataset
@@ -337,7 +391,7 @@ class Pair:
             return zfs.set_property_argv(remote, ORIGIN_PROPERTY, step.origin)
         raise TypeError(f"{step!r} does not ride on a receive")
 
-    def _send(self, step: SendFull | SendIncremental | ResumeSend, riders: Mapping[int, Step],
+    def _send(self, step: SendFull | SendIncremental | ResumeSend, riders: Riders,
               outcome: Outcome, target: str | None) -> set[int]:
         """One transfer; on the partner, once its receive succeeded, the ``riders``, a look at
         the replica's mount and (``target``: the plan's new snapshot, sent by this last send)
@@ -346,12 +400,14 @@ class Pair:
         if self.progress is not None:
             self.progress.start_send(self.estimate_send(step))
         remote = self.task.remote_dataset
-        after = [self._rider_argv(rider) for rider in riders.values()]
         looks = {"mount": zfs.values_and_sources_argv(remote, _MOUNT_FACTS)} if self._filesystem() else {}
         if target is not None:
             looks["guid"] = zfs.guid_argv(zfs.snapshot_full_name(remote, target))
-        after += looks.values()
-        receive = zfs.receive_then(self._zfs_receive_argv(), after) if after else self._zfs_receive_argv()
+        ride = {**riders.protect, **riders.let_go}
+        receive = self._zfs_receive_argv()
+        if ride or looks:
+            receive = zfs.receive_then(receive, [self._rider_argv(r) for r in riders.protect.values()],
+                                       [self._letting_go_argv(r) for r in riders.let_go.values()], list(looks.values()))
         try:
             result: TransferResult = transfer(self.send_argv(step), self.destination.host.argv_for(receive),
                                               on_progress=self.progress, rate_limit=self.rate_limit)
@@ -365,10 +421,10 @@ class Pair:
             raise type(lost)(lost.host, f"{said}{how_far(exc.moved)}; the next run resumes a partial receive if "
                                         "the partner kept one, else starts this send over") from exc
         outputs, statuses = zfs.parts_of(result.receiver_output)
-        done = {index for index, status in zip(riders, statuses, strict=False) if status == 0}
+        done = {index for index, status in zip(ride, statuses, strict=False) if status == 0}
         for index in sorted(done):
-            self.log(f"{riders[index].describe()} (with the receive)")
-        seen = {look: outputs[at] for at, look in enumerate(looks, start=len(riders))
+            self.log(f"{ride[index].describe()} (with the receive)")
+        seen = {look: outputs[at] for at, look in enumerate(looks, start=len(ride))
                 if at < len(statuses) and statuses[at] == 0}
         if "guid" in seen and seen["guid"].strip().isdigit() and target is not None:
             self._landed[target] = int(seen["guid"])

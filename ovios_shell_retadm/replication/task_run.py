@@ -108,8 +108,9 @@ class TaskRun:
         #: the task's last run failed or died: it may have left a receive on the partner
         runner = Runner.from_record(record.runner) if record.state in (RUNNING_FULL, RUNNING_INC) else None
         self.after_failure = record.state == ERROR or (runner is not None and not runner.is_alive())
-        #: the source's history as the check for an unchanged source read it: the first plan's
-        self._source_history: History | None = None
+        #: the source's history and this task's holds there, as the check for an unchanged
+        #: source read them: the first plan's
+        self._source_seen: tuple[History, frozenset[str]] | None = None
 
     def _event(self, event: str, **fields) -> None:
         log_event(self.record.dataset, self.kind, event, **fields)
@@ -122,8 +123,9 @@ class TaskRun:
         goes on incrementally from what landed; with nothing in common it is refused,
         so an existing dataset is never overwritten.
         """
-        source, self._source_history = self._source_history, None
-        observed = self.pair.observe(self.record.last_guid, source=source)
+        seen, self._source_seen = self._source_seen, None
+        source, holds = seen if seen is not None else (None, None)
+        observed = self.pair.observe(self.record.last_guid, source=source, source_holds=holds)
         resume = planner.plan_resume(observed)
         if resume is not None:
             return resume
@@ -271,17 +273,17 @@ class TaskRun:
         task's last run completed and the source is as it left it (see
         :func:`planner.unchanged_since_recorded`).  Only where ZFS can tell (``written``), and
         only once the pool has committed what was written (a write of the last seconds is not
-        in ``written`` before): ``zpool sync``, one ``zfs get``, and ``zfs holds`` of the newest
-        snapshot."""
+        in ``written`` before): ``zpool sync``, one ``zfs get``, and ``zfs holds`` of the held
+        snapshots, which the run's plan then uses as they are."""
         record = self.record
         if self.kind != INC or self.confirmed is not None or self.after_failure or record.state != IDLE \
                 or not record.initialised or not self.pair.source.capabilities().written:
             return False
         self.pair.source.sync_pool(zfs.pool_of(record.dataset))
-        self._source_history, snapshots = self.pair.source_history()
-        newest = self._source_history.snapshots[-1:]  # creation order: only the newest can qualify
-        return planner.unchanged_since_recorded(snapshots, self._source_history.written, self.pair.task,
-                                                record.last_guid, self.pair.held_on_source(newest))
+        history, snapshots = self.pair.source_history()
+        holds = self.pair.held_on_source(history.snapshots)
+        self._source_seen = (history, holds)
+        return planner.unchanged_since_recorded(snapshots, history.written, self.pair.task, record.last_guid, holds)
 
     def _end_unchanged(self) -> Outcome:
         self.tasks.update(self.record.key, last_success=time.time())
@@ -293,7 +295,7 @@ class TaskRun:
             if self._unchanged():
                 return self._end_unchanged()
         except (HostError, ZfsError):
-            self._source_history = None  # the run itself looks again, and fails with the reason
+            self._source_seen = None  # the run itself looks again, and fails with the reason
         running = RUNNING_FULL if self.kind == FULL else RUNNING_INC
         self.tasks.update(self.record.key, state=running, runner=Runner.current().to_record(), error=None)
         started = time.monotonic()

@@ -140,17 +140,44 @@ def test_a_hold_refused_with_the_receive_is_put_on_in_its_place(fresh_openzfs_la
     fault_scenarios.assert_replicated(lab, user_snapshots=("monday",), user_files=("mine.txt", "change.bin"))
 
 
-def test_killed_between_the_partners_bookkeeping_and_the_sources_then_nothing_is_sent_twice(fresh_openzfs_lab):
-    """The run dies after the partner held the new snapshot and before this node did: both
-    sides have it, only the partner's is held.  The next run settles without sending."""
+def test_killed_in_the_partners_letting_go_then_nothing_is_sent_twice(fresh_openzfs_lab):
+    """The partner's script dies after it held the new snapshot, as it lets go of the old one
+    (which rides on the receive's connection too): the old one is still there and held on
+    both sides.  The run fails; the next one sends nothing again, and lets go of it."""
     lab = fresh_openzfs_lab
-    _, lines = _one_change(lab)
+    old, lines = _one_change(lab)
+    with zfs_fault(lab, "dst", "release", "kill -KILL $PPID"):
+        failed = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr
+    landed = snapshots(lab, "dst", "repl/smbvol")[-1]
+    assert landed != old
+    for name in (old, landed):
+        assert sh(lab, "dst", f"zfs get -H -o value userrefs repl/smbvol@{name}").stdout.strip() == "1", name
+
+    after = sh(lab, "src", "wc -l < /var/log/ovios/repl.log").stdout.strip()
+    result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert _sends_since(lab, after) == [], "the landed snapshot was sent again"
+    assert len(_sends_since(lab, lines)) == 1
+    assert fault_scenarios.assert_replicated(lab, user_snapshots=("monday",),
+                                             user_files=("mine.txt", "change.bin")) == landed
+
+
+def test_killed_between_the_partners_bookkeeping_and_the_sources_then_nothing_is_sent_twice(fresh_openzfs_lab):
+    """The run dies after the partner's bookkeeping (on the receive's connection: the new
+    snapshot held, the old one let go of) and before this node's: both sides have the new
+    snapshot, only the partner's is held, and only the source still has the old one.  The
+    next run settles without sending."""
+    lab = fresh_openzfs_lab
+    old, lines = _one_change(lab)
     with zfs_fault(lab, "src", "hold", "kill -KILL $PPID"):  # the run itself
         killed = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
     assert killed.returncode != 0
     landed = snapshots(lab, "dst", "repl/smbvol")[-1]
     assert sh(lab, "dst", f"zfs get -H -o value userrefs repl/smbvol@{landed}").stdout.strip() == "1"
     assert sh(lab, "src", f"zfs get -H -o value userrefs data/smbvol@{landed}").stdout.strip() == "0"
+    assert old not in snapshots(lab, "dst", "repl/smbvol")
+    assert sh(lab, "src", f"zfs get -H -o value userrefs data/smbvol@{old}").stdout.strip() == "1"
 
     after = sh(lab, "src", "wc -l < /var/log/ovios/repl.log").stdout.strip()
     result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)

@@ -8,7 +8,7 @@ import subprocess
 
 from ovios_shell_retadm import zfs
 from ovios_shell_retadm.hosts import LocalHost
-from ovios_shell_retadm.replication.executor import Pair, _lands_target, _letting_go_from
+from ovios_shell_retadm.replication.executor import Pair, Riders, _lands_target, _letting_go_from
 from ovios_shell_retadm.replication.model import (
     CreateBookmark,
     CreateSnapshot,
@@ -44,14 +44,36 @@ def test_the_new_snapshots_hold_and_the_origin_mark_ride_on_the_last_receive():
         DestroySnapshot(DST, "retadm_1"),
     )
     riders = Pair._riders(Plan(steps, COMMON, "retadm_2"), 1)
-    assert riders == {3: Hold(DST, "retadm_2"), 5: MarkOrigin("src:data/x")}
+    # the release before the other hold is not the plan's tail: it keeps its place too
+    assert riders == Riders({3: Hold(DST, "retadm_2"), 5: MarkOrigin("src:data/x")},
+                            {9: DestroySnapshot(DST, "retadm_1")})
+
+
+def test_the_destinations_letting_go_rides_too_the_sources_does_not():
+    steps = (
+        CreateSnapshot("retadm_2"),
+        SendIncremental("retadm_1", False, "retadm_2", True),
+        Hold(SRC, "retadm_2"),
+        Hold(DST, "retadm_2"),
+        RecordCommon("retadm_2", None),
+        Release(SRC, "retadm_1"),
+        Release(DST, "retadm_1"),
+        DestroySnapshot(SRC, "retadm_1"),
+        DestroySnapshot(DST, "retadm_1"),
+        DestroySnapshot(DST, "other_9"),
+        DestroyBookmark("retadm_1"),
+    )
+    riders = Pair._riders(Plan(steps, COMMON, "retadm_2"), 1)
+    assert riders.protect == {3: Hold(DST, "retadm_2")}
+    assert riders.let_go == {6: Release(DST, "retadm_1"), 8: DestroySnapshot(DST, "retadm_1"),
+                             9: DestroySnapshot(DST, "other_9")}
 
 
 def test_nothing_rides_on_a_receive_that_another_send_follows():
     steps = (SendFull("monday", False), SendIncremental("monday", False, "retadm_2", False), Hold(DST, "retadm_2"))
     plan = Plan(steps, None, "retadm_2")
-    assert Pair._riders(plan, 0) == {}
-    assert Pair._riders(plan, 1) == {2: Hold(DST, "retadm_2")}
+    assert Pair._riders(plan, 0) == Riders()
+    assert Pair._riders(plan, 1) == Riders({2: Hold(DST, "retadm_2")})
 
 
 def _run(argv: list[str], stream: bytes) -> subprocess.CompletedProcess:
@@ -71,6 +93,21 @@ def test_the_commands_after_a_receive_run_only_once_it_succeeded_each_with_its_s
     failed = _run(zfs.receive_then(["sh", "-c", "cat >/dev/null; echo 'cannot receive' >&2; exit 1"], after), b"x")
     assert failed.returncode == 1
     assert zfs.parts_of(failed.stdout.decode()) == ([], [])  # nothing ran after a failed receive
+
+
+def test_the_gated_commands_run_only_when_every_command_before_succeeded_the_looks_always():
+    receive = ["sh", "-c", "cat >/dev/null"]
+    gated = [["sh", "-c", "echo released"], ["sh", "-c", "exit 4"]]
+    looks = [["sh", "-c", "echo looked"]]
+    all_ok = _run(zfs.receive_then(receive, [["true"]], gated, looks), b"x")
+    outputs, statuses = zfs.parts_of(all_ok.stdout.decode())
+    assert statuses == [0, 0, 4, 0]
+    assert (outputs[1], outputs[3]) == ("released", "looked")
+
+    one_failed = _run(zfs.receive_then(receive, [["true"], ["false"]], gated, looks), b"x")
+    outputs, statuses = zfs.parts_of(one_failed.stdout.decode())
+    assert statuses == [0, 1, zfs.SKIPPED, zfs.SKIPPED, 0]
+    assert "released" not in one_failed.stdout.decode() and outputs[-1] == "looked"
 
 
 def test_a_part_cut_short_has_no_status():
