@@ -49,8 +49,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import sh
-
 from . import settings
 from .fileio import make_private_dir
 
@@ -263,6 +261,7 @@ class Host(ABC):
         :class:`CommandFailed`; failures to *reach* the host always raise.
         """
         local = self.argv_for(argv)
+        import sh  # (here, not above: a command that runs none, status --json, starts without it)
         try:
             returncode, stdout, stderr = _execute(local, input, timeout)
         except _TimedOut:
@@ -294,6 +293,7 @@ def _execute(argv: Sequence[str], input: str | None, timeout: float) -> tuple[in
     stderr), decoded as UTF-8 with replacement.  stdin is ``input``, or empty (closed at
     once, so a command that reads it gets end-of-file, never a wait).  Past ``timeout``
     seconds the process is killed and :class:`_TimedOut` raised."""
+    import sh  # (see Host.run)
     process = sh.Command(argv[0])(*argv[1:], _in=input or "", _tty_out=False, _ok_code=_ANY_STATUS,
                                   _bg=True, _bg_exc=False, _return_cmd=True)
     expired = threading.Event()

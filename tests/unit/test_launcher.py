@@ -109,6 +109,8 @@ def test_the_console_script_is_the_launcher():
 def test_status_json_runs_without_cmd2_and_prints_what_the_shell_prints(node, argv):
     fast = console_script(node, *argv)
     assert fast.imported.isdisjoint(SHELL_MODULES), sorted(fast.imported & set(SHELL_MODULES))
+    # it runs no command either: sh (which brings asyncio, about half the start-up) stays out
+    assert fast.imported.isdisjoint({"sh", "asyncio"}), sorted(fast.imported & {"sh", "asyncio"})
     same(fast, full_shell(node, *argv))
 
 
