@@ -377,8 +377,15 @@ def summarise_execs(trace: str) -> dict:
     programs: Counter[str] = Counter()
     local_zfs: Counter[str] = Counter()
     remote: Counter[str] = Counter()
+    unfinished: dict[str, re.Match] = {}  # by pid: an execve that strace -f printed in two parts
     for line in trace.splitlines():
+        pid = line.split(" ", 1)[0]
         match = re.search(r'execve\("([^"]+)", \[(.*)\]', line)
+        if match and line.rstrip().endswith("<unfinished ...>"):
+            unfinished[pid] = match
+            continue
+        if match is None and "<... execve resumed>" in line:
+            match = unfinished.pop(pid, None)
         if not match or not line.rstrip().endswith("= 0"):
             continue  # PATH lookups that failed
         program = os.path.basename(match.group(1))
@@ -388,7 +395,7 @@ def summarise_execs(trace: str) -> dict:
             local_zfs[args[1]] += 1
         elif program == "ssh" and args:
             command = args[-1]
-            words = command.split()
+            words = [word.strip("'\"") for word in command.split()]
             if "-O" in args:
                 remote["(ssh -O control)"] += 1
             elif "zfs" in words:
