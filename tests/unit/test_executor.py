@@ -24,6 +24,7 @@ from ovios_shell_retadm.replication.model import (
     SendFull,
     SendIncremental,
     Side,
+    Task,
 )
 
 SRC, DST = Side.SOURCE, Side.DESTINATION
@@ -137,3 +138,39 @@ def test_only_the_last_send_of_a_plan_lands_its_new_snapshot_and_a_resume_never_
     assert [_lands_target(plan, i) for i in range(2)] == [None, "retadm_2"]
     resume = Plan((ResumeSend("1-abc-def"),), None, "")
     assert _lands_target(resume, 0) is None
+
+
+class _EstimatingNode:
+    """A source that can estimate a send, and counts how often it is asked to."""
+
+    def __init__(self) -> None:
+        self.host = type("H", (), {"name": "src", "argv_for": staticmethod(list)})()
+        self.asked: list[list[str]] = []
+
+    def capabilities(self) -> zfs.Capabilities:
+        return zfs.Capabilities(send_estimate=True)
+
+    def estimate_send_size(self, send: list[str]) -> int:
+        self.asked.append(send)
+        return 123
+
+
+def _history(written: int) -> zfs.History:
+    snapshots = (zfs.Snapshot("data/x", "monday", 7, 10, 0), zfs.Snapshot("data/x", "retadm_1", 8, 11, 0, userrefs=1))
+    return zfs.History(snapshots, (), written_bytes=written, kind="filesystem")
+
+
+def test_a_small_send_from_the_newest_snapshot_is_not_estimated_first():
+    """What ``written`` says was written after the newest snapshot is what a cron run sends from it:
+    under 64 MiB, ZFS is not asked for an estimate (one ``zfs`` call fewer); from an older snapshot,
+    or more than that, it is."""
+    source = _EstimatingNode()
+    pair = Pair(Task("data/x", "dst", "repl/x", False), source, source)
+    pair._learn(_history(written=1 << 20))
+    assert pair.estimate_send(SendIncremental("retadm_1", False, "retadm_2", False)) is None
+    assert source.asked == []
+    assert pair.estimate_send(SendIncremental("monday", False, "retadm_2", False)) == 123
+    assert pair.estimate_send(SendFull("retadm_2", False)) == 123
+    pair._learn(_history(written=200 << 20))
+    assert pair.estimate_send(SendIncremental("retadm_1", False, "retadm_2", False)) == 123
+    assert len(source.asked) == 3
