@@ -792,7 +792,7 @@ def parse_history(dataset: str, out: str) -> History:
     rows: dict[str, dict[str, str]] = {}
     own: dict[str, str] = {}
     for line in out.splitlines():
-        name, prop, value = line.split("\t")
+        name, prop, value = line.split("\t")[:3]  # (a survey's listing has the source too)
         if name.startswith((dataset + "@", dataset + "#")):
             rows.setdefault(name, {})[prop] = value
         elif name == dataset:
@@ -812,6 +812,13 @@ def parse_history(dataset: str, out: str) -> History:
     return History(tuple(snapshots), tuple(bookmarks), written, own.get("type"))
 
 
+def parse_own_values_and_sources(dataset: str, out: str, names: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``names``' values and sources on ``dataset`` itself, from a ``zfs get -d 1 -o
+    name,property,value,source`` that also lists its snapshots (a survey's listing)."""
+    own = "\n".join(line.split("\t", 1)[1] for line in out.splitlines() if line.split("\t", 1)[0] == dataset)
+    return parse_values_and_sources(own, names)
+
+
 def parse_values_and_sources(out: str, names: Sequence[str]) -> dict[str, tuple[str, str]]:
     found = {}
     for line in out.splitlines():
@@ -820,18 +827,16 @@ def parse_values_and_sources(out: str, names: Sequence[str]) -> dict[str, tuple[
     return {p: found.get(p, ("-", "-")) for p in names}
 
 
-#: :meth:`ZfsNode.survey`'s three looks in one call: the listing (``zfs`` with the arguments
-#: after the first three), the properties, the holds of the snapshots that carry any; each
-#: part's output ends with its :data:`PART_END` line, and a failed listing ends the script.
+#: :meth:`ZfsNode.survey`'s looks in one call: the listing (``zfs`` with the arguments after the
+#: first, the history with the properties asked for), then the holds of the snapshots that carry
+#: any; each part's output ends with its :data:`PART_END` line, and a failed listing ends the script.
 _SURVEY_SCRIPT = r"""
-end=$1 properties=$2 dataset=$3
-shift 3
+end=$1
+shift 1
 listing=$(zfs "$@"); status=$?
 [ -z "$listing" ] || printf '%s\n' "$listing"
 echo "$end $status"
 [ "$status" -eq 0 ] || exit 0
-zfs get -H -p -o property,value,source "$properties" "$dataset"
-echo "$end $?"
 held=$(printf '%s\n' "$listing" | awk -F '\t' '$2 == "userrefs" && $3 > 0 && index($1, "@") { print $1 }')
 if [ -n "$held" ]; then printf '%s\n' "$held" | tr '\n' '\0' | xargs -0 zfs holds -H; echo "$end $?"
 else echo "$end 0"; fi
@@ -1123,30 +1128,35 @@ class ZfsNode:
         """
         return parse_history(validate_dataset_name(dataset), self._zfs(*self._history_args(dataset)).stdout)
 
-    def _history_args(self, dataset: str) -> list[str]:
-        wanted = "type,guid,createtxg,creation,userrefs" + (",written" if self.capabilities().written else "")
-        return ["get", "-H", "-p", "-d", "1", "-o", "name,property,value", wanted, dataset]
+    def _history_args(self, dataset: str, properties: Sequence[str] = ()) -> list[str]:
+        """The listing of :meth:`history`; with ``properties``, theirs too, and every value's
+        source (:func:`parse_own_values_and_sources`)."""
+        wanted = ["type", "guid", "createtxg", "creation", "userrefs"]
+        if self.capabilities().written:
+            wanted.append("written")
+        columns = "name,property,value" + (",source" if properties else "")
+        return ["get", "-H", "-p", "-d", "1", "-o", columns, ",".join([*wanted, *properties]), dataset]
 
     def survey(self, dataset: str, properties: Sequence[str], tags: Collection[str]) -> Survey | None:
         """What replication needs to know of one dataset, in one call where the node can list
-        holds: its history, ``properties``' values and sources, and which of ``tags`` each of its
-        held snapshots carries.  None when the dataset does not exist.  A snapshot destroyed
+        holds: its history, ``properties``' values and sources (both in one listing), and which
+        of ``tags`` each of its held snapshots carries.  None when the dataset does not exist.  A snapshot destroyed
         between the listing and the look at its holds raises :class:`NoSuchDataset`: look again."""
         validate_dataset_name(dataset)
         names = [validate_property_name(p) for p in properties]
         wanted = {validate_tag(t) for t in tags}
-        if not self.capabilities().holds_list:  # zfs-fuse: each part on its own
+        listing = ["zfs", *self._history_args(dataset, names)]
+        if not self.capabilities().holds_list:  # zfs-fuse: the holds are probed, on their own
             try:
-                history = self.history(dataset)
+                out = self._run(listing).stdout
             except NoSuchDataset:
                 return None
+            history = parse_history(dataset, out)
             held = [snapshot.full for snapshot in history.snapshots if snapshot.userrefs > 0]
-            return Survey(history, self.values_and_sources(dataset, names),
+            return Survey(history, parse_own_values_and_sources(dataset, out, names),
                           self.holds(held, wanted) if held else {})
-        parts = [["zfs", *self._history_args(dataset)], values_and_sources_argv(dataset, names),
-                 ["zfs", "holds", "-H", "..."]]
-        result = self._run(["sh", "-c", _SURVEY_SCRIPT, "sh", PART_END, ",".join(names), dataset,
-                            *parts[0][1:]], check=False)
+        parts = [listing, ["zfs", "holds", "-H", "..."]]
+        result = self._run(["sh", "-c", _SURVEY_SCRIPT, "sh", PART_END, *listing[1:]], check=False)
         outputs, statuses = parts_of(result.stdout)
         failed = next((i for i, status in enumerate(statuses) if status != 0), None)
         if failed is not None or len(statuses) != len(parts):
@@ -1159,12 +1169,13 @@ class ZfsNode:
             raise cls(error_argv, statuses[which] if which < len(statuses) else result.returncode,
                       result.stderr, self.host.name)
         holds: dict[str, set[str]] = {}
-        for line in outputs[2].splitlines():
+        for line in outputs[1].splitlines():
             name, _, rest = line.partition("\t")
             tag = rest.rpartition("\t")[0]
             if tag in wanted:
                 holds.setdefault(name, set()).add(tag)
-        return Survey(parse_history(dataset, outputs[0]), parse_values_and_sources(outputs[1], names), holds)
+        return Survey(parse_history(dataset, outputs[0]), parse_own_values_and_sources(dataset, outputs[0], names),
+                      holds)
 
     def snapshots(self, dataset: str) -> list[Snapshot]:
         """The dataset's own snapshots in creation order, with guid and createtxg."""

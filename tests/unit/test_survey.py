@@ -1,4 +1,4 @@
-"""``ZfsNode.survey``: the replica's listing, marks and holds in one call.
+"""``ZfsNode.survey``: the replica's listing with its marks, and its holds, in one call.
 
 The survey is a shell script run on the partner.  Here it runs under the real ``sh``,
 ``awk``, ``tr`` and ``xargs``, with a ``zfs`` on PATH that answers as OpenZFS 2.x does
@@ -18,30 +18,35 @@ from ovios_shell_retadm.hosts import CommandFailed, Host
 from ovios_shell_retadm.zfs import Capabilities, NoSuchDataset, ZfsNode
 
 LISTING = """\
-repl/x\tguid\t101\t
-repl/x\tcreatetxg\t5\t
-repl/x\tcreation\t1700000000\t
-repl/x\twritten\t0\t
-repl/x@daily\tguid\t201\t
-repl/x@daily\tcreatetxg\t7\t
-repl/x@daily\tcreation\t1700000100\t
-repl/x@daily\tuserrefs\t0\t
-repl/x@daily\twritten\t12288\t
-repl/x@retadm_1\tguid\t202\t
-repl/x@retadm_1\tcreatetxg\t9\t
-repl/x@retadm_1\tcreation\t1700000200\t
-repl/x@retadm_1\tuserrefs\t2\t
-repl/x@retadm_1\twritten\t4096\t
-repl/x/child\tguid\t300\t
-""".replace("\t\n", "\n")
-PROPERTIES = "readonly\ton\tlocal\nreceive_resume_token\t-\t-\n"
+repl/x\ttype\tfilesystem\t-
+repl/x\tguid\t101\t-
+repl/x\tcreatetxg\t5\t-
+repl/x\tcreation\t1700000000\t-
+repl/x\twritten\t0\t-
+repl/x\treadonly\ton\tlocal
+repl/x\treceive_resume_token\t-\t-
+repl/x@daily\ttype\tsnapshot\t-
+repl/x@daily\tguid\t201\t-
+repl/x@daily\tcreatetxg\t7\t-
+repl/x@daily\tcreation\t1700000100\t-
+repl/x@daily\tuserrefs\t0\t-
+repl/x@daily\twritten\t12288\t-
+repl/x@daily\treadonly\toff\tdefault
+repl/x@retadm_1\ttype\tsnapshot\t-
+repl/x@retadm_1\tguid\t202\t-
+repl/x@retadm_1\tcreatetxg\t9\t-
+repl/x@retadm_1\tcreation\t1700000200\t-
+repl/x@retadm_1\tuserrefs\t2\t-
+repl/x@retadm_1\twritten\t4096\t-
+repl/x/child\tguid\t300\t-
+repl/x/child\treadonly\toff\tlocal
+"""
 HOLDS = "repl/x@retadm_1\tretadm\tTue Dec  1 10:00 2026\nrepl/x@retadm_1\tsomeone\tTue Dec  1 10:01 2026\n"
 
 FAKE_ZFS = r"""#!/bin/sh
-# answers the survey's three commands from files: <part>.out, <part>.err, <part>.status
+# answers the survey's commands from files: <part>.out, <part>.err, <part>.status
 case "$*" in
   *"-d 1"*) part=listing ;;
-  *property,value,source*) part=properties ;;
   holds*) part=holds ;;
   *) echo "unexpected: zfs $*" >&2; exit 99 ;;
 esac
@@ -69,7 +74,7 @@ def fake(tmp_path: Path):
     zfs = tmp_path / "zfs"
     zfs.write_text(FAKE_ZFS)
     zfs.chmod(0o755)
-    for part, out in (("listing", LISTING), ("properties", PROPERTIES), ("holds", HOLDS)):
+    for part, out in (("listing", LISTING), ("holds", HOLDS)):
         (tmp_path / f"{part}.out").write_text(out)
     node = ZfsNode(FakeZfsHost(tmp_path))
     node._caps = Capabilities(holds_list=True, written=True, resume_tokens=True)
@@ -87,10 +92,15 @@ def test_one_call_gives_history_marks_and_this_tasks_holds(fake):
     assert [(s.name, s.guid, s.createtxg, s.userrefs) for s in survey.history.snapshots] == [
         ("daily", 201, 7, 0), ("retadm_1", 202, 9, 2)]
     assert survey.history.written is False  # the dataset's own `written`, not its snapshots'
+    assert survey.history.kind == "filesystem"
+    # the marks are the dataset's own, not its snapshots' or its child's
     assert survey.properties == {"readonly": ("on", "local"), "receive_resume_token": ("-", "-")}
     assert survey.holds == {"repl/x@retadm_1": {"retadm"}}  # another tag's hold is not reported
+    listing, holds = calls(directory)
+    assert listing.startswith("listing get -H -p -d 1 -o name,property,value,source ") \
+        and listing.endswith(",readonly,receive_resume_token repl/x"), listing
     # the holds are asked of the held snapshots only (userrefs > 0), never of the child
-    assert calls(directory)[2] == "holds holds -H repl/x@retadm_1"
+    assert holds == "holds holds -H repl/x@retadm_1"
 
 
 def test_no_held_snapshot_asks_for_no_holds(fake):
@@ -98,7 +108,17 @@ def test_no_held_snapshot_asks_for_no_holds(fake):
     (directory / "listing.out").write_text(LISTING.replace("userrefs\t2", "userrefs\t0"))
     survey = node.survey("repl/x", ["readonly"], ["retadm"])
     assert survey is not None and survey.holds == {}
-    assert [call.split()[0] for call in calls(directory)] == ["listing", "properties"]
+    assert [call.split()[0] for call in calls(directory)] == ["listing"]
+
+
+def test_where_holds_cannot_be_listed_the_marks_still_come_with_the_listing(fake):
+    """zfs-fuse: the same listing, run on its own (the holds are then probed by tag)."""
+    node, directory = fake
+    node._caps = Capabilities(resume_tokens=True)
+    (directory / "listing.out").write_text(LISTING.replace("userrefs\t2", "userrefs\t0"))
+    survey = node.survey("repl/x", ["readonly"], ["retadm"])
+    assert survey is not None and survey.properties == {"readonly": ("on", "local")} and survey.holds == {}
+    assert [call.split()[0] for call in calls(directory)] == ["listing"]
 
 
 def test_a_missing_replica_is_none(fake):
@@ -120,10 +140,20 @@ def test_a_snapshot_gone_before_its_holds_are_read_means_look_again(fake):
 
 def test_a_failed_part_is_reported_as_its_own_zfs_command(fake):
     node, directory = fake
-    (directory / "properties.err").write_text("bad property list: invalid property 'readonly'\n")
-    (directory / "properties.status").write_text("2")
+    (directory / "holds.err").write_text("cannot list holds: permission denied\n")
+    (directory / "holds.status").write_text("2")
+    with pytest.raises(CommandFailed) as raised:
+        node.survey("repl/x", ["readonly"], ["retadm"])
+    assert not isinstance(raised.value, NoSuchDataset)
+    assert raised.value.short() == "dst: zfs holds failed: cannot list holds: permission denied"
+    assert raised.value.returncode == 123  # xargs's status when the command it ran failed
+
+
+def test_a_failed_listing_is_reported_as_zfs_get(fake):
+    node, directory = fake
+    (directory / "listing.err").write_text("bad property list: invalid property 'readonly'\n")
+    (directory / "listing.status").write_text("2")
     with pytest.raises(CommandFailed) as raised:
         node.survey("repl/x", ["readonly"], ["retadm"])
     assert not isinstance(raised.value, NoSuchDataset)
     assert raised.value.short() == "dst: zfs get failed: bad property list: invalid property 'readonly'"
-    assert raised.value.returncode == 2
