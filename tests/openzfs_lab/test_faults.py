@@ -103,6 +103,19 @@ def _sends_since(lab, lines: str) -> list[str]:
     return [line for line in log if re.search(r"""what=['"](send|resume) """, line)]
 
 
+def _next_run_settles_without_sending(lab, lines: str, landed: str) -> None:
+    """After a run that failed once its data had landed: the next run succeeds without sending
+    again (one send since ``lines``, the failed run's), and ``landed`` is the common snapshot
+    of a good replication."""
+    after = sh(lab, "src", "wc -l < /var/log/ovios/repl.log").stdout.strip()
+    result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert _sends_since(lab, after) == [], "the landed snapshot was sent again"
+    assert len(_sends_since(lab, lines)) == 1
+    assert fault_scenarios.assert_replicated(lab, user_snapshots=("monday",),
+                                             user_files=("mine.txt", "change.bin")) == landed
+
+
 def test_connection_gone_right_after_the_receive_then_nothing_is_sent_twice(fresh_openzfs_lab):
     """The partner's side of the run dies between its receive and its bookkeeping (the new
     snapshot's hold, which rides on the receive's connection): the data is there, unheld.
@@ -117,13 +130,7 @@ def test_connection_gone_right_after_the_receive_then_nothing_is_sent_twice(fres
     assert sh(lab, "dst", f"zfs get -H -o value userrefs repl/smbvol@{landed}").stdout.strip() == "0"
     assert status(lab)["data/smbvol"]["status"] == "error"
 
-    after = sh(lab, "src", "wc -l < /var/log/ovios/repl.log").stdout.strip()
-    result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
-    assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    assert _sends_since(lab, after) == [], "the landed snapshot was sent again"
-    assert len(_sends_since(lab, lines)) == 1
-    assert fault_scenarios.assert_replicated(lab, user_snapshots=("monday",),
-                                             user_files=("mine.txt", "change.bin")) == landed
+    _next_run_settles_without_sending(lab, lines, landed)
 
 
 def test_a_hold_refused_with_the_receive_is_put_on_in_its_place(fresh_openzfs_lab):
@@ -154,13 +161,7 @@ def test_killed_in_the_partners_letting_go_then_nothing_is_sent_twice(fresh_open
     for name in (old, landed):
         assert sh(lab, "dst", f"zfs get -H -o value userrefs repl/smbvol@{name}").stdout.strip() == "1", name
 
-    after = sh(lab, "src", "wc -l < /var/log/ovios/repl.log").stdout.strip()
-    result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
-    assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    assert _sends_since(lab, after) == [], "the landed snapshot was sent again"
-    assert len(_sends_since(lab, lines)) == 1
-    assert fault_scenarios.assert_replicated(lab, user_snapshots=("monday",),
-                                             user_files=("mine.txt", "change.bin")) == landed
+    _next_run_settles_without_sending(lab, lines, landed)
 
 
 def test_killed_between_the_partners_bookkeeping_and_the_sources_then_nothing_is_sent_twice(fresh_openzfs_lab):
@@ -179,10 +180,4 @@ def test_killed_between_the_partners_bookkeeping_and_the_sources_then_nothing_is
     assert old not in snapshots(lab, "dst", "repl/smbvol")
     assert sh(lab, "src", f"zfs get -H -o value userrefs data/smbvol@{old}").stdout.strip() == "1"
 
-    after = sh(lab, "src", "wc -l < /var/log/ovios/repl.log").stdout.strip()
-    result = shell(lab, "src", "retadm", "inc", "data/smbvol", timeout=SLOW)
-    assert (result.returncode, result.stderr) == (0, ""), result.stderr
-    assert _sends_since(lab, after) == []
-    assert len(_sends_since(lab, lines)) == 1
-    assert fault_scenarios.assert_replicated(lab, user_snapshots=("monday",),
-                                             user_files=("mine.txt", "change.bin")) == landed
+    _next_run_settles_without_sending(lab, lines, landed)
