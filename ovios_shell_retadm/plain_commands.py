@@ -26,7 +26,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from . import captured, options
@@ -222,21 +222,26 @@ def _incoming(dataset: str | None, strict: bool) -> list[IncomingReplica]:
 
 def print_replicas_table(replicas: list[IncomingReplica], out: Output) -> None:
     """The incoming replicas: what a failover here would give."""
-    from tabulate import tabulate
-
     now = time.time()
     table = [(r.dataset, r.origin, f"@{r.newest}" if r.newest else "-",
               progress.format_duration(now - r.newest_created) if r.newest_created is not None else "-",
               str(r.restore_points), f"yes, at {r.promoted}" if r.promoted else "no") for r in replicas]
-    text = tabulate(table, headers=("INCOMING REPLICA", "SOURCE", "NEWEST SNAPSHOT", "AGE", "RESTORE POINTS",
-                                    "PROMOTED"), tablefmt="plain", disable_numparse=True)
-    header, *body = text.splitlines()
-    out(header)
-    out("-" * len(header))
-    for line in body:
-        out(line)
+    _print_ruled_table(table, ("INCOMING REPLICA", "SOURCE", "NEWEST SNAPSHOT", "AGE", "RESTORE POINTS", "PROMOTED"),
+                       out)
     if not replicas:
         out("(no incoming replicas: no partner replicates here)")
+
+
+def _print_ruled_table(table: Sequence[Sequence[str]], headers: tuple[str, ...], out: Output,
+                       rule_at_least: int = 0) -> None:
+    """``table`` under its ``headers`` and a rule as wide as they are (``rule_at_least``)."""
+    from tabulate import tabulate  # ~35 ms to import: only a table pays for it (not --json, not inc)
+
+    header, *body = tabulate(table, headers=headers, tablefmt="plain", disable_numparse=True).splitlines() or [""]
+    out(header)
+    out("-" * max(rule_at_least, len(header)))
+    for line in body:
+        out(line)
 
 
 def status_rows(records: list[TaskRecord]) -> list[dict]:
@@ -276,8 +281,6 @@ def status_rows(records: list[TaskRecord]) -> list[dict]:
 
 def print_status_table(rows: list[dict], out: Output) -> None:
     """``status`` without ``--json``: the table, then a line per task with something to say."""
-    from tabulate import tabulate  # ~35 ms to import: only a table pays for it (not --json, not inc)
-
     table = [
         (
             row["dataset"], row["destination"], row["status"],
@@ -288,13 +291,8 @@ def print_status_table(rows: list[dict], out: Output) -> None:
         )
         for row in rows
     ]
-    text = tabulate(table, headers=("DATASET", "DESTINATION", "STATUS", "LAST SUCCESS", "LAG", "REMOTE", "CONFIG"),
-                    tablefmt="plain", disable_numparse=True)
-    header, *body = text.splitlines() or [""]
-    out(header)
-    out("-" * max(65, len(header)))
-    for line in body:
-        out(line)
+    _print_ruled_table(table, ("DATASET", "DESTINATION", "STATUS", "LAST SUCCESS", "LAG", "REMOTE", "CONFIG"), out,
+                       rule_at_least=65)
     if not rows:
         out("(no replication tasks; 'retadm init' sets one up)")
     several = _fanned_out(row["dataset"] for row in rows)

@@ -815,8 +815,8 @@ def parse_history(dataset: str, out: str) -> History:
 def parse_own_values_and_sources(dataset: str, out: str, names: Sequence[str]) -> dict[str, tuple[str, str]]:
     """``names``' values and sources on ``dataset`` itself, from a ``zfs get -d 1 -o
     name,property,value,source`` that also lists its snapshots (a survey's listing)."""
-    own = "\n".join(line.split("\t", 1)[1] for line in out.splitlines() if line.split("\t", 1)[0] == dataset)
-    return parse_values_and_sources(own, names)
+    rows = (line.partition("\t") for line in out.splitlines())
+    return parse_values_and_sources("\n".join(rest for name, _, rest in rows if name == dataset), names)
 
 
 def parse_values_and_sources(out: str, names: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -1139,9 +1139,10 @@ class ZfsNode:
 
     def survey(self, dataset: str, properties: Sequence[str], tags: Collection[str]) -> Survey | None:
         """What replication needs to know of one dataset, in one call where the node can list
-        holds: its history, ``properties``' values and sources (both in one listing), and which
-        of ``tags`` each of its held snapshots carries.  None when the dataset does not exist.  A snapshot destroyed
-        between the listing and the look at its holds raises :class:`NoSuchDataset`: look again."""
+        holds: its history, ``properties``' values and sources (both in one listing), and
+        which of ``tags`` each of its held snapshots carries.  None when the dataset does not
+        exist.  A snapshot destroyed between the listing and the look at its holds raises
+        :class:`NoSuchDataset`: look again."""
         validate_dataset_name(dataset)
         names = [validate_property_name(p) for p in properties]
         wanted = {validate_tag(t) for t in tags}

@@ -79,6 +79,11 @@ class Riders:
     protect: Mapping[int, Step] = field(default_factory=dict)
     let_go: Mapping[int, Step] = field(default_factory=dict)
 
+    def in_order(self) -> dict[int, Step]:
+        """Every rider by its index, in the order :func:`zfs.receive_then` runs them and
+        reports their statuses: ``protect`` (its ``after``), then ``let_go`` (its ``gated``)."""
+        return {**self.protect, **self.let_go}
+
 
 @dataclass
 class Outcome:
@@ -315,8 +320,8 @@ class Pair:
         letting_go = _letting_go_from(plan)
         for index, step in enumerate(plan.steps):
             if index == letting_go:
-                done |= self._let_go_at_once(plan, index, Side.DESTINATION, done)
-                done |= self._let_go_at_once(plan, index, Side.SOURCE, done)
+                done |= self._let_go_at_once(plan, Side.DESTINATION, done)
+                done |= self._let_go_at_once(plan, Side.SOURCE, done)
             if index in done:
                 continue
             self.log(step.describe())
@@ -326,15 +331,12 @@ class Pair:
                 self._carry_out(step, outcome)
         return outcome
 
-    def _let_go_at_once(self, plan: Plan, start: int, side: Side, done: set[int]) -> set[int]:
-        """The plan's releases and destroys on one side, from ``start`` (where its tail of
-        letting go begins: everything is protected by then), in one call there, but for those
-        ``done`` already (with the receive).  Those that fail are carried out again in their
-        place (a busy snapshot is kept, an error reported, as for any step).  Returns the ones
-        done."""
-        batch = {index: step for index, step in enumerate(plan.steps[start:], start=start)
-                 if index not in done and ((isinstance(step, Release | DestroySnapshot) and step.side is side)
-                                           or (isinstance(step, DestroyBookmark) and side is Side.SOURCE))}
+    def _let_go_at_once(self, plan: Plan, side: Side, done: set[int]) -> set[int]:
+        """The plan's tail of letting go on one side (:func:`_letting_go`; everything is
+        protected by the time it begins) in one call there, but for the steps ``done`` already
+        (with the receive).  Those that fail are carried out again in their place (a busy
+        snapshot is kept, an error reported, as for any step).  Returns the ones done."""
+        batch = {index: step for index, step in _letting_go(plan, side).items() if index not in done}
         if len(batch) < 2:
             return set()  # one call either way
         node, _ = self._node(side)
@@ -377,11 +379,7 @@ class Pair:
         protect = {i: step for i, step in enumerate(later, start=index + 1)
                    if isinstance(step, MarkOrigin)
                    or (isinstance(step, Hold) and step.side is Side.DESTINATION and step.snapshot == plan.target)}
-        start = _letting_go_from(plan)
-        let_go = {} if start is None else {
-            i: step for i, step in enumerate(plan.steps[start:], start=start)
-            if isinstance(step, Release | DestroySnapshot) and step.side is Side.DESTINATION}
-        return Riders(protect, let_go)
+        return Riders(protect, _letting_go(plan, Side.DESTINATION))
 
     def _rider_argv(self, step: Step) -> list[str]:
         remote = self.task.remote_dataset
@@ -403,7 +401,7 @@ class Pair:
         looks = {"mount": zfs.values_and_sources_argv(remote, _MOUNT_FACTS)} if self._filesystem() else {}
         if target is not None:
             looks["guid"] = zfs.guid_argv(zfs.snapshot_full_name(remote, target))
-        ride = {**riders.protect, **riders.let_go}
+        ride = riders.in_order()
         receive = self._zfs_receive_argv()
         if ride or looks:
             receive = zfs.receive_then(receive, [self._rider_argv(r) for r in riders.protect.values()],
@@ -543,6 +541,17 @@ def _letting_go_from(plan: Plan) -> int | None:
             break
         start = index
     return start
+
+
+def _letting_go(plan: Plan, side: Side) -> dict[int, Step]:
+    """The steps of the plan's tail of releases and destroys (:func:`_letting_go_from`) that
+    run on ``side``, by their index (a bookmark is the source's)."""
+    start = _letting_go_from(plan)
+    if start is None:
+        return {}
+    return {index: step for index, step in enumerate(plan.steps[start:], start=start)
+            if (isinstance(step, Release | DestroySnapshot) and step.side is side)
+            or (isinstance(step, DestroyBookmark) and side is Side.SOURCE)}
 
 
 def _tagged(holds: Mapping[str, set[str]], tag: str) -> frozenset[str]:
