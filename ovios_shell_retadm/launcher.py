@@ -1,11 +1,14 @@
-"""The ``ovios-shell`` console script: one-shot ``retadm inc`` and ``retadm status`` without cmd2.
+"""The ``ovios-shell`` console script: one-shot ``retadm inc``, ``retadm status`` and, with no
+terminal, ``retadm init`` without cmd2.
 
 Cron runs ``ovios-shell retadm inc pool/dataset`` and monitoring ``ovios-shell retadm status
---json``, often.  Building the shell for them (:mod:`.shell`: cmd2 with prompt_toolkit and
-rich, and the plugins found through their entry points) would cost several times what the
-commands themselves do before their first ``zfs``.  So a one-shot line that is exactly one of
-those two commands runs here, from :mod:`.plain_commands` (the code the shell's ``retadm``
-runs too), without importing cmd2 and without looking for plugins.
+--json``, often; scripts set tasks up with ``retadm init`` and every answer as an option.
+Building the shell for them (:mod:`.shell`: cmd2 with prompt_toolkit and rich, and the plugins
+found through their entry points) would cost several times what the commands themselves do
+before their first ``zfs``.  So a one-shot line that is exactly one of those commands runs
+here, from :mod:`.plain_commands` and :mod:`.plain_init` (the code the shell's ``retadm`` runs
+too), without importing cmd2 and without looking for plugins.  ``init`` comes here only when
+stdin is not a terminal: the shell's wizard asks a person there, and nobody here.
 
 Everything else goes to the shell as before: no arguments (the interactive shell), any other
 command, and any line this module does not fully understand — ``--help``, a usage error, an
@@ -34,14 +37,15 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from . import plain_commands
+from . import plain_commands, plain_init
 from .exit_status import FAILED, INTERRUPTED
 
 if TYPE_CHECKING:
     from .shell import OviosShell
 
 #: the ``retadm`` subcommands the fast path runs: the parser of their arguments
-FAST_SUBCOMMANDS = {"status": plain_commands.status_parser, "inc": plain_commands.inc_parser}
+FAST_SUBCOMMANDS = {"status": plain_commands.status_parser, "inc": plain_commands.inc_parser,
+                    "init": plain_init.init_parser}
 
 
 class _NotUnderstood(Exception):
@@ -64,6 +68,8 @@ def fast_command(argv: list[str]) -> Callable[[], int] | None:
     """The fast path's run of the one-shot command line ``argv``; None when the shell must run it."""
     if len(argv) < 2 or argv[0] != "retadm" or argv[1] not in FAST_SUBCOMMANDS:
         return None
+    if argv[1] == "init" and sys.stdin.isatty():
+        return None  # a person answers the wizard's questions: the shell asks them
     if any(shlex.quote(word) != word for word in argv):
         return None  # quotes, redirection, comments: the shell's syntax, parsed by the shell
     subcommand = argv[1]
@@ -73,6 +79,8 @@ def fast_command(argv: list[str]) -> Callable[[], int] | None:
         return None
     if subcommand == "status":
         return lambda: _run_like_the_shell("status", lambda: plain_commands.status(args, _out))
+    if subcommand == "init":
+        return lambda: _run_like_the_shell("init", lambda: plain_init.InitWizard(_out, _warn, None).run(args))
     return lambda: _run_like_the_shell("inc", lambda: plain_commands.inc(args, _out, _err))
 
 
@@ -96,6 +104,14 @@ def _out(text: str) -> None:
 
 
 def _err(text: str) -> None:
+    _write(sys.stderr, text)
+
+
+def _warn(text: str) -> None:
+    """A warning, as the shell's ``pwarning`` writes it: its style shows on a terminal only."""
+    if sys.stderr.isatty():
+        _shell().pwarning(text)
+        return
     _write(sys.stderr, text)
 
 

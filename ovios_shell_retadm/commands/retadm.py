@@ -7,33 +7,30 @@ by :meth:`RetadmCommands.do_retadm`.
 
 Parsing, prompts and rendering only; the work is in :mod:`ovios_shell_retadm.replication`.
 ``status`` and ``inc``, which one-shot runs make without this shell, are entirely in
-:mod:`ovios_shell_retadm.plain_commands` (their arguments too): this set adds their completion.
+:mod:`ovios_shell_retadm.plain_commands` (their arguments too), and ``init``'s wizard in
+:mod:`ovios_shell_retadm.plain_init`: this set adds their completion, and the shell as the
+terminal the wizard asks on.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cmd2
 
-from .. import options, plain_commands, settings
-from ..config import autosync
+from .. import plain_commands, plain_init
 from ..exit_status import FAILED, USAGE, CommandError
-from ..hosts import LocalHost, SshHost
 from ..plain_commands import add_dest_option
 from ..replication import doctor, preflight
 from ..replication.model import Plan
-from ..replication.pipeline import parse_rate
 from ..replication.preflight import PreflightError
 from ..replication.progress import format_bytes
-from ..replication.retention import DEFAULT as DEFAULT_RETENTION, Retention, RetentionError
 from ..replication.task_lock import TaskBusy, TaskLock
-from ..replication.task_run import FULL, REPAIR, RunFailed, TaskReset, TaskRun, start_full_in_background
-from ..replication.task_store import DECRYPTED, RAW, TaskRecord, TaskStore, new_identity
-from ..store import StoreError
+from ..replication.task_run import REPAIR, RunFailed, TaskReset, TaskRun
+from ..replication.task_store import TaskRecord, TaskStore
 from ..zfs import ZfsNode
 from .retadm_base import (
     RetadmCommandSet,
@@ -45,7 +42,6 @@ from .retadm_base import (
     pools_of,
     replicated_datasets,
 )
-from .ssh_setup import SshSetup
 
 SUBCOMMANDS = ("status", "init", "inc", "reset", "doctor", "repair", "watch")  # the guide's order
 FAILOVER_SUBCOMMANDS = ("promote", "reverse", "switchback")
@@ -94,48 +90,11 @@ def _status_parser() -> cmd2.Cmd2ArgumentParser:
 
 
 def _init_parser() -> cmd2.Cmd2ArgumentParser:
-    init = cmd2.Cmd2ArgumentParser(
-        description="The wizard: destination host, dataset, remote pool and name, properties yes/no. "
-        "Every answer can be given as an option, so init also runs with no terminal.",
-    )
-    init.add_argument("dataset", nargs="?", help="the local dataset (skips the pick)",
-                      choices_provider=local_unreplicated_datasets)
-    init.add_argument("--dest", help="destination host (IP or name); a dataset already replicated elsewhere gets "
-                      "a second task (fan-out)", choices_provider=known_partners)
-    init.add_argument("--remote-pool", help="pool on the destination", choices_provider=destination_pools)
-    init.add_argument("--remote-name", help="dataset name on the destination (default: the last component)")
-    init.add_argument("--properties", choices=("yes", "no"),
-                      help="replicate the dataset's properties (a LUN's mappings, a volume's SMB/NFS options)")
-    init.add_argument("--decrypted", action="store_true",
-                      help="an encrypted dataset that cannot travel raw (encrypted, the key staying here) is "
-                      "replicated decrypted: the replica is not encrypted")
-    init.add_argument("--bandwidth", metavar="RATE", type=_bandwidth,
-                      help="limit the task's transfers to RATE a second (e.g. 10M, 512K; default: no limit)")
-    init.add_argument("--retention", metavar="POLICY", type=_retention,
-                      help="the restore points the replica keeps: KIND=N,… with KIND last, hourly, daily, weekly "
-                      f"or monthly, or 'none' (default: {DEFAULT_RETENTION.text})")
-    init.add_argument("--recursive", action="store_true",
-                      help="not offered: a task replicates one dataset, its children each need a task of their own")
-    init.add_argument("--dry-run", action="store_true", help="check and show what would be done; change nothing")
+    init = plain_init.init_parser(cmd2.Cmd2ArgumentParser)  # shared with the launcher's fast path
+    complete(init, "dataset", local_unreplicated_datasets)
+    complete(init, "dest", known_partners)
+    complete(init, "remote_pool", destination_pools)
     return init
-
-
-def _bandwidth(text: str) -> int | None:
-    """``--bandwidth``: bytes a second; ``none`` (edit) lifts the limit."""
-    if text.strip().lower() in ("none", "off"):
-        return None
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _retention(text: str) -> Retention:
-    """``--retention``: a policy (see retention.Retention.parse)."""
-    try:
-        return Retention.parse(text)
-    except RetentionError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _edit_parser() -> cmd2.Cmd2ArgumentParser:
@@ -147,13 +106,13 @@ def _edit_parser() -> cmd2.Cmd2ArgumentParser:
     edit.add_argument("dataset", nargs="?", help="the replicated dataset (on a terminal, without it: a pick list)",
                       choices_provider=replicated_datasets)
     add_dest_option(edit, "the one")
-    edit.add_argument("--bandwidth", metavar="RATE", type=_bandwidth, default=argparse.SUPPRESS,
+    edit.add_argument("--bandwidth", metavar="RATE", type=plain_init.bandwidth, default=argparse.SUPPRESS,
                       help="limit its transfers to RATE a second (e.g. 10M, 512K), or 'none'")
     edit.add_argument("--address", metavar="HOST",
                       help="the destination's new address (IP or name), say after a change of network: it must "
                       "reach the same replica (checked: its origin mark, the common snapshot's guid)")
     edit.add_argument("--properties", choices=("yes", "no"), help="whether the dataset's properties travel")
-    edit.add_argument("--retention", metavar="POLICY", type=_retention,
+    edit.add_argument("--retention", metavar="POLICY", type=plain_init.retention,
                       help="the restore points the replica keeps: KIND=N,… with KIND last, hourly, daily, weekly "
                       "or monthly, or 'none' (only the newest snapshot)")
     edit.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
@@ -232,26 +191,6 @@ class RetadmCommands(RetadmCommandSet):
 
     # -- init ---------------------------------------------------------------------------------
 
-    def _ask(self, prompt: str, given: str | None, option: str, default: str | None = None,
-             choices: Callable[[], Iterable[str]] | None = None) -> str:
-        """``given``, or the answer to ``prompt`` on a terminal (Tab completes ``choices()``,
-        asked only then), or ``default`` without one."""
-        if given is not None:
-            return given
-        if not self._interactive():
-            if default is not None:
-                return default
-            raise CommandError(f"{option} is required when there is no terminal", USAGE)
-        try:
-            answer = self._cmd.read_input(prompt, choices=list(choices()) if choices else None).strip()
-        except (EOFError, KeyboardInterrupt):
-            raise CommandError("cancelled; nothing was changed") from None
-        if not answer and default is not None:
-            return default
-        if not answer:
-            raise CommandError(f"an answer is required ({option}); nothing was changed", USAGE)
-        return answer
-
     def _pick_task(self, args: argparse.Namespace, verb: str) -> TaskRecord:
         """The task ``args`` name; without a dataset, on a terminal, the one picked from a list
         of the replicated datasets (as init's list), else a usage error."""
@@ -267,136 +206,11 @@ class RetadmCommands(RetadmCommandSet):
                 raise CommandError("cancelled; nothing was changed") from None
         return self._choose(args.dataset, args.dest)
 
-    def _pick_dataset(self, node: ZfsNode, tasks: TaskStore) -> str:
-        if not self._interactive():
-            raise CommandError("the dataset is required when there is no terminal", USAGE)
-        choices = preflight.replicable_datasets(node, tasks)
-        if not choices:
-            raise CommandError("no dataset left to replicate (pools and replicated datasets are not offered)")
-        try:
-            return self._cmd.select(choices, "Select the dataset to replicate: ")
-        except (EOFError, KeyboardInterrupt):
-            raise CommandError("cancelled; nothing was changed") from None
-
     @cmd2.as_subcommand_to("retadm", "init", _init_parser,
                            help="set up a new replication task and start its full send in the background")
     def _init(self, args) -> int:
-        if args.recursive:
-            raise CommandError("--recursive is not offered: a task replicates one dataset, as the guide says, so that "
-                               "each dataset keeps its own schedule, restore points and failover; give each child a "
-                               "task of its own ('retadm init POOL/DATASET/CHILD')", USAGE)
-        tasks = TaskStore()
-        local = ZfsNode(LocalHost())
-        try:
-            dest_address = self._ask("Destination Host (IP/Name): ", args.dest, "--dest", choices=partner_names)
-            dest_host, source_address = self._reach_both_ways(dest_address)
-            dataset = args.dataset or self._pick_dataset(local, tasks)
-            kind = preflight.source_dataset(local, dataset)
-            children = preflight.unreplicated_children(local, dataset, tasks)
-            if children:
-                self.warn(f"warning: {preflight.children_note(dataset, children)}")
-            dest = ZfsNode(dest_host)
-            pool = self._ask("Remote Pool Name: ", args.remote_pool, "--remote-pool",
-                             choices=lambda: pools_of(dest_address))
-            preflight.remote_pool(dest, pool)
-            default_name = dataset.rsplit("/", 1)[-1]
-            name = self._ask(f"Remote Dataset Name [{default_name}]: ", args.remote_name, "--remote-name", default_name)
-            remote = f"{pool}/{name}"
-            preflight.new_target(dataset, dest_address, remote, tasks)
-            preflight.remote_absent(dest, remote)
-            properties = self._ask_properties(args.properties, kind)
-            cascade = preflight.is_replica(local, dataset)
-            retention = None if cascade else self._ask_retention(args.retention)
-            mode = self._send_mode(local, dataset, dest, pool, args.decrypted)
-            flags = preflight.send_flags(local, dataset, dest, remote, mode)
-            self._warn_autosync(dataset, remote, properties)
-        except PreflightError as exc:
-            raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
-        record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties,
-                            source_address=source_address, identity=new_identity(),
-                            cascade=cascade, send_mode=mode, send_flags=flags, bandwidth=args.bandwidth,
-                            retention=retention.text if retention else None)
-        if mode == RAW:
-            self.out(f"{dataset} is encrypted: it is replicated raw (the replica stays encrypted; its key stays "
-                     "here, and 'retadm promote' on the partner needs it)")
-        elif mode == DECRYPTED:
-            self.warn(f"warning: {dataset} is encrypted, but its replica on {dest_address} will NOT be (--decrypted)")
-        if args.dry_run:
-            return self._preview(TaskRun(record, FULL, tasks, source=local, destination=dest))
-        if not tasks.create(record):
-            raise CommandError(f"{dataset} is already replicated to {record.target} (see 'retadm status')")
-        try:
-            start_full_in_background(record.key)
-        except (RunFailed, OSError) as exc:
-            raise CommandError(str(exc)) from exc
-        self.out("[+] Full replication started in background.")
-        self.out(f"Monitor {settings.repl_log_path()}")
-        return 0
-
-    def _reach_both_ways(self, address: str) -> tuple[SshHost, str]:
-        """The destination, over passwordless ssh, and this node's address as it sees it (it
-        reaches back there).  Where a direction is missing, a person at a terminal is offered
-        to set it up on the spot; anyone else gets the commands that do."""
-        try:
-            host = preflight.destination(address)
-            return host, preflight.reverse_ssh(host)
-        except preflight.NoPasswordlessSsh as missing:
-            if not self._interactive():
-                raise
-            setup = SshSetup(lambda prompt, default: self._ask(prompt, None, "", default), self.out)
-            return setup.offer(address, missing)
-
-    def _warn_autosync(self, dataset: str, remote: str, properties: bool) -> None:
-        """With autosync on, the guide (section 8) wants the same pool/name and properties: warn."""
-        try:
-            if not options.is_on(autosync.OPTION):
-                return
-        except (StoreError, options.OptionError):
-            return
-        problems = ([f"the replica will be {remote}, not {dataset}"] if remote != dataset else []) + \
-            (["properties are not replicated"] if not properties else [])
-        if problems:
-            self.warn(f"warning: autosync is on but {' and '.join(problems)}: the synced configuration names "
-                      f"{dataset}, so after a failover 'restore' will not match it (use the same pool/name and "
-                      "--properties yes)")
-
-    def _send_mode(self, local: ZfsNode, dataset: str, dest: ZfsNode, pool: str, decrypted: bool) -> str:
-        """Raw for an encrypted dataset; where it cannot be, a refusal with the reason, unless
-        a decrypted replica is asked for (--decrypted, or yes in the wizard)."""
-        try:
-            return preflight.send_mode(local, dataset, dest, pool, decrypted=decrypted)
-        except preflight.RawImpossible as exc:
-            if not self._interactive():
-                raise
-            self.out(str(exc))
-        answer = self._ask("Replicate it decrypted (the replica is not encrypted)? (yes/no) [no]: ", None,
-                           "--decrypted", "no").lower()
-        if not answer.startswith("y"):
-            raise CommandError("cancelled: an encrypted dataset is not replicated decrypted without a yes; "
-                               "nothing was changed")
-        return DECRYPTED
-
-    def _ask_properties(self, given: str | None, kind: str) -> bool:
-        what = "its LUN mapping properties" if kind == "volume" else "its SMB and NFS options"
-        if given is None and self._interactive():
-            self.out(f"Replicating properties carries {what} to the destination with the data.")
-        answer = self._ask("Replicate properties? (yes/no) [no]: ", given, "--properties", "no",
-                           choices=lambda: ("yes", "no")).lower()
-        if answer not in ("yes", "y", "no", "n"):
-            raise CommandError(f"answer yes or no, not {answer!r}", USAGE)
-        return answer.startswith("y")
-
-    def _ask_retention(self, given: Retention | None) -> Retention:
-        if given is None and self._interactive():
-            self.out("Restore points are older snapshots the replica keeps, so a mistake here (data deleted or "
-                     "encrypted) can be undone there: KIND=N,… with KIND last, hourly, daily, weekly or monthly, "
-                     "or none.")
-        answer = self._ask(f"Restore points to keep [{DEFAULT_RETENTION.text}]: ",
-                           given.text if given else None, "--retention", DEFAULT_RETENTION.text)
-        try:
-            return Retention.parse(answer)
-        except RetentionError as exc:
-            raise CommandError(str(exc), USAGE) from None
+        terminal = self._cmd if self._interactive() else None
+        return plain_init.InitWizard(self.out, self.warn, terminal, partner_names, pools_of).run(args)
 
     # -- inc ------------------------------------------------------------------------------------
 

@@ -11,10 +11,10 @@ import pytest
 from cmd2.py_bridge import PyBridge
 
 from ovios_shell_retadm import zfs
-from ovios_shell_retadm.commands.retadm import RetadmCommands
 from ovios_shell_retadm.config.model import Configuration, Export, with_export
 from ovios_shell_retadm.exit_status import CommandError
 from ovios_shell_retadm.hosts import CommandFailed, Result
+from ovios_shell_retadm.plain_init import InitWizard
 from ovios_shell_retadm.replication import failover, preflight
 from ovios_shell_retadm.replication.doctor import FAIL, OK, WARN
 from ovios_shell_retadm.replication.doctor.checks import check_encryption
@@ -385,26 +385,27 @@ def test_promote_without_a_terminal_or_with_a_missing_key_file_is_one_line(shell
 
 
 @pytest.mark.parametrize(("answer", "expected"), [("yes", DECRYPTED), ("no", None), ("", None)])
-def test_the_wizard_asks_before_a_decrypted_replica(tmp_path, monkeypatch, answer, expected) -> None:
-    monkeypatch.setenv("OVIOS_ROOT", str(tmp_path))
-    app = OviosShell()
-    commands: Any = app.find_commandsets(RetadmCommands)[0]
+def test_the_wizard_asks_before_a_decrypted_replica(answer, expected) -> None:
     prompts: list[str] = []
 
-    def read_input(prompt: str, **_completion) -> str:
-        prompts.append(prompt)
-        return answer
+    class Terminal:
+        def read_input(self, prompt: str, **_completion) -> str:
+            prompts.append(prompt)
+            return answer
 
-    monkeypatch.setattr(RetadmCommands, "_interactive", lambda self: True)
-    monkeypatch.setattr(app, "read_input", read_input)
-    source, dest = Node(OPENZFS, ENCRYPTED, name="src"), Node(OPENZFS)
+        def select(self, opts, prompt):
+            raise AssertionError("nothing to pick here")
+
+    wizard = InitWizard(lambda _text: None, lambda _text: None, Terminal())
+    source: Any = Node(OPENZFS, ENCRYPTED, name="src")  # scripted like the real zfs
+    dest: Any = Node(OPENZFS)
     if expected is None:
         with pytest.raises(CommandError, match="not replicated decrypted without a yes"):
-            commands._send_mode(source, "data/secret", dest, "plain", False)
+            wizard.send_mode(source, "data/secret", dest, "plain", False)
     else:
-        assert commands._send_mode(source, "data/secret", dest, "plain", False) == expected
+        assert wizard.send_mode(source, "data/secret", dest, "plain", False) == expected
     assert prompts == ["Replicate it decrypted (the replica is not encrypted)? (yes/no) [no]: "]
     # raw possible: nothing asked
     prompts.clear()
-    assert commands._send_mode(source, "data/secret", dest, "repl", False) == RAW
+    assert wizard.send_mode(source, "data/secret", dest, "repl", False) == RAW
     assert prompts == []

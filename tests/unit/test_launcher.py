@@ -1,4 +1,4 @@
-"""The ``ovios-shell`` console script: one-shot ``retadm status``/``retadm inc`` without cmd2.
+"""The ``ovios-shell`` console script: one-shot ``retadm status``/``inc``/``init`` without cmd2.
 
 Each test runs the installed console script as cron or monitoring would, and the full shell
 (``python -m ovios_shell_retadm.shell``, which always builds cmd2) on the same line, and
@@ -140,6 +140,25 @@ def test_inc_runs_without_cmd2_and_fails_as_the_shell_does(node):
     same(fast, full)
 
 
+@pytest.mark.parametrize("argv", [
+    ["retadm", "init", "data/x", "--recursive"],  # refused: exit 2
+    ["retadm", "init", "data/new"],  # no terminal and no --dest: exit 2
+    ["retadm", "init", "data/new", "--dest", PARTNER, "--remote-pool", "repl", "--dry-run"],  # unreachable
+    ["retadm", "init", "data/new", "--dest", PARTNER, "--remote-pool", "repl", "--retention", "last=3"],
+], ids=" ".join)
+def test_init_without_a_terminal_runs_without_cmd2_and_prints_what_the_shell_prints(node, argv):
+    fast, full = both_from_the_same_store(node, *argv)
+    assert fast.imported.isdisjoint(SHELL_MODULES), sorted(fast.imported & set(SHELL_MODULES))
+    assert fast.status != 0 and fast.stderr.startswith("retadm init: "), fast.stderr
+    same(fast, full)
+    assert not TaskStore().of("data/new"), "a refused init recorded a task"
+
+
+def test_init_on_a_terminal_is_the_shells_wizard(monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    assert launcher.fast_command(["retadm", "init", "data/x", "--dest", PARTNER]) is None
+
+
 def test_a_status_table_imports_tabulate_but_not_cmd2(node):
     fast = console_script(node, "retadm", "status")
     assert "tabulate" in fast.imported and fast.imported.isdisjoint({"cmd2", "prompt_toolkit", "rich"})
@@ -168,6 +187,9 @@ def test_a_line_with_control_characters_is_printed_as_the_shell_prints_it(node):
     ["retadm"],
     ["retadm", "inc", "data/x", ">", "out"],  # a redirection, for the shell to parse
     ["retadm", "status", "it's"],
+    ["retadm", "init", "--help"],
+    ["retadm", "init", "data/x", "--bandwidth", "fast"],  # argparse's error, the shell's words
+    ["retadm", "init", "data/x", "--properties", "maybe"],
     ["frobnicate", "now"],
 ], ids=" ".join)
 def test_lines_the_fast_path_does_not_understand_are_the_shells(node, argv):
@@ -181,8 +203,10 @@ def test_lines_the_fast_path_does_not_understand_are_the_shells(node, argv):
     ["retadm", "status"], ["retadm", "status", "--json"], ["retadm", "status", "data/x", "--js"],
     ["retadm", "inc"], ["retadm", "inc", "data/x", "--dest", PARTNER, "--dry-run"],
     ["retadm", "inc", "--dry-run", "data/x"], ["retadm", "inc", f"--dest={PARTNER}:repl/x", "data/x"],
+    ["retadm", "init", "data/x", "--dest", PARTNER, "--remote-pool", "repl", "--properties", "no"],
 ], ids=" ".join)
-def test_the_fast_path_takes_status_and_inc(argv):
+def test_the_fast_path_takes_status_inc_and_init_without_a_terminal(argv, monkeypatch):
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
     assert launcher.fast_command(argv) is not None
 
 

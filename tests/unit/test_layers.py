@@ -9,11 +9,13 @@ The layers, lowest first:
 - ``replication`` (the engine) and ``config`` (the configuration and its sync), which know
   nothing of each other;
 - ``restore`` (applies a configuration to the replicas it finds);
-- ``plain_commands``: ``retadm status`` and ``retadm inc`` without cmd2, shared by the shell
-  and the launcher's one-shot fast path;
+- ``plain_commands`` and ``ssh_setup``: ``retadm status`` and ``retadm inc`` without cmd2,
+  shared by the shell and the launcher's one-shot fast path, and init's offer to set ssh up;
+- ``plain_init``: ``retadm init``'s wizard without cmd2 (it previews a dry run as
+  ``plain_commands`` does), shared likewise;
 - the application: ``commands``, ``shell`` and ``autosync_receive`` (the partner's end of
   autosync);
-- ``launcher``, the console script, which runs one-shot ``retadm status``/``inc`` lines itself
+- ``launcher``, the console script, which runs one-shot ``retadm status``/``inc``/``init`` lines itself
   and hands every other line to the shell.
 
 Besides, the one-shot path never imports cmd2: what importing the console script's module
@@ -35,7 +37,8 @@ NAME = PACKAGE.name
 BASICS = {"settings", "fileio", "store", "hosts", "key_exchange", "captured", "services", "options", "cron", "peer",
           "eventlog", "exit_status", "__init__"}
 LAYER_OF_COMPONENT = {**dict.fromkeys(BASICS, 0), "zfs": 1, "replication": 2, "config": 2, "restore": 3,
-                      "plain_commands": 4, "commands": 5, "shell": 5, "autosync_receive": 5, "launcher": 6}
+                      "plain_commands": 4, "ssh_setup": 4, "plain_init": 5,
+                      "commands": 6, "shell": 6, "autosync_receive": 6, "launcher": 7}
 
 
 def _module_name(path: Path) -> str:

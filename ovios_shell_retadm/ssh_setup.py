@@ -7,10 +7,10 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable
 
-from .. import key_exchange, services
-from ..exit_status import CommandError
-from ..hosts import SshHost
-from ..replication import preflight
+from . import key_exchange, services
+from .exit_status import CommandError
+from .hosts import SshHost
+from .replication import preflight
 
 #: asks a question; returns the answer (the default for an empty one)
 Ask = Callable[[str, str], str]
