@@ -109,22 +109,26 @@ def _address_towards(address: str) -> str:
         return "<this node's address>"
 
 
+#: on the destination: the address it sees this node at (sshd's ``SSH_CONNECTION``), then, when
+#: there is one, the exit status of an ssh back there with the options given (its stderr is the
+#: script's).  The outer ssh's own failures stay its own: the script itself always succeeds.
+_REVERSE_PROBE = 'src=${SSH_CONNECTION%% *}; echo "$src"; [ -n "$src" ] || exit 0; ' \
+                 'ssh "$@" "root@$src" true </dev/null; echo "$?"'
+
+
 def reverse_ssh(host: SshHost) -> str:
-    """Passwordless SSH from the destination back to this node; returns our address as it sees it."""
+    """Passwordless SSH from the destination back to this node; returns our address as it sees it.
+    One call: the destination looks up the address and tries it."""
+    options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"]
     try:
-        seen = host.run(["sh", "-c", 'echo "$SSH_CONNECTION"'], timeout=30).stdout.split()
+        result = host.run(["sh", "-c", _REVERSE_PROBE, "sh", *options], timeout=30)
     except HostError as exc:
         raise PreflightError(str(exc)) from exc
-    if not seen:
+    seen, _, status = result.stdout.partition("\n")
+    if not seen.strip():
         raise PreflightError(f"{host.name} does not say which address it sees this node at")
-    source = validate_hostname(seen[0])
-    # The inner ssh's own failures exit 255 with ssh's wording, which the outer ssh would
-    # take for its own (e.g. an AuthError about the destination): report them as exit 1.
-    probe = ["sh", "-c", 'ssh "$@" || exit 1', "sh",
-             "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-             f"root@{source}", "true"]
-    result = host.run(probe, timeout=30, check=False)
-    if result.returncode != 0:
+    source = validate_hostname(seen.strip())
+    if status.strip() != "0":
         reason = (result.stderr.strip().splitlines() or ["failed"])[-1]
         message = f"passwordless SSH from {host.name} back to {source} does not work ({reason})"
         hint = f"on {host.name} run: {shlex.join(['ssh-copy-id', f'root@{source}'])} {TERMINAL_OFFER}"
