@@ -72,9 +72,10 @@ class PlanOutdated(Exception):
 class Riders:
     """The steps that run on the partner right after the plan's last receive, on its
     connection, by their index in the plan.  ``protect``: the new common snapshot's hold
-    there and the origin mark, each whatever the others did.  ``let_go``: the destination's
-    part of the plan's tail of releases and destroys, only once every ``protect`` step
-    succeeded (the new snapshot held before an old one is let go of)."""
+    there, the origin mark and (after a full send) ``readonly``, each whatever the others
+    did.  ``let_go``: the destination's part of the plan's tail of releases and destroys,
+    only once every ``protect`` step succeeded (the new snapshot held before an old one is
+    let go of)."""
 
     protect: Mapping[int, Step] = field(default_factory=dict)
     let_go: Mapping[int, Step] = field(default_factory=dict)
@@ -377,7 +378,7 @@ class Pair:
         if any(isinstance(step, SendFull | SendIncremental | ResumeSend) for step in later):
             return Riders()
         protect = {i: step for i, step in enumerate(later, start=index + 1)
-                   if isinstance(step, MarkOrigin)
+                   if isinstance(step, MarkOrigin | SetReadonly)
                    or (isinstance(step, Hold) and step.side is Side.DESTINATION and step.snapshot == plan.target)}
         return Riders(protect, _letting_go(plan, Side.DESTINATION))
 
@@ -387,6 +388,8 @@ class Pair:
             return zfs.hold_argv(step.tag, [zfs.snapshot_full_name(remote, step.snapshot)])
         if isinstance(step, MarkOrigin):
             return zfs.set_property_argv(remote, ORIGIN_PROPERTY, step.origin)
+        if isinstance(step, SetReadonly):
+            return zfs.set_property_argv(remote, "readonly", "on")
         raise TypeError(f"{step!r} does not ride on a receive")
 
     def _send(self, step: SendFull | SendIncremental | ResumeSend, riders: Riders,

@@ -23,6 +23,7 @@ from ovios_shell_retadm.replication.model import (
     ResumeSend,
     SendFull,
     SendIncremental,
+    SetReadonly,
     Side,
     Task,
 )
@@ -68,6 +69,13 @@ def test_the_destinations_letting_go_rides_too_the_sources_does_not():
     assert riders.protect == {3: Hold(DST, "retadm_2")}
     assert riders.let_go == {6: Release(DST, "retadm_1"), 8: DestroySnapshot(DST, "retadm_1"),
                              9: DestroySnapshot(DST, "other_9")}
+
+
+def test_a_full_sends_readonly_rides_on_its_receive():
+    steps = (CreateSnapshot("retadm_1"), SendFull("retadm_1", False), SetReadonly(), Hold(DST, "retadm_1"),
+             MarkOrigin("src:data/x"), Hold(SRC, "retadm_1"), RecordCommon("retadm_1", None))
+    riders = Pair._riders(Plan(steps, None, "retadm_1"), 1)
+    assert riders == Riders({2: SetReadonly(), 3: Hold(DST, "retadm_1"), 4: MarkOrigin("src:data/x")})
 
 
 def test_nothing_rides_on_a_receive_that_another_send_follows():
