@@ -1,6 +1,6 @@
 """``retadm init``'s offer, on a terminal, to set up the passwordless ssh it needs (the
 guide's Step 1) when one direction is missing: the questions; the work is
-:mod:`..key_exchange`'s."""
+:mod:`.key_exchange`'s."""
 
 from __future__ import annotations
 
