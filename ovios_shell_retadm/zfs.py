@@ -314,33 +314,51 @@ class Survey:
 _FEATURES = ("bookmarks", "extensible_dataset", "large_blocks", "embedded_data", "encryption", "lz4_compress",
              "zstd_compress")
 
-#: (key, shell command) pairs.  Options are probed by the CLI's own getopt: with
-#: no operand a known flag ends in "missing ... argument", an unknown one in
-#: "invalid option".  Nothing is created, read from stdin or destroyed.
+#: What the CLI says of a subcommand or option it does not know.
+_REFUSALS = ("invalid option", "unrecognized command", "internal error", "not found")
+_REFUSED = re.compile("|".join(re.escape(words) for words in _REFUSALS))
+
+#: (key, shell command) pairs.  Nothing is created, read from stdin or destroyed.
 _PROBES: tuple[tuple[str, str], ...] = (
     ("version", "zfs version"),
     ("properties", "zfs get"),
-    ("receive_u", "zfs receive -u"),
-    ("receive_s", "zfs receive -s"),
-    ("receive_o", "zfs receive -o readonly=on"),
-    ("receive_x", "zfs receive -x mountpoint"),
-    ("send_estimate", "zfs send -n -v -P"),
-    ("send_large_blocks", "zfs send -L"),
-    ("send_compressed", "zfs send -c"),
-    ("send_embedded", "zfs send -e"),
-    ("send_raw", "zfs send -w"),
     ("bookmark", "zfs bookmark"),
     ("holds", "zfs holds -H"),
     ("dev_zfs", "test -c /dev/zfs && echo present"),
     ("features", "zpool get -H -o name,property,value " + ",".join(f"feature@{f}" for f in _FEATURES)),
 )
 
-_PROBE_KEYS = frozenset(key for key, _ in _PROBES)
+#: (subcommand, ((key, options), ...)).  Options are probed by the CLI's own getopt: with no
+#: operand, known flags end in "missing ... argument", an unknown one in "invalid option".
+#: A subcommand's options are asked all together first: where the CLI knows every one
+#: (OpenZFS 2.x) that one run answers for each; where it refuses one (an older ZFS), each
+#: is asked on its own.
+_OPTION_PROBES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("zfs receive", (("receive_u", "-u"), ("receive_s", "-s"), ("receive_o", "-o readonly=on"),
+                     ("receive_x", "-x mountpoint"))),
+    ("zfs send", (("send_estimate", "-n -v -P"), ("send_large_blocks", "-L"), ("send_compressed", "-c"),
+                  ("send_embedded", "-e"), ("send_raw", "-w"))),
+)
+
+_PROBE_KEYS = frozenset([key for key, _ in _PROBES] + [key for _, options in _OPTION_PROBES for key, _ in options])
+
+
+def _probe(key: str, command: str) -> str:
+    return f"echo '@@{key}'; {command} </dev/null 2>&1"
+
+
+def _option_probe(subcommand: str, options: tuple[tuple[str, str], ...]) -> str:
+    together = " ".join(flags for _, flags in options)
+    refused = "|".join(f"*'{words}'*" for words in _REFUSALS)
+    one_by_one = "; ".join(_probe(key, f"{subcommand} {flags}") for key, flags in options)
+    keys = " ".join(key for key, _ in options)
+    return (f"o=$({subcommand} {together} </dev/null 2>&1); case $o in {refused}) {one_by_one};; "
+            f"*) for k in {keys}; do echo \"@@$k\"; printf '%s\\n' \"$o\"; done;; esac")
+
 
 #: One constant script (no user input in it) that runs every probe.
-PROBE_SCRIPT = "; ".join(f"echo '@@{key}'; {command} </dev/null 2>&1" for key, command in _PROBES)
-
-_REFUSED = re.compile(r"invalid option|unrecognized command|internal error|not found")
+PROBE_SCRIPT = "; ".join([_probe(key, command) for key, command in _PROBES]
+                         + [_option_probe(subcommand, options) for subcommand, options in _OPTION_PROBES])
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ runs for real in the OpenZFS lab."""
 from __future__ import annotations
 
 import shlex
+import subprocess
 
 import pytest
 
@@ -315,6 +316,48 @@ def test_parse_probe_without_zfs() -> None:
     missing = "".join(f"@@{key}\nsh: 1: zfs: not found\n" for key in ("version", "properties", "receive_u"))
     with pytest.raises(ZfsError, match="missing"):
         parse_probe(missing)
+
+
+# a `zfs` whose getopt knows the options in $KNOWN (as OpenZFS's does: with no operand, every
+# known option ends in "missing snapshot argument", the first unknown one in "invalid option");
+# it logs each run, so the test sees how many the probe made
+_GETOPT_ZFS = r"""#!/bin/sh
+echo "$*" >> "$ZFS_RUNS"
+case $1 in version) echo zfs-2.3.2-1; exit 0;; get) printf '\treadonly  YES  YES  on | off\n'; exit 2;; esac
+shift
+while [ $# -gt 0 ]; do
+    case $1 in
+        -o|-x) shift;;
+        -*) flags=${1#-}
+            while [ -n "$flags" ]; do
+                f=${flags%"${flags#?}"}; flags=${flags#?}
+                case " $KNOWN " in *" $f "*) ;; *) echo "invalid option '$f'"; exit 2;; esac
+            done;;
+    esac
+    shift
+done
+echo "missing snapshot argument"; exit 2
+"""
+
+
+@pytest.mark.parametrize("known, runs, raw", [
+    ("H u s o x n v P L c e w", 6, True),  # one run answers each subcommand's options
+    ("H u s o x n v P L c e", 11, False),  # -w refused: each send option asked on its own
+])
+def test_the_probe_asks_a_subcommands_options_together_and_one_by_one_where_one_is_refused(
+        tmp_path, known: str, runs: int, raw: bool) -> None:
+    fake = tmp_path / "zfs"
+    fake.write_text(_GETOPT_ZFS)
+    fake.chmod(0o755)
+    log = tmp_path / "runs"
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "KNOWN": known, "ZFS_RUNS": str(log)}
+    out = subprocess.run(["sh", "-c", PROBE_SCRIPT], env=env, capture_output=True, text=True, check=False).stdout
+    caps = parse_probe(out)
+    assert (caps.receive_u, caps.resume_tokens, caps.receive_o, caps.receive_x) == (True, False, True, True)
+    assert caps.send_estimate and caps.send_large_blocks and caps.send_compressed and caps.send_embedded
+    assert caps.send_raw is raw
+    assert caps.bookmarks and caps.holds_list and caps.version == "zfs-2.3.2-1"
+    assert len(log.read_text().splitlines()) == runs
 
 
 def test_probe_script_is_constant_and_harmless() -> None:
