@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from . import plain_commands, plain_init
 from .exit_status import FAILED, INTERRUPTED
+from .replication import background_send
 
 if TYPE_CHECKING:
     from .shell import OviosShell
@@ -80,7 +81,9 @@ def fast_command(argv: list[str]) -> Callable[[], int] | None:
     if subcommand == "status":
         return lambda: _run_like_the_shell("status", lambda: plain_commands.status(args, _out))
     if subcommand == "init":
-        return lambda: _run_like_the_shell("init", lambda: plain_init.InitWizard(_out, _warn, None).run(args))
+        # this process exits once the worker has started: the worker may be this process, forked
+        return lambda: _run_like_the_shell(
+            "init", lambda: plain_init.InitWizard(_out, _warn, None, start_worker=background_send.fork).run(args))
     return lambda: _run_like_the_shell("inc", lambda: plain_commands.inc(args, _out, _err))
 
 

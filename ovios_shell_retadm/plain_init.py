@@ -19,13 +19,13 @@ from .config import autosync
 from .exit_status import FAILED, USAGE, CommandError
 from .hosts import LocalHost, SshHost
 from .plain_commands import Output, ParserT, preview
-from .replication import preflight
+from .replication import background_send, preflight
 from .replication.pipeline import parse_rate
 from .replication.preflight import PreflightError
 from .replication.retention import DEFAULT as DEFAULT_RETENTION, Retention, RetentionError
-from .replication.task_run import FULL, RunFailed, TaskRun, start_full_in_background
+from .replication.task_run import FULL, RunFailed, TaskRun
 from .replication.task_store import DECRYPTED, RAW, TaskRecord, TaskStore, new_identity
-from .store import StoreError
+from .store import StoreError, TaskKey
 from .zfs import ZfsNode
 
 
@@ -88,14 +88,17 @@ def init_parser(parser_class: Callable[..., ParserT]) -> ParserT:
 
 class InitWizard:
     """One ``retadm init``: ask what the options did not say (``terminal``: None when nobody can
-    answer), check both nodes, record the task and start its full send in the background."""
+    answer), check both nodes, record the task and start its full send in the background
+    (``start_worker``: how, see :mod:`.replication.background_send`)."""
 
     def __init__(self, out: Output, warn: Output, terminal: Terminal | None,
                  partners: Callable[[], Iterable[str]] = lambda: (),
-                 pools_of: Callable[[str], Iterable[str]] = lambda _address: ()):
+                 pools_of: Callable[[str], Iterable[str]] = lambda _address: (),
+                 start_worker: Callable[[TaskKey], int] = background_send.start):
         self.out = out
         self.warn = warn
         self.terminal = terminal
+        self.start_worker = start_worker
         #: what Tab offers at the questions of the destination and of its pool
         self.partners = partners
         self.pools_of = pools_of
@@ -146,7 +149,7 @@ class InitWizard:
         if not tasks.create(record):
             raise CommandError(f"{dataset} is already replicated to {record.target} (see 'retadm status')")
         try:
-            start_full_in_background(record.key)
+            self.start_worker(record.key)
         except (RunFailed, OSError) as exc:
             raise CommandError(str(exc)) from exc
         self.out("[+] Full replication started in background.")

@@ -9,8 +9,6 @@ one-line reason, and a line in ``repl.log``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,7 +17,6 @@ from .. import zfs
 from ..eventlog import log_event
 from ..exit_status import BUSY
 from ..hosts import HostError, LocalHost, SshHost
-from ..store import TaskKey
 from ..zfs import History, ZfsError, ZfsNode
 from . import leftovers, planner, retention
 from .executor import Outcome, Pair, PlanOutdated
@@ -407,22 +404,3 @@ def _merge(total: Outcome | None, part: Outcome) -> Outcome:
     total.kept += part.kept
     total.common, total.common_guid = part.common, part.common_guid
     return total
-
-
-def start_full_in_background(key: TaskKey, wait: float = 10.0) -> int:
-    """Start the full send of the task ``key`` detached from the shell (it outlives it); return its pid.
-
-    Waits until the worker holds the task's lock, so that "started" is true when
-    the caller says it.
-    """
-    dataset = key.dataset
-    argv = [sys.executable, "-m", "ovios_shell_retadm.replication.background_send", FULL, *key]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-    lock = TaskLock(key)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and proc.poll() is None and not lock.is_held():
-        time.sleep(0.05)
-    if proc.poll() not in (None, 0):
-        raise RunFailed(f"the background replication of {dataset} failed at once; see the log")
-    return proc.pid
