@@ -127,7 +127,11 @@ def reverse_ssh(host: SshHost) -> str:
     seen, _, status = result.stdout.partition("\n")
     if not seen.strip():
         raise PreflightError(f"{host.name} does not say which address it sees this node at")
-    source = validate_hostname(seen.strip())
+    try:
+        source = validate_hostname(seen.strip())
+    except ValueError as exc:
+        raise PreflightError(f"{host.name} sees this node at {seen.strip()!r}, which is not an address: {exc}") \
+            from exc
     if status.strip() != "0":
         reason = (result.stderr.strip().splitlines() or ["failed"])[-1]
         message = f"passwordless SSH from {host.name} back to {source} does not work ({reason})"
