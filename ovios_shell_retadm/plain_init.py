@@ -112,7 +112,7 @@ class InitWizard:
         local = ZfsNode(LocalHost())
         try:
             dest_address = self.ask("Destination Host (IP/Name): ", args.dest, "--dest", choices=self.partners)
-            dest_host, source_address = self._reach_both_ways(dest_address)
+            dest_host, reached_back = self._reach_both_ways(dest_address)
             dataset = args.dataset or self._pick_dataset(local, tasks)
             kind = preflight.source_dataset(local, dataset)
             children = preflight.unreplicated_children(local, dataset, tasks)
@@ -133,6 +133,7 @@ class InitWizard:
             mode = self.send_mode(local, dataset, dest, pool, args.decrypted)
             flags = preflight.send_flags(local, dataset, dest, remote, mode)
             self._warn_autosync(dataset, remote, properties)
+            source_address = reached_back()
         except PreflightError as exc:
             raise CommandError(str(exc), USAGE if isinstance(exc, preflight.InvalidValue) else FAILED) from exc
         record = TaskRecord(dataset=dataset, destination=dest_address, remote_dataset=remote, properties=properties,
@@ -187,20 +188,30 @@ class InitWizard:
         except (EOFError, KeyboardInterrupt):
             raise CommandError("cancelled; nothing was changed") from None
 
-    def _reach_both_ways(self, address: str) -> tuple[SshHost, str]:
-        """The destination, over passwordless ssh, and this node's address as it sees it (it
-        reaches back there).  Where a direction is missing, a person at a terminal is offered
-        to set it up on the spot; anyone else gets the commands that do."""
+    def _reach_both_ways(self, address: str) -> tuple[SshHost, Callable[[], str]]:
+        """The destination, over passwordless ssh, and what gives this node's address as it
+        sees it (it reaches back there).  Where a direction is missing, a person at a terminal
+        is offered to set it up on the spot, before any other question; anyone else gets the
+        commands that do, and meanwhile the other checks go on: reaching back opens a new ssh
+        connection, the slowest of them on a slow node."""
         try:
             host = preflight.destination(address)
-            return host, preflight.reverse_ssh(host)
+            if self.terminal is None:
+                from concurrent.futures import ThreadPoolExecutor  # (not for status and inc)
+
+                reaching_back = ThreadPoolExecutor(max_workers=1)
+                pending = reaching_back.submit(preflight.reverse_ssh, host)
+                reaching_back.shutdown(wait=False)  # its one thread ends with the call
+                return host, pending.result
+            source = preflight.reverse_ssh(host)
         except preflight.NoPasswordlessSsh as missing:
             if self.terminal is None:
                 raise
             from .ssh_setup import SshSetup  # pexpect: only where a person sets ssh up
 
             setup = SshSetup(lambda prompt, default: self.ask(prompt, None, "", default), self.out)
-            return setup.offer(address, missing)
+            host, source = setup.offer(address, missing)
+        return host, lambda: source
 
     def _warn_autosync(self, dataset: str, remote: str, properties: bool) -> None:
         """With autosync on, the guide (section 8) wants the same pool/name and properties: warn."""
