@@ -8,7 +8,9 @@ found through their entry points) would cost several times what the commands the
 before their first ``zfs``.  So a one-shot line that is exactly one of those commands runs
 here, from :mod:`.plain_commands` and :mod:`.plain_init` (the code the shell's ``retadm`` runs
 too), without importing cmd2 and without looking for plugins.  ``init`` comes here only when
-stdin is not a terminal: the shell's wizard asks a person there, and nobody here.
+stdin is not a terminal: the shell's wizard asks a person there, and nobody here.  Its full
+send's worker is this process, forked (:func:`.replication.background_send.fork`): it exits
+once the worker has started.
 
 Everything else goes to the shell as before: no arguments (the interactive shell), any other
 command, and any line this module does not fully understand — ``--help``, a usage error, an
