@@ -84,6 +84,21 @@ def init_parser(parser_class: Callable[..., ParserT]) -> ParserT:
     return init
 
 
+def pick_dataset(terminal: Terminal | None, verb: str, choices: Callable[[], Sequence[str]], none_left: str) -> str:
+    """The dataset a person picks from ``choices()`` on ``terminal``, for a command given none
+    (init's, and the verbs that name a task).  With nobody to ask, a usage error; with nothing
+    to offer, ``none_left``; end of input or ^C cancels."""
+    if terminal is None:
+        raise CommandError("the dataset is required when there is no terminal", USAGE)
+    offered = choices()
+    if not offered:
+        raise CommandError(none_left)
+    try:
+        return terminal.select(offered, f"Select the dataset to {verb}: ")
+    except (EOFError, KeyboardInterrupt):
+        raise CommandError("cancelled; nothing was changed") from None
+
+
 # -- the wizard -------------------------------------------------------------------------------
 
 class InitWizard:
@@ -178,15 +193,8 @@ class InitWizard:
         return answer
 
     def _pick_dataset(self, node: ZfsNode, tasks: TaskStore) -> str:
-        if self.terminal is None:
-            raise CommandError("the dataset is required when there is no terminal", USAGE)
-        choices = preflight.replicable_datasets(node, tasks)
-        if not choices:
-            raise CommandError("no dataset left to replicate (pools and replicated datasets are not offered)")
-        try:
-            return self.terminal.select(choices, "Select the dataset to replicate: ")
-        except (EOFError, KeyboardInterrupt):
-            raise CommandError("cancelled; nothing was changed") from None
+        return pick_dataset(self.terminal, "replicate", lambda: preflight.replicable_datasets(node, tasks),
+                            "no dataset left to replicate (pools and replicated datasets are not offered)")
 
     def _reach_both_ways(self, address: str) -> tuple[SshHost, Callable[[], str]]:
         """The destination, over passwordless ssh, and what gives this node's address as it

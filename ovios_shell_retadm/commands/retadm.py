@@ -191,26 +191,23 @@ class RetadmCommands(RetadmCommandSet):
 
     # -- init ---------------------------------------------------------------------------------
 
+    def _terminal(self) -> plain_init.Terminal | None:
+        """Where a person answers: the shell, when one sits at it."""
+        return self._cmd if self._interactive() else None
+
     def _pick_task(self, args: argparse.Namespace, verb: str) -> TaskRecord:
         """The task ``args`` name; without a dataset, on a terminal, the one picked from a list
         of the replicated datasets (as init's list), else a usage error."""
         if args.dataset is None:
-            if not self._interactive():
-                raise CommandError("the dataset is required when there is no terminal", USAGE)
-            choices = sorted({record.dataset for record in TaskStore().all()})
-            if not choices:
-                raise CommandError("there are no replication tasks ('retadm init' sets one up)")
-            try:
-                args.dataset = self._cmd.select(choices, f"Select the dataset to {verb}: ")
-            except (EOFError, KeyboardInterrupt):
-                raise CommandError("cancelled; nothing was changed") from None
+            args.dataset = plain_init.pick_dataset(self._terminal(), verb,
+                                                   lambda: sorted({record.dataset for record in TaskStore().all()}),
+                                                   "there are no replication tasks ('retadm init' sets one up)")
         return self._choose(args.dataset, args.dest)
 
     @cmd2.as_subcommand_to("retadm", "init", _init_parser,
                            help="set up a new replication task and start its full send in the background")
     def _init(self, args) -> int:
-        terminal = self._cmd if self._interactive() else None
-        return plain_init.InitWizard(self.out, self.warn, terminal, partner_names, pools_of).run(args)
+        return plain_init.InitWizard(self.out, self.warn, self._terminal(), partner_names, pools_of).run(args)
 
     # -- inc ------------------------------------------------------------------------------------
 
