@@ -154,7 +154,7 @@ def test_kill_9_mid_full_send_then_inc_finishes_the_full_replication(fresh_lab):
                                     " --properties no", "full")
         # the worker: the one-shot init's process, forked (init exits once it has started)
         assert sh(lab, "src", f"tr '\\0' ' ' < /proc/{pid}/cmdline").stdout.split()[-9:] == \
-            "retadm init data/smbvol --dest dst --remote-pool repl --properties no".split()
+            ["retadm", "init", "data/smbvol", "--dest", "dst", "--remote-pool", "repl", "--properties", "no"]
         assert _wait_file(lab, "/run/fault.rc").strip() == "0"  # init said "started"
         _kill_group(lab, pid)
         _died(lab, pid)

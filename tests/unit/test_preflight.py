@@ -30,7 +30,8 @@ def test_the_partner_says_the_address_it_sees_and_that_it_reaches_back(tmp_path)
 
 
 def test_a_partner_that_cannot_reach_back_is_refused_with_the_reason(tmp_path) -> None:
-    with pytest.raises(preflight.PreflightError, match=r"back to 192\.168\.0\.149 does not work \(ssh back: exit 255\)"):
+    refusal = r"back to 192\.168\.0\.149 does not work \(ssh back: exit 255\)"
+    with pytest.raises(preflight.PreflightError, match=refusal):
         preflight.reverse_ssh(_Partner(tmp_path, "192.168.0.149 40022 192.168.0.111 22", back=255))
 
 
