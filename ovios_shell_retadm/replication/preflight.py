@@ -11,6 +11,7 @@ import socket
 
 from ..hosts import (
     AuthError,
+    Host,
     HostError,
     HostKeyError,
     HostKeyUnknown,
@@ -116,7 +117,7 @@ _REVERSE_PROBE = 'src=${SSH_CONNECTION%% *}; echo "$src"; [ -n "$src" ] || exit 
                  'ssh "$@" "root@$src" true </dev/null; echo "$?"'
 
 
-def reverse_ssh(host: SshHost) -> str:
+def reverse_ssh(host: Host) -> str:
     """Passwordless SSH from the destination back to this node; returns our address as it sees it.
     One call: the destination looks up the address and tries it."""
     options = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"]

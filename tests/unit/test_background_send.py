@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -95,9 +96,13 @@ def test_a_worker_that_fails_at_once_is_reported(tmp_path) -> None:
 
 
 def test_fork_starts_a_new_interpreter_while_another_thread_is_alive(monkeypatch) -> None:
-    import threading
     started: list[TaskKey] = []
-    monkeypatch.setattr(background_send, "start", lambda key, wait: started.append(key) or 4242)
+
+    def start(key: TaskKey, wait: float) -> int:
+        started.append(key)
+        return 4242
+
+    monkeypatch.setattr(background_send, "start", start)
     monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked with another thread alive"))
     done = threading.Event()
     other = threading.Thread(target=done.wait, args=(30,))
