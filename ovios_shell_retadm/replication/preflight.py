@@ -126,13 +126,13 @@ def reverse_ssh(host: Host) -> str:
     except HostError as exc:
         raise PreflightError(str(exc)) from exc
     seen, _, status = result.stdout.partition("\n")
-    if not seen.strip():
+    seen = seen.strip()
+    if not seen:
         raise PreflightError(f"{host.name} does not say which address it sees this node at")
     try:
-        source = validate_hostname(seen.strip())
+        source = validate_hostname(seen)
     except ValueError as exc:
-        raise PreflightError(f"{host.name} sees this node at {seen.strip()!r}, which is not an address: {exc}") \
-            from exc
+        raise PreflightError(f"{host.name} sees this node at {seen!r}, which is not an address: {exc}") from exc
     if status.strip() != "0":
         reason = (result.stderr.strip().splitlines() or ["failed"])[-1]
         message = f"passwordless SSH from {host.name} back to {source} does not work ({reason})"
