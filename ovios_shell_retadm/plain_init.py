@@ -26,7 +26,7 @@ from .replication.retention import DEFAULT as DEFAULT_RETENTION, Retention, Rete
 from .replication.task_run import FULL, RunFailed, TaskRun
 from .replication.task_store import DECRYPTED, RAW, TaskRecord, TaskStore, new_identity
 from .store import StoreError, TaskKey
-from .zfs import ZfsNode
+from .zfs import Landing, ZfsNode
 
 
 class Terminal(Protocol):
@@ -136,17 +136,18 @@ class InitWizard:
             dest = ZfsNode(dest_host)
             pool = self.ask("Remote Pool Name: ", args.remote_pool, "--remote-pool",
                             choices=lambda: self.pools_of(dest_address))
-            preflight.remote_pool(dest, pool)
             default_name = dataset.rsplit("/", 1)[-1]
             name = self.ask(f"Remote Dataset Name [{default_name}]: ", args.remote_name, "--remote-name", default_name)
             remote = f"{pool}/{name}"
             preflight.new_target(dataset, dest_address, remote, tasks)
-            preflight.remote_absent(dest, remote)
+            landing = preflight.landing(dest, remote)  # (one call for the checks of the destination)
+            preflight.remote_pool(landing, dest_address)
+            preflight.remote_absent(landing, dest_address)
             properties = self._ask_properties(args.properties, kind)
             cascade = preflight.is_replica(local, dataset)
             kept = None if cascade else self._ask_retention(args.retention)
-            mode = self.send_mode(local, dataset, dest, pool, args.decrypted)
-            flags = preflight.send_flags(local, dataset, dest, remote, mode)
+            mode = self.send_mode(local, dataset, landing, dest_address, args.decrypted)
+            flags = preflight.send_flags(local, dataset, landing, mode)
             self._warn_autosync(dataset, remote, properties)
             source_address = reached_back()
         except PreflightError as exc:
@@ -235,11 +236,11 @@ class InitWizard:
                       f"{dataset}, so after a failover 'restore' will not match it (use the same pool/name and "
                       "--properties yes)")
 
-    def send_mode(self, local: ZfsNode, dataset: str, dest: ZfsNode, pool: str, decrypted: bool) -> str:
+    def send_mode(self, local: ZfsNode, dataset: str, landing: Landing, where: str, decrypted: bool) -> str:
         """Raw for an encrypted dataset; where it cannot be, a refusal with the reason, unless
         a decrypted replica is asked for (--decrypted, or yes in the wizard)."""
         try:
-            return preflight.send_mode(local, dataset, dest, pool, decrypted=decrypted)
+            return preflight.send_mode(local, dataset, landing, where, decrypted=decrypted)
         except preflight.RawImpossible as exc:
             if self.terminal is None:
                 raise

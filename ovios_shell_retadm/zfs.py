@@ -277,6 +277,18 @@ class Encryption:
         return not self.encrypted or self.keystatus == "available"
 
 
+#: what :func:`encryption_of` reads
+ENCRYPTION_PROPERTIES = ("encryption", "encryptionroot", "keystatus")
+
+
+def encryption_of(values: Mapping[str, str]) -> Encryption:
+    """:class:`Encryption` from :data:`ENCRYPTION_PROPERTIES`' raw values (``-``: none)."""
+    def value(prop: str) -> str:
+        found = values.get(prop, "-")
+        return "" if found == "-" else found
+    return Encryption(value("encryption") or "off", value("encryptionroot"), value("keystatus"))
+
+
 @dataclass(frozen=True)
 class History:
     """A dataset's own snapshots and bookmarks, oldest first."""
@@ -304,6 +316,31 @@ class Survey:
     properties: Mapping[str, tuple[str, str]]
     #: the held snapshots' full names, with the tags asked for that each one carries
     holds: Mapping[str, set[str]]
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Where a new replica would be received, as :meth:`ZfsNode.landing` sees it in one call:
+    what ``retadm init`` checks of the destination before anything is created."""
+
+    dataset: str
+    #: the pool's health ("ONLINE", "DEGRADED", …); None: there is no such pool
+    health: str | None
+    exists: bool
+    #: whether the dataset the replica would be received under exists (the pool counts)
+    parent_exists: bool
+    #: that parent's encryption; None where it is missing or this ZFS has no native encryption
+    parent_encryption: Encryption | None
+    #: the node's capabilities, probed with the rest (the pool may be new since the last probe)
+    capabilities: Capabilities
+
+    @property
+    def pool(self) -> str:
+        return pool_of(self.dataset)
+
+    @property
+    def parent(self) -> str:
+        return self.dataset.rpartition("/")[0]
 
 
 # ---------------------------------------------------------------------------
@@ -1016,12 +1053,7 @@ class ZfsNode:
         validate_dataset_name(dataset)
         if not self.capabilities().encryption:
             return None
-        values = self.get_properties(dataset, ["encryption", "encryptionroot", "keystatus"])
-
-        def value(prop: str) -> str:
-            found = values.get(prop, "-")
-            return "" if found == "-" else found
-        return Encryption(value("encryption") or "off", value("encryptionroot"), value("keystatus"))
+        return encryption_of(self.get_properties(dataset, ENCRYPTION_PROPERTIES))
 
     def load_key(self, dataset: str, *, key_file: str | None = None, secret: str | None = None) -> None:
         """``zfs load-key`` for the encryption root ``dataset``: from ``key_file`` (an absolute
@@ -1110,6 +1142,44 @@ class ZfsNode:
         except NoSuchDataset:
             return None
         return out.strip()
+
+    def landing(self, dataset: str) -> Landing:
+        """:class:`Landing` of a new replica ``dataset`` (``pool/…/name``): the pool's health,
+        whether the dataset and its parent exist, the parent's encryption and the node's
+        capabilities, probed afresh (and cached), all in one call.  A look that fails other
+        than by a missing pool or dataset raises :class:`CommandFailed`."""
+        parent = validate_dataset_name(dataset).rpartition("/")[0]
+        if not parent:
+            raise InvalidName(f"{dataset} is a pool, not a dataset in one")
+        looks = [["zpool", "list", "-H", "-o", "health", validate_pool_name(pool_of(dataset))],
+                 ["zfs", "list", "-H", "-o", "type", dataset],
+                 ["zfs", "list", "-H", "-o", "type", parent],
+                 ["zfs", "get", "-H", "-p", "-o", "property,value", ",".join(ENCRYPTION_PROPERTIES), parent]]
+        script = "\n".join([*(f'{shlex.join(look)} 2>&1; echo "{PART_END} $?"' for look in looks),
+                            f'{{ {PROBE_SCRIPT}; }}; echo "{PART_END} 0"'])
+        result = self._run(["sh", "-c", script], check=False)
+        outputs, statuses = parts_of(result.stdout)
+        if len(statuses) != len(looks) + 1:
+            raise CommandFailed(looks[min(len(statuses), len(looks) - 1)], result.returncode,
+                                result.stderr or "its output was cut short", self.host.name)
+
+        def found(index: int) -> str | None:
+            """A look's output; None where what it looked at is missing."""
+            if statuses[index] == 0:
+                return outputs[index].strip()
+            if _MISSING.search(outputs[index]):
+                return None
+            raise CommandFailed(looks[index], statuses[index], outputs[index], self.host.name)
+
+        caps = parse_probe(outputs[-1])
+        _CapabilityCache(self.host.name).store(caps)
+        self._caps = caps
+        health, exists, parent_exists = found(0), found(1) is not None, found(2) is not None
+        encryption = None
+        if parent_exists and caps.encryption:
+            encryption = encryption_of(dict(line.split("\t", 1) for line in (found(3) or "").splitlines()
+                                            if "\t" in line))
+        return Landing(dataset, health, exists, parent_exists, encryption, caps)
 
     def pools(self) -> list[str]:
         """The names of the node's imported pools."""

@@ -22,6 +22,7 @@ from ..hosts import (
 )
 from ..zfs import (
     InvalidName,
+    Landing,
     NoSuchDataset,
     ZfsError,
     ZfsNode,
@@ -144,38 +145,37 @@ def reverse_ssh(host: Host) -> str:
     return source
 
 
-def remote_pool(node: ZfsNode, pool: str) -> None:
+def landing(node: ZfsNode, remote_dataset: str) -> Landing:
+    """What the destination has where the replica would land (one call): what
+    :func:`remote_pool`, :func:`remote_absent`, :func:`send_mode` and :func:`send_flags` check."""
     try:
-        validate_pool_name(pool)
-        health = node.pool_health(pool)
-    except (InvalidName, ValueError) as exc:
-        raise InvalidValue(str(exc)) from exc
-    except HostError as exc:
-        raise PreflightError(f"zfs does not answer on {node.host.name}: {exc}") from exc
-    if health is None:
-        raise PreflightError(f"{node.host.name} has no pool {pool!r}")
-    if health != "ONLINE":
-        raise PreflightError(f"pool {pool} on {node.host.name} is {health}, not ONLINE", "fix it first")
-
-
-def remote_absent(node: ZfsNode, remote_dataset: str) -> None:
-    parent = remote_dataset.rpartition("/")[0]
-    try:
+        validate_pool_name(pool_of(remote_dataset))
         validate_dataset_name(remote_dataset)
-        exists = node.exists(remote_dataset)
-        parent_missing = parent != pool_of(remote_dataset) and not node.exists(parent)
+        return node.landing(remote_dataset)
     except (InvalidName, ValueError) as exc:
         raise InvalidValue(str(exc)) from exc
-    except HostError as exc:
-        raise PreflightError(str(exc)) from exc
-    if parent_missing:
+    except (HostError, ZfsError) as exc:
+        raise PreflightError(f"zfs does not answer on {node.host.name}: {exc}") from exc
+
+
+def remote_pool(landing: Landing, where: str) -> None:
+    """The pool the replica would land in exists on ``where`` and is ONLINE."""
+    if landing.health is None:
+        raise PreflightError(f"{where} has no pool {landing.pool!r}")
+    if landing.health != "ONLINE":
+        raise PreflightError(f"pool {landing.pool} on {where} is {landing.health}, not ONLINE", "fix it first")
+
+
+def remote_absent(landing: Landing, where: str) -> None:
+    """The replica's name is free on ``where``, and what it would be received under exists."""
+    if not landing.parent_exists:
         raise PreflightError(
-            f"{parent} does not exist on {node.host.name}; zfs receive needs it — "
+            f"{landing.parent} does not exist on {where}; zfs receive needs it — "
             "create it there first or choose a name directly under the pool"
         )
-    if exists:
+    if landing.exists:
         raise PreflightError(
-            f"{remote_dataset} already exists on {node.host.name}; retadm never overwrites it — "
+            f"{landing.dataset} already exists on {where}; retadm never overwrites it — "
             "choose another name or remove it there yourself"
         )
 
@@ -245,34 +245,29 @@ def new_target(dataset: str, destination: str, remote_dataset: str, tasks: TaskS
         raise PreflightError(f"{dataset} is already replicated to {record.target} (see 'retadm status')")
 
 
-def send_mode(source: ZfsNode, dataset: str, destination: ZfsNode, pool: str, *, decrypted: bool) -> str:
+def send_mode(source: ZfsNode, dataset: str, landing: Landing, where: str, *, decrypted: bool) -> str:
     """How the task sends ``dataset`` (tasks.PLAIN, RAW or DECRYPTED), from its encryption here.
 
     An encrypted dataset travels raw (``send -w``): the replica stays encrypted and the key
     never leaves this node.  That needs ``send -w`` here and ``feature@encryption`` on the
-    destination pool; where either is missing the task is refused with the reason, unless
-    the administrator asked for a decrypted replica (``decrypted``).  Asking for one for an
-    encrypted dataset that can go raw is honoured too: it is the administrator's call.
+    destination pool (``landing``, on ``where``); where either is missing the task is refused
+    with the reason, unless the administrator asked for a decrypted replica (``decrypted``).
+    Asking for one for an encrypted dataset that can go raw is honoured too: it is the
+    administrator's call.
     """
     try:
         encryption = source.encryption(dataset)
+        can_send = source.capabilities().send_raw
     except (HostError, ZfsError) as exc:
         raise PreflightError(f"zfs does not answer here: {exc}") from exc
     if encryption is None or not encryption.encrypted:
         return PLAIN
     if decrypted:
         return DECRYPTED
-    try:
-        # the pool may be new since the last probe: ask again (init is rare, the probe one call)
-        dest_caps = destination.capabilities(refresh=True)
-        can_send = source.capabilities().send_raw
-    except (HostError, ZfsError) as exc:
-        raise PreflightError(f"zfs does not answer on {destination.host.name}: {exc}") from exc
     if not can_send:
         why = "this node's zfs cannot send raw (zfs send -w)"
-    elif not dest_caps.encryption_on(pool):
-        why = (f"pool {pool} on {destination.host.name} cannot hold encrypted datasets "
-               "(feature@encryption is not enabled)")
+    elif not landing.capabilities.encryption_on(landing.pool):
+        why = f"pool {landing.pool} on {where} cannot hold encrypted datasets (feature@encryption is not enabled)"
     else:
         return RAW
     raise RawImpossible(
@@ -281,22 +276,20 @@ def send_mode(source: ZfsNode, dataset: str, destination: ZfsNode, pool: str, *,
     )
 
 
-def send_flags(source: ZfsNode, dataset: str, destination: ZfsNode, remote_dataset: str, mode: str) -> list[str]:
+def send_flags(source: ZfsNode, dataset: str, landing: Landing, mode: str) -> list[str]:
     """The stream flags (``-L``, ``-c``, ``-e``) the task will send with for good: those both
-    sides support (:func:`..zfs.stream_flags`), with the destination probed afresh (they are
-    decided once, so never on a stale answer).  None (an empty list) for a raw task: ``-w``
-    sends the blocks as they are on disk, large and compressed, by itself."""
+    sides support (:func:`..zfs.stream_flags`), the destination's as ``landing`` probed them
+    just now (they are decided once, so never on a stale answer).  None (an empty list) for a
+    raw task: ``-w`` sends the blocks as they are on disk, large and compressed, by itself."""
     if mode == RAW:
         return []
-    parent = remote_dataset.rpartition("/")[0]
     try:
-        dest_caps = destination.capabilities(refresh=True)
-        parent_encryption = destination.encryption(parent)
-        flags = stream_flags(source.capabilities(), pool_of(dataset), dest_caps, pool_of(remote_dataset),
-                             encrypted_replica=parent_encryption is not None and parent_encryption.encrypted)
+        caps = source.capabilities()
     except (HostError, ZfsError) as exc:
-        raise PreflightError(f"zfs does not answer on {destination.host.name}: {exc}") from exc
-    return list(flags)
+        raise PreflightError(f"zfs does not answer here: {exc}") from exc
+    encrypted_replica = landing.parent_encryption is not None and landing.parent_encryption.encrypted
+    return list(stream_flags(caps, pool_of(dataset), landing.capabilities, landing.pool,
+                             encrypted_replica=encrypted_replica))
 
 
 def is_replica(node: ZfsNode, dataset: str) -> bool:

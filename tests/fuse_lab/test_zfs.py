@@ -293,6 +293,22 @@ def test_pool_and_feature_queries(node: ZfsNode, fs: str) -> None:
     assert node.estimate_send_size(send_argv(fs, "s1", caps=ZFS_FUSE)) is None
 
 
+def test_the_landing_of_a_new_replica_is_seen_in_one_call(ns, fs: str) -> None:
+    host = CountingHost(ns.host())
+    node = ZfsNode(host)
+    free = node.landing(f"{fs}/new")
+    assert (free.health, free.exists, free.parent_exists, free.pool, free.parent) == ("ONLINE", False, True, "tank", fs)
+    assert free.parent_encryption is None  # zfs-fuse has no native encryption
+    assert free.capabilities == Capabilities(receive_u=True) == node.capabilities()  # probed with the rest
+    assert len(host.calls) == 1
+    assert node.landing(f"{fs}/child").exists
+    assert not node.landing(f"{fs}/missing/new").parent_exists
+    nowhere = node.landing("nopool/new")
+    assert (nowhere.health, nowhere.exists, nowhere.parent_exists) == (None, False, False)
+    with pytest.raises(InvalidName):
+        node.landing("tank")
+
+
 def pipe(host: Host, send: list[str], receive: list[str]) -> None:
     """``send | receive`` through an OS pipe, as the pipeline does."""
     sender = subprocess.Popen(host.argv_for(send), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)

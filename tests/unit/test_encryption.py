@@ -35,7 +35,7 @@ from ovios_shell_retadm.replication.task_store import DECRYPTED, IDLE, PLAIN, RA
 from ovios_shell_retadm.restore import planner as restore
 from ovios_shell_retadm.restore.nfs import NfsState
 from ovios_shell_retadm.shell import OviosShell
-from ovios_shell_retadm.zfs import Capabilities, Encryption, Unsupported, parse_probe, send_argv
+from ovios_shell_retadm.zfs import Capabilities, Encryption, Landing, Unsupported, parse_probe, send_argv
 
 OPENZFS = Capabilities(version="zfs-2.3.2-1", bookmarks=True, resume_tokens=True, receive_u=True, receive_o=True,
                        send_estimate=True, send_raw=True, encryption=True,
@@ -157,12 +157,10 @@ class Node:
         self.caps = caps
         self._encryption = encryption
         self.host = type("H", (), {"name": name, "argv_for": staticmethod(list)})()
-        self.refreshed = False
         self.keys: list[tuple] = []
         self.changes: list[tuple] = []
 
     def capabilities(self, refresh: bool = False) -> Capabilities:
-        self.refreshed = self.refreshed or refresh
         return self.caps
 
     def encryption(self, dataset: str) -> Encryption | None:
@@ -183,14 +181,18 @@ def test_the_executor_sends_a_raw_step_with_w() -> None:
 ENCRYPTED = Encryption("aes-256-gcm", "data/secret", "available")
 
 
+def landing(caps: Capabilities, pool: str = "repl") -> Landing:
+    """The destination as init's one look there sees it (a free name, an unencrypted parent)."""
+    return Landing(f"{pool}/secret", "ONLINE", False, True, Encryption("off", "", ""), caps)
+
+
 def mode(source: Node, dest: Node, pool: str = "repl", decrypted: bool = False) -> str:
-    return preflight.send_mode(source, "data/secret", dest, pool, decrypted=decrypted)  # type: ignore[arg-type]
+    return preflight.send_mode(source, "data/secret", landing(dest.caps, pool), "dst",  # type: ignore[arg-type]
+                               decrypted=decrypted)
 
 
 def test_an_encrypted_dataset_goes_raw() -> None:
-    dest = Node(OPENZFS)
-    assert mode(Node(OPENZFS, ENCRYPTED), dest) == RAW
-    assert dest.refreshed  # a pool made since the last probe is seen
+    assert mode(Node(OPENZFS, ENCRYPTED), Node(OPENZFS)) == RAW
 
 
 def test_an_unencrypted_dataset_is_plain_whatever_the_pools() -> None:
@@ -398,14 +400,13 @@ def test_the_wizard_asks_before_a_decrypted_replica(answer, expected) -> None:
 
     wizard = InitWizard(lambda _text: None, lambda _text: None, Terminal())
     source: Any = Node(OPENZFS, ENCRYPTED, name="src")  # scripted like the real zfs
-    dest: Any = Node(OPENZFS)
     if expected is None:
         with pytest.raises(CommandError, match="not replicated decrypted without a yes"):
-            wizard.send_mode(source, "data/secret", dest, "plain", False)
+            wizard.send_mode(source, "data/secret", landing(OPENZFS, "plain"), "dst", False)
     else:
-        assert wizard.send_mode(source, "data/secret", dest, "plain", False) == expected
+        assert wizard.send_mode(source, "data/secret", landing(OPENZFS, "plain"), "dst", False) == expected
     assert prompts == ["Replicate it decrypted (the replica is not encrypted)? (yes/no) [no]: "]
     # raw possible: nothing asked
     prompts.clear()
-    assert wizard.send_mode(source, "data/secret", dest, "repl", False) == RAW
+    assert wizard.send_mode(source, "data/secret", landing(OPENZFS), "dst", False) == RAW
     assert prompts == []

@@ -108,11 +108,9 @@ class Node:
     def __init__(self, caps: Capabilities, parent_encryption: Encryption | None = None, name: str = "dst"):
         self.caps = caps
         self.parent_encryption = parent_encryption
-        self.refreshed = False
         self.host = type("H", (), {"name": name, "argv_for": staticmethod(list)})()
 
     def capabilities(self, refresh: bool = False) -> Capabilities:
-        self.refreshed = self.refreshed or refresh
         return self.caps
 
     def encryption(self, dataset: str) -> Encryption | None:
@@ -120,13 +118,12 @@ class Node:
 
 
 def decide(source: Node, dest: Node, mode: str = PLAIN) -> list[str]:
-    return preflight.send_flags(source, "data/x", dest, "repl/x", mode)  # type: ignore[arg-type]
+    landing = zfs.Landing("repl/x", "ONLINE", False, True, dest.parent_encryption, dest.caps)
+    return preflight.send_flags(source, "data/x", landing, mode)  # type: ignore[arg-type]
 
 
-def test_init_decides_on_a_fresh_probe_of_the_destination() -> None:
-    dest = Node(OPENZFS, Encryption("off", "", ""))
-    assert decide(Node(OPENZFS), dest) == list(ALL)
-    assert dest.refreshed
+def test_init_decides_on_what_its_look_at_the_destination_saw() -> None:
+    assert decide(Node(OPENZFS), Node(OPENZFS, Encryption("off", "", ""))) == list(ALL)
     assert decide(Node(OPENZFS), Node(ZFS_FUSE)) == []
     assert decide(Node(OPENZFS), Node(OPENZFS, Encryption("aes-256-gcm", "repl", "available"))) == ["-L", "-c"]
     assert decide(Node(OPENZFS), Node(OPENZFS), RAW) == []  # -w carries the blocks as they are by itself
