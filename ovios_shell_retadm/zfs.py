@@ -694,6 +694,35 @@ def values_and_sources_argv(name: str, properties: Sequence[str]) -> list[str]:
     return ["zfs", "get", "-H", "-p", "-o", "property,value,source", ",".join(names), _validate_target(name)]
 
 
+#: what :func:`mount_due` reads of a replica
+MOUNT_FACTS = ("mountpoint", "canmount", "mounted")
+
+
+def mount_due(facts: Mapping[str, tuple[str, str]]) -> bool:
+    """Whether a replica with these :data:`MOUNT_FACTS` (value, source) is one a run mounts:
+    it may be mounted (``canmount=on``), is not yet, has a path to be mounted at, and that
+    path is its own, not the one it received (the source's: a run moves it under the pool
+    first)."""
+    mountpoint, where = facts["mountpoint"]
+    return (facts["canmount"][0] == "on" and facts["mounted"][0] == "no" and mountpoint not in ("none", "legacy")
+            and where != "received")
+
+
+#: :func:`mount_due` on the node, and ``zfs mount`` of the filesystem ``$1`` where it holds
+#: (status 0 where it does not): after a receive, on the receive's own connection
+_MOUNT_IF_DUE = r"""zfs get -H -p -o property,value,source mountpoint,canmount,mounted "$1" | awk -F '\t' '
+{ value[$1] = $2; source[$1] = $3 }
+END { exit !(value["canmount"] == "on" && value["mounted"] == "no" && value["mountpoint"] != "none" &&
+             value["mountpoint"] != "legacy" && source["mountpoint"] != "received") }' || exit 0
+zfs mount "$1"
+"""
+
+
+def mount_if_due_argv(name: str) -> list[str]:
+    """Mount the filesystem ``name`` if :func:`mount_due` says a run would, in one command."""
+    return ["sh", "-c", _MOUNT_IF_DUE, "sh", validate_dataset_name(name)]
+
+
 def receive_then(receive: Sequence[str], after: Sequence[Sequence[str]],
                  gated: Sequence[Sequence[str]] = (), looks: Sequence[Sequence[str]] = ()) -> list[str]:
     """One ``sh -c`` that runs ``receive`` (its stdin is the stream) and, once it succeeded:

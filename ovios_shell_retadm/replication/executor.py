@@ -57,8 +57,6 @@ from .progress import ProgressFile
 
 #: how many times :meth:`Pair.observe` looks again when a snapshot vanished while it looked
 _OBSERVE_TRIES = 3
-#: what :meth:`Pair.settle_mount` needs to know of the replica
-_MOUNT_FACTS = ("mountpoint", "canmount", "mounted")
 #: a send of fewer bytes than this (as ``written`` tells before it) ends before anyone could
 #: follow its percentage: ZFS is not asked to estimate it (``send -nvP``, one more ``zfs`` call)
 _WATCHABLE_SEND = 64 * 1024 * 1024
@@ -289,20 +287,19 @@ class Pair:
         received (the source's).  A replica made before receives hid that value is moved
         under its pool here, at its next run.  Not done (a busy mount): logged, the data has
         arrived all the same, and the next run tries again.  ``facts``: the replica's
-        :data:`_MOUNT_FACTS` as read right after the receive (None: read them here)."""
+        :data:`zfs.MOUNT_FACTS` as read right after the receive (None: read them here)."""
         if not self._filesystem():
             return  # a zvol has no mountpoint
         node, remote = self.destination, self.task.remote_dataset
         try:
-            props = facts or node.values_and_sources(remote, _MOUNT_FACTS)
+            props = facts or node.values_and_sources(remote, zfs.MOUNT_FACTS)
             value, where = props["mountpoint"]
             if where == "received":
                 self.log(f"mount {remote} under its pool, not at the source's mountpoint {value} "
                          "(promote mounts it there)")
                 node.inherit_property(remote, "mountpoint")  # what -x does, where it is missing
-                props = node.values_and_sources(remote, _MOUNT_FACTS)
-            if props["canmount"][0] == "on" and props["mounted"][0] == "no" \
-                    and props["mountpoint"][0] not in ("none", "legacy") and not self.task.raw:
+                props = node.values_and_sources(remote, zfs.MOUNT_FACTS)
+            if zfs.mount_due(props) and not self.task.raw:
                 node.mount(remote)  # (a raw replica cannot be: its key stays on the source)
         except (HostError, zfs.ZfsError) as exc:
             self.log(f"{remote} on {node.host.name} was not mounted under its pool: {exc}")
@@ -394,14 +391,18 @@ class Pair:
 
     def _send(self, step: SendFull | SendIncremental | ResumeSend, riders: Riders,
               outcome: Outcome, target: str | None) -> set[int]:
-        """One transfer; on the partner, once its receive succeeded, the ``riders``, a look at
-        the replica's mount and (``target``: the plan's new snapshot, sent by this last send)
-        that snapshot's guid, which is the source's (one connection for all).  Returns the
-        riders carried out."""
+        """One transfer; on the partner, once its receive succeeded, the ``riders``, the
+        replica's mount where :meth:`settle_mount` would make it, a look at its mount and
+        (``target``: the plan's new snapshot, sent by this last send) that snapshot's guid,
+        which is the source's (one connection for all).  Returns the riders carried out."""
         if self.progress is not None:
             self.progress.start_send(self.estimate_send(step))
         remote = self.task.remote_dataset
-        looks = {"mount": zfs.values_and_sources_argv(remote, _MOUNT_FACTS)} if self._filesystem() else {}
+        looks: dict[str, list[str]] = {}
+        if self._filesystem():
+            if not self.task.raw:  # (a raw replica cannot be mounted: its key stays on the source)
+                looks["mounting"] = zfs.mount_if_due_argv(remote)  # what settle_mount would do, now
+            looks["mount"] = zfs.values_and_sources_argv(remote, zfs.MOUNT_FACTS)
         if target is not None:
             looks["guid"] = zfs.guid_argv(zfs.snapshot_full_name(remote, target))
         ride = riders.in_order()
@@ -429,7 +430,7 @@ class Pair:
                 if at < len(statuses) and statuses[at] == 0}
         if "guid" in seen and seen["guid"].strip().isdigit() and target is not None:
             self._landed[target] = int(seen["guid"])
-        self.settle_mount(zfs.parse_values_and_sources(seen["mount"], _MOUNT_FACTS) if "mount" in seen else None)
+        self.settle_mount(zfs.parse_values_and_sources(seen["mount"], zfs.MOUNT_FACTS) if "mount" in seen else None)
         if self.progress is not None:
             self.progress.end_send(result.bytes)
         outcome.bytes = None if outcome.bytes is None or result.bytes is None else outcome.bytes + result.bytes

@@ -4,6 +4,7 @@ runs for real in the OpenZFS lab."""
 
 from __future__ import annotations
 
+import itertools
 import shlex
 import subprocess
 
@@ -25,6 +26,8 @@ from ovios_shell_retadm.zfs import (
     ZfsError,
     ZfsNode,
     classify_resume_check,
+    mount_due,
+    mount_if_due_argv,
     parse_probe,
     parse_send_size,
     pool_of,
@@ -358,6 +361,36 @@ def test_the_probe_asks_a_subcommands_options_together_and_one_by_one_where_one_
     assert caps.send_raw is raw
     assert caps.bookmarks and caps.holds_list and caps.version == "zfs-2.3.2-1"
     assert len(log.read_text().splitlines()) == runs
+
+
+# a `zfs` that answers `zfs get` with the replica's mount facts in $FACTS (as OpenZFS prints
+# them: one tab-separated line each) and logs a `zfs mount`
+_MOUNT_FACTS_ZFS = r"""#!/bin/sh
+case $1 in get) printf '%b' "$FACTS";; mount) echo "$*" >> "$MOUNTS";; *) exit 2;; esac
+"""
+
+
+def test_the_mount_after_a_receive_follows_the_rule_a_run_mounts_by(tmp_path) -> None:
+    """The partner decides in shell (on the receive's connection) what :func:`mount_due` decides
+    in Python (settle_mount, when that look failed): the two must agree on every replica."""
+    fake = tmp_path / "zfs"
+    fake.write_text(_MOUNT_FACTS_ZFS)
+    fake.chmod(0o755)
+    mounts = tmp_path / "mounts"
+    cases = itertools.product(["on", "off", "noauto"], ["yes", "no"], ["/repl/x", "/srv/a b", "none", "legacy"],
+                              ["default", "received", "local", "inherited from repl"])
+    decided = []
+    for canmount, mounted, mountpoint, where in cases:
+        facts = {"mountpoint": (mountpoint, where), "canmount": (canmount, "default"), "mounted": (mounted, "-")}
+        mounts.write_text("")
+        lines = "".join(f"{prop}\t{value}\t{source}\n" for prop, (value, source) in facts.items())
+        env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "FACTS": lines, "MOUNTS": str(mounts)}
+        done = subprocess.run(mount_if_due_argv("repl/x"), env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        mounted_now = mounts.read_text().split()
+        assert mounted_now == (["mount", "repl/x"] if mount_due(facts) else []), facts
+        decided.append(mount_due(facts))
+    assert decided.count(True) == 6  # on, no, a path of its own: 2 paths x 3 sources not received
 
 
 def test_probe_script_is_constant_and_harmless() -> None:
