@@ -38,7 +38,7 @@ import re
 import shlex
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from . import settings
 from .fileio import make_private_dir, write_atomically
@@ -355,6 +355,9 @@ _FEATURES = ("bookmarks", "extensible_dataset", "large_blocks", "embedded_data",
 _REFUSALS = ("invalid option", "unrecognized command", "internal error", "not found")
 _REFUSED = re.compile("|".join(re.escape(words) for words in _REFUSALS))
 
+#: the pools' features (every pool's: one may be new since the last probe)
+_FEATURES_PROBE = ("features", "zpool get -H -o name,property,value " + ",".join(f"feature@{f}" for f in _FEATURES))
+
 #: (key, shell command) pairs.  Nothing is created, read from stdin or destroyed.
 _PROBES: tuple[tuple[str, str], ...] = (
     ("version", "zfs version"),
@@ -362,7 +365,7 @@ _PROBES: tuple[tuple[str, str], ...] = (
     ("bookmark", "zfs bookmark"),
     ("holds", "zfs holds -H"),
     ("dev_zfs", "test -c /dev/zfs && echo present"),
-    ("features", "zpool get -H -o name,property,value " + ",".join(f"feature@{f}" for f in _FEATURES)),
+    _FEATURES_PROBE,
 )
 
 #: (subcommand, ((key, options), ...)).  Options are probed by the CLI's own getopt: with no
@@ -396,6 +399,13 @@ def _option_probe(subcommand: str, options: tuple[tuple[str, str], ...]) -> str:
 #: One constant script (no user input in it) that runs every probe.
 PROBE_SCRIPT = "; ".join([_probe(key, command) for key, command in _PROBES]
                          + [_option_probe(subcommand, options) for subcommand, options in _OPTION_PROBES])
+
+#: The probe again, for capabilities probed before on a ZFS of version ``$1`` (as the probe
+#: reads it: "" where ``zfs version`` is missing): the whole :data:`PROBE_SCRIPT` where
+#: ``zfs version`` now says another, else only the pools' features, which change without
+#: the ZFS changing (a pool created or upgraded since).
+REPROBE_SCRIPT = (f'v=$(zfs version </dev/null 2>&1 | head -n 1); case $v in zfs-*) ;; *) v=;; esac; '
+                  f'if [ "$v" = "$1" ]; then {_probe(*_FEATURES_PROBE)}; else {PROBE_SCRIPT}; fi')
 
 
 @dataclass(frozen=True)
@@ -475,11 +485,6 @@ def parse_probe(output: str) -> Capabilities:
     properties = set(re.findall(r"^\t(\S+)\s+(?:YES|NO)\s", out.get("properties", ""), re.M))
     if not properties:
         raise ZfsError("the zfs command is missing or does not work: " + out.get("properties", "").strip()[:200])
-    features: dict[str, set[str]] = {}
-    for line in out.get("features", "").splitlines():
-        parts = line.split("\t")
-        if len(parts) == 3 and parts[1].startswith("feature@") and parts[2] in ("enabled", "active"):
-            features.setdefault(parts[0], set()).add(parts[1].removeprefix("feature@"))
     version = out.get("version", "").splitlines()
     return Capabilities(
         version=version[0].strip() if version and version[0].startswith("zfs-") else "",
@@ -497,8 +502,25 @@ def parse_probe(output: str) -> Capabilities:
         holds_list=accepted("holds"),
         send_raw=accepted("send_raw"),
         encryption="encryption" in properties,
-        pool_features={pool: frozenset(feats) for pool, feats in features.items()},
+        pool_features=_pool_features(out.get("features", "")),
     )
+
+
+def _pool_features(section: str) -> dict[str, frozenset[str]]:
+    features: dict[str, set[str]] = {}
+    for line in section.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[1].startswith("feature@") and parts[2] in ("enabled", "active"):
+            features.setdefault(parts[0], set()).add(parts[1].removeprefix("feature@"))
+    return {pool: frozenset(feats) for pool, feats in features.items()}
+
+
+def parse_reprobe(output: str, before: Capabilities) -> Capabilities:
+    """Capabilities from the output of :data:`REPROBE_SCRIPT` run on ``before``'s version
+    (pure, for tests): ``before`` with the pools' features read now, or a whole new probe."""
+    if "version" in _sections(output):
+        return parse_probe(output)
+    return replace(before, pool_features=_pool_features(_sections(output).get("features", "")))
 
 
 class _CapabilityCache:
@@ -1175,8 +1197,10 @@ class ZfsNode:
     def landing(self, dataset: str) -> Landing:
         """:class:`Landing` of a new replica ``dataset`` (``pool/…/name``): the pool's health,
         whether the dataset and its parent exist, the parent's encryption and the node's
-        capabilities, probed afresh (and cached), all in one call.  A look that fails other
-        than by a missing pool or dataset raises :class:`CommandFailed`."""
+        capabilities, all in one call.  The capabilities are probed afresh, or, where they
+        were probed before, as far as they may have changed since (:data:`REPROBE_SCRIPT`);
+        and cached.  A look that fails other than by a missing pool or dataset raises
+        :class:`CommandFailed`."""
         parent = validate_dataset_name(dataset).rpartition("/")[0]
         if not parent:
             raise InvalidName(f"{dataset} is a pool, not a dataset in one")
@@ -1184,9 +1208,12 @@ class ZfsNode:
                  ["zfs", "list", "-H", "-o", "type", dataset],
                  ["zfs", "list", "-H", "-o", "type", parent],
                  ["zfs", "get", "-H", "-p", "-o", "property,value", ",".join(ENCRYPTION_PROPERTIES), parent]]
+        cache = _CapabilityCache(self.host.name)
+        before = self._caps or cache.load()
+        probe, version = (PROBE_SCRIPT, "") if before is None else (REPROBE_SCRIPT, before.version)
         script = "\n".join([*(f'{shlex.join(look)} 2>&1; echo "{PART_END} $?"' for look in looks),
-                            f'{{ {PROBE_SCRIPT}; }}; echo "{PART_END} 0"'])
-        result = self._run(["sh", "-c", script], check=False)
+                            f'{{ {probe}; }}; echo "{PART_END} 0"'])
+        result = self._run(["sh", "-c", script, "sh", version], check=False)
         outputs, statuses = parts_of(result.stdout)
         if len(statuses) != len(looks) + 1:
             raise CommandFailed(looks[min(len(statuses), len(looks) - 1)], result.returncode,
@@ -1200,8 +1227,8 @@ class ZfsNode:
                 return None
             raise CommandFailed(looks[index], statuses[index], outputs[index], self.host.name)
 
-        caps = parse_probe(outputs[-1])
-        _CapabilityCache(self.host.name).store(caps)
+        caps = parse_probe(outputs[-1]) if before is None else parse_reprobe(outputs[-1], before)
+        cache.store(caps)
         self._caps = caps
         health, exists, parent_exists = found(0), found(1) is not None, found(2) is not None
         encryption = None

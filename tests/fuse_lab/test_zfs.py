@@ -301,6 +301,8 @@ def test_the_landing_of_a_new_replica_is_seen_in_one_call(ns, fs: str) -> None:
     assert free.parent_encryption is None  # zfs-fuse has no native encryption
     assert free.capabilities == Capabilities(receive_u=True) == node.capabilities()  # probed with the rest
     assert len(host.calls) == 1
+    again = CountingHost(ns.host())
+    assert ZfsNode(again).landing(f"{fs}/new") == free and len(again.calls) == 1  # probed before: asked again
     assert node.landing(f"{fs}/child").exists
     assert not node.landing(f"{fs}/missing/new").parent_exists
     nowhere = node.landing("nopool/new")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import shlex
 import subprocess
+from dataclasses import replace
 
 import pytest
 
@@ -16,6 +17,7 @@ from ovios_shell_retadm.replication.model import Task
 from ovios_shell_retadm.zfs import (
     MAX_NAME_LEN,
     PROBE_SCRIPT,
+    REPROBE_SCRIPT,
     RESUME_STALE,
     RESUME_UNKNOWN,
     RESUME_VALID,
@@ -29,6 +31,7 @@ from ovios_shell_retadm.zfs import (
     mount_due,
     mount_if_due_argv,
     parse_probe,
+    parse_reprobe,
     parse_send_size,
     pool_of,
     readonly_of,
@@ -391,6 +394,35 @@ def test_the_mount_after_a_receive_follows_the_rule_a_run_mounts_by(tmp_path) ->
         assert mounted_now == (["mount", "repl/x"] if mount_due(facts) else []), facts
         decided.append(mount_due(facts))
     assert decided.count(True) == 6  # on, no, a path of its own: 2 paths x 3 sources not received
+
+
+_FEATURES_ZPOOL = r"""#!/bin/sh
+echo "zpool $*" >> "$ZFS_RUNS"
+printf 'repl\tfeature@bookmarks\tenabled\nnew\tfeature@encryption\tenabled\n'
+"""
+
+
+@pytest.mark.parametrize("version_before, runs", [
+    ("zfs-2.3.2-1", ["version", "zpool get"]),  # the same ZFS: only the pools are read again
+    ("zfs-2.1.5-1", ["version", "version", "get", "bookmark", "holds", "zpool get", "receive", "send"]),  # upgraded
+])
+def test_a_probe_again_reads_only_the_pools_unless_the_zfs_changed(tmp_path, version_before, runs) -> None:
+    for name, text in (("zfs", _GETOPT_ZFS), ("zpool", _FEATURES_ZPOOL)):
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o755)
+    log = tmp_path / "runs"
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "KNOWN": "H u s o x n v P L c e w", "ZFS_RUNS": str(log)}
+    before = Capabilities(version=version_before, bookmarks=True, pool_features={"repl": frozenset()})
+    out = subprocess.run(["sh", "-c", REPROBE_SCRIPT, "sh", before.version], env=env, capture_output=True, text=True,
+                         check=False).stdout
+    caps = parse_reprobe(out, before)
+    assert [" ".join(line.split()[:2]) if line.startswith("zpool") else line.split()[0]
+            for line in log.read_text().splitlines()] == runs
+    assert caps.pool_features == {"repl": frozenset({"bookmarks"}), "new": frozenset({"encryption"})}
+    if len(runs) == 2:
+        assert caps == replace(before, pool_features=caps.pool_features)
+    else:
+        assert caps.version == "zfs-2.3.2-1" and caps.send_raw and caps.holds_list
 
 
 def test_probe_script_is_constant_and_harmless() -> None:
