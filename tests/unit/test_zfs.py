@@ -425,8 +425,9 @@ def test_a_probe_again_reads_only_the_pools_unless_the_zfs_changed(tmp_path, ver
         assert caps.version == "zfs-2.3.2-1" and caps.send_raw and caps.holds_list
 
 
-def test_probe_script_is_constant_and_harmless() -> None:
-    words = shlex.split(PROBE_SCRIPT.replace(";", " ; "))
+@pytest.mark.parametrize("script", [PROBE_SCRIPT, REPROBE_SCRIPT])
+def test_probe_script_is_constant_and_harmless(script: str) -> None:
+    words = shlex.split(script.replace(";", " ; "))
     for dangerous in ("destroy", "create", "rollback", "set", "hold", "release", "snapshot"):
         assert dangerous not in words
 
