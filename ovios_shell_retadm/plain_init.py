@@ -26,7 +26,7 @@ from .replication.retention import DEFAULT as DEFAULT_RETENTION, Retention, Rete
 from .replication.task_run import FULL, RunFailed, TaskRun
 from .replication.task_store import DECRYPTED, RAW, TaskRecord, TaskStore, new_identity
 from .store import StoreError, TaskKey
-from .zfs import Landing, ZfsNode
+from .zfs import Candidate, Landing, ZfsNode
 
 
 class Terminal(Protocol):
@@ -129,8 +129,9 @@ class InitWizard:
             dest_address = self.ask("Destination Host (IP/Name): ", args.dest, "--dest", choices=self.partners)
             dest_host, reached_back = self._reach_both_ways(dest_address)
             dataset = args.dataset or self._pick_dataset(local, tasks)
-            kind = preflight.source_dataset(local, dataset)
-            children = preflight.unreplicated_children(local, dataset, tasks)
+            source = preflight.candidate(local, dataset)  # (one call for the checks of the source)
+            kind = preflight.source_dataset(source)
+            children = preflight.unreplicated_children(source.descendants, tasks)
             if children:
                 self.warn(f"warning: {preflight.children_note(dataset, children)}")
             dest = ZfsNode(dest_host)
@@ -144,10 +145,10 @@ class InitWizard:
             preflight.remote_pool(landing, dest_address)
             preflight.remote_absent(landing, dest_address)
             properties = self._ask_properties(args.properties, kind)
-            cascade = preflight.is_replica(local, dataset)
+            cascade = preflight.is_replica(source)
             kept = None if cascade else self._ask_retention(args.retention)
-            mode = self.send_mode(local, dataset, landing, dest_address, args.decrypted)
-            flags = preflight.send_flags(local, dataset, landing, mode)
+            mode = self.send_mode(source, landing, dest_address, args.decrypted)
+            flags = preflight.send_flags(source, landing, mode)
             self._warn_autosync(dataset, remote, properties)
             source_address = reached_back()
         except PreflightError as exc:
@@ -236,11 +237,11 @@ class InitWizard:
                       f"{dataset}, so after a failover 'restore' will not match it (use the same pool/name and "
                       "--properties yes)")
 
-    def send_mode(self, local: ZfsNode, dataset: str, landing: Landing, where: str, decrypted: bool) -> str:
+    def send_mode(self, source: Candidate, landing: Landing, where: str, decrypted: bool) -> str:
         """Raw for an encrypted dataset; where it cannot be, a refusal with the reason, unless
         a decrypted replica is asked for (--decrypted, or yes in the wizard)."""
         try:
-            return preflight.send_mode(local, dataset, landing, where, decrypted=decrypted)
+            return preflight.send_mode(source, landing, where, decrypted=decrypted)
         except preflight.RawImpossible as exc:
             if self.terminal is None:
                 raise

@@ -37,7 +37,7 @@ import json
 import re
 import shlex
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from . import settings
@@ -316,6 +316,24 @@ class Survey:
     properties: Mapping[str, tuple[str, str]]
     #: the held snapshots' full names, with the tags asked for that each one carries
     holds: Mapping[str, set[str]]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A dataset that would become a task's source, as :meth:`ZfsNode.candidate` sees it in one
+    call: what ``retadm init`` checks of it here before anything is created."""
+
+    dataset: str
+    #: "filesystem" or "volume"; None: there is no such dataset
+    kind: str | None
+    #: the filesystems and volumes under it, at any depth
+    descendants: tuple[str, ...]
+    #: the properties asked for: (value, source); ``("-", "-")`` each where the dataset is missing
+    properties: Mapping[str, tuple[str, str]]
+    #: its encryption; None where it is missing or this ZFS has no native encryption
+    encryption: Encryption | None
+    #: this node's capabilities (cached: see :meth:`ZfsNode.capabilities`)
+    capabilities: Capabilities
 
 
 @dataclass(frozen=True)
@@ -1052,7 +1070,8 @@ class ZfsNode:
 
     def descendants(self, dataset: str) -> list[str]:
         """The filesystems and volumes under ``dataset``, at any depth (not itself, no snapshots)."""
-        out = self._zfs("list", "-H", "-o", "name", "-r", validate_dataset_name(dataset)).stdout
+        out = self._zfs("list", "-H", "-o", "name", "-t", "filesystem,volume", "-r",
+                        validate_dataset_name(dataset)).stdout
         return [name for name in out.splitlines() if name.startswith(f"{dataset}/")]
 
     def exists(self, name: str) -> bool:
@@ -1194,6 +1213,51 @@ class ZfsNode:
             return None
         return out.strip()
 
+    def _looks(self, looks: Sequence[Sequence[str]], *, then: str = "",
+               args: Sequence[str] = ()) -> tuple[Callable[[int], str | None], str]:
+        """Run the commands ``looks`` and then the shell text ``then`` in one call (``args``:
+        its positional parameters).  Returns what gives each look's output by its index (None
+        where what it looked at is missing; a look that failed otherwise raises
+        :class:`CommandFailed` when asked for, so a look whose answer is not needed may fail)
+        and ``then``'s output."""
+        parts = [f'{shlex.join(look)} 2>&1; echo "{PART_END} $?"' for look in looks]
+        if then:
+            parts.append(f'{{ {then}; }}; echo "{PART_END} 0"')
+        result = self._run(["sh", "-c", "\n".join(parts), "sh", *args], check=False)
+        outputs, statuses = parts_of(result.stdout)
+        if len(statuses) != len(parts):
+            raise CommandFailed(looks[min(len(statuses), len(looks) - 1)], result.returncode,
+                                result.stderr or "its output was cut short", self.host.name)
+
+        def found(index: int) -> str | None:
+            if statuses[index] == 0:
+                return outputs[index].strip()
+            if _MISSING.search(outputs[index]):
+                return None
+            raise CommandFailed(looks[index], statuses[index], outputs[index], self.host.name)
+
+        return found, outputs[-1] if then else ""
+
+    def candidate(self, dataset: str, properties: Sequence[str]) -> Candidate:
+        """:class:`Candidate` ``dataset``: its type, the datasets under it, ``properties`` and
+        its encryption, in one call (the capabilities, which say whether there is encryption
+        to ask for, are cached)."""
+        validate_dataset_name(dataset)
+        caps = self.capabilities()
+        asked = [*(validate_property_name(p) for p in properties), *(ENCRYPTION_PROPERTIES if caps.encryption else ())]
+        looks = [["zfs", "list", "-H", "-o", "name,type", "-t", "filesystem,volume", "-r", dataset]]
+        if asked:
+            looks.append(["zfs", "get", "-H", "-p", "-o", "property,value,source", ",".join(asked), dataset])
+        found, _ = self._looks(looks)
+        listing = dict(line.split("\t", 1) for line in (found(0) or "").splitlines() if "\t" in line)
+        kind = listing.get(dataset)
+        values = parse_values_and_sources((found(1) or "") if kind and asked else "", asked)
+        encryption = None
+        if kind and caps.encryption:
+            encryption = encryption_of({prop: values[prop][0] for prop in ENCRYPTION_PROPERTIES})
+        under = tuple(name for name in listing if name.startswith(f"{dataset}/"))
+        return Candidate(dataset, kind, under, {prop: values[prop] for prop in properties}, encryption, caps)
+
     def landing(self, dataset: str) -> Landing:
         """:class:`Landing` of a new replica ``dataset`` (``pool/…/name``): the pool's health,
         whether the dataset and its parent exist, the parent's encryption and the node's
@@ -1211,23 +1275,8 @@ class ZfsNode:
         cache = _CapabilityCache(self.host.name)
         before = self._caps or cache.load()
         probe, version = (PROBE_SCRIPT, "") if before is None else (REPROBE_SCRIPT, before.version)
-        script = "\n".join([*(f'{shlex.join(look)} 2>&1; echo "{PART_END} $?"' for look in looks),
-                            f'{{ {probe}; }}; echo "{PART_END} 0"'])
-        result = self._run(["sh", "-c", script, "sh", version], check=False)
-        outputs, statuses = parts_of(result.stdout)
-        if len(statuses) != len(looks) + 1:
-            raise CommandFailed(looks[min(len(statuses), len(looks) - 1)], result.returncode,
-                                result.stderr or "its output was cut short", self.host.name)
-
-        def found(index: int) -> str | None:
-            """A look's output; None where what it looked at is missing."""
-            if statuses[index] == 0:
-                return outputs[index].strip()
-            if _MISSING.search(outputs[index]):
-                return None
-            raise CommandFailed(looks[index], statuses[index], outputs[index], self.host.name)
-
-        caps = parse_probe(outputs[-1]) if before is None else parse_reprobe(outputs[-1], before)
+        found, probed = self._looks(looks, then=probe, args=[version])
+        caps = parse_probe(probed) if before is None else parse_reprobe(probed, before)
         cache.store(caps)
         self._caps = caps
         health, exists, parent_exists = found(0), found(1) is not None, found(2) is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import socket
+from collections.abc import Iterable
 
 from ..hosts import (
     AuthError,
@@ -21,6 +22,7 @@ from ..hosts import (
     validate_hostname,
 )
 from ..zfs import (
+    Candidate,
     InvalidName,
     Landing,
     NoSuchDataset,
@@ -180,16 +182,22 @@ def remote_absent(landing: Landing, where: str) -> None:
         )
 
 
-def source_dataset(node: ZfsNode, dataset: str) -> str:
-    """The dataset exists here and is a filesystem or volume (not a pool).  It may have tasks
-    already (to other destinations: fan-out; see :func:`new_target`)."""
+def candidate(node: ZfsNode, dataset: str) -> Candidate:
+    """What this node has of ``dataset`` (one call): what :func:`source_dataset`,
+    :func:`unreplicated_children`, :func:`is_replica`, :func:`send_mode` and :func:`send_flags`
+    check."""
     try:
-        validate_dataset_name(dataset)
-        kind = node.dataset_type(dataset)
+        return node.candidate(dataset, [ORIGIN_PROPERTY, PROMOTED_PROPERTY])
     except (InvalidName, ValueError) as exc:
         raise InvalidValue(str(exc)) from exc
     except (HostError, ZfsError) as exc:
         raise PreflightError(f"zfs does not answer here: {exc}") from exc
+
+
+def source_dataset(candidate: Candidate) -> str:
+    """The dataset exists here and is a filesystem or volume (not a pool).  It may have tasks
+    already (to other destinations: fan-out; see :func:`new_target`)."""
+    dataset, kind = candidate.dataset, candidate.kind
     if kind is None:
         raise PreflightError(f"dataset {dataset} does not exist")
     if kind not in ("filesystem", "volume"):
@@ -245,8 +253,8 @@ def new_target(dataset: str, destination: str, remote_dataset: str, tasks: TaskS
         raise PreflightError(f"{dataset} is already replicated to {record.target} (see 'retadm status')")
 
 
-def send_mode(source: ZfsNode, dataset: str, landing: Landing, where: str, *, decrypted: bool) -> str:
-    """How the task sends ``dataset`` (tasks.PLAIN, RAW or DECRYPTED), from its encryption here.
+def send_mode(source: Candidate, landing: Landing, where: str, *, decrypted: bool) -> str:
+    """How the task sends ``source`` (tasks.PLAIN, RAW or DECRYPTED), from its encryption.
 
     An encrypted dataset travels raw (``send -w``): the replica stays encrypted and the key
     never leaves this node.  That needs ``send -w`` here and ``feature@encryption`` on the
@@ -255,60 +263,45 @@ def send_mode(source: ZfsNode, dataset: str, landing: Landing, where: str, *, de
     Asking for one for an encrypted dataset that can go raw is honoured too: it is the
     administrator's call.
     """
-    try:
-        encryption = source.encryption(dataset)
-        can_send = source.capabilities().send_raw
-    except (HostError, ZfsError) as exc:
-        raise PreflightError(f"zfs does not answer here: {exc}") from exc
+    encryption = source.encryption
     if encryption is None or not encryption.encrypted:
         return PLAIN
     if decrypted:
         return DECRYPTED
-    if not can_send:
+    if not source.capabilities.send_raw:
         why = "this node's zfs cannot send raw (zfs send -w)"
     elif not landing.capabilities.encryption_on(landing.pool):
         why = f"pool {landing.pool} on {where} cannot hold encrypted datasets (feature@encryption is not enabled)"
     else:
         return RAW
     raise RawImpossible(
-        f"{dataset} is encrypted ({encryption.encryption}) and would be replicated decrypted: {why}",
+        f"{source.dataset} is encrypted ({encryption.encryption}) and would be replicated decrypted: {why}",
         "use a destination pool with encryption, or --decrypted for an unencrypted replica",
     )
 
 
-def send_flags(source: ZfsNode, dataset: str, landing: Landing, mode: str) -> list[str]:
+def send_flags(source: Candidate, landing: Landing, mode: str) -> list[str]:
     """The stream flags (``-L``, ``-c``, ``-e``) the task will send with for good: those both
-    sides support (:func:`..zfs.stream_flags`), the destination's as ``landing`` probed them
-    just now (they are decided once, so never on a stale answer).  None (an empty list) for a
-    raw task: ``-w`` sends the blocks as they are on disk, large and compressed, by itself."""
+    sides support (:func:`..zfs.stream_flags`), as init's looks at both just now saw them
+    (they are decided once, so never on a stale answer).  None (an empty list) for a raw
+    task: ``-w`` sends the blocks as they are on disk, large and compressed, by itself."""
     if mode == RAW:
         return []
-    try:
-        caps = source.capabilities()
-    except (HostError, ZfsError) as exc:
-        raise PreflightError(f"zfs does not answer here: {exc}") from exc
     encrypted_replica = landing.parent_encryption is not None and landing.parent_encryption.encrypted
-    return list(stream_flags(caps, pool_of(dataset), landing.capabilities, landing.pool,
+    return list(stream_flags(source.capabilities, pool_of(source.dataset), landing.capabilities, landing.pool,
                              encrypted_replica=encrypted_replica))
 
 
-def is_replica(node: ZfsNode, dataset: str) -> bool:
-    """Whether ``dataset`` is a replica (marked with its origin here) not promoted: a task
-    from it is a cascade, which sends on what arrives and takes no snapshot of its own."""
-    try:
-        marks = node.values_and_sources(dataset, [ORIGIN_PROPERTY, PROMOTED_PROPERTY])
-    except (HostError, ZfsError) as exc:
-        raise PreflightError(f"zfs does not answer here: {exc}") from exc
+def is_replica(source: Candidate) -> bool:
+    """Whether ``source`` is a replica (marked with its origin here) not promoted: a task from
+    it is a cascade, which sends on what arrives and takes no snapshot of its own."""
+    marks = source.properties
     return own_mark(marks[ORIGIN_PROPERTY]) is not None and own_mark(marks[PROMOTED_PROPERTY]) is None
 
 
-def unreplicated_children(node: ZfsNode, dataset: str, tasks: TaskStore) -> list[str]:
-    """The datasets under ``dataset`` that no task replicates: a task replicates one dataset,
+def unreplicated_children(children: Iterable[str], tasks: TaskStore) -> list[str]:
+    """Which of a dataset's ``children`` no task replicates: a task replicates one dataset,
     and its send carries none of its children."""
-    try:
-        children = node.descendants(dataset)
-    except (HostError, ZfsError) as exc:
-        raise PreflightError(f"zfs does not answer here: {exc}") from exc
     taken = {record.dataset for record in tasks.all()}
     return [child for child in children if child not in taken]
 

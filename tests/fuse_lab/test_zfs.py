@@ -311,6 +311,25 @@ def test_the_landing_of_a_new_replica_is_seen_in_one_call(ns, fs: str) -> None:
         node.landing("tank")
 
 
+def test_a_candidate_source_is_seen_in_one_call(ns, fs: str) -> None:
+    node = ZfsNode(CountingHost(ns.host()))
+    node.capabilities()  # (cached: init's look at the source reads them, it does not probe)
+    ns.run("zfs", "create", f"{fs}/child/grandchild")
+    ns.run("zfs", "snapshot", f"{fs}/child@s1")
+    ns.run("zfs", "set", "ovios:note=kept", fs)
+    host = CountingHost(ns.host())
+    seen = ZfsNode(host).candidate(fs, ["ovios:note", "ovios:other"])
+    assert len(host.calls) == 1
+    assert (seen.kind, seen.encryption, seen.capabilities) == ("filesystem", None, Capabilities(receive_u=True))
+    assert sorted(seen.descendants) == [f"{fs}/child", f"{fs}/child/grandchild"]  # no snapshots
+    assert seen.properties == {"ovios:note": ("kept", "local"), "ovios:other": ("-", "-")}
+    assert ZfsNode(ns.host()).candidate(f"{fs}/child", []).kind == "filesystem"
+    missing = ZfsNode(ns.host()).candidate(f"{fs}/missing", ["ovios:note"])
+    assert (missing.kind, missing.descendants, missing.properties) == (None, (), {"ovios:note": ("-", "-")})
+    with pytest.raises(InvalidName):
+        ZfsNode(ns.host()).candidate(f"{fs}@s1", [])
+
+
 def pipe(host: Host, send: list[str], receive: list[str]) -> None:
     """``send | receive`` through an OS pipe, as the pipeline does."""
     sender = subprocess.Popen(host.argv_for(send), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from cmd2.py_bridge import PyBridge
@@ -35,7 +34,7 @@ from ovios_shell_retadm.replication.task_store import DECRYPTED, IDLE, PLAIN, RA
 from ovios_shell_retadm.restore import planner as restore
 from ovios_shell_retadm.restore.nfs import NfsState
 from ovios_shell_retadm.shell import OviosShell
-from ovios_shell_retadm.zfs import Capabilities, Encryption, Landing, Unsupported, parse_probe, send_argv
+from ovios_shell_retadm.zfs import Candidate, Capabilities, Encryption, Landing, Unsupported, parse_probe, send_argv
 
 OPENZFS = Capabilities(version="zfs-2.3.2-1", bookmarks=True, resume_tokens=True, receive_u=True, receive_o=True,
                        send_estimate=True, send_raw=True, encryption=True,
@@ -186,34 +185,38 @@ def landing(caps: Capabilities, pool: str = "repl") -> Landing:
     return Landing(f"{pool}/secret", "ONLINE", False, True, Encryption("off", "", ""), caps)
 
 
-def mode(source: Node, dest: Node, pool: str = "repl", decrypted: bool = False) -> str:
-    return preflight.send_mode(source, "data/secret", landing(dest.caps, pool), "dst",  # type: ignore[arg-type]
-                               decrypted=decrypted)
+def candidate(caps: Capabilities, encryption: Encryption | None) -> Candidate:
+    """The source as init's one look here sees it."""
+    return Candidate("data/secret", "filesystem", (), {}, encryption, caps)
+
+
+def mode(source: Candidate, dest: Capabilities, pool: str = "repl", decrypted: bool = False) -> str:
+    return preflight.send_mode(source, landing(dest, pool), "dst", decrypted=decrypted)
 
 
 def test_an_encrypted_dataset_goes_raw() -> None:
-    assert mode(Node(OPENZFS, ENCRYPTED), Node(OPENZFS)) == RAW
+    assert mode(candidate(OPENZFS, ENCRYPTED), OPENZFS) == RAW
 
 
 def test_an_unencrypted_dataset_is_plain_whatever_the_pools() -> None:
-    assert mode(Node(OPENZFS, Encryption("off", "", "")), Node(OPENZFS), "plain") == PLAIN
-    assert mode(Node(ZFS_FUSE, None), Node(ZFS_FUSE)) == PLAIN  # zfs-fuse: no encryption at all
+    assert mode(candidate(OPENZFS, Encryption("off", "", "")), OPENZFS, "plain") == PLAIN
+    assert mode(candidate(ZFS_FUSE, None), ZFS_FUSE) == PLAIN  # zfs-fuse: no encryption at all
 
 
 def test_a_destination_pool_without_encryption_is_refused_with_the_reason() -> None:
     with pytest.raises(preflight.RawImpossible) as info:
-        mode(Node(OPENZFS, ENCRYPTED), Node(OPENZFS), "plain")
+        mode(candidate(OPENZFS, ENCRYPTED), OPENZFS, "plain")
     message = str(info.value)
     assert "feature@encryption" in message and "plain" in message and "--decrypted" in message
     assert "\n" not in message
-    assert mode(Node(OPENZFS, ENCRYPTED), Node(OPENZFS), "plain", decrypted=True) == DECRYPTED
+    assert mode(candidate(OPENZFS, ENCRYPTED), OPENZFS, "plain", decrypted=True) == DECRYPTED
 
 
 def test_a_source_that_cannot_send_raw_is_refused() -> None:
     with pytest.raises(preflight.RawImpossible, match="send -w"):
-        mode(Node(replace(OPENZFS, send_raw=False), ENCRYPTED), Node(OPENZFS))
+        mode(candidate(replace(OPENZFS, send_raw=False), ENCRYPTED), OPENZFS)
     with pytest.raises(preflight.RawImpossible, match="feature@encryption"):
-        mode(Node(OPENZFS, ENCRYPTED), Node(ZFS_FUSE))  # a destination without encryption at all
+        mode(candidate(OPENZFS, ENCRYPTED), ZFS_FUSE)  # a destination without encryption at all
 
 
 # -- task records ----------------------------------------------------------------------------------
@@ -399,14 +402,14 @@ def test_the_wizard_asks_before_a_decrypted_replica(answer, expected) -> None:
             raise AssertionError("nothing to pick here")
 
     wizard = InitWizard(lambda _text: None, lambda _text: None, Terminal())
-    source: Any = Node(OPENZFS, ENCRYPTED, name="src")  # scripted like the real zfs
+    source = candidate(OPENZFS, ENCRYPTED)
     if expected is None:
         with pytest.raises(CommandError, match="not replicated decrypted without a yes"):
-            wizard.send_mode(source, "data/secret", landing(OPENZFS, "plain"), "dst", False)
+            wizard.send_mode(source, landing(OPENZFS, "plain"), "dst", False)
     else:
-        assert wizard.send_mode(source, "data/secret", landing(OPENZFS, "plain"), "dst", False) == expected
+        assert wizard.send_mode(source, landing(OPENZFS, "plain"), "dst", False) == expected
     assert prompts == ["Replicate it decrypted (the replica is not encrypted)? (yes/no) [no]: "]
     # raw possible: nothing asked
     prompts.clear()
-    assert wizard.send_mode(source, "data/secret", landing(OPENZFS), "dst", False) == RAW
+    assert wizard.send_mode(source, landing(OPENZFS), "dst", False) == RAW
     assert prompts == []

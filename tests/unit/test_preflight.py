@@ -1,6 +1,7 @@
-"""preflight.reverse_ssh: the partner's script run for real by /bin/sh here, as sshd would run
-it there (``SSH_CONNECTION`` set), with an ``ssh`` first on its PATH that stands for the way
-back (it exits with the status given).  Reaching back for real runs in the labs."""
+"""preflight: the checks of a source as init's one look saw it (a :class:`Candidate` value), and
+reverse_ssh: the partner's script run for real by /bin/sh here, as sshd would run it there
+(``SSH_CONNECTION`` set), with an ``ssh`` first on its PATH that stands for the way back (it
+exits with the status given).  Reaching back for real runs in the labs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,46 @@ import pytest
 
 from ovios_shell_retadm.hosts import Host
 from ovios_shell_retadm.replication import preflight
+from ovios_shell_retadm.replication.model import ORIGIN_PROPERTY, PROMOTED_PROPERTY
+from ovios_shell_retadm.replication.task_store import TaskRecord, TaskStore
+from ovios_shell_retadm.zfs import Candidate, Capabilities
+
+UNSET = ("-", "-")
+
+
+def candidate(dataset: str = "data/x", kind: str | None = "filesystem", origin=UNSET, promoted=UNSET) -> Candidate:
+    return Candidate(dataset, kind, (), {ORIGIN_PROPERTY: origin, PROMOTED_PROPERTY: promoted}, None, Capabilities())
+
+
+@pytest.mark.parametrize(("seen", "refusal"), [
+    (candidate(kind=None), "dataset data/x does not exist"),
+    (candidate("data", "filesystem"), "data is a pool; retadm replicates datasets, not whole pools"),
+])
+def test_a_source_that_cannot_be_one_is_refused(seen: Candidate, refusal: str) -> None:
+    with pytest.raises(preflight.PreflightError, match=refusal):
+        preflight.source_dataset(seen)
+
+
+def test_a_filesystem_or_volume_is_a_source() -> None:
+    assert preflight.source_dataset(candidate()) == "filesystem"
+    assert preflight.source_dataset(candidate(kind="volume")) == "volume"
+
+
+@pytest.mark.parametrize(("origin", "promoted", "cascade"), [
+    (UNSET, UNSET, False),
+    (("src:data/x", "local"), UNSET, True),
+    (("src:data/x", "received"), UNSET, False),  # the sender's own mark, sent along with -p
+    (("src:data/x", "local"), ("2026-01-01T00:00:00Z", "local"), False),  # promoted: no longer a replica
+])
+def test_a_replica_here_makes_a_cascade(origin, promoted, cascade: bool) -> None:
+    assert preflight.is_replica(candidate(origin=origin, promoted=promoted)) is cascade
+
+
+def test_children_that_have_tasks_of_their_own_are_not_named(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OVIOS_ETC_DIR", str(tmp_path))
+    tasks = TaskStore()
+    assert tasks.create(TaskRecord("data/x/a", "dst", "repl/a", False))
+    assert preflight.unreplicated_children(["data/x/a", "data/x/b"], tasks) == ["data/x/b"]
 
 
 class _Partner(Host):

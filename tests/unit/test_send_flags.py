@@ -117,16 +117,16 @@ class Node:
         return self.parent_encryption
 
 
-def decide(source: Node, dest: Node, mode: str = PLAIN) -> list[str]:
+def decide(source: Capabilities, dest: Node, mode: str = PLAIN) -> list[str]:
     landing = zfs.Landing("repl/x", "ONLINE", False, True, dest.parent_encryption, dest.caps)
-    return preflight.send_flags(source, "data/x", landing, mode)  # type: ignore[arg-type]
+    return preflight.send_flags(zfs.Candidate("data/x", "filesystem", (), {}, None, source), landing, mode)
 
 
 def test_init_decides_on_what_its_look_at_the_destination_saw() -> None:
-    assert decide(Node(OPENZFS), Node(OPENZFS, Encryption("off", "", ""))) == list(ALL)
-    assert decide(Node(OPENZFS), Node(ZFS_FUSE)) == []
-    assert decide(Node(OPENZFS), Node(OPENZFS, Encryption("aes-256-gcm", "repl", "available"))) == ["-L", "-c"]
-    assert decide(Node(OPENZFS), Node(OPENZFS), RAW) == []  # -w carries the blocks as they are by itself
+    assert decide(OPENZFS, Node(OPENZFS, Encryption("off", "", ""))) == list(ALL)
+    assert decide(OPENZFS, Node(ZFS_FUSE)) == []
+    assert decide(OPENZFS, Node(OPENZFS, Encryption("aes-256-gcm", "repl", "available"))) == ["-L", "-c"]
+    assert decide(OPENZFS, Node(OPENZFS), RAW) == []  # -w carries the blocks as they are by itself
 
 
 # -- the record and the sends --------------------------------------------------------------------------

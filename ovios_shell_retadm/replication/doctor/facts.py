@@ -205,7 +205,7 @@ def gather(record: TaskRecord, environment: Environment, *, source: ZfsNode | No
 def _unreplicated_children(here: ZfsNode, dataset: str, kind: str | None) -> list[str]:
     if kind is None:
         return []  # (the dataset is gone: the first check says so)
-    return preflight.unreplicated_children(here, dataset, TaskStore())
+    return preflight.unreplicated_children(here.descendants(dataset), TaskStore())
 
 
 def _root_login(host: SshHost) -> str | None:
