@@ -30,8 +30,6 @@ from ..zfs import (
     ZfsNode,
     pool_of,
     stream_flags,
-    validate_dataset_name,
-    validate_pool_name,
 )
 from .model import ORIGIN_PROPERTY, PROMOTED_PROPERTY, own_mark
 from .origin import OriginError, parse_origin
@@ -151,9 +149,7 @@ def landing(node: ZfsNode, remote_dataset: str) -> Landing:
     """What the destination has where the replica would land (one call): what
     :func:`remote_pool`, :func:`remote_absent`, :func:`send_mode` and :func:`send_flags` check."""
     try:
-        validate_pool_name(pool_of(remote_dataset))
-        validate_dataset_name(remote_dataset)
-        return node.landing(remote_dataset)
+        return node.landing(remote_dataset)  # (which checks the names first)
     except (InvalidName, ValueError) as exc:
         raise InvalidValue(str(exc)) from exc
     except (HostError, ZfsError) as exc:

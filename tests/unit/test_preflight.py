@@ -11,7 +11,7 @@ from ovios_shell_retadm.hosts import Host
 from ovios_shell_retadm.replication import preflight
 from ovios_shell_retadm.replication.model import ORIGIN_PROPERTY, PROMOTED_PROPERTY
 from ovios_shell_retadm.replication.task_store import TaskRecord, TaskStore
-from ovios_shell_retadm.zfs import Candidate, Capabilities
+from ovios_shell_retadm.zfs import Candidate, Capabilities, ZfsNode
 
 UNSET = ("-", "-")
 
@@ -80,4 +80,20 @@ def test_a_partner_that_cannot_reach_back_is_refused_with_the_reason(tmp_path) -
 def test_an_address_that_is_not_one_is_a_refusal_not_a_crash(tmp_path, seen: str) -> None:
     with pytest.raises(preflight.PreflightError, match="which is not an address") as refused:
         preflight.reverse_ssh(_Partner(tmp_path, f"{seen} 40022 192.168.0.111 22"))
+    assert "\n" not in str(refused.value)
+
+
+class _NothingRuns(Host):
+    """A partner on which running anything fails the test."""
+
+    name = "dst"
+
+    def argv_for(self, argv):
+        raise AssertionError(f"ran {argv}")
+
+
+@pytest.mark.parametrize("remote", ["repl", "repl/bad name", "-repl/x", "repl/x@snap"])
+def test_a_destination_that_is_not_a_dataset_name_is_refused_before_anything_runs(remote: str) -> None:
+    with pytest.raises(preflight.InvalidValue) as refused:
+        preflight.landing(ZfsNode(_NothingRuns()), remote)
     assert "\n" not in str(refused.value)
