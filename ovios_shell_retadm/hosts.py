@@ -237,6 +237,12 @@ def env_argv(argv: Sequence[str]) -> list[str]:
     return ["env", f"PATH={SAFE_PATH}", "LC_ALL=C", *argv]
 
 
+def safe_environ() -> dict[str, str]:
+    """This process's environment with :data:`SAFE_PATH` and C messages: what :func:`env_argv`
+    gives a command, for the few started with :mod:`subprocess` or :mod:`pexpect`."""
+    return {**os.environ, "PATH": SAFE_PATH, "LC_ALL": "C"}
+
+
 class Host(ABC):
     """A place where commands run.  Subclasses only decide how argv gets there."""
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pexpect
 
-from .hosts import SAFE_PATH, validate_hostname
+from .hosts import safe_environ, validate_hostname
 
 #: how long a connection may take before the exchange gives up
 CONNECT_TIMEOUT = 10
@@ -80,7 +80,7 @@ class ScannedKeys:
 def _run(argv: Sequence[str], stdin: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=timeout,
-                              check=False, env={**os.environ, "PATH": SAFE_PATH, "LC_ALL": "C"})
+                              check=False, env=safe_environ())
     except FileNotFoundError as exc:
         raise KeyExchangeError(f"{argv[0]} is not installed") from exc
     except subprocess.TimeoutExpired as exc:
@@ -352,7 +352,7 @@ class KeyExchange:
 
     def _with_password(self, argv: list[str], password: str) -> str:
         child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", codec_errors="replace", timeout=60,
-                              env={**os.environ, "PATH": SAFE_PATH, "LC_ALL": "C"})
+                              env=safe_environ())
         try:
             asked = child.expect([_PASSWORD_PROMPT, pexpect.EOF, pexpect.TIMEOUT], timeout=CONNECT_TIMEOUT * 3)
             if asked != 0:

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..hosts import SAFE_PATH
+from ..hosts import safe_environ
 
 
 class ApplyError(Exception):
@@ -26,10 +26,9 @@ def moved() -> bool:
 
 def run(argv: Sequence[str], what: str, input: str | None = None, timeout: float = 120) -> str:
     """Run a command; its stdout, or ApplyError naming ``what`` and the command's last words."""
-    env = dict(os.environ, PATH=SAFE_PATH, LC_ALL="C")
     try:
         proc = subprocess.run(list(argv), check=False, input=input, capture_output=True, text=True, timeout=timeout,
-                              env=env, stdin=None if input is not None else subprocess.DEVNULL)
+                              env=safe_environ(), stdin=None if input is not None else subprocess.DEVNULL)
     except FileNotFoundError:
         raise ApplyError(f"{what}: {argv[0]} is not installed") from None
     except subprocess.TimeoutExpired:
