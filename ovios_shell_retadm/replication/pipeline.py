@@ -21,6 +21,7 @@ takes a fraction of a second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -35,7 +36,9 @@ from typing import IO
 
 from .progress import format_bytes
 
-_POLL = 0.05  # a small increment takes a fraction of a second: don't add a quarter to it
+#: the longest the count and the stall check wait for each other; the end of the stream is seen
+#: at once (a small increment takes a fraction of a second: a poll's sleep would add to it)
+_POLL = 0.05
 #: numeric byte count, one line per interval and a last one at the end
 _METER = ("pv", "--numeric", "--bytes", "--force", "--interval", "1")
 
@@ -214,7 +217,7 @@ def transfer(
         # Without a meter nothing tells a stalled stream from a slow one: it is never stopped.
         watch = meter_argv is not None and stall_timeout is not None
         moved, moved_at = 0, time.monotonic()
-        while any(stage.poll() is None for stage in stages):
+        while running := [stage for stage in stages if stage.poll() is None]:
             sent = _count(counts) if (on_progress is not None or watch) else None
             if sent is not None and on_progress is not None:
                 on_progress(sent)
@@ -227,7 +230,8 @@ def transfer(
                     f"no data moved for {stall_timeout:g} s: the transfer was stopped ({moved} bytes had moved; "
                     f"the limit is the option retadm.stall.timeout)",
                     stages[0].returncode, stages[-1].returncode, _last_words(recv_err), moved)
-            time.sleep(_POLL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                running[-1].wait(_POLL)  # the stage nearest the receiver ends last: back as soon as it has
         sender, receiver = stages[0], stages[-1]
         if sender.returncode != 0 or receiver.returncode != 0:
             # a sender killed by the receiver's death (SIGPIPE) has nothing to say: the side
