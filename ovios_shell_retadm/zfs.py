@@ -719,11 +719,6 @@ def destroy_bookmark_argv(dataset: str, name: str) -> list[str]:
     return ["zfs", "destroy", bookmark_full_name(dataset, name)]
 
 
-def guid_argv(name: str) -> list[str]:
-    """``zfs get`` of a snapshot's (or dataset's) guid, the bare number."""
-    return ["zfs", "get", "-H", "-p", "-o", "value", "guid", _validate_target(name)]
-
-
 def set_property_argv(name: str, prop: str, value: str) -> list[str]:
     return ["zfs", "set", f"{validate_property_name(prop)}={_validate_value(prop, value)}", _validate_target(name)]
 
@@ -748,19 +743,46 @@ def mount_due(facts: Mapping[str, tuple[str, str]]) -> bool:
             and where != "received")
 
 
-#: :func:`mount_due` on the node, and ``zfs mount`` of the filesystem ``$1`` where it holds
-#: (status 0 where it does not): after a receive, on the receive's own connection
-_MOUNT_IF_DUE = r"""zfs get -H -p -o property,value,source mountpoint,canmount,mounted "$1" | awk -F '\t' '
-{ value[$1] = $2; source[$1] = $3 }
+#: after a receive, on its own connection: the replica's (``$1``) :data:`MOUNT_FACTS` and guid,
+#: and the guids of the snapshots after ``$2``, in one ``zfs get``; then, where ``$2`` is 1 and
+#: :func:`mount_due` holds for the facts (the same rule, in shell), ``zfs mount`` of the replica,
+#: and ``mounted`` once more after it mounted (a failed mount is left to the run, which says why)
+_SETTLE_SCRIPT = r"""replica=$1 mount=$2
+shift 2
+facts=$(zfs get -H -p -o name,property,value,source mountpoint,canmount,mounted,guid "$replica" "$@")
+status=$?
+[ -z "$facts" ] || printf '%s\n' "$facts"
+[ "$status" -eq 0 ] && [ "$mount" = 1 ] || exit "$status"
+printf '%s\n' "$facts" | awk -F '\t' -v replica="$replica" '
+$1 == replica { value[$2] = $3; source[$2] = $4 }
 END { exit !(value["canmount"] == "on" && value["mounted"] == "no" && value["mountpoint"] != "none" &&
              value["mountpoint"] != "legacy" && source["mountpoint"] != "received") }' || exit 0
-zfs mount "$1"
+zfs mount "$replica" 2>/dev/null || exit 0
+zfs get -H -p -o name,property,value,source mounted "$replica"
 """
 
 
-def mount_if_due_argv(name: str) -> list[str]:
-    """Mount the filesystem ``name`` if :func:`mount_due` says a run would, in one command."""
-    return ["sh", "-c", _MOUNT_IF_DUE, "sh", validate_dataset_name(name)]
+def settle_argv(replica: str, snapshots: Sequence[str], *, mount: bool) -> list[str]:
+    """After a receive, in one command: the replica's mount facts and the guids of
+    ``snapshots`` (its own, full names), and, with ``mount``, the replica mounted where
+    :func:`mount_due` says a run mounts it.  What it read: :func:`parse_settled`."""
+    names = [validate_dataset_name(replica), *(_validate_target(s) for s in snapshots)]
+    return ["sh", "-c", _SETTLE_SCRIPT, "sh", names[0], "1" if mount else "0", *names[1:]]
+
+
+def parse_settled(out: str, replica: str) -> tuple[dict[str, tuple[str, str]] | None, dict[str, int]]:
+    """What :func:`settle_argv` read, whatever its exit status (a snapshot destroyed meanwhile
+    leaves the rest): the replica's :data:`MOUNT_FACTS` (None if missing), as they are after
+    a mount it made, and the guid of each snapshot it found."""
+    rows: dict[tuple[str, str], tuple[str, str]] = {}
+    for line in out.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 4:
+            rows[(fields[0], fields[1])] = (fields[2], fields[3])  # a later line is the newer fact
+    facts = {p: rows[(replica, p)] for p in MOUNT_FACTS if (replica, p) in rows}
+    guids = {name: int(value) for (name, prop), (value, _) in rows.items()
+             if prop == "guid" and "@" in name and value.isdigit()}
+    return (facts if len(facts) == len(MOUNT_FACTS) else None), guids
 
 
 def receive_then(receive: Sequence[str], after: Sequence[Sequence[str]],

@@ -391,25 +391,23 @@ class Pair:
 
     def _send(self, step: SendFull | SendIncremental | ResumeSend, riders: Riders,
               outcome: Outcome, target: str | None) -> set[int]:
-        """One transfer; on the partner, once its receive succeeded, the ``riders``, the
-        replica's mount where :meth:`settle_mount` would make it, a look at its mount and
-        (``target``: the plan's new snapshot, sent by this last send) that snapshot's guid,
-        which is the source's (one connection for all).  Returns the riders carried out."""
+        """One transfer; on the partner, once its receive succeeded, the ``riders``, then in
+        one look the replica's mount facts and (``target``: the plan's new snapshot, sent by
+        this last send) that snapshot's guid, which is the source's, and the replica's mount
+        where :meth:`settle_mount` would make it (one connection for all).  Returns the riders
+        carried out."""
         if self.progress is not None:
             self.progress.start_send(self.estimate_send(step))
         remote = self.task.remote_dataset
-        looks: dict[str, list[str]] = {}
-        if self._filesystem():
-            if not self.task.raw:  # (a raw replica cannot be mounted: its key stays on the source)
-                looks["mounting"] = zfs.mount_if_due_argv(remote)  # what settle_mount would do, now
-            looks["mount"] = zfs.values_and_sources_argv(remote, zfs.MOUNT_FACTS)
-        if target is not None:
-            looks["guid"] = zfs.guid_argv(zfs.snapshot_full_name(remote, target))
+        landed = [zfs.snapshot_full_name(remote, target)] if target is not None else []
+        filesystem = self._filesystem()  # (a raw replica cannot be mounted: its key stays on the source)
+        look = zfs.settle_argv(remote, landed, mount=filesystem and not self.task.raw) if filesystem or landed else None
         ride = riders.in_order()
         receive = self._zfs_receive_argv()
-        if ride or looks:
+        if ride or look:
             receive = zfs.receive_then(receive, [self._rider_argv(r) for r in riders.protect.values()],
-                                       [self._letting_go_argv(r) for r in riders.let_go.values()], list(looks.values()))
+                                       [self._letting_go_argv(r) for r in riders.let_go.values()],
+                                       [look] if look else [])
         try:
             result: TransferResult = transfer(self.send_argv(step), self.destination.host.argv_for(receive),
                                               on_progress=self.progress, rate_limit=self.rate_limit)
@@ -426,11 +424,10 @@ class Pair:
         done = {index for index, status in zip(ride, statuses, strict=False) if status == 0}
         for index in sorted(done):
             self.log(f"{ride[index].describe()} (with the receive)")
-        seen = {look: outputs[at] for at, look in enumerate(looks, start=len(ride))
-                if at < len(statuses) and statuses[at] == 0}
-        if "guid" in seen and seen["guid"].strip().isdigit() and target is not None:
-            self._landed[target] = int(seen["guid"])
-        self.settle_mount(zfs.parse_values_and_sources(seen["mount"], zfs.MOUNT_FACTS) if "mount" in seen else None)
+        facts, guids = zfs.parse_settled(outputs[len(ride)], remote) if len(outputs) > len(ride) else (None, {})
+        if target is not None and landed[0] in guids:
+            self._landed[target] = guids[landed[0]]
+        self.settle_mount(facts)
         if self.progress is not None:
             self.progress.end_send(result.bytes)
         outcome.bytes = None if outcome.bytes is None or result.bytes is None else outcome.bytes + result.bytes

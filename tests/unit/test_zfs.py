@@ -29,10 +29,10 @@ from ovios_shell_retadm.zfs import (
     ZfsNode,
     classify_resume_check,
     mount_due,
-    mount_if_due_argv,
     parse_probe,
     parse_reprobe,
     parse_send_size,
+    parse_settled,
     pool_of,
     readonly_of,
     receive_argv,
@@ -40,6 +40,7 @@ from ovios_shell_retadm.zfs import (
     send_argv,
     send_size_estimate_argv,
     set_locally,
+    settle_argv,
     split_snapshot,
     validate_dataset_name,
     validate_property_name,
@@ -367,9 +368,15 @@ def test_the_probe_asks_a_subcommands_options_together_and_one_by_one_where_one_
 
 
 # a `zfs` that answers `zfs get` with the replica's mount facts in $FACTS (as OpenZFS prints
-# them: one tab-separated line each) and logs a `zfs mount`
+# them: one tab-separated line each) and a snapshot's guid, logs a `zfs mount`, and says the
+# replica is mounted once it was
 _MOUNT_FACTS_ZFS = r"""#!/bin/sh
-case $1 in get) printf '%b' "$FACTS";; mount) echo "$*" >> "$MOUNTS";; *) exit 2;; esac
+case $1 in
+get) if [ -s "$MOUNTS" ]; then printf 'repl/x\tmounted\tyes\t-\n'
+     else printf '%b' "$FACTS"; printf 'repl/x@s1\tguid\t42\t-\n'; fi;;
+mount) echo "$*" >> "$MOUNTS";;
+*) exit 2;;
+esac
 """
 
 
@@ -386,14 +393,42 @@ def test_the_mount_after_a_receive_follows_the_rule_a_run_mounts_by(tmp_path) ->
     for canmount, mounted, mountpoint, where in cases:
         facts = {"mountpoint": (mountpoint, where), "canmount": (canmount, "default"), "mounted": (mounted, "-")}
         mounts.write_text("")
-        lines = "".join(f"{prop}\t{value}\t{source}\n" for prop, (value, source) in facts.items())
+        lines = "".join(f"repl/x\t{prop}\t{value}\t{source}\n" for prop, (value, source) in facts.items())
         env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "FACTS": lines, "MOUNTS": str(mounts)}
-        done = subprocess.run(mount_if_due_argv("repl/x"), env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(settle_argv("repl/x", ["repl/x@s1"], mount=True), env=env, capture_output=True,
+                              text=True, check=False)
         assert done.returncode == 0, done.stderr
-        mounted_now = mounts.read_text().split()
-        assert mounted_now == (["mount", "repl/x"] if mount_due(facts) else []), facts
-        decided.append(mount_due(facts))
+        due = mount_due(facts)
+        assert mounts.read_text().split() == (["mount", "repl/x"] if due else []), facts
+        seen, guids = parse_settled(done.stdout, "repl/x")
+        assert seen == ({**facts, "mounted": ("yes", "-")} if due else facts)
+        assert guids == {"repl/x@s1": 42}
+        decided.append(due)
     assert decided.count(True) == 6  # on, no, a path of its own: 2 paths x 3 sources not received
+
+
+def test_a_replica_is_not_mounted_unless_asked(tmp_path) -> None:
+    fake = tmp_path / "zfs"
+    fake.write_text(_MOUNT_FACTS_ZFS)
+    fake.chmod(0o755)
+    mounts = tmp_path / "mounts"
+    lines = "repl/x\tmountpoint\t/repl/x\tdefault\nrepl/x\tcanmount\ton\tdefault\nrepl/x\tmounted\tno\t-\n"
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "FACTS": lines, "MOUNTS": str(mounts)}
+    done = subprocess.run(settle_argv("repl/x", [], mount=False), env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and not mounts.exists()
+    assert parse_settled(done.stdout, "repl/x")[0] == {
+        "mountpoint": ("/repl/x", "default"), "canmount": ("on", "default"), "mounted": ("no", "-")}
+
+
+def test_what_the_look_after_a_receive_read_is_kept_when_part_of_it_failed() -> None:
+    # the new snapshot was destroyed before the look: zfs says so (stderr, in the same output)
+    # and prints the rest
+    out = ("cannot open 'repl/x@s2': dataset does not exist\n"
+           "repl/x\tmountpoint\t/repl/x\tdefault\nrepl/x\tcanmount\ton\tdefault\nrepl/x\tmounted\tyes\t-\n"
+           "repl/x\tguid\t7\t-\n")
+    facts, guids = parse_settled(out, "repl/x")
+    assert facts is not None and facts["mounted"] == ("yes", "-") and guids == {}
+    assert parse_settled("cannot open 'repl/x': dataset does not exist\n", "repl/x") == (None, {})
 
 
 _FEATURES_ZPOOL = r"""#!/bin/sh
