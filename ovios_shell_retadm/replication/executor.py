@@ -400,8 +400,9 @@ class Pair:
             self.progress.start_send(self.estimate_send(step))
         remote = self.task.remote_dataset
         landed = [zfs.snapshot_full_name(remote, target)] if target is not None else []
-        filesystem = self._filesystem()  # (a raw replica cannot be mounted: its key stays on the source)
-        look = zfs.settle_argv(remote, landed, mount=filesystem and not self.task.raw) if filesystem or landed else None
+        filesystem = self._filesystem()
+        mount = filesystem and not self.task.raw  # (a raw replica cannot be: its key stays on the source)
+        look = zfs.settle_argv(remote, landed, mount=mount) if filesystem or landed else None
         ride = riders.in_order()
         receive = self._zfs_receive_argv()
         if ride or look:

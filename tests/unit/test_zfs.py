@@ -380,12 +380,18 @@ esac
 """
 
 
-def test_the_mount_after_a_receive_follows_the_rule_a_run_mounts_by(tmp_path) -> None:
-    """The partner decides in shell (on the receive's connection) what :func:`mount_due` decides
-    in Python (settle_mount, when that look failed): the two must agree on every replica."""
+@pytest.fixture
+def mount_facts_zfs(tmp_path):
+    """The directory of a fake :data:`_MOUNT_FACTS_ZFS` named ``zfs``."""
     fake = tmp_path / "zfs"
     fake.write_text(_MOUNT_FACTS_ZFS)
     fake.chmod(0o755)
+    return tmp_path
+
+
+def test_the_mount_after_a_receive_follows_the_rule_a_run_mounts_by(mount_facts_zfs, tmp_path) -> None:
+    """The partner decides in shell (on the receive's connection) what :func:`mount_due` decides
+    in Python (settle_mount, when that look failed): the two must agree on every replica."""
     mounts = tmp_path / "mounts"
     cases = itertools.product(["on", "off", "noauto"], ["yes", "no"], ["/repl/x", "/srv/a b", "none", "legacy"],
                               ["default", "received", "local", "inherited from repl"])
@@ -407,10 +413,7 @@ def test_the_mount_after_a_receive_follows_the_rule_a_run_mounts_by(tmp_path) ->
     assert decided.count(True) == 6  # on, no, a path of its own: 2 paths x 3 sources not received
 
 
-def test_a_replica_is_not_mounted_unless_asked(tmp_path) -> None:
-    fake = tmp_path / "zfs"
-    fake.write_text(_MOUNT_FACTS_ZFS)
-    fake.chmod(0o755)
+def test_a_replica_is_not_mounted_unless_asked(mount_facts_zfs, tmp_path) -> None:
     mounts = tmp_path / "mounts"
     lines = "repl/x\tmountpoint\t/repl/x\tdefault\nrepl/x\tcanmount\ton\tdefault\nrepl/x\tmounted\tno\t-\n"
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "FACTS": lines, "MOUNTS": str(mounts)}
