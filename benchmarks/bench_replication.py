@@ -25,7 +25,9 @@ data into a fresh dataset ``data/bench`` on ``src`` and measures, on ``src``:
    cannot tell and runs as usual; on OpenZFS it ends without ssh);
 4. ``--many`` (default 50) small datasets, each replicated, with 64 KiB changed in each:
    one ``retadm inc`` of every task (side by side within the options' limits: the default
-   ones, then 8 at once) against ``retadm inc`` of one dataset;
+   ones, then 8 at once) against ``retadm inc`` of one dataset, with the CPU seconds the
+   machine spent meanwhile (in all, and in the zfs-fuse daemons) and the shortest time that
+   much work can take on its cores;
 
 and counts the processes one ``retadm inc`` executes (``strace -f -e trace=execve``).
 
@@ -92,6 +94,37 @@ class Timed:
     stderr: str
 
 
+@dataclass(frozen=True)
+class CpuSpent:
+    """CPU seconds the whole machine spent (every core, every process: the lab's nodes are
+    namespaces of this kernel), and the part of them spent in the zfs-fuse daemons, which do
+    the pools' work for every ``zfs`` command, send and receive of both nodes."""
+
+    busy: float
+    pools: float
+
+    @classmethod
+    def now(cls) -> CpuSpent:
+        """The counters since boot: subtract two of them for what was spent in between."""
+        tick = os.sysconf("SC_CLK_TCK")
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle, iowait
+        busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
+        pools = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue  # gone meanwhile
+            name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+            if name == "zfs-fuse":
+                pools += int(rest[11]) + int(rest[12])  # utime, stime
+        return cls(busy / tick, pools / tick)
+
+    def __sub__(self, other: CpuSpent) -> CpuSpent:
+        return CpuSpent(self.busy - other.busy, self.pools - other.pools)
+
+
 class Bench:
     def __init__(self, lab, size_mib: int, repeat: int, verbose: bool):
         self.lab = lab
@@ -103,6 +136,8 @@ class Bench:
         self.offsets: Counter[str] = Counter()
         self.hand_snapshots = 1  # data/benchhand@h1 is the hand replica's base
         self.results: dict[str, list[float]] = {}
+        #: what the machine's CPUs spent during some of the timed runs, by the results' names
+        self.cpu: dict[str, list[CpuSpent]] = {}
         self.notes: list[str] = []
         self.made: dict[str, list[str]] = {SRC: [], DST: []}
 
@@ -309,6 +344,14 @@ class Bench:
         self.notes.append(f"on dst, the shell sshd starts for each remote command costs {rc:.3f}s with "
                           f"root's ~/.bashrc (bash reads it under sshd) against {plain:.3f}s without")
 
+    def timed_with_cpu(self, label: str, command: str, timeout: float) -> float:
+        """``timed``, recording under ``label`` what the whole machine spent meanwhile
+        (:class:`CpuSpent`); the wall seconds."""
+        before = CpuSpent.now()
+        seconds = self.timed(SRC, command, timeout=timeout).seconds
+        self.cpu.setdefault(label, []).append(CpuSpent.now() - before)
+        return seconds
+
     def many(self, count: int) -> None:
         """``count`` small datasets replicated, a small change in each; one ``retadm inc`` of them
         all (parallel, the default limits, then 8 at once) against ``retadm inc`` of one."""
@@ -330,14 +373,15 @@ class Bench:
             self.log(f"{count} datasets, round {i + 1}/{self.repeat}")
             self.run(SRC, f"dd if=/dev/urandom of=/{names[0]}/{BLOB} bs=64k count=1 conv=notrunc status=none")
             self.results.setdefault("many: one dataset", []).append(
-                self.timed(SRC, f"{self.shell} retadm inc {names[0]}", timeout=300).seconds)
+                self.timed_with_cpu("many: one dataset", f"{self.shell} retadm inc {names[0]}", timeout=300))
             for label, (total, partner) in limits.items():
                 self.run(SRC, f"{self.shell} options retadm.parallel {total} && "
                               f"{self.shell} options retadm.parallel.partner {partner}")
                 self.run(SRC, change, timeout=300)
                 self.run(SRC, self.change(DATASET))  # the big dataset's task runs too: one of count + 1
-                self.results.setdefault(f"many: all {count + 1} tasks, {label}", []).append(
-                    self.timed(SRC, f"{self.shell} retadm inc", timeout=1200).seconds)
+                name = f"many: all {count + 1} tasks, {label}"
+                self.results.setdefault(name, []).append(
+                    self.timed_with_cpu(name, f"{self.shell} retadm inc", timeout=1200))
         self.run(SRC, f"{self.shell} options retadm.parallel 4 && {self.shell} options retadm.parallel.partner 2")
         for name in names:
             self.run(SRC, f"{self.shell} retadm reset {name} --yes", check=False)
@@ -423,6 +467,29 @@ def _ratio(a: list[float] | None, b: list[float] | None) -> str:
     return f"{statistics.median(a) / statistics.median(b):.1f}x"
 
 
+def cpu_notes(bench: Bench) -> list[str]:
+    """What the many-datasets runs cost the machine's CPUs, and the shortest wall time that
+    cost allows on this machine's cores (medians): where a run is near it, it is bound by CPU,
+    and only less work per task makes it faster."""
+    one = bench.results.get("many: one dataset")
+    cores = os.cpu_count() or 1
+    lines = []
+    for name, spent in bench.cpu.items():
+        walls = bench.results[name]
+        busy = statistics.median(s.busy for s in spent)
+        pools = statistics.median(s.pools for s in spent)
+        wall = statistics.median(walls)
+        line = (f"cpu: {name.removeprefix('many: ')}: {busy:.2f} CPU-s over {wall:.2f} s "
+                f"({busy / (wall * cores):.0%} of {cores} cores), {pools:.2f} of them in the zfs-fuse daemons")
+        if one and name != "many: one dataset":
+            floor = busy / cores
+            line += (f"; on {cores} cores this work needs at least {floor:.2f} s "
+                     f"({floor / statistics.median(one):.1f}x one), the daemons' share alone "
+                     f"{pools / cores:.2f} s ({pools / cores / statistics.median(one):.1f}x one)")
+        lines.append(line)
+    return lines
+
+
 def report(bench: Bench, execs: dict | None) -> str:
     r = bench.results
     rows = [
@@ -463,6 +530,7 @@ def report(bench: Bench, execs: dict | None) -> str:
         lines.append("  local zfs: " + ", ".join(f"{c} {n}" for c, n in execs["local_zfs"].most_common()))
         lines.append("  over ssh:  " + ", ".join(f"{c} {n}" for c, n in execs["remote"].most_common()))
         lines.append("  hand-typed inc: zfs 2 (snapshot, send), ssh 1 (zfs receive)")
+    lines += cpu_notes(bench)
     for note in bench.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
