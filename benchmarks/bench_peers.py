@@ -26,6 +26,10 @@ tools, so that load on the machine hits all of them alike.  Times are taken insi
 the hand-typed chain.  After every inc and none the replica's newest snapshot is checked to
 hold the source's current state (``written@SNAP`` is 0 on ``src``).
 
+After the rounds, the fixed costs a retadm run pays in ``src`` before any work of its own:
+the interpreter alone, a one-shot ``ovios-shell``'s start-up, ``zpool sync`` and one ``zfs get``
+(medians of five), and what they add up to for a run that ends unchanged.
+
 One more round, untimed, counts what each run executes: wrappers for ``zfs`` and ``ssh``
 first on ``src``'s PATH (``/usr/local/sbin``; retadm, syncoid and zfs-autobackup all look
 them up there) and for ``zfs`` on ``dst`` log one line per execution, and ``dst``'s sshd log
@@ -110,6 +114,8 @@ class PeerBench(Bench):
         self.counts: dict[tuple[str, str], dict[str, int]] = {}
         self.hand_snap = 0
         self.pending_records: dict[str, float] = {}
+        #: :meth:`floors`' figures, seconds by name
+        self.floor: dict[str, float] = {}
 
     # -- set-up and clean-up ------------------------------------------------------------
 
@@ -241,6 +247,33 @@ class PeerBench(Bench):
                     self.samples.setdefault((tool, phase), []).append(seconds)
                     if self.verbose:
                         self.log(f"  {tool} {phase}: {seconds:.2f}s")
+
+    # -- what a run cannot do without ---------------------------------------------------
+
+    def floors(self, times: int = 5) -> None:
+        """The fixed costs in ``src`` that a retadm run pays before any work of its own
+        (medians of ``times``): the interpreter ``ovios-shell`` runs under, started alone; a
+        one-shot ``ovios-shell`` (its start-up, imports included); ``zpool sync`` and one
+        ``zfs get``.  A run that ends unchanged needs the start-up, ``zpool sync`` (so that
+        ``written`` counts the last seconds' writes) and two ``zfs`` reads (the source's
+        snapshots and ``written``, this task's holds)."""
+        interpreter = "$(sed -n '1s/^#!//p' \"$(readlink -f \"$(command -v ovios-shell)\")\")"
+        looks = {
+            "interpreter": f"{interpreter} -c pass",
+            "start-up": "ovios-shell retadm status --json >/dev/null",
+            "zpool sync": "zpool sync data",
+            "zfs get": f"zfs get -H -o value written {TEMPLATE} >/dev/null",
+        }
+        for name, command in looks.items():
+            self.floor[name] = statistics.median(self.timed(SRC, command).seconds for _ in range(times))
+        hand = _median(self.samples.get(("hand", "none")))
+        f = self.floor
+        unchanged = f["start-up"] + f["zpool sync"] + 2 * f["zfs get"]
+        self.notes.append(
+            f"fixed costs in src (median of {times}): the interpreter alone {f['interpreter']:.2f}s, "
+            f"'ovios-shell retadm status --json' {f['start-up']:.2f}s, 'zpool sync' {f['zpool sync']:.2f}s, "
+            f"one 'zfs get' {f['zfs get']:.2f}s: a retadm run that ends unchanged takes at least "
+            f"{unchanged:.2f}s" + (f" ({unchanged / hand:.1f}x the hand-typed no change)" if hand else ""))
 
     # -- counting what a run executes ---------------------------------------------------
 
@@ -389,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.prepare()
         for r in range(args.rounds):
             bench.round(r)
+        bench.floors()
         if not args.no_count:
             bench.wrappers(install=True)
             try:
