@@ -442,6 +442,8 @@ def summarise_execs(trace: str) -> dict:
             words = [word.strip("'\"") for word in command.split()]
             if "-O" in args:
                 remote["(ssh -O control)"] += 1
+            elif "listing=$(zfs" in command:  # the survey: its listing, then the holds' look
+                remote["survey (zfs get, then zfs holds or the hold probe)"] += 1
             elif "zfs" in words:
                 remote["zfs " + words[words.index("zfs") + 1]] += 1
             else:

@@ -974,19 +974,25 @@ def parse_values_and_sources(out: str, names: Sequence[str]) -> dict[str, tuple[
 
 
 #: :meth:`ZfsNode.survey`'s looks in one call: the listing (``zfs`` with the arguments after the
-#: first, the history with the properties asked for), then the holds of the snapshots that carry
-#: any; each part's output ends with its :data:`PART_END` line, and a failed listing ends the script.
+#: first two, the history with the properties asked for), then a look at the holds of the
+#: snapshots that carry any: ``zfs holds -H`` of them when the second argument is empty, or where
+#: holds cannot be listed (zfs-fuse), ``zfs hold TAG`` of them, TAG the second argument, whose
+#: messages (on stdout) say which already carried it (:meth:`ZfsNode._carried_before`).  Each
+#: part's output ends with its :data:`PART_END` line, and a failed listing ends the script.
 _SURVEY_SCRIPT = r"""
-end=$1
-shift 1
+end=$1 probe=$2
+shift 2
 listing=$(zfs "$@"); status=$?
 [ -z "$listing" ] || printf '%s\n' "$listing"
 echo "$end $status"
 [ "$status" -eq 0 ] || exit 0
 held=$(printf '%s\n' "$listing" | awk -F '\t' '$2 == "userrefs" && $3 > 0 && index($1, "@") { print $1 }')
-if [ -n "$held" ]; then printf '%s\n' "$held" | tr '\n' '\0' | xargs -0 zfs holds -H; echo "$end $?"
-else echo "$end 0"; fi
+if [ -z "$held" ]; then echo "$end 0"
+elif [ -z "$probe" ]; then printf '%s\n' "$held" | tr '\n' '\0' | xargs -0 zfs holds -H; echo "$end $?"
+else printf '%s\n' "$held" | tr '\n' '\0' | xargs -0 zfs hold "$probe" 2>&1; echo "$end $?"; fi
 """
+#: the survey script's second argument when the node lists holds (no tag is empty)
+_LIST_HOLDS = ""
 #: the line that ends each part of a several-command call's output: ``<mark> <exit status>``
 PART_END = "::retadm-part-end::"
 
@@ -1352,32 +1358,34 @@ class ZfsNode:
         columns = "name,property,value" + (",source" if properties else "")
         return ["get", "-H", "-p", "-d", "1", "-o", columns, ",".join([*wanted, *properties]), dataset]
 
-    def survey(self, dataset: str, properties: Sequence[str], tags: Collection[str]) -> Survey | None:
-        """What replication needs to know of one dataset, in one call where the node can list
-        holds: its history, ``properties``' values and sources (both in one listing), and
-        which of ``tags`` each of its held snapshots carries.  None when the dataset does not
-        exist.  A snapshot destroyed between the listing and the look at its holds raises
-        :class:`NoSuchDataset`: look again."""
+    def survey(self, dataset: str, properties: Sequence[str], tag: str) -> Survey | None:
+        """What replication needs to know of one dataset, in one call: its history,
+        ``properties``' values and sources (both in one listing), and which of its held
+        snapshots carry ``tag``.  None when the dataset does not exist.  A snapshot destroyed
+        between the listing and the look at its holds raises :class:`NoSuchDataset`: look again.
+
+        Where holds cannot be listed (zfs-fuse) the look is :meth:`holds`' probe, done in the
+        same call; releasing the holds it added takes one more, only where some snapshot held
+        by others did not carry ``tag``."""
         validate_dataset_name(dataset)
         names = [validate_property_name(p) for p in properties]
-        wanted = {validate_tag(t) for t in tags}
+        tag = validate_tag(tag)
         listing = ["zfs", *self._history_args(dataset, names)]
-        if not self.capabilities().holds_list:  # zfs-fuse: the holds are probed, on their own
-            try:
-                out = self._run(listing).stdout
-            except NoSuchDataset:
-                return None
-            history = parse_history(dataset, out)
-            held = [snapshot.full for snapshot in history.snapshots if snapshot.userrefs > 0]
-            return Survey(history, parse_own_values_and_sources(dataset, out, names),
-                          self.holds(held, wanted) if held else {})
-        parts = [listing, ["zfs", "holds", "-H", "..."]]
-        result = self._run(["sh", "-c", _SURVEY_SCRIPT, "sh", PART_END, *listing[1:]], check=False)
+        lists = self.capabilities().holds_list
+        look = ["zfs", "holds", "-H", "..."] if lists else ["zfs", "hold", tag, "..."]
+        result = self._run(["sh", "-c", _SURVEY_SCRIPT, "sh", PART_END, _LIST_HOLDS if lists else tag,
+                            *listing[1:]], check=False)
         outputs, statuses = parts_of(result.stdout)
+        if len(statuses) == 2 and not lists:  # the probe's messages are its output: read them first
+            history = parse_history(dataset, outputs[0])
+            held = [snapshot.full for snapshot in history.snapshots if snapshot.userrefs > 0]
+            carried = self._carried_before(tag, held, statuses[1], outputs[1])
+            return Survey(history, parse_own_values_and_sources(dataset, outputs[0], names),
+                          {name: {tag} for name in carried})
         failed = next((i for i, status in enumerate(statuses) if status != 0), None)
-        if failed is not None or len(statuses) != len(parts):
+        if failed is not None or len(statuses) != 2:
             which = failed if failed is not None else len(statuses)
-            error_argv = parts[min(which, len(parts) - 1)]
+            error_argv = (listing, look)[min(which, 1)]
             missing = _MISSING.search(result.stderr)
             if which == 0 and missing:
                 return None
@@ -1387,8 +1395,7 @@ class ZfsNode:
         holds: dict[str, set[str]] = {}
         for line in outputs[1].splitlines():
             name, _, rest = line.partition("\t")
-            tag = rest.rpartition("\t")[0]
-            if tag in wanted:
+            if rest.rpartition("\t")[0] == tag:
                 holds.setdefault(name, set()).add(tag)
         return Survey(parse_history(dataset, outputs[0]), parse_own_values_and_sources(dataset, outputs[0], names),
                       holds)
@@ -1470,15 +1477,22 @@ class ZfsNode:
 
     def _snapshots_holding(self, tag: str, names: list[str]) -> set[str]:
         attempt = self._zfs("hold", tag, *names, check=False)
+        return self._carried_before(tag, names, attempt.returncode, attempt.stderr)
+
+    def _carried_before(self, tag: str, names: Sequence[str], returncode: int | None, messages: str) -> set[str]:
+        """After ``zfs hold tag names...`` said ``messages``: which of ``names`` carried ``tag``
+        already.  The holds it added are released again (one call); a snapshot it could not
+        hold raises, :class:`NoSuchDataset` when it is gone."""
+        argv = ["zfs", "hold", tag, *names]
         held_before: set[str] = set()
         failed: list[str] = []
         failed_names: set[str] = set()
-        for line in filter(str.strip, attempt.stderr.splitlines()):
+        for line in filter(str.strip, messages.splitlines()):
             match = _QUOTED_SNAPSHOT.search(line)
             if match is None:
                 # We cannot tell which holds are new: leave them.  An extra
                 # hold is harmless; releasing someone else's would not be.
-                raise CommandFailed(attempt.argv, attempt.returncode, attempt.stderr, self.host.name)
+                raise CommandFailed(argv, returncode, messages, self.host.name)
             if _TAG_EXISTS in line:
                 held_before.add(match.group(1))
             else:
@@ -1490,7 +1504,7 @@ class ZfsNode:
         if failed:
             errors = "\n".join(failed)
             cls = NoSuchDataset if _MISSING.search(errors) else CommandFailed
-            raise cls(attempt.argv, attempt.returncode, errors, self.host.name)
+            raise cls(argv, returncode, errors, self.host.name)
         return held_before
 
     def hold(self, tag: str, snapshots: Sequence[str]) -> None:

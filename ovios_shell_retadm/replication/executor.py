@@ -193,12 +193,12 @@ class Pair:
             if newest and source.written_bytes is not None else None
 
     def _survey_destination(self) -> zfs.Survey | None:
-        """The replica's history, marks, partial receive and this task's holds: one call
-        where the partner can list holds (None: there is no replica)."""
+        """The replica's history, marks, partial receive and this task's holds, in one call
+        (None: there is no replica)."""
         marks = ["readonly", ORIGIN_PROPERTY, PROMOTED_PROPERTY]
         if self.destination.capabilities().resume_tokens:
             marks.append(zfs.RESUME_TOKEN)
-        return self.destination.survey(self.task.remote_dataset, marks, [self.task.tag])
+        return self.destination.survey(self.task.remote_dataset, marks, self.task.tag)
 
     def _resume_token_valid(self, token: str) -> bool:
         """True: the source can send from ``token``; False: ZFS says its snapshot is gone (the

@@ -48,6 +48,8 @@ FAKE_ZFS = r"""#!/bin/sh
 case "$*" in
   *"-d 1"*) part=listing ;;
   holds*) part=holds ;;
+  hold*) part=hold ;;
+  release*) part=release ;;
   *) echo "unexpected: zfs $*" >&2; exit 99 ;;
 esac
 echo "$part $*" >> "$FAKE_DIR/calls"
@@ -87,7 +89,7 @@ def calls(directory: Path) -> list[str]:
 
 def test_one_call_gives_history_marks_and_this_tasks_holds(fake):
     node, directory = fake
-    survey = node.survey("repl/x", ["readonly", "receive_resume_token"], ["retadm"])
+    survey = node.survey("repl/x", ["readonly", "receive_resume_token"], "retadm")
     assert survey is not None
     assert [(s.name, s.guid, s.createtxg, s.userrefs) for s in survey.history.snapshots] == [
         ("daily", 201, 7, 0), ("retadm_1", 202, 9, 2)]
@@ -106,19 +108,72 @@ def test_one_call_gives_history_marks_and_this_tasks_holds(fake):
 def test_no_held_snapshot_asks_for_no_holds(fake):
     node, directory = fake
     (directory / "listing.out").write_text(LISTING.replace("userrefs\t2", "userrefs\t0"))
-    survey = node.survey("repl/x", ["readonly"], ["retadm"])
+    survey = node.survey("repl/x", ["readonly"], "retadm")
     assert survey is not None and survey.holds == {}
     assert [call.split()[0] for call in calls(directory)] == ["listing"]
 
 
-def test_where_holds_cannot_be_listed_the_marks_still_come_with_the_listing(fake):
-    """zfs-fuse: the same listing, run on its own (the holds are then probed by tag)."""
+# zfs-fuse cannot list holds: the same call probes them, holding the tag on the held snapshots
+# (its messages, as zfs-fuse words them, say which carried it already)
+LISTING_TWO_HELD = LISTING.replace("userrefs\t0", "userrefs\t1")
+CARRIED = "cannot hold 'repl/x@retadm_1': tag already exists on this dataset\n"
+
+
+@pytest.fixture
+def fuse(fake):
     node, directory = fake
     node._caps = Capabilities(resume_tokens=True)
+    (directory / "hold.err").write_text(CARRIED)
+    (directory / "hold.status").write_text("1")
+    return node, directory
+
+
+def test_where_holds_cannot_be_listed_one_call_lists_and_probes(fuse):
+    node, directory = fuse
+    survey = node.survey("repl/x", ["readonly"], "retadm")
+    assert survey is not None and survey.properties == {"readonly": ("on", "local")}
+    assert survey.holds == {"repl/x@retadm_1": {"retadm"}}
+    listing, hold = calls(directory)
+    assert listing.startswith("listing get ") and hold == "hold hold retadm repl/x@retadm_1"
+
+
+def test_the_probe_releases_only_the_holds_it_added(fuse):
+    """Another's held snapshot did not carry the tag: the probe added it there, and one more
+    call takes it off again; the task's own hold stays."""
+    node, directory = fuse
+    (directory / "listing.out").write_text(LISTING_TWO_HELD)
+    survey = node.survey("repl/x", ["readonly"], "retadm")
+    assert survey is not None and survey.holds == {"repl/x@retadm_1": {"retadm"}}
+    assert calls(directory)[1:] == ["hold hold retadm repl/x@daily repl/x@retadm_1",
+                                    "release release retadm repl/x@daily"]
+
+
+def test_the_probe_of_a_snapshot_gone_meanwhile_means_look_again(fuse):
+    node, directory = fuse
+    (directory / "listing.out").write_text(LISTING_TWO_HELD)
+    (directory / "hold.err").write_text(CARRIED + "cannot hold 'repl/x@daily': dataset does not exist\n")
+    with pytest.raises(NoSuchDataset):
+        node.survey("repl/x", ["readonly"], "retadm")
+    assert calls(directory)[-1].startswith("hold ")  # nothing of ours to release: @daily is gone
+
+
+def test_where_holds_cannot_be_listed_no_held_snapshot_is_probed(fuse):
+    node, directory = fuse
     (directory / "listing.out").write_text(LISTING.replace("userrefs\t2", "userrefs\t0"))
-    survey = node.survey("repl/x", ["readonly"], ["retadm"])
-    assert survey is not None and survey.properties == {"readonly": ("on", "local")} and survey.holds == {}
+    survey = node.survey("repl/x", ["readonly"], "retadm")
+    assert survey is not None and survey.holds == {}
     assert [call.split()[0] for call in calls(directory)] == ["listing"]
+
+
+def test_an_unreadable_probe_message_leaves_every_hold_in_place(fuse):
+    """A message that names no snapshot: which holds are new cannot be told, so none is
+    released (an extra hold only protects; releasing another's would not be harmless)."""
+    node, directory = fuse
+    (directory / "hold.err").write_text("internal error: out of memory\n")
+    with pytest.raises(CommandFailed) as raised:
+        node.survey("repl/x", ["readonly"], "retadm")
+    assert "out of memory" in raised.value.short()
+    assert [call.split()[0] for call in calls(directory)] == ["listing", "hold"]
 
 
 def test_a_missing_replica_is_none(fake):
@@ -126,7 +181,7 @@ def test_a_missing_replica_is_none(fake):
     (directory / "listing.out").write_text("")
     (directory / "listing.err").write_text("cannot open 'repl/x': dataset does not exist\n")
     (directory / "listing.status").write_text("1")
-    assert node.survey("repl/x", ["readonly"], ["retadm"]) is None
+    assert node.survey("repl/x", ["readonly"], "retadm") is None
     assert [call.split()[0] for call in calls(directory)] == ["listing"]  # nothing after a failed listing
 
 
@@ -135,7 +190,7 @@ def test_a_snapshot_gone_before_its_holds_are_read_means_look_again(fake):
     (directory / "holds.err").write_text("cannot open 'repl/x@retadm_1': dataset does not exist\n")
     (directory / "holds.status").write_text("1")
     with pytest.raises(NoSuchDataset):
-        node.survey("repl/x", ["readonly"], ["retadm"])
+        node.survey("repl/x", ["readonly"], "retadm")
 
 
 def test_a_failed_part_is_reported_as_its_own_zfs_command(fake):
@@ -143,7 +198,7 @@ def test_a_failed_part_is_reported_as_its_own_zfs_command(fake):
     (directory / "holds.err").write_text("cannot list holds: permission denied\n")
     (directory / "holds.status").write_text("2")
     with pytest.raises(CommandFailed) as raised:
-        node.survey("repl/x", ["readonly"], ["retadm"])
+        node.survey("repl/x", ["readonly"], "retadm")
     assert not isinstance(raised.value, NoSuchDataset)
     assert raised.value.short() == "dst: zfs holds failed: cannot list holds: permission denied"
     assert raised.value.returncode == 123  # xargs's status when the command it ran failed
@@ -154,6 +209,6 @@ def test_a_failed_listing_is_reported_as_zfs_get(fake):
     (directory / "listing.err").write_text("bad property list: invalid property 'readonly'\n")
     (directory / "listing.status").write_text("2")
     with pytest.raises(CommandFailed) as raised:
-        node.survey("repl/x", ["readonly"], ["retadm"])
+        node.survey("repl/x", ["readonly"], "retadm")
     assert not isinstance(raised.value, NoSuchDataset)
     assert raised.value.short() == "dst: zfs get failed: bad property list: invalid property 'readonly'"
