@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 
 import pexpect
 
@@ -54,6 +55,14 @@ def test_watch_with_nothing_running(fresh_lab):
     assert lines[1].startswith("  data/smbvol: idle — replicated to dst:repl/smbvol at @retadm_")
 
 
+def _interruptible() -> None:
+    """In the spawned terminal's child, before it runs anything: Ctrl-C interrupts, as in an
+    administrator's login session.  A test run started as a background job of a shell without
+    job control (a CI script under ``&``) inherits SIGINT ignored, and an ignored signal stays
+    ignored across exec: the shell would never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_on_a_terminal_stops_watching_and_the_transfer_goes_on(fresh_lab):
     lab = fresh_lab
     init(lab, "data/smbvol", "smbvol")
@@ -61,7 +70,8 @@ def test_ctrl_c_on_a_terminal_stops_watching_and_the_transfer_goes_on(fresh_lab)
     # the inc held right after its start (its runner stopped): it is running_inc for as long as we like
     runner = start_inc_paused(lab)["pid"]
     argv = lab.exec_argv("src", ["env", "TERM=xterm", "ovios-shell", "retadm", "watch", "data/smbvol"])
-    watch = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30, dimensions=(40, 200))
+    watch = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=30, dimensions=(40, 200),
+                          preexec_fn=_interruptible)
     try:
         watch.expect(r"\rdata/smbvol running_inc")  # refreshed in place: carriage returns, no new lines
         watch.sendintr()
