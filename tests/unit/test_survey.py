@@ -2,7 +2,8 @@
 
 The survey is a shell script run on the partner.  Here it runs under the real ``sh``,
 ``awk``, ``tr`` and ``xargs``, with a ``zfs`` on PATH that answers as OpenZFS 2.x does
-(the outputs below are its own formats: ``zfs get -H -p``, ``zfs holds -H``), so that the
+(the outputs below are its own formats: ``zfs get -H -p``, ``zfs holds -H``) or, for the hold
+probe where holds cannot be listed, as zfs-fuse words ``zfs hold``'s messages, so that the
 script's part statuses, its choice of which snapshots to ask about and the parsing are all
 checked without a pool.  The lab tests run it against real ZFS.
 """
