@@ -1376,13 +1376,9 @@ class ZfsNode:
         result = self._run(["sh", "-c", _SURVEY_SCRIPT, "sh", PART_END, _LIST_HOLDS if lists else tag,
                             *listing[1:]], check=False)
         outputs, statuses = parts_of(result.stdout)
-        if len(statuses) == 2 and not lists:  # the probe's messages are its output: read them first
-            history = parse_history(dataset, outputs[0])
-            held = [snapshot.full for snapshot in history.snapshots if snapshot.userrefs > 0]
-            carried = self._carried_before(tag, held, statuses[1], outputs[1])
-            return Survey(history, parse_own_values_and_sources(dataset, outputs[0], names),
-                          {name: {tag} for name in carried})
-        failed = next((i for i, status in enumerate(statuses) if status != 0), None)
+        # a probe fails where the tag was there already: its messages tell, not its status
+        judged = statuses if lists else statuses[:1]
+        failed = next((i for i, status in enumerate(judged) if status != 0), None)
         if failed is not None or len(statuses) != 2:
             which = failed if failed is not None else len(statuses)
             error_argv = (listing, look)[min(which, 1)]
@@ -1392,13 +1388,17 @@ class ZfsNode:
             cls = NoSuchDataset if missing else CommandFailed
             raise cls(error_argv, statuses[which] if which < len(statuses) else result.returncode,
                       result.stderr, self.host.name)
+        history = parse_history(dataset, outputs[0])
         holds: dict[str, set[str]] = {}
-        for line in outputs[1].splitlines():
-            name, _, rest = line.partition("\t")
-            if rest.rpartition("\t")[0] == tag:
-                holds.setdefault(name, set()).add(tag)
-        return Survey(parse_history(dataset, outputs[0]), parse_own_values_and_sources(dataset, outputs[0], names),
-                      holds)
+        if lists:
+            for line in outputs[1].splitlines():
+                name, _, rest = line.partition("\t")
+                if rest.rpartition("\t")[0] == tag:
+                    holds.setdefault(name, set()).add(tag)
+        else:
+            held = [snapshot.full for snapshot in history.snapshots if snapshot.userrefs > 0]
+            holds = {name: {tag} for name in self._carried_before(tag, held, statuses[1], outputs[1])}
+        return Survey(history, parse_own_values_and_sources(dataset, outputs[0], names), holds)
 
     def snapshots(self, dataset: str) -> list[Snapshot]:
         """The dataset's own snapshots in creation order, with guid and createtxg."""
