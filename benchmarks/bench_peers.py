@@ -114,8 +114,6 @@ class PeerBench(Bench):
         self.counts: dict[tuple[str, str], dict[str, int]] = {}
         self.hand_snap = 0
         self.pending_records: dict[str, float] = {}
-        #: :meth:`floors`' figures, seconds by name
-        self.floor: dict[str, float] = {}
 
     # -- set-up and clean-up ------------------------------------------------------------
 
@@ -264,10 +262,9 @@ class PeerBench(Bench):
             "zpool sync": "zpool sync data",
             "zfs get": f"zfs get -H -o value written {TEMPLATE} >/dev/null",
         }
-        for name, command in looks.items():
-            self.floor[name] = statistics.median(self.timed(SRC, command).seconds for _ in range(times))
+        f = {name: statistics.median(self.timed(SRC, command).seconds for _ in range(times))
+             for name, command in looks.items()}
         hand = _median(self.samples.get(("hand", "none")))
-        f = self.floor
         unchanged = f["start-up"] + f["zpool sync"] + 2 * f["zfs get"]
         self.notes.append(
             f"fixed costs in src (median of {times}): the interpreter alone {f['interpreter']:.2f}s, "

@@ -116,9 +116,10 @@ class CpuSpent:
                 text = stat.read_text()
             except OSError:
                 continue  # gone meanwhile
-            name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
-            if name == "zfs-fuse":
-                pools += int(rest[11]) + int(rest[12])  # utime, stime
+            head, _, tail = text.rpartition(")")  # the name, in parentheses, may hold anything
+            if head.partition("(")[2] == "zfs-fuse":
+                fields_after = tail.split()
+                pools += int(fields_after[11]) + int(fields_after[12])  # utime, stime
         return cls(busy / tick, pools / tick)
 
     def __sub__(self, other: CpuSpent) -> CpuSpent:
@@ -344,13 +345,13 @@ class Bench:
         self.notes.append(f"on dst, the shell sshd starts for each remote command costs {rc:.3f}s with "
                           f"root's ~/.bashrc (bash reads it under sshd) against {plain:.3f}s without")
 
-    def timed_with_cpu(self, label: str, command: str, timeout: float) -> float:
-        """``timed``, recording under ``label`` what the whole machine spent meanwhile
-        (:class:`CpuSpent`); the wall seconds."""
+    def sample_with_cpu(self, label: str, command: str, timeout: float) -> None:
+        """``timed``; its wall seconds and what the whole machine spent meanwhile
+        (:class:`CpuSpent`) recorded under ``label``."""
         before = CpuSpent.now()
         seconds = self.timed(SRC, command, timeout=timeout).seconds
         self.cpu.setdefault(label, []).append(CpuSpent.now() - before)
-        return seconds
+        self.results.setdefault(label, []).append(seconds)
 
     def many(self, count: int) -> None:
         """``count`` small datasets replicated, a small change in each; one ``retadm inc`` of them
@@ -372,16 +373,14 @@ class Bench:
         for i in range(self.repeat):
             self.log(f"{count} datasets, round {i + 1}/{self.repeat}")
             self.run(SRC, f"dd if=/dev/urandom of=/{names[0]}/{BLOB} bs=64k count=1 conv=notrunc status=none")
-            self.results.setdefault("many: one dataset", []).append(
-                self.timed_with_cpu("many: one dataset", f"{self.shell} retadm inc {names[0]}", timeout=300))
+            self.sample_with_cpu("many: one dataset", f"{self.shell} retadm inc {names[0]}", timeout=300)
             for label, (total, partner) in limits.items():
                 self.run(SRC, f"{self.shell} options retadm.parallel {total} && "
                               f"{self.shell} options retadm.parallel.partner {partner}")
                 self.run(SRC, change, timeout=300)
                 self.run(SRC, self.change(DATASET))  # the big dataset's task runs too: one of count + 1
-                name = f"many: all {count + 1} tasks, {label}"
-                self.results.setdefault(name, []).append(
-                    self.timed_with_cpu(name, f"{self.shell} retadm inc", timeout=1200))
+                self.sample_with_cpu(f"many: all {count + 1} tasks, {label}", f"{self.shell} retadm inc",
+                                     timeout=1200)
         self.run(SRC, f"{self.shell} options retadm.parallel 4 && {self.shell} options retadm.parallel.partner 2")
         for name in names:
             self.run(SRC, f"{self.shell} retadm reset {name} --yes", check=False)
